@@ -1,0 +1,124 @@
+# -*- test-case-name: tests.test_dumper -*-
+"""
+Prints one line per finished flow, as mitmdump does::
+
+    127.0.0.1:53124: GET http://example.org/ << 200 OK 1.2k 14ms
+
+The option C{flow_detail} sets how much: 0 nothing (C{-q}), 1 one line
+(the default), 2 also headers (C{-v}), 3 also bodies cut at 4 KiB
+(C{-vv}), 4 whole bodies.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional, TextIO
+
+from zope.interface import implementer
+
+from interceptor.interfaces import IConfigure, IError, IResponse
+
+__all__ = ["Dumper", "human_size"]
+
+_BODY_PREVIEW = 4096
+
+
+def human_size(size: int) -> str:
+    """
+    C{1234} -> C{"1.2k"}, as mitmdump shows sizes.
+    """
+    for unit in ("b", "k", "m", "g"):
+        if size < 1024 or unit == "g":
+            return f"{size}{unit}" if unit == "b" else f"{size:.1f}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _address(address: Any) -> str:
+    if not address:
+        return "?"
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@implementer(IConfigure, IResponse, IError)
+class Dumper:
+    """
+    Writes flows to C{outfile} (the process's real stdout when not given).
+    """
+
+    name = "dumper"
+
+    def __init__(self, outfile: Optional[TextIO] = None) -> None:
+        self.outfile = outfile
+        self.flow_detail = 1
+
+    def load(self, loader: Any) -> None:
+        """
+        Declare C{flow_detail}.
+        """
+        loader.add_option(
+            "flow_detail",
+            int,
+            1,
+            "Flow output: 0 none, 1 one line per flow, 2 headers, 3 bodies (cut), 4 full bodies.",
+        )
+
+    def configure(self, options: Any, updated: set[str]) -> None:
+        """
+        Follow C{flow_detail}.
+        """
+        if "flow_detail" in updated:
+            self.flow_detail = options.flow_detail
+
+    def _write(self, text: str) -> None:
+        out = self.outfile or sys.__stdout__
+        out.write(text + "\n")
+        out.flush()
+
+    def _first_line(self, flow: Any) -> str:
+        request = flow.request
+        return f"{_address(flow.client_conn.address)}: {request.method} {request.pretty_url}"
+
+    def response(self, flow: Any) -> None:
+        """
+        Print a finished flow.
+        """
+        if self.flow_detail <= 0:
+            return
+        response = flow.response
+        if response.stream:
+            size = "streamed"
+        else:
+            size = human_size(len(response.raw_content or b""))
+        duration = ""
+        start, end = flow.request.timestamp_start, response.timestamp_end
+        if start is not None and end is not None:
+            duration = f" {max(end - start, 0) * 1000:.0f}ms"
+        lines = [
+            f"{self._first_line(flow)} << {response.status_code} {response.reason} {size}{duration}"
+        ]
+        if self.flow_detail >= 2:
+            lines.append(self._details(flow.request))
+            lines.append(self._details(response))
+        self._write("\n".join(line for line in lines if line))
+
+    def error(self, flow: Any) -> None:
+        """
+        Print a failed flow.
+        """
+        if self.flow_detail <= 0 or getattr(flow, "request", None) is None:
+            return
+        self._write(f"{self._first_line(flow)} << error: {flow.error.msg}")
+
+    def _details(self, message: Any) -> str:
+        lines = [f"    {name}: {value}" for name, value in message.headers.items(multi=True)]
+        if self.flow_detail >= 3 and not message.stream:
+            body = message.get_content(strict=False) or b""
+            if body:
+                shown = body if self.flow_detail >= 4 else body[:_BODY_PREVIEW]
+                lines.append("")
+                lines.extend("    " + line for line in shown.decode("utf-8", "replace").splitlines())
+                if len(shown) < len(body):
+                    lines.append(f"    ... ({human_size(len(body) - len(shown))} more)")
+        return "\n".join(lines)

@@ -1,0 +1,200 @@
+# -*- test-case-name: tests.test_script -*-
+"""
+Loads addon scripts named by the option C{scripts} (C{--addon FILE} or
+C{-s FILE} on the command line) and reloads each one when its file changes.
+
+A script is a Python file whose module-level functions are hooks::
+
+    def request(flow):
+        flow.request.headers["X-Script"] = "1"
+
+or whose module-level C{addons = [...]} lists addon objects.  A script that
+fails to import (a syntax error, an exception at import time) is logged with
+its file and line; the proxy keeps running and loads the file again once it
+changes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import sys
+import traceback
+from typing import Any, Optional, Sequence
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from interceptor.interfaces import IConfigure, IDone
+from interceptor.options import OptionsError
+
+__all__ = ["Script", "ScriptLoader", "load_script"]
+
+_log = Logger(namespace="interceptor.script")
+_counter = itertools.count(1)
+
+
+def _error_line(path: str, error: BaseException) -> Optional[int]:
+    if isinstance(error, SyntaxError) and error.filename == path:
+        return error.lineno
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if os.path.abspath(frame.filename) == path:
+            line = frame.lineno
+    return line
+
+
+def load_script(path: str) -> Optional[Any]:
+    """
+    Import the script at C{path} as a fresh module.
+
+    @return: The module, or None when it failed to import (the failure is
+        logged with the file and line).
+    """
+    name = f"__interceptor_script_{next(_counter)}"
+    directory = os.path.dirname(path)
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"not a Python file: {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, directory)
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(directory)
+    except Exception as e:
+        sys.modules.pop(name, None)
+        line = _error_line(path, e)
+        where = f"{path}, line {line}" if line is not None else path
+        _log.error(
+            "Error loading script {where}: {error}\n{tb}",
+            where=where,
+            error=f"{type(e).__name__}: {e}",
+            tb="".join(traceback.format_exception(e)).rstrip(),
+        )
+        return None
+    return module
+
+
+class Script:
+    """
+    One loaded script: an addon whose nested C{addons} are the script's
+    module (its functions are hooks) or the objects of its C{addons} list.
+
+    @ivar path: The absolute path of the file.
+    @ivar module: The imported module, or None when the import failed.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = f"script:{path}"
+        self.module = load_script(path)
+        if self.module is None:
+            self.addons: list[Any] = []
+        else:
+            listed = getattr(self.module, "addons", None)
+            self.addons = list(listed) if isinstance(listed, (list, tuple)) else [self.module]
+
+    def done(self) -> None:
+        """
+        Forget the script's module.
+        """
+        if self.module is not None:
+            sys.modules.pop(self.module.__name__, None)
+
+
+def _mtime(path: str) -> Optional[float]:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+@implementer(IConfigure, IDone)
+class ScriptLoader:
+    """
+    Keeps the loaded scripts in line with the option C{scripts}, and polls
+    their files every C{reload_interval} seconds to reload changed ones.
+    """
+
+    name = "scriptloader"
+
+    def __init__(self, reload_interval: float = 0.5) -> None:
+        self.reload_interval = reload_interval
+        self.master: Any = None
+        self.loaded: dict[str, Script] = {}
+        self._mtimes: dict[str, Optional[float]] = {}
+        self._watcher: Optional[LoopingCall] = None
+
+    def load(self, loader: Any) -> None:
+        """
+        Declare the option C{scripts}.
+        """
+        self.master = loader.master
+        loader.add_option(
+            "scripts",
+            Sequence[str],
+            [],
+            "Addon scripts to load (--addon/-s FILE); each is reloaded when it changes.",
+        )
+
+    def configure(self, options: Any, updated: set[str]) -> None:
+        """
+        Load newly named scripts, unload removed ones, start watching.
+        """
+        if "scripts" in updated:
+            wanted = []
+            for path in options.scripts:
+                full = os.path.abspath(os.path.expanduser(path))
+                if not os.path.isfile(full):
+                    raise OptionsError(f"option scripts: no such file: {path}")
+                wanted.append(full)
+            for path in list(self.loaded):
+                if path not in wanted:
+                    self._unload(path)
+            for path in wanted:
+                if path not in self.loaded:
+                    self._load(path)
+        if self._watcher is None and self.master is not None:
+            self._watcher = LoopingCall(self.check_files)
+            self._watcher.clock = self.master.reactor
+            self._watcher.start(self.reload_interval, now=False)
+
+    def _load(self, path: str) -> None:
+        self._mtimes[path] = _mtime(path)
+        script = Script(path)
+        self.loaded[path] = script
+        self.master.addons.add(script)
+
+    def _unload(self, path: str) -> Any:
+        script = self.loaded.pop(path)
+        self._mtimes.pop(path, None)
+        if script in self.master.addons.chain:
+            return self.master.addons.remove(script)
+        return None
+
+    def check_files(self) -> Any:
+        """
+        Reload every script whose file changed since it was loaded.
+        """
+        for path in list(self.loaded):
+            mtime = _mtime(path)
+            if mtime is not None and mtime != self._mtimes.get(path):
+                _log.info("Reloading script {path}", path=path)
+                d = self._unload(path)
+                self._load(path)
+                if d is not None:
+                    d.addErrback(lambda f: _log.failure("Unloading a script", failure=f))
+
+    def done(self) -> None:
+        """
+        Stop watching the files; the scripts get C{done()} from the manager.
+        """
+        if self._watcher is not None and self._watcher.running:
+            self._watcher.stop()
+        self._watcher = None
+        self.loaded.clear()

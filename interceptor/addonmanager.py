@@ -1,0 +1,310 @@
+# -*- test-case-name: tests.test_addonmanager -*-
+"""
+The ordered chain of addons, and event delivery through it.
+
+    manager = AddonManager(master)
+    manager.add(MyAddon(), other_addon_module)
+    d = manager.trigger("request", flow)   # fires when every hook is done
+
+Each hook may return a plain value, a L{Deferred} or a coroutine; the chain
+waits for each before calling the next.  The returned Deferred fires with
+the last non-None value a hook returned (that is how C{next_layer} hooks
+pick a layer).  An exception in a hook is logged as an error, with its
+traceback, and the chain goes on.
+
+Adding an addon calls its C{start()} (whose non-None return value replaces
+it), then its C{load(loader)} (where it declares options), then does the
+same for the addons listed in its C{addons} attribute.  Once the master
+runs, an added addon also gets C{configure(options, every_name)}.
+Removing one calls its C{done()}.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from interceptor.interfaces import EVENTS
+from interceptor.options import OptionsError
+
+__all__ = ["AddonManager", "Loader", "addon_name", "get_hook"]
+
+_log = Logger(namespace="interceptor.addons")
+
+# Names an addon may define that are not events but are part of the addon API.
+_ADDON_API = {"load", "addons", "name"}
+
+
+def addon_name(addon: Any) -> str:
+    """
+    A readable name for an addon: its C{name} attribute, its module's file
+    for scripts, or its class name.
+    """
+    name = getattr(addon, "name", None)
+    if isinstance(name, str):
+        return name
+    if inspect.ismodule(addon):
+        return getattr(addon, "__file__", None) or addon.__name__
+    return type(addon).__name__
+
+
+def get_hook(addon: Any, event: str) -> Optional[Callable[..., Any]]:
+    """
+    Return C{addon}'s hook for C{event}, or None.  Attributes that are
+    modules or classes (a script that does C{import log}) are not hooks.
+    """
+    hook = getattr(addon, event, None)
+    if hook is None or inspect.ismodule(hook) or inspect.isclass(hook) or not callable(hook):
+        return None
+    return hook
+
+
+def near_misses(addon: Any) -> list[tuple[str, str]]:
+    """
+    (name, event) pairs for functions of C{addon} whose name looks like a
+    misspelt event name, such as C{reqeust}.
+    """
+    found = []
+    for name in dir(addon):
+        if name.startswith("_") or name in EVENTS or name in _ADDON_API:
+            continue
+        value = getattr(addon, name, None)
+        if not (inspect.isfunction(value) or inspect.ismethod(value)):
+            continue
+        match = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.8)
+        if match:
+            found.append((name, match[0]))
+    return found
+
+
+class Loader:
+    """
+    Passed to an addon's C{load(loader)}: lets it declare its own options.
+    """
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+
+    def add_option(
+        self,
+        name: str,
+        typespec: Any,
+        default: Any,
+        help: str,
+        choices: Optional[Sequence[str]] = None,
+    ) -> None:
+        """
+        Declare an option, as L{interceptor.options.Options.add_option}.
+        """
+        self.master.options.add_option(name, typespec, default, help, choices)
+
+
+class AddonManager:
+    """
+    The ordered addon chain of one master.
+
+    @ivar chain: The top-level addons, in order.
+    """
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+        self.chain: list[Any] = []
+        self._nested: dict[int, list[Any]] = {}
+        self._hooks: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
+
+    # -- the chain --------------------------------------------------------
+
+    def add(self, *addons: Any) -> list[Any]:
+        """
+        Append addons to the chain.
+
+        @return: The addons as registered (C{start()} may have replaced them).
+        """
+        added = []
+        for addon in addons:
+            registered = self._register(addon)
+            if registered is None:
+                continue
+            self.chain.append(registered)
+            added.append(registered)
+        self._hooks.clear()
+        if getattr(self.master, "running", False):
+            every = self.master.options.keys()
+            for addon in added:
+                for each in self._walk([addon]):
+                    self._configure_one(each, self.master.options, every)
+        return added
+
+    def _register(self, addon: Any) -> Any:
+        start = get_hook(addon, "start")
+        if start is not None:
+            try:
+                replacement = start()
+            except Exception:
+                _log.failure(
+                    "Addon {addon} failed in start() and was not loaded", addon=addon_name(addon)
+                )
+                return None
+            if replacement is not None:
+                addon = replacement
+        for name, event in near_misses(addon):
+            _log.warn(
+                "Addon {addon}: {name!r} is not an event; did you mean {event!r}?",
+                addon=addon_name(addon),
+                name=name,
+                event=event,
+            )
+        load = get_hook(addon, "load")
+        if load is not None:
+            load(Loader(self.master))
+        nested = []
+        for child in getattr(addon, "addons", None) or []:
+            registered = self._register(child)
+            if registered is not None:
+                nested.append(registered)
+        self._nested[id(addon)] = nested
+        return addon
+
+    def remove(self, addon: Any) -> Deferred:
+        """
+        Remove a top-level addon and call C{done()} on it and its nested
+        addons.
+
+        @return: A Deferred that fires when every C{done()} has finished.
+        """
+        self.chain.remove(addon)
+        self._hooks.clear()
+        members = list(self._walk([addon]))
+        for each in members:
+            self._nested.pop(id(each), None)
+        return self._call_each(members, "done", ())
+
+    def clear(self) -> Deferred:
+        """
+        Remove every addon, calling C{done()} on each.
+        """
+        members = list(self._walk(self.chain))
+        self.chain = []
+        self._nested.clear()
+        self._hooks.clear()
+        return self._call_each(members, "done", ())
+
+    def _walk(self, addons: list[Any]) -> Iterator[Any]:
+        for addon in addons:
+            yield addon
+            yield from self._walk(self._nested.get(id(addon), []))
+
+    def __iter__(self) -> Iterator[Any]:
+        """
+        Every addon, nested ones right after their parent.
+        """
+        return self._walk(self.chain)
+
+    def get(self, name: str) -> Any:
+        """
+        The first addon whose L{addon_name} is C{name}, or None.
+        """
+        for addon in self:
+            if addon_name(addon) == name:
+                return addon
+        return None
+
+    # -- events -----------------------------------------------------------
+
+    def hooks(self, event: str) -> list[tuple[Any, Callable[..., Any]]]:
+        """
+        The (addon, hook) pairs for C{event}, in chain order.
+        """
+        hooks = self._hooks.get(event)
+        if hooks is None:
+            hooks = []
+            for addon in self:
+                hook = get_hook(addon, event)
+                if hook is not None:
+                    hooks.append((addon, hook))
+            self._hooks[event] = hooks
+        return hooks
+
+    def trigger(self, event: str, *args: Any) -> Deferred:
+        """
+        Call every addon's C{event} hook in order, waiting for each.
+
+        @return: A Deferred firing with the last non-None hook result once
+            every hook has finished.  It never fails.
+        """
+        hooks = self._hooks.get(event)
+        if hooks is None:
+            hooks = self.hooks(event)
+        if not hooks:
+            return succeed(None)
+        return self._run(hooks, 0, event, args, None)
+
+    def _run(
+        self,
+        hooks: Sequence[tuple[Any, Callable[..., Any]]],
+        index: int,
+        event: str,
+        args: tuple[Any, ...],
+        result: Any,
+    ) -> Deferred:
+        for i in range(index, len(hooks)):
+            addon, hook = hooks[i]
+            try:
+                value = hook(*args)
+                if value is None:
+                    continue
+                if inspect.iscoroutine(value):
+                    value = Deferred.fromCoroutine(value)
+            except Exception:
+                self._hook_failed(Failure(), addon, event)
+                continue
+            if isinstance(value, Deferred):
+                return value.addCallbacks(
+                    self._resume,
+                    self._resume_after_failure,
+                    callbackArgs=(hooks, i, event, args, result),
+                    errbackArgs=(hooks, i, event, args, result),
+                )
+            result = value
+        return succeed(result)
+
+    def _resume(self, value: Any, hooks, i, event, args, result) -> Deferred:
+        return self._run(hooks, i + 1, event, args, result if value is None else value)
+
+    def _resume_after_failure(self, failure: Failure, hooks, i, event, args, result) -> Deferred:
+        self._hook_failed(failure, hooks[i][0], event)
+        return self._run(hooks, i + 1, event, args, result)
+
+    def _hook_failed(self, failure: Failure, addon: Any, event: str) -> None:
+        _log.failure(
+            "Addon error in {addon}.{event}", failure=failure, addon=addon_name(addon), event=event
+        )
+
+    def _call_each(self, addons: list[Any], event: str, args: tuple[Any, ...]) -> Deferred:
+        hooks = [(a, h) for a in addons if (h := get_hook(a, event)) is not None]
+        return self._run(hooks, 0, event, args, None)
+
+    def configure_all(self, options: Any, updated: set[str]) -> None:
+        """
+        Call every addon's C{configure(options, updated)} synchronously.
+
+        @raise OptionsError: An addon rejected the change.
+        """
+        for addon in self:
+            self._configure_one(addon, options, updated)
+
+    def _configure_one(self, addon: Any, options: Any, updated: set[str]) -> None:
+        configure = get_hook(addon, "configure")
+        if configure is None:
+            return
+        try:
+            configure(options, updated)
+        except OptionsError:
+            raise
+        except Exception:
+            self._hook_failed(Failure(), addon, "configure")

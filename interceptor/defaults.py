@@ -1,0 +1,22 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The default addon chain of C{twistd interceptor}: the only place the core
+imports the built-in addons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["default_addons"]
+
+
+def default_addons() -> list[Any]:
+    """
+    New instances of the built-in addons, in chain order.
+    """
+    from addons.dumper import Dumper
+    from addons.script import ScriptLoader
+    from addons.termlog import TermLog
+
+    return [TermLog(), ScriptLoader(), Dumper()]

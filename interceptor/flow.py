@@ -1,0 +1,115 @@
+# -*- test-case-name: tests.test_flow -*-
+"""
+Flows: one exchange the proxy saw, with what addons may inspect and change.
+
+    def response(flow):
+        print(flow.id, flow.request.url, flow.response.status_code)
+        flow.metadata["seen"] = True
+
+    def request(flow):
+        if "ads" in flow.request.host:
+            flow.kill()
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Optional
+
+from interceptor.connection import ClientConnection, ServerConnection
+
+__all__ = ["Flow", "HTTPFlow", "Error"]
+
+
+class Error:
+    """
+    Why a flow failed.
+
+    @ivar msg: A human-readable message.
+    @ivar timestamp: When it happened.
+    """
+
+    __slots__ = ("msg", "timestamp")
+
+    KILLED_MESSAGE = "Connection killed."
+
+    def __init__(self, msg: str, timestamp: Optional[float] = None) -> None:
+        self.msg = msg
+        self.timestamp = time.time() if timestamp is None else timestamp
+
+    def __str__(self) -> str:
+        return self.msg
+
+    def __repr__(self) -> str:
+        return f"Error({self.msg!r})"
+
+
+class Flow:
+    """
+    Fields every kind of flow has.
+
+    @ivar id: A unique id (a UUID string).
+    @ivar client_conn: The L{ClientConnection} it came from.
+    @ivar server_conn: The L{ServerConnection} it went to, or None.
+    @ivar error: An L{Error} once it failed, else None.
+    @ivar metadata: A dict for addons' own notes.
+    @ivar killed: Whether L{kill} was called.
+    """
+
+    type = "flow"
+
+    def __init__(
+        self, client_conn: ClientConnection, server_conn: Optional[ServerConnection] = None
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.client_conn = client_conn
+        self.server_conn = server_conn
+        self.error: Optional[Error] = None
+        self.metadata: dict[str, Any] = {}
+        self.killed = False
+        self.timestamp_created = time.time()
+
+    def kill(self) -> None:
+        """
+        Drop the flow: nothing more is sent for it and its client connection
+        is closed.
+        """
+        self.killed = True
+        if self.error is None:
+            self.error = Error(Error.KILLED_MESSAGE)
+
+    @property
+    def killable(self) -> bool:
+        """
+        Whether the flow can still be killed.
+        """
+        return not self.killed
+
+
+class HTTPFlow(Flow):
+    """
+    One HTTP request and its response.
+
+    @ivar request: The L{interceptor.http.Request}.
+    @ivar response: The L{interceptor.http.Response}, or None until one
+        arrives (or an addon sets one).
+    @ivar websocket: The WebSocket data once the flow upgraded, else None.
+    """
+
+    type = "http"
+
+    def __init__(
+        self,
+        client_conn: ClientConnection,
+        server_conn: Optional[ServerConnection] = None,
+        request: Any = None,
+    ) -> None:
+        super().__init__(client_conn, server_conn)
+        self.request = request
+        self.response: Any = None
+        self.websocket: Any = None
+
+    def __repr__(self) -> str:
+        status = self.response.status_code if self.response is not None else None
+        return f"<HTTPFlow {self.request.method if self.request else ''} {self.request.url if self.request else ''} {status}>"

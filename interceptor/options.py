@@ -1,0 +1,357 @@
+# -*- test-case-name: tests.test_options -*-
+"""
+Typed options with defaults and help text.
+
+    opts = Options()
+    opts.add_option("anticache", bool, False, "Strip cache headers.")
+    opts.update(anticache=True)        # validated; subscribers see {"anticache"}
+    opts.set("anticache=false")         # the --set NAME=VALUE form
+    opts.anticache                      # -> False
+
+A bad value (unknown name, wrong type, value outside its choices) raises
+L{OptionsError} naming the option, and leaves every option unchanged.  So
+does an L{OptionsError} raised by a subscriber (an addon's C{configure}).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+__all__ = ["Options", "OptionsError", "Option", "parse_size"]
+
+
+class OptionsError(Exception):
+    """
+    An option name or value was rejected.
+    """
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: Optional[str]) -> Optional[int]:
+    """
+    Parse a size such as C{"1m"}, C{"512k"} or C{"100"} into bytes; C{None}
+    or an empty string mean no size.
+
+    @raise ValueError: The text is not a size.
+    """
+    if text is None or text == "":
+        return None
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"invalid size {text!r} (expected e.g. 100, 512k, 1m, 2g)")
+    number, unit = match.groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
+
+
+class Option:
+    """
+    One option: its name, type, default, help text and allowed choices.
+
+    @ivar typespec: one of C{bool}, C{int}, C{float}, C{str},
+        C{Optional[str]}, C{Optional[int]}, C{Sequence[str]}.
+    """
+
+    __slots__ = ("name", "typespec", "default", "help", "choices", "value")
+
+    def __init__(
+        self,
+        name: str,
+        typespec: Any,
+        default: Any,
+        help: str,
+        choices: Optional[Sequence[str]] = None,
+    ) -> None:
+        self.name = name
+        self.typespec = typespec
+        self.help = help
+        self.choices = list(choices) if choices is not None else None
+        self.default = self.check(default)
+        self.value = self.default
+
+    @property
+    def is_sequence(self) -> bool:
+        """
+        Whether the option holds a list of strings.
+        """
+        return self.typespec == Sequence[str]
+
+    def type_name(self) -> str:
+        """
+        The type as shown in help text and error messages.
+        """
+        return {
+            bool: "bool",
+            int: "int",
+            float: "float",
+            str: "str",
+            Optional[str]: "optional str",
+            Optional[int]: "optional int",
+            Sequence[str]: "sequence of str",
+        }.get(self.typespec, repr(self.typespec))
+
+    def check(self, value: Any) -> Any:
+        """
+        Return C{value} if it fits this option's type and choices.
+
+        @raise OptionsError: It does not.
+        """
+        spec = self.typespec
+        ok: bool
+        if spec is bool:
+            ok = isinstance(value, bool)
+        elif spec is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif spec is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok:
+                value = float(value)
+        elif spec is str:
+            ok = isinstance(value, str)
+        elif spec == Optional[str]:
+            ok = value is None or isinstance(value, str)
+        elif spec == Optional[int]:
+            ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+        elif spec == Sequence[str]:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            if ok:
+                value = list(value)
+        else:
+            raise OptionsError(f"option {self.name}: unsupported type {spec!r}")
+        if not ok:
+            raise OptionsError(
+                f"option {self.name}: expected {self.type_name()}, got {value!r}"
+            )
+        if self.choices is not None and value is not None:
+            for v in value if self.is_sequence else [value]:
+                if v not in self.choices:
+                    raise OptionsError(
+                        f"option {self.name}: {v!r} is not one of {', '.join(self.choices)}"
+                    )
+        return value
+
+    def parse(self, text: str) -> Any:
+        """
+        Convert the text of C{--set name=text} into a value of this type.
+
+        @raise OptionsError: The text does not fit.
+        """
+        spec = self.typespec
+        try:
+            if spec is bool:
+                lowered = text.strip().lower()
+                if lowered in _TRUE:
+                    return True
+                if lowered in _FALSE:
+                    return False
+                raise ValueError("expected true or false")
+            if spec is int:
+                return int(text)
+            if spec is float:
+                return float(text)
+            if spec == Optional[int]:
+                return None if text.strip() == "" else int(text)
+            if spec == Optional[str]:
+                return None if text == "" else text
+            if spec == Sequence[str]:
+                return [] if text == "" else [text]
+            return text
+        except ValueError as e:
+            raise OptionsError(f"option {self.name}: invalid value {text!r}: {e}") from None
+
+
+class Options:
+    """
+    The proxy's configuration: a set of typed options.
+
+    Read an option as an attribute (C{options.mode}); change options with
+    L{update} (or by assigning the attribute), which validates every value
+    first and tells subscribers which names changed.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_options", {})
+        object.__setattr__(self, "_subscribers", [])
+
+    def add_option(
+        self,
+        name: str,
+        typespec: Any,
+        default: Any,
+        help: str,
+        choices: Optional[Sequence[str]] = None,
+    ) -> None:
+        """
+        Declare an option.  Declaring an existing name again with the same
+        type keeps its current value (a reloaded script re-declares its
+        options).
+
+        @raise OptionsError: The default does not fit the type, or the name
+            exists with another type.
+        """
+        existing = self._options.get(name)
+        if existing is not None:
+            if existing.typespec != typespec:
+                raise OptionsError(
+                    f"option {name} is already declared with type {existing.type_name()}"
+                )
+            return
+        self._options[name] = Option(name, typespec, default, help, choices)
+
+    def subscribe(self, callback: Callable[["Options", set[str]], None]) -> None:
+        """
+        Call C{callback(options, updated_names)} after every change.  An
+        L{OptionsError} raised by it rolls the change back.
+        """
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Callable[["Options", set[str]], None]) -> None:
+        """
+        Stop calling C{callback}.
+        """
+        self._subscribers.remove(callback)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._options[name].value
+        except KeyError:
+            raise AttributeError(f"no option named {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.update(**{name: value})
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._options
+
+    def __iter__(self):
+        return iter(self._options)
+
+    def keys(self) -> set[str]:
+        """
+        Every option name.
+        """
+        return set(self._options)
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        """
+        (name, value) pairs, sorted by name.
+        """
+        return [(n, self._options[n].value) for n in sorted(self._options)]
+
+    def option(self, name: str) -> Option:
+        """
+        The L{Option} declaring C{name}.
+
+        @raise OptionsError: No such option.
+        """
+        try:
+            return self._options[name]
+        except KeyError:
+            raise OptionsError(f"unknown option {name!r}") from None
+
+    def update(self, **values: Any) -> set[str]:
+        """
+        Change options; all or nothing.
+
+        @return: The names whose value changed.
+        @raise OptionsError: An unknown name or a bad value; nothing changed.
+        """
+        checked = {name: self.option(name).check(value) for name, value in values.items()}
+        previous = {name: self._options[name].value for name in checked}
+        changed = {name for name, value in checked.items() if previous[name] != value}
+        for name in changed:
+            self._options[name].value = checked[name]
+        if changed:
+            try:
+                self._notify(changed)
+            except OptionsError:
+                for name in changed:
+                    self._options[name].value = previous[name]
+                raise
+        return changed
+
+    def _notify(self, changed: set[str]) -> None:
+        for callback in list(self._subscribers):
+            callback(self, changed)
+
+    def set(self, *specs: str) -> set[str]:
+        """
+        Apply C{name=value} strings, as given to C{--set}.  Repeating a
+        sequence option appends to it; C{name} alone sets a bool to true.
+
+        @raise OptionsError: A malformed spec, unknown name or bad value.
+        """
+        values: dict[str, Any] = {}
+        for spec in specs:
+            name, sep, text = spec.partition("=")
+            name = name.strip()
+            option = self.option(name)
+            if not sep:
+                if option.typespec is not bool:
+                    raise OptionsError(f"option {name}: expected {name}=VALUE")
+                values[name] = True
+            elif option.is_sequence and name in values:
+                values[name] = values[name] + option.parse(text)
+            else:
+                values[name] = option.parse(text)
+        return self.update(**values)
+
+    def reset(self) -> set[str]:
+        """
+        Put every option back to its default.
+        """
+        return self.update(**{n: o.default for n, o in self._options.items()})
+
+    def help_text(self) -> str:
+        """
+        A listing of every option with its type, default and help.
+        """
+        lines = []
+        for name in sorted(self._options):
+            o = self._options[name]
+            choices = f" (one of {', '.join(o.choices)})" if o.choices else ""
+            lines.append(f"{name} ({o.type_name()}, default {o.default!r}){choices}\n    {o.help}")
+        return "\n".join(lines)
+
+
+def proxy_options(**values: Any) -> Options:
+    """
+    Return L{Options} holding the core proxy's options, then apply
+    C{values}.  Addons declare their own options on top (see
+    L{interceptor.addonmanager.Loader}).
+    """
+    opts = Options()
+    add = opts.add_option
+    add("mode", str, "regular", "The proxy mode: regular.")
+    add("confdir", str, "~/.interceptor", "Where the proxy keeps its CA and state.")
+    add("tick_interval", float, 0.1, "Seconds between two tick events.")
+    add(
+        "stream_large_bodies",
+        Optional[str],
+        None,
+        "Stream bodies larger than this (e.g. 1m) instead of buffering them; "
+        "the response event then sees no content.",
+    )
+    add(
+        "body_size_limit",
+        Optional[str],
+        None,
+        "Refuse bodies larger than this (e.g. 10m) with a clear error.",
+    )
+    add("connect_timeout", float, 10.0, "Seconds to wait for an upstream connection.")
+    add(
+        "read_timeout",
+        float,
+        60.0,
+        "Seconds a client or server may stay silent while a request or "
+        "response is in progress.",
+    )
+    add("idle_timeout", float, 300.0, "Seconds an idle keep-alive client connection stays open.")
+    add("max_header_size", int, 65536, "Largest accepted header block, in bytes.")
+    if values:
+        opts.update(**values)
+    return opts

@@ -1,0 +1,209 @@
+# -*- test-case-name: tests.e2e.test_http1 -*-
+"""
+The root layer: one L{ProxyProtocol} per client connection, built by the
+L{ProxyFactory} a master listens with.
+
+    factory = ProxyFactory(master)
+    endpoint.listen(factory)
+
+The root protocol fires C{clientconnect}, asks C{next_layer} which layer
+handles the connection's bytes, hands them to that layer, and fires
+C{clientdisconnect} when the connection closes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from interceptor.connection import ClientConnection
+
+__all__ = ["ProxyFactory", "ProxyProtocol", "ReadGate"]
+
+_log = Logger(namespace="interceptor.proxy")
+
+
+@implementer(IPushProducer)
+class ReadGate:
+    """
+    Pauses reading from a transport for as long as any reason holds it.
+
+    Each L{hold} must be matched by one L{release}.  The gate is also the
+    push producer registered on the I{other} side's transport: when that
+    side's write buffer fills, Twisted calls L{pauseProducing}, which holds
+    this side, so a fast sender never outruns a slow receiver.
+    """
+
+    __slots__ = ("transport", "holds")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.holds = 0
+
+    def hold(self) -> None:
+        """
+        Stop reading until the matching L{release}.
+        """
+        self.holds += 1
+        if self.holds == 1:
+            self.transport.pauseProducing()
+
+    def release(self) -> None:
+        """
+        Undo one L{hold}; reading resumes when none remains.
+        """
+        self.holds -= 1
+        if self.holds == 0:
+            self.transport.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        """
+        The other side's write buffer is full.
+        """
+        self.hold()
+
+    def resumeProducing(self) -> None:
+        """
+        The other side's write buffer has drained.
+        """
+        self.release()
+
+    def stopProducing(self) -> None:
+        """
+        The other side has gone; the layers close this side themselves.
+        """
+
+
+class ProxyProtocol(Protocol):
+    """
+    The root layer of one client connection.
+
+    @ivar client_conn: The L{ClientConnection} addons see.
+    @ivar layer: The layer currently handling the connection's bytes.
+    @ivar gate: The L{ReadGate} of the client transport.
+    """
+
+    def __init__(self, master: Any, factory: "ProxyFactory") -> None:
+        self.master = master
+        self.factory = factory
+        self.layer: Any = None
+        self.client_conn: Optional[ClientConnection] = None
+        self.gate: Optional[ReadGate] = None
+        self.closed: Deferred = Deferred()
+        self._early: list[bytes] = []
+
+    @property
+    def root(self) -> "ProxyProtocol":
+        """
+        The root layer itself (layers expose C{root} the same way).
+        """
+        return self
+
+    def connectionMade(self) -> None:
+        """
+        Fire C{clientconnect}, then pick the first layer.
+        """
+        peer, host = self.transport.getPeer(), self.transport.getHost()
+        self.client_conn = ClientConnection(
+            (peer.host, peer.port), (host.host, host.port)
+        )
+        self.gate = ReadGate(self.transport)
+        self.factory.connections.add(self)
+        d = self.master.addons.trigger("clientconnect", self)
+        if d.called:
+            d.addCallback(self._connected)
+        else:
+            self.gate.hold()
+            d.addCallback(self._connected)
+            d.addCallback(lambda _: self.gate.release())
+
+    def _connected(self, _: Any) -> Deferred:
+        if self.client_conn.timestamp_end is not None:
+            return succeed(None)
+        from interceptor.layers.http1 import Http1Layer
+
+        return self.next_layer(Http1Layer(self))
+
+    def next_layer(self, layer: Any) -> Deferred:
+        """
+        Fire C{next_layer(layer)} and switch to the layer the addons chose
+        (the one given, the one a hook returned, or the one it put in
+        C{layer.layer}).
+        """
+        layer.layer = None
+        d = self.master.addons.trigger("next_layer", layer)
+
+        def switch(chosen: Any) -> None:
+            chosen = chosen or layer.layer or layer
+            if self.client_conn.timestamp_end is not None:
+                return
+            self.layer = chosen
+            self.dataReceived = chosen.data_received
+            chosen.start()
+            early, self._early = self._early, []
+            for data in early:
+                if self.layer is chosen:
+                    chosen.data_received(data)
+
+        return d.addCallback(switch)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Bytes before any layer was chosen are kept for it.
+        """
+        self._early.append(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        """
+        Tell the layer, then fire C{clientdisconnect}.
+        """
+        self.client_conn.timestamp_end = self.master.reactor.seconds()
+        self.factory.connections.discard(self)
+        if self.layer is not None:
+            try:
+                self.layer.connection_lost(reason)
+            except Exception:
+                _log.failure("Error while closing a client connection")
+        d = self.master.addons.trigger("clientdisconnect", self)
+        d.chainDeferred(self.closed)
+
+    def __repr__(self) -> str:
+        return f"<ProxyProtocol {self.client_conn!r} {type(self.layer).__name__}>"
+
+
+class ProxyFactory(Factory):
+    """
+    Builds a L{ProxyProtocol} for each client of one master, and keeps track
+    of them so the master can close them all.
+    """
+
+    noisy = False
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+        self.connections: set[ProxyProtocol] = set()
+
+    def buildProtocol(self, addr: Any) -> ProxyProtocol:
+        """
+        A new root layer for a new client.
+        """
+        return ProxyProtocol(self.master, self)
+
+    def close_all(self) -> Deferred:
+        """
+        Abort every open client connection (and through the layers their
+        upstream connections).
+
+        @return: A Deferred firing once every C{clientdisconnect} has run.
+        """
+        waiting = []
+        for protocol in list(self.connections):
+            waiting.append(protocol.closed)
+            protocol.transport.abortConnection()
+        return DeferredList(waiting, consumeErrors=True)

@@ -1,0 +1,79 @@
+# -*- test-case-name: tests.test_watchdog -*-
+"""
+A cheap inactivity timer for connections.
+
+    dog = Watchdog(reactor, lambda: 30.0, on_silence)
+    dog.start()
+    ...
+    dog.touch()      # on every read: one clock read, no rescheduling
+    dog.stop()
+
+The timer is rescheduled only when it fires, so touching it per chunk costs
+almost nothing.  C{timeout()} is asked each time: it returns the current
+allowed silence in seconds, or None for "no limit right now".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+__all__ = ["Watchdog"]
+
+
+class Watchdog:
+    """
+    Calls C{expired(silence)} when nothing touched it for C{timeout()}
+    seconds.
+    """
+
+    __slots__ = ("clock", "timeout", "expired", "last", "_call")
+
+    def __init__(
+        self,
+        clock: Any,
+        timeout: Callable[[], Optional[float]],
+        expired: Callable[[float], None],
+    ) -> None:
+        self.clock = clock
+        self.timeout = timeout
+        self.expired = expired
+        self.last = clock.seconds()
+        self._call: Any = None
+
+    def touch(self) -> None:
+        """
+        Something happened: restart the silence count.
+        """
+        self.last = self.clock.seconds()
+
+    def start(self) -> None:
+        """
+        Start (or restart) watching, counting from now.
+        """
+        self.touch()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._call is not None and self._call.active():
+            return
+        limit = self.timeout()
+        # With no limit right now, look again in a second.
+        delay = 1.0 if limit is None else max(limit - (self.clock.seconds() - self.last), 0.0)
+        self._call = self.clock.callLater(delay, self._check)
+
+    def _check(self) -> None:
+        self._call = None
+        limit = self.timeout()
+        silence = self.clock.seconds() - self.last
+        if limit is not None and silence >= limit:
+            self.expired(silence)
+        else:
+            self._schedule()
+
+    def stop(self) -> None:
+        """
+        Stop watching.
+        """
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None

@@ -1,0 +1,30 @@
+"""Packaging for interceptor: an intercepting proxy built natively on Twisted."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="interceptor",
+    version="0.1.0",
+    description="An intercepting HTTP/1.1, HTTP/2, HTTPS, WebSocket and TCP proxy built on Twisted",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["interceptor", "interceptor.*", "addons", "addons.*"])
+    + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/interceptor_plugin.py"]},
+    install_requires=[
+        "twisted>=24.7",
+        "service-identity>=24.1",
+        "pyopenssl>=24.0",
+        "cryptography>=42",
+        "h2>=4.1",
+        "autobahn>=23.6",
+        "zope.interface>=6.0",
+        "httptools>=0.6",
+        "wsproto>=1.2",
+        "brotli>=1.1",
+        "zstandard>=0.22",
+    ],
+    extras_require={"dev": ["treq>=23.11"]},
+    classifiers=["Framework :: Twisted", "Programming Language :: Python :: 3"],
+)

@@ -1,0 +1,10 @@
+"""The C{twistd interceptor} plugin."""
+
+from twisted.application.service import ServiceMaker
+
+interceptor = ServiceMaker(
+    "interceptor",
+    "interceptor.tap",
+    "An intercepting HTTP/HTTPS/WebSocket/TCP proxy with Python addons.",
+    "interceptor",
+)
