@@ -12,6 +12,11 @@ or whose module-level C{addons = [...]} lists addon objects.  A script that
 fails to import (a syntax error, an exception at import time) is logged with
 its file and line; the proxy keeps running and loads the file again once it
 changes.
+
+Scripts run at the script loader's place in the addon chain (before the
+dumper of the default chain, so it prints what the scripts made of a flow).
+On a change, the old script gets C{done()} (and is waited for), then the
+new one is imported and gets C{start()} and C{configure()}.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import traceback
 from typing import Any, Optional, Sequence
 
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -168,27 +174,47 @@ class ScriptLoader:
         self._mtimes[path] = _mtime(path)
         script = Script(path)
         self.loaded[path] = script
-        self.master.addons.add(script)
+        self.master.addons.add(script, parent=self)
 
-    def _unload(self, path: str) -> Any:
+    def _unload(self, path: str) -> Deferred:
         script = self.loaded.pop(path)
         self._mtimes.pop(path, None)
-        if script in self.master.addons.chain:
+        if any(each is script for each in self.master.addons):
             return self.master.addons.remove(script)
-        return None
+        return succeed(None)
 
-    def check_files(self) -> Any:
+    def check_files(self) -> Optional[Deferred]:
         """
-        Reload every script whose file changed since it was loaded.
+        Reload every script whose file changed since it was loaded: the old
+        one's C{done()} is waited for before the new one is imported.
+
+        @return: A Deferred firing when every reload has finished (the
+            polling loop waits for it), or None when nothing changed.
         """
+        changed = []
         for path in list(self.loaded):
             mtime = _mtime(path)
             if mtime is not None and mtime != self._mtimes.get(path):
-                _log.info("Reloading script {path}", path=path)
-                d = self._unload(path)
-                self._load(path)
-                if d is not None:
-                    d.addErrback(lambda f: _log.failure("Unloading a script", failure=f))
+                changed.append(path)
+        if not changed:
+            return None
+        waiting = []
+        for path in changed:
+            _log.info("Reloading script {path}", path=path)
+            d = maybeDeferred(self._unload, path)
+            d.addErrback(lambda f, path=path: _log.failure("Unloading {path}", f, path=path))
+            d.addCallback(lambda _, path=path: self._reload(path))
+            waiting.append(d)
+        return DeferredList(waiting, consumeErrors=True)
+
+    def _reload(self, path: str) -> None:
+        wanted = {os.path.abspath(os.path.expanduser(p)) for p in self.master.options.scripts}
+        if self._watcher is None or path in self.loaded or path not in wanted:
+            return  # stopped, loaded again, or no longer wanted meanwhile
+        try:
+            self._load(path)
+        except Exception:
+            _log.failure("Error reloading script {path}", path=path)
 
     def done(self) -> None:
         """

@@ -58,7 +58,8 @@ class TermLog:
         """
         Print the entry if it is urgent enough.
         """
-        if LEVELS.index(entry.level) < self.threshold:
+        level = LEVELS.index(entry.level) if entry.level in LEVELS else LEVELS.index("info")
+        if level < self.threshold:
             return
         out = self.outfile or sys.__stdout__
         prefix = "" if entry.level == "info" else f"[{entry.level}] "

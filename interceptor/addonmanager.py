@@ -12,11 +12,17 @@ the last non-None value a hook returned (that is how C{next_layer} hooks
 pick a layer).  An exception in a hook is logged as an error, with its
 traceback, and the chain goes on.
 
+A Deferred returned by a hook holds only the call of C{trigger} that got
+it: an addon may hand the same Deferred to many flows, and each flow goes on
+along its own chain when it fires.
+
 Adding an addon calls its C{start()} (whose non-None return value replaces
 it), then its C{load(loader)} (where it declares options), then does the
 same for the addons listed in its C{addons} attribute.  Once the master
 runs, an added addon also gets C{configure(options, every_name)}.
-Removing one calls its C{done()}.
+Removing one calls its C{done()}.  An addon that manages other addons at
+run time (the script loader) adds them under itself with
+C{manager.add(child, parent=self)}, so they run at its place in the chain.
 """
 
 from __future__ import annotations
@@ -82,6 +88,26 @@ def near_misses(addon: Any) -> list[tuple[str, str]]:
     return found
 
 
+def _own(d: Deferred) -> Deferred:
+    """
+    A new Deferred with the result of C{d}, so that the chain waiting on it
+    never changes or pauses C{d} itself: an addon may return the same
+    Deferred to many flows, and each goes on along its own chain when it
+    fires.  C{d} keeps its result; a failure is passed on and consumed.
+    """
+    mine: Deferred = Deferred()
+
+    def relay(result: Any) -> Any:
+        if isinstance(result, Failure):
+            mine.errback(result)
+            return None
+        mine.callback(result)
+        return result
+
+    d.addBoth(relay)
+    return mine
+
+
 class Loader:
     """
     Passed to an addon's C{load(loader)}: lets it declare its own options.
@@ -119,25 +145,44 @@ class AddonManager:
 
     # -- the chain --------------------------------------------------------
 
-    def add(self, *addons: Any) -> list[Any]:
+    def add(self, *addons: Any, parent: Any = None) -> list[Any]:
         """
-        Append addons to the chain.
+        Append addons to the chain, or to the nested addons of C{parent}
+        (an addon already in the chain) so that they run right after it and
+        its earlier children.
 
-        @return: The addons as registered (C{start()} may have replaced them).
+        Once the master runs, each added addon (and its nested ones) gets
+        C{configure(options, every_name)}; an error there is logged, and the
+        addon stays loaded.
+
+        @return: The addons as registered (C{start()} may have replaced them;
+            an addon whose C{start()} or C{load()} failed is left out).
+        @raise ValueError: C{parent} is not loaded.
         """
+        if parent is not None and not any(each is parent for each in self):
+            raise ValueError(f"{addon_name(parent)} is not loaded")
         added = []
         for addon in addons:
             registered = self._register(addon)
             if registered is None:
                 continue
-            self.chain.append(registered)
+            if parent is None:
+                self.chain.append(registered)
+            else:
+                self._nested.setdefault(id(parent), []).append(registered)
             added.append(registered)
         self._hooks.clear()
         if getattr(self.master, "running", False):
             every = self.master.options.keys()
-            for addon in added:
-                for each in self._walk([addon]):
+            for each in list(self._walk(added)):
+                try:
                     self._configure_one(each, self.master.options, every)
+                except OptionsError as e:
+                    _log.error(
+                        "Addon {addon} rejects the current options: {error}",
+                        addon=addon_name(each),
+                        error=str(e),
+                    )
         return added
 
     def _register(self, addon: Any) -> Any:
@@ -145,6 +190,10 @@ class AddonManager:
         if start is not None:
             try:
                 replacement = start()
+                if inspect.iscoroutine(replacement):
+                    replacement = Deferred.fromCoroutine(replacement)
+                if isinstance(replacement, Deferred):
+                    replacement = self._synchronous_result(replacement, addon)
             except Exception:
                 _log.failure(
                     "Addon {addon} failed in start() and was not loaded", addon=addon_name(addon)
@@ -161,7 +210,13 @@ class AddonManager:
             )
         load = get_hook(addon, "load")
         if load is not None:
-            load(Loader(self.master))
+            try:
+                load(Loader(self.master))
+            except Exception:
+                _log.failure(
+                    "Addon {addon} failed in load() and was not loaded", addon=addon_name(addon)
+                )
+                return None
         nested = []
         for child in getattr(addon, "addons", None) or []:
             registered = self._register(child)
@@ -170,14 +225,43 @@ class AddonManager:
         self._nested[id(addon)] = nested
         return addon
 
+    def _synchronous_result(self, d: Deferred, addon: Any) -> Any:
+        # start() must decide at once which object is the addon: a Deferred
+        # (or async def start) counts only if it has already fired.
+        box: list[Any] = []
+        d.addBoth(box.append)
+        if not box:
+            _log.warn(
+                "Addon {addon}: start() returned a Deferred that has not fired; "
+                "the addon is loaded as it is",
+                addon=addon_name(addon),
+            )
+            d.addErrback(
+                lambda f: _log.failure("Addon {addon} failed in start()", f, addon=addon_name(addon))
+            )
+            return None
+        result = box[0]
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
+
     def remove(self, addon: Any) -> Deferred:
         """
-        Remove a top-level addon and call C{done()} on it and its nested
-        addons.
+        Remove an addon (top-level, or nested in another) and call
+        C{done()} on it and its nested addons.
 
         @return: A Deferred that fires when every C{done()} has finished.
+        @raise ValueError: The addon is not loaded.
         """
-        self.chain.remove(addon)
+        if any(each is addon for each in self.chain):
+            self.chain = [each for each in self.chain if each is not addon]
+        else:
+            for children in self._nested.values():
+                if any(each is addon for each in children):
+                    children[:] = [each for each in children if each is not addon]
+                    break
+            else:
+                raise ValueError(f"{addon_name(addon)} is not loaded")
         self._hooks.clear()
         members = list(self._walk([addon]))
         for each in members:
@@ -230,6 +314,15 @@ class AddonManager:
             self._hooks[event] = hooks
         return hooks
 
+    def has_hooks(self, event: str) -> bool:
+        """
+        Whether any addon handles C{event} (lets hot paths skip L{trigger}).
+        """
+        hooks = self._hooks.get(event)
+        if hooks is None:
+            hooks = self.hooks(event)
+        return bool(hooks)
+
     def trigger(self, event: str, *args: Any) -> Deferred:
         """
         Call every addon's C{event} hook in order, waiting for each.
@@ -260,6 +353,8 @@ class AddonManager:
                     continue
                 if inspect.iscoroutine(value):
                     value = Deferred.fromCoroutine(value)
+                elif isinstance(value, Deferred):
+                    value = _own(value)
             except Exception:
                 self._hook_failed(Failure(), addon, event)
                 continue
@@ -295,7 +390,9 @@ class AddonManager:
 
         @raise OptionsError: An addon rejected the change.
         """
-        for addon in self:
+        # A snapshot: addons added meanwhile (a script loaded by the script
+        # loader's configure) are configured once, by add().
+        for addon in list(self):
             self._configure_one(addon, options, updated)
 
     def _configure_one(self, addon: Any, options: Any, updated: set[str]) -> None:

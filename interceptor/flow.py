@@ -49,7 +49,6 @@ class Flow:
     """
     Fields every kind of flow has.
 
-    @ivar id: A unique id (a UUID string).
     @ivar client_conn: The L{ClientConnection} it came from.
     @ivar server_conn: The L{ServerConnection} it went to, or None.
     @ivar error: An L{Error} once it failed, else None.
@@ -62,13 +61,22 @@ class Flow:
     def __init__(
         self, client_conn: ClientConnection, server_conn: Optional[ServerConnection] = None
     ) -> None:
-        self.id = str(uuid.uuid4())
+        self._id: Optional[str] = None
         self.client_conn = client_conn
         self.server_conn = server_conn
         self.error: Optional[Error] = None
         self.metadata: dict[str, Any] = {}
         self.killed = False
         self.timestamp_created = time.time()
+
+    @property
+    def id(self) -> str:
+        """
+        A unique id (a UUID string), made when first asked for.
+        """
+        if self._id is None:
+            self._id = str(uuid.uuid4())
+        return self._id
 
     def kill(self) -> None:
         """

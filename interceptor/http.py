@@ -757,6 +757,15 @@ class Message:
         if value is not None:
             self._fix_length(len(value))
 
+    def load_body(self, value: bytes | None) -> None:
+        """
+        Store the body exactly as it was received, leaving the framing
+        headers alone (the wire layers use this; addons set C{content} or
+        C{raw_content}).
+        """
+        self._raw_content = value
+        self._cache = None
+
     def get_content(self, strict: bool = True) -> bytes | None:
         """
         The body with Content-Encoding removed (cached).  On undecodable data

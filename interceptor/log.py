@@ -28,6 +28,7 @@ from twisted.logger import (
     formatEventAsClassicLogText,
     globalLogPublisher,
 )
+from twisted.python import threadable
 from zope.interface import implementer
 
 __all__ = ["LogEntry", "LogBridge", "LEVELS", "level_name", "terminal_observer"]
@@ -92,19 +93,32 @@ class LogBridge:
     C{deliver} (the master passes its addons' C{log} trigger).
 
     A log line written from inside C{deliver} (an addon logging from its
-    C{log} hook) is not delivered again, so it cannot loop.
+    C{log} hook) is not delivered again, so it cannot loop.  A line logged
+    from another thread than the reactor's is delivered in the reactor
+    thread (through C{reactor.callFromThread}), so addons never run in a
+    foreign thread.
     """
 
-    def __init__(self, deliver: Callable[[LogEntry], Any]) -> None:
+    def __init__(self, deliver: Callable[[LogEntry], Any], reactor: Any = None) -> None:
         self._deliver = deliver
+        self._reactor = reactor
         self._delivering = False
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if threadable.ioThread is not None and not threadable.isInIOThread():
+            call_from_thread = getattr(self._reactor, "callFromThread", None)
+            if call_from_thread is None:
+                return
+            call_from_thread(self._deliver_now, LogEntry.from_event(event))
+            return
+        self._deliver_now(LogEntry.from_event(event))
+
+    def _deliver_now(self, entry: LogEntry) -> None:
         if self._delivering:
             return
         self._delivering = True
         try:
-            self._deliver(LogEntry.from_event(event))
+            self._deliver(entry)
         finally:
             self._delivering = False
 

@@ -13,6 +13,10 @@ Embedding the proxy in a Twisted application::
     d = master.listen("tcp:8080:interface=127.0.0.1")   # fires with the port
     ...
     d = master.stop()    # closes ports and connections, waits for done()
+
+The tick loop calls every addon's C{tick()} each C{tick_interval} seconds
+(0.1 by default) on the master's reactor; a tick whose Deferred has not
+fired yet is never started again before it does.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from twisted.logger import Logger
 
 from interceptor.addonmanager import AddonManager
 from interceptor.log import LogBridge, LogEntry
-from interceptor.options import Options, proxy_options
+from interceptor.options import Options, OptionsError, proxy_options
 
 __all__ = ["Master"]
 
@@ -62,7 +66,9 @@ class Master:
         self.ports: list[IListeningPort] = []
         self.factories: list[Any] = []
         self._ticker: Optional[LoopingCall] = None
-        self._bridge = LogBridge(self._deliver_log)
+        self._ticking: Optional[Deferred] = None
+        self._stopping: Optional[Deferred] = None
+        self._bridge = LogBridge(self._deliver_log, reactor)
         self.options.subscribe(self._options_changed)
         self.addons.add(*addons)
 
@@ -72,17 +78,30 @@ class Master:
     def _options_changed(self, options: Options, updated: set[str]) -> None:
         if not self.running:
             return
+        if "tick_interval" in updated:
+            self._check_tick_interval()
         self.addons.configure_all(options, updated)
         if "tick_interval" in updated:
             self._start_ticking()
+
+    def _tick_interval(self) -> float:
+        return getattr(self.options, "tick_interval", 0.1)
+
+    def _check_tick_interval(self) -> None:
+        interval = self._tick_interval()
+        if not interval > 0:
+            raise OptionsError(f"option tick_interval: must be more than 0, got {interval!r}")
 
     def start(self) -> None:
         """
         Start the proxy: addons get C{configure} with every option, the log
         bridge and the tick loop start.
+
+        @raise OptionsError: An addon rejected the options.
         """
         if self.running:
             return
+        self._check_tick_interval()
         self.running = True
         self._bridge.install()
         self.addons.configure_all(self.options, self.options.keys())
@@ -91,9 +110,26 @@ class Master:
     def _start_ticking(self) -> None:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
-        self._ticker = LoopingCall(self.addons.trigger, "tick")
+        self._ticker = LoopingCall(self._tick)
         self._ticker.clock = self.reactor
-        self._ticker.start(self.options.tick_interval, now=False)
+        self._ticker.start(self._tick_interval(), now=False)
+
+    def _tick(self) -> Optional[Deferred]:
+        # The LoopingCall waits for the Deferred; the flag also covers a
+        # tick still running when a new tick_interval restarted the loop.
+        if self._ticking is not None:
+            return None
+        d = self.addons.trigger("tick")
+        finished: list[Any] = []
+        d.addBoth(finished.append)
+        if finished:
+            return None
+        self._ticking = d
+
+        def over(_: Any) -> None:
+            self._ticking = None
+
+        return d.addBoth(over)
 
     def listen(self, description: str) -> Deferred:
         """
@@ -121,23 +157,43 @@ class Master:
         Stop the proxy: close the listening ports and every open connection,
         stop ticking, and call every addon's C{done()}.
 
-        @return: A Deferred firing once all of that has finished.
+        @return: A Deferred firing once all of that has finished (also when
+            called again while the proxy is stopping).
         """
+        if self._stopping is not None:
+            return _follow(self._stopping)
         if not self.running and not self.ports:
             return succeed(None)
         self.running = False
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
+        self._ticker = None
         closing = [d for port in self.ports if (d := port.stopListening()) is not None]
         self.ports = []
         for factory in self.factories:
             closing.append(factory.close_all())
         self.factories = []
         d = DeferredList(closing, consumeErrors=True)
+        self._stopping = d
         d.addCallback(lambda _: self.addons.clear())
         d.addBoth(self._stopped)
-        return d
+        return _follow(d)
 
     def _stopped(self, result: Any) -> Any:
         self._bridge.uninstall()
+        self._stopping = None
         return None
+
+
+def _follow(d: Deferred) -> Deferred:
+    """
+    A new Deferred that fires with C{d}'s result, leaving C{d} as it is.
+    """
+    follower: Deferred = Deferred()
+
+    def relay(result: Any) -> Any:
+        follower.callback(None)
+        return result
+
+    d.addBoth(relay)
+    return follower

@@ -10,15 +10,25 @@ Typed options with defaults and help text.
 
 A bad value (unknown name, wrong type, value outside its choices) raises
 L{OptionsError} naming the option, and leaves every option unchanged.  So
-does an L{OptionsError} raised by a subscriber (an addon's C{configure}).
+does an exception raised by a subscriber (an addon's C{configure} raising
+L{OptionsError}): the values are put back, and the subscribers are told
+again about the names, so an addon that already saw the rejected value
+sees the previous one again (as mitmproxy does).
 """
 
 from __future__ import annotations
 
+import functools
+import collections.abc
 import re
+import typing
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-__all__ = ["Options", "OptionsError", "Option", "parse_size"]
+from twisted.logger import Logger
+
+__all__ = ["Options", "OptionsError", "Option", "parse_size", "proxy_options"]
+
+_log = Logger(namespace="interceptor.options")
 
 
 class OptionsError(Exception):
@@ -32,6 +42,7 @@ _FALSE = {"false", "0", "no", "off"}
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)b?\s*$", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=64)
 def parse_size(text: Optional[str]) -> Optional[int]:
     """
     Parse a size such as C{"1m"}, C{"512k"} or C{"100"} into bytes; C{None}
@@ -48,12 +59,32 @@ def parse_size(text: Optional[str]) -> Optional[int]:
     return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
 
 
+_SEQUENCE_SPECS = (
+    collections.abc.Sequence[str],
+    list[str],
+    typing.List[str],
+    tuple[str, ...],
+    typing.Tuple[str, ...],
+)
+
+
+def _normalise(typespec: Any) -> Any:
+    """
+    The spellings of a list of strings all mean C{Sequence[str]}.
+    """
+    if typespec in _SEQUENCE_SPECS:
+        return Sequence[str]
+    return typespec
+
+
 class Option:
     """
     One option: its name, type, default, help text and allowed choices.
 
     @ivar typespec: one of C{bool}, C{int}, C{float}, C{str},
-        C{Optional[str]}, C{Optional[int]}, C{Sequence[str]}.
+        C{Optional[str]}, C{Optional[int]}, C{Sequence[str]} (also accepted
+        as C{collections.abc.Sequence[str]}, C{list[str]} or
+        C{typing.List[str]}).
     """
 
     __slots__ = ("name", "typespec", "default", "help", "choices", "value")
@@ -67,7 +98,7 @@ class Option:
         choices: Optional[Sequence[str]] = None,
     ) -> None:
         self.name = name
-        self.typespec = typespec
+        self.typespec = _normalise(typespec)
         self.help = help
         self.choices = list(choices) if choices is not None else None
         self.default = self.check(default)
@@ -193,9 +224,13 @@ class Options:
         @raise OptionsError: The default does not fit the type, or the name
             exists with another type.
         """
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            raise OptionsError(f"option {name!r}: not a valid option name")
+        if hasattr(type(self), name):
+            raise OptionsError(f"option {name}: the name is taken by an Options method")
         existing = self._options.get(name)
         if existing is not None:
-            if existing.typespec != typespec:
+            if existing.typespec != _normalise(typespec):
                 raise OptionsError(
                     f"option {name} is already declared with type {existing.type_name()}"
                 )
@@ -216,6 +251,8 @@ class Options:
         self._subscribers.remove(callback)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         try:
             return self._options[name].value
         except KeyError:
@@ -227,7 +264,7 @@ class Options:
     def __contains__(self, name: str) -> bool:
         return name in self._options
 
-    def __iter__(self):
+    def __iter__(self) -> typing.Iterator[str]:
         return iter(self._options)
 
     def keys(self) -> set[str]:
@@ -258,7 +295,8 @@ class Options:
         Change options; all or nothing.
 
         @return: The names whose value changed.
-        @raise OptionsError: An unknown name or a bad value; nothing changed.
+        @raise OptionsError: An unknown name or a bad value, or a subscriber
+            rejected the change; nothing changed.
         """
         checked = {name: self.option(name).check(value) for name, value in values.items()}
         previous = {name: self._options[name].value for name in checked}
@@ -268,15 +306,27 @@ class Options:
         if changed:
             try:
                 self._notify(changed)
-            except OptionsError:
+            except BaseException:
                 for name in changed:
                     self._options[name].value = previous[name]
+                self._renotify(changed)
                 raise
         return changed
 
+    def _renotify(self, changed: set[str]) -> None:
+        # After a rollback, subscribers that already saw the rejected values
+        # are told about the restored ones.
+        for callback in list(self._subscribers):
+            try:
+                callback(self, set(changed))
+            except Exception:
+                _log.failure(
+                    "Error while restoring options {names}", names=", ".join(sorted(changed))
+                )
+
     def _notify(self, changed: set[str]) -> None:
         for callback in list(self._subscribers):
-            callback(self, changed)
+            callback(self, set(changed))
 
     def set(self, *specs: str) -> set[str]:
         """

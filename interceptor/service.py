@@ -6,11 +6,16 @@ C{twistd interceptor} does; usable in any Twisted application::
     from twisted.application.service import MultiService
     svc = ProxyService(Master(proxy_options()), ["tcp:8080:interface=127.0.0.1"])
     svc.setServiceParent(application)
+
+Under C{twistd}, the service also answers C{SIGTERM} with a clean stop:
+every addon's C{done()} runs, the ports close, and the process exits with
+status 0 (Twisted's own handler would make it exit by the signal).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import signal
+from typing import Any, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -29,30 +34,60 @@ class ProxyService(Service):
     Starts the master and listens on each endpoint string when the service
     starts; stops both (waiting for every addon's C{done()}) when it stops.
     A listening failure is logged and stops the reactor.
+
+    @ivar listening: Fires with the listening ports once every endpoint
+        listens (with None when one failed).
+    @ivar clean_sigterm: Whether C{SIGTERM} stops the reactor without
+        making the process exit by the signal (C{twistd interceptor} sets
+        it; an application embedding the service keeps its own handling).
     """
 
     name = "interceptor"
 
-    def __init__(self, master: Master, listen: Sequence[str]) -> None:
+    def __init__(
+        self, master: Master, listen: Sequence[str], clean_sigterm: bool = False
+    ) -> None:
         self.master = master
         self.listen = list(listen)
         self.listening: Deferred = Deferred()
+        self.clean_sigterm = clean_sigterm
+        self._previous_sigterm: Optional[Any] = None
 
     def startService(self) -> None:
         """
         Start the master, then listen on every endpoint.
         """
         Service.startService(self)
+        if self.clean_sigterm:
+            # After the reactor's own handlers are installed ("after startup").
+            self.master.reactor.callWhenRunning(self._install_sigterm)
         self.master.start()
         attempts = [self.master.listen(description) for description in self.listen]
         d = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
         d.addCallbacks(lambda results: [port for _, port in results], self._listen_failed)
         d.chainDeferred(self.listening)
 
+    def _install_sigterm(self) -> None:
+        self._previous_sigterm = signal.signal(signal.SIGTERM, self._sigterm)
+
+    def _sigterm(self, signum: int, frame: Any) -> None:
+        # Called between two bytecodes of the reactor thread: hand over to
+        # the reactor as Twisted's own handler does.  A second SIGTERM, while
+        # the shutdown is still waiting for addons, kills the process.
+        reactor = self.master.reactor
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        reactor.callFromThread(_log.info, "Received SIGTERM, shutting down.")
+        reactor.callFromThread(reactor.stop)
+
     def _listen_failed(self, failure: Failure) -> None:
         error = failure.value.subFailure if hasattr(failure.value, "subFailure") else failure
         _log.error("Cannot listen: {error}", error=error.getErrorMessage())
-        self.master.reactor.stop()
+        reactor = self.master.reactor
+        if getattr(reactor, "running", False):
+            reactor.stop()
+        else:
+            # twistd starts services before running the reactor.
+            reactor.callWhenRunning(reactor.stop)
         return None
 
     def stopService(self) -> Deferred:

@@ -6,11 +6,15 @@ The command line of C{twistd interceptor}::
     twistd -n interceptor --listen tcp:0:interface=127.0.0.1 \\
         --addon examples/add_header.py --set stream_large_bodies=1m -v
 
-C{makeService(config)} returns the L{ProxyService}.
+C{makeService(config)} returns the L{ProxyService}.  C{-q} and C{-v} map to
+options: C{-q} sets C{flow_detail=0} and C{termlog_verbosity=warn}, C{-v}
+sets C{flow_detail=2}, C{-vv} C{flow_detail=3} and
+C{termlog_verbosity=debug}; an explicit C{--set} wins over both.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 from twisted.python import usage
@@ -93,6 +97,9 @@ class Options(usage.Options):
         if self["options"]:
             print(master.options.help_text())
             raise SystemExit(0)
+        for path in self["addons"]:
+            if not os.path.isfile(os.path.expanduser(path)):
+                raise usage.UsageError(f"--addon {path}: no such file")
         try:
             apply_command_line(master, self)
         except OptionsError as e:
@@ -148,4 +155,4 @@ def makeService(config: Options) -> ProxyService:
     """
     The service C{twistd interceptor} runs.
     """
-    return ProxyService(config["master"], config["listen"])
+    return ProxyService(config["master"], config["listen"], clean_sigterm=True)

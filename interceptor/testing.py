@@ -12,6 +12,14 @@ Helpers for trial test suites that run the proxy in-process::
 
 The proxy listens on C{tcp:0:interface=127.0.0.1}; it is stopped when the
 test ends (C{addCleanup}), leaving a clean reactor.
+
+L{LogRecorder} is an addon that keeps the log entries it sees, to check
+what the proxy (or an addon) logged::
+
+    recorder = LogRecorder()
+    proxy = await start_proxy(self, MyAddon(), recorder)
+    ...
+    self.assertIn("blocked", recorder.text("warn"))
 """
 
 from __future__ import annotations
@@ -19,11 +27,46 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
+from zope.interface import implementer
 
+from interceptor.interfaces import ILog
+from interceptor.log import LogEntry
 from interceptor.master import Master
 from interceptor.options import Options, proxy_options
 
-__all__ = ["RunningProxy", "start_proxy"]
+__all__ = ["LogRecorder", "RunningProxy", "start_proxy"]
+
+
+@implementer(ILog)
+class LogRecorder:
+    """
+    An addon keeping every log entry it is given.
+
+    @ivar entries: The L{interceptor.log.LogEntry} objects, oldest first.
+    """
+
+    name = "logrecorder"
+
+    def __init__(self) -> None:
+        self.entries: list[LogEntry] = []
+
+    def log(self, entry: LogEntry) -> None:
+        """
+        Keep the entry.
+        """
+        self.entries.append(entry)
+
+    def messages(self, level: Optional[str] = None) -> list[str]:
+        """
+        The messages of the entries (of one level, when given).
+        """
+        return [e.msg for e in self.entries if level is None or e.level == level]
+
+    def text(self, level: Optional[str] = None) -> str:
+        """
+        L{messages}, joined with newlines: handy for C{assertIn}.
+        """
+        return "\n".join(self.messages(level))
 
 
 class RunningProxy:
@@ -79,4 +122,11 @@ def start_proxy(
     def listening(port: Any) -> RunningProxy:
         return RunningProxy(master, port)
 
-    return master.listen(listen).addCallback(listening)
+    def failed(failure: Any) -> Any:
+        # Without a test case nobody else would stop the master: stop it,
+        # then report the failure.
+        if testcase is not None:
+            return failure
+        return master.stop().addCallback(lambda _: failure)
+
+    return master.listen(listen).addCallbacks(listening, failed)

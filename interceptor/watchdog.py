@@ -10,7 +10,8 @@ A cheap inactivity timer for connections.
 
 The timer is rescheduled only when it fires, so touching it per chunk costs
 almost nothing.  C{timeout()} is asked each time: it returns the current
-allowed silence in seconds, or None for "no limit right now".
+allowed silence in seconds, or None for "no limit right now".  It looks at
+least every C{period} seconds, so a limit that shrinks is noticed in time.
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ class Watchdog:
     seconds.
     """
 
-    __slots__ = ("clock", "timeout", "expired", "last", "_call")
+    __slots__ = ("clock", "timeout", "expired", "period", "last", "_call")
 
     def __init__(
         self,
         clock: Any,
         timeout: Callable[[], Optional[float]],
         expired: Callable[[float], None],
+        period: Optional[float] = None,
     ) -> None:
         self.clock = clock
         self.timeout = timeout
         self.expired = expired
+        self.period = period
         self.last = clock.seconds()
         self._call: Any = None
 
@@ -57,8 +60,13 @@ class Watchdog:
         if self._call is not None and self._call.active():
             return
         limit = self.timeout()
-        # With no limit right now, look again in a second.
-        delay = 1.0 if limit is None else max(limit - (self.clock.seconds() - self.last), 0.0)
+        # The limit may shrink before this call fires (an idle connection
+        # starts a request): never wait longer than the period between looks.
+        period = self.period if self.period is not None else 1.0
+        if limit is None:
+            delay = period
+        else:
+            delay = min(max(limit - (self.clock.seconds() - self.last), 0.0), period)
         self._call = self.clock.callLater(delay, self._check)
 
     def _check(self) -> None:

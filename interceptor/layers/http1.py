@@ -34,9 +34,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from interceptor.connection import ServerConnection
+from interceptor.fastwrite import writer_for
 from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Headers, Request, Response
 from interceptor.options import parse_size
+from interceptor.proxy import ReadGate
 from interceptor.watchdog import Watchdog
 
 __all__ = ["Http1Layer", "Http1Stream", "UpstreamProtocol", "error_response"]
@@ -46,6 +48,10 @@ _log = Logger(namespace="interceptor.http1")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BODILESS_STATUS = frozenset((204, 304))
 _HOP_BY_HOP_REQUEST = frozenset((b"proxy-connection",))
+_DEFAULT_BUFFER = 65536
+# Read and buffer size while relaying a large body unparsed: fewer, bigger
+# reads and writes per megabyte.
+_BULK_BUFFER = 1 << 20
 
 
 def error_response(status: int, reason: str, detail: str) -> Response:
@@ -66,8 +72,8 @@ def error_response(status: int, reason: str, detail: str) -> Response:
     return Response("HTTP/1.1", status, reason, headers, body, now, now)
 
 
-def _chunk(data: bytes) -> list[bytes]:
-    return [b"%x\r\n" % len(data), data, b"\r\n"]
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _head_bytes(first_line: str, headers: Headers) -> bytes:
@@ -97,7 +103,22 @@ def _wants_close(headers: Headers) -> bool:
 class BadRequest(Exception):
     """
     Raised from a parser callback: the request cannot be served.
+
+    @ivar status: The status code to answer with.
+    @ivar reason: Its reason phrase.
     """
+
+    status = 400
+    reason = "Bad Request"
+
+
+class HeadersTooLarge(BadRequest):
+    """
+    The request head is larger than the option C{max_header_size}.
+    """
+
+    status = 431
+    reason = "Request Header Fields Too Large"
 
 
 class _Framing:
@@ -113,7 +134,8 @@ class _Framing:
 def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: bool) -> str:
     """
     Fix the framing headers of a buffered message about to be sent, and
-    return its framing.  Headers are left untouched when they already fit.
+    return its framing.  Headers are left untouched when they already fit;
+    a request without a body needs no framing header at all.
     """
     headers = message.headers
     if bodiless:
@@ -125,6 +147,8 @@ def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: boo
         headers[b"Content-Length"] = str(len(body)).encode()
         return _Framing.LENGTH
     length = _content_length(headers)
+    if length is None and not body and isinstance(message, Request):
+        return _Framing.NONE
     if length != len(body):
         headers[b"Content-Length"] = str(len(body)).encode()
     return _Framing.LENGTH
@@ -156,10 +180,12 @@ class _BodyWriter:
     addon's chunk transform on the way.
     """
 
-    __slots__ = ("transport", "framing", "transform", "sent")
+    __slots__ = ("write_out", "framing", "transform", "sent")
 
-    def __init__(self, transport: Any, framing: str, transform: Optional[Callable]) -> None:
-        self.transport = transport
+    def __init__(
+        self, write_out: Callable[[bytes], None], framing: str, transform: Optional[Callable]
+    ) -> None:
+        self.write_out = write_out
         self.framing = framing
         self.transform = transform
         self.sent = 0
@@ -176,16 +202,16 @@ class _BodyWriter:
             return
         self.sent += len(data)
         if self.framing == _Framing.CHUNKED:
-            self.transport.writeSequence(_chunk(data))
+            self.write_out(_chunk(data))
         else:
-            self.transport.write(data)
+            self.write_out(data)
 
     def finish(self) -> None:
         """
         Send the end of the body, if the framing has one.
         """
         if self.framing == _Framing.CHUNKED:
-            self.transport.write(b"0\r\n\r\n")
+            self.write_out(b"0\r\n\r\n")
 
 
 class Http1Layer:
@@ -204,6 +230,8 @@ class Http1Layer:
         self.options = root.master.options
         self.client_conn = root.client_conn
         self.transport = root.transport
+        self.write = writer_for(root.transport)
+        _no_delay(root.transport)
         self.gate = root.gate
         self.layer: Any = None
         self.parser = httptools.HttpRequestParser(self)
@@ -213,11 +241,17 @@ class Http1Layer:
         self.closing = False
         self._in_head = False
         self._head_size = 0
+        self._head_seen = 0
         self._url = b""
         self._fields: list[tuple[bytes, bytes]] = []
         self._bad: Optional[tuple[int, str, str]] = None
         self._max_header_size = self.options.max_header_size
-        self.watchdog = Watchdog(self.master.reactor, self._timeout, self._timed_out)
+        self.watchdog = Watchdog(
+            self.master.reactor,
+            self._timeout,
+            self._timed_out,
+            period=self.master.options.read_timeout / 4,
+        )
 
     def __repr__(self) -> str:
         return f"<Http1Layer {self.client_conn!r}>"
@@ -244,21 +278,26 @@ class Http1Layer:
             return
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__
-            if not isinstance(cause, BadRequest):
+            if isinstance(cause, BadRequest):
+                self._reject(cause.status, cause.reason, str(cause))
+            else:
                 _log.failure("Error handling a request", Failure(cause or e))
-            self._reject(400, "Bad Request", str(cause or e))
+                self._reject(400, "Bad Request", str(cause or e))
             return
         except httptools.HttpParserError as e:
             self._reject(400, "Bad Request", f"Malformed request: {e}")
             return
         if self._in_head:
-            self._head_size += len(data)
-            if self._head_size > self._max_header_size:
-                self._reject(
-                    431,
-                    "Request Header Fields Too Large",
-                    f"The request header block exceeds {self._max_header_size} bytes.",
-                )
+            # A head that never ends (e.g. one endless header line).
+            self._head_seen += len(data)
+            if self._head_seen > self._max_header_size:
+                error = self._too_large()
+                self._reject(error.status, error.reason, str(error))
+
+    def _too_large(self) -> HeadersTooLarge:
+        return HeadersTooLarge(
+            f"The request header block exceeds {self._max_header_size} bytes."
+        )
 
     def on_message_begin(self) -> None:
         """
@@ -266,6 +305,7 @@ class Http1Layer:
         """
         self._in_head = True
         self._head_size = 0
+        self._head_seen = 0
         self._url = b""
         self._fields = []
 
@@ -274,11 +314,15 @@ class Http1Layer:
         httptools: a piece of the request target.
         """
         self._url += url
+        self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """
         httptools: one header field.
         """
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._max_header_size:
+            raise self._too_large()
         if len(name) == 16 and name.lower() in _HOP_BY_HOP_REQUEST:
             return
         self._fields.append((name, value))
@@ -308,6 +352,8 @@ class Http1Layer:
         url = self._url
         if method == "CONNECT":
             return None
+        if version not in ("1.1", "1.0"):
+            raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
         if not url.startswith((b"http://", b"https://")):
             raise BadRequest(
                 "regular proxy mode expects absolute-form requests "
@@ -318,7 +364,11 @@ class Http1Layer:
         except httptools.HttpParserInvalidURLError:
             raise BadRequest(f"invalid request URL {url[:200]!r}") from None
         scheme = parsed.schema.decode("ascii").lower()
-        host = parsed.host.decode("idna") if parsed.host else ""
+        raw_host = parsed.host or b""
+        if raw_host.isascii() and b"xn--" not in raw_host:
+            host = raw_host.decode("ascii")
+        else:
+            host = raw_host.decode("idna")
         if not host:
             raise BadRequest(f"no host in request URL {url[:200]!r}")
         port = parsed.port or _DEFAULT_PORTS[scheme]
@@ -387,6 +437,7 @@ class Http1Layer:
         self.receiving = None
         if stream is not None and stream in self.streams:
             stream.client_failed(f"client sent an invalid request: {detail}")
+            self.streams.remove(stream)
         _log.info(
             "{client}: {status} {reason}: {detail}",
             client=self.client_conn.address,
@@ -427,7 +478,7 @@ class Http1Layer:
         """
         body = response.raw_content or b""
         first = f"{response.http_version} {response.status_code} {response.reason}"
-        self.transport.writeSequence([_head_bytes(first, response.headers), body])
+        self.write(_head_bytes(first, response.headers) + body)
 
     def stream_finished(self, stream: "Http1Stream", keep_alive: bool) -> None:
         """
@@ -497,6 +548,22 @@ class Http1Layer:
         return d
 
 
+def _no_delay(transport: Any) -> None:
+    # Each message goes out in as few writes as possible; Nagle would only
+    # add latency to the last partial segment.
+    try:
+        transport.setTcpNoDelay(True)
+    except (AttributeError, OSError):
+        pass
+
+
+def _size_option(options: Any, name: str) -> Optional[int]:
+    try:
+        return parse_size(getattr(options, name))
+    except ValueError:
+        return None
+
+
 def _failed(error: Exception) -> Deferred:
     d: Deferred = Deferred()
     d.errback(Failure(error))
@@ -515,6 +582,8 @@ class Http1Stream:
         self.options = layer.options
         self.flow = flow
         self.client_keep_alive = client_keep_alive
+        self.body_limit = _size_option(self.options, "body_size_limit")
+        self.stream_limit = _size_option(self.options, "stream_large_bodies")
         self.holding_client = False
         self.upgrade_data: list[bytes] = []
         self.request_chunks: list[bytes] = []
@@ -548,7 +617,12 @@ class Http1Stream:
         Fire an event; call C{then} when its hooks are done, holding C{hold}
         (a read gate) meanwhile if they take time.
         """
-        d = self.master.addons.trigger(event, self.flow)
+        addons = self.master.addons
+        if not addons.has_hooks(event):
+            if not self.finished:
+                then()
+            return
+        d = addons.trigger(event, self.flow)
         if d.called:
             d.addCallback(lambda _: None if self.finished else then())
             return
@@ -572,7 +646,7 @@ class Http1Stream:
         if self.request_writer is not None:
             self.request_writer.write(data)
             return
-        limit = self._limit("body_size_limit")
+        limit = self.body_limit
         if limit is not None and self.request_size > limit:
             self._client_error(413, "Payload Too Large", f"The request body exceeds {limit} bytes.")
             return
@@ -591,11 +665,6 @@ class Http1Stream:
         if waiting is not None:
             waiting()
 
-    def _limit(self, option: str) -> Optional[int]:
-        try:
-            return parse_size(getattr(self.options, option))
-        except ValueError:
-            return None
 
     def _after_requestheaders(self) -> None:
         flow = self.flow
@@ -606,7 +675,7 @@ class Http1Stream:
             self._early_response = True
             return self._when_request_read(self._send_early_response)
         length = _content_length(request.headers)
-        limit = self._limit("body_size_limit")
+        limit = self.body_limit
         if limit is not None and length is not None and length > limit:
             return self._client_error(
                 413, "Payload Too Large", f"The request body ({length} bytes) exceeds {limit} bytes."
@@ -614,11 +683,13 @@ class Http1Stream:
         expect = request.headers.get(b"expect")
         if expect is not None and expect.lower() == b"100-continue":
             del request.headers[b"expect"]
-            self.layer.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        stream_limit = self._limit("stream_large_bodies")
+            self.layer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        stream_limit = self.stream_limit
         if request.stream or (
             stream_limit is not None and length is not None and length > stream_limit
         ):
+            if not request.stream:
+                request.stream = True
             return self._stream_request()
         self._when_request_read(self._request_read)
 
@@ -630,7 +701,7 @@ class Http1Stream:
 
     def _request_read(self) -> None:
         request = self.flow.request
-        request.raw_content = b"".join(self.request_chunks)
+        request.load_body(b"".join(self.request_chunks))
         self.request_chunks = []
         self._trigger("request", self._after_request)
 
@@ -655,8 +726,8 @@ class Http1Stream:
         request = self.flow.request
         transform = request.stream if callable(request.stream) else None
         framing = _prepare_streamed(request, True, transform is not None)
-        upstream.transport.write(_head_bytes(self._request_line(), request.headers))
-        self.request_writer = _BodyWriter(upstream.transport, framing, transform)
+        upstream.write(_head_bytes(self._request_line(), request.headers))
+        self.request_writer = _BodyWriter(upstream.write, framing, transform)
         pending, self.request_chunks = self.request_chunks, []
         for data in pending:
             self.request_writer.write(data)
@@ -700,12 +771,12 @@ class Http1Stream:
         framing = _prepare_buffered(request, body, False, True)
         head = _head_bytes(self._request_line(), request.headers)
         if framing == _Framing.CHUNKED:
-            parts = [head] + (_chunk(body) if body else []) + [b"0\r\n\r\n"]
-            upstream.transport.writeSequence(parts)
+            upstream.write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
+        elif len(body) < 65536:
+            upstream.write(head + body)
         else:
-            upstream.transport.write(head + body if len(body) < 65536 else head)
-            if len(body) >= 65536:
-                upstream.transport.write(body)
+            upstream.write(head)
+            upstream.write(body)
 
     # -- response ---------------------------------------------------------
 
@@ -724,10 +795,10 @@ class Http1Stream:
             return self._kill()
         response = flow.response
         length = _content_length(response.headers)
-        limit = self._limit("body_size_limit")
+        limit = self.body_limit
         if limit is not None and length is not None and length > limit:
             return self.fail(f"The response body ({length} bytes) exceeds {limit} bytes.", 502)
-        stream_limit = self._limit("stream_large_bodies")
+        stream_limit = self.stream_limit
         if response.stream or (
             stream_limit is not None and length is not None and length > stream_limit
         ):
@@ -751,20 +822,22 @@ class Http1Stream:
         )
         if framing == _Framing.CLOSE:
             self.client_keep_alive = False
-        self._write_response_head()
-        self.response_writer = _BodyWriter(self.layer.transport, framing, transform)
+        self.layer.write(self._response_head())
+        self.response_writer = _BodyWriter(self.layer.write, framing, transform)
         pending, self.response_chunks = self.response_chunks, []
         for data in pending:
             self.response_writer.write(data)
+        if framing == _Framing.LENGTH and transform is None:
+            self.upstream.want_raw_body()
 
-    def _write_response_head(self) -> None:
+    def _response_head(self) -> bytes:
         response = self.flow.response
         self.response_started = True
         if self.client_keep_alive and self.flow.request.http_version == "HTTP/1.0":
             if response.headers.get(b"connection") is None:
                 response.headers[b"Connection"] = b"keep-alive"
         first = f"{response.http_version} {response.status_code} {response.reason}"
-        self.layer.transport.write(_head_bytes(first, response.headers))
+        return _head_bytes(first, response.headers)
 
     def response_body(self, data: bytes) -> None:
         """
@@ -777,10 +850,10 @@ class Http1Stream:
         self.response_chunks.append(data)
         if self._head_pending:
             return
-        limit = self._limit("body_size_limit")
+        limit = self.body_limit
         if limit is not None and self.response_size > limit:
             return self.fail(f"The response body exceeds {limit} bytes.", 502)
-        stream_limit = self._limit("stream_large_bodies")
+        stream_limit = self.stream_limit
         if stream_limit is not None and self.response_size > stream_limit:
             self._start_streamed_response()
 
@@ -799,7 +872,7 @@ class Http1Stream:
             self.response_writer.finish()
             self._trigger("response", self._finish)
             return
-        response.raw_content = b"".join(self.response_chunks)
+        response.load_body(b"".join(self.response_chunks))
         self.response_chunks = []
         self._trigger("response", self._write_buffered_response)
 
@@ -815,12 +888,18 @@ class Http1Stream:
             or 100 <= response.status_code < 200
         )
         framing = _prepare_buffered(response, body, bodiless, self._client_chunked_ok())
-        self._write_response_head()
-        transport = self.layer.transport
+        head = self._response_head()
+        write = self.layer.write
         if framing == _Framing.CHUNKED:
-            transport.writeSequence((_chunk(body) if body else []) + [b"0\r\n\r\n"])
+            write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
         elif framing == _Framing.LENGTH and body:
-            transport.write(body)
+            if len(body) < 65536:
+                write(head + body)
+            else:
+                write(head)
+                write(body)
+        else:
+            write(head)
         if self._early_response and _wants_close(response.headers):
             self.client_keep_alive = False
         self._finish()
@@ -845,7 +924,7 @@ class Http1Stream:
         """
         response = self.flow.response
         response.timestamp_end = time.time()
-        self._write_response_head()
+        self.layer.write(self._response_head())
         upstream, layer = self.upstream, self.layer
         if rest:
             layer.transport.write(rest)
@@ -920,10 +999,14 @@ class Http1Stream:
         self.master.addons.trigger("error", self.flow)
 
     def _kill(self) -> None:
+        """
+        An addon killed the flow: drop both connections, fire C{error}.
+        """
         self.finished = True
         if self.upstream is not None:
             self.upstream.end(self, broken=True)
         self.layer.abort()
+        self.master.addons.trigger("error", self.flow)
 
 
 class _OneProtocolFactory(Factory):
@@ -967,10 +1050,18 @@ class UpstreamProtocol(Protocol):
         self._reason = b""
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
+        self._want_raw = False
+        self._raw_left = 0
+        self._raw_keep_alive = True
         self._framed = False
         self._relay: Any = None
         self._connecting: Optional[Deferred] = None
-        self.watchdog = Watchdog(self.master.reactor, self._timeout, self._timed_out)
+        self.watchdog = Watchdog(
+            self.master.reactor,
+            self._timeout,
+            self._timed_out,
+            period=self.master.options.read_timeout / 4,
+        )
 
     def __repr__(self) -> str:
         return f"<UpstreamProtocol {self.address}>"
@@ -996,8 +1087,6 @@ class UpstreamProtocol(Protocol):
         """
         Connected: pair the transports for backpressure.
         """
-        from interceptor.proxy import ReadGate
-
         self.connected = True
         now = time.time()
         self.server_conn.timestamp_start = self.server_conn.timestamp_tcp_setup = now
@@ -1006,6 +1095,8 @@ class UpstreamProtocol(Protocol):
         host = self.transport.getHost()
         self.server_conn.sockname = (host.host, host.port)
         self.gate = ReadGate(self.transport)
+        self.write = writer_for(self.transport)
+        _no_delay(self.transport)
         self.transport.registerProducer(self.layer.gate, True)
         self.layer.transport.registerProducer(self.gate, True)
         self.watchdog.start()
@@ -1041,10 +1132,14 @@ class UpstreamProtocol(Protocol):
                           server=self.address)
             self.abort()
             return
+        if self._raw_left:
+            return self._relay_body(data)
         if self._head_only is not None:
             return self._head_only_received(data)
         try:
             self._parser.feed_data(data)
+            if self._want_raw:
+                self._enter_raw()
         except httptools.HttpParserUpgrade as e:
             stream = self.stream
             if stream is not None and stream.flow.response is not None:
@@ -1058,6 +1153,41 @@ class UpstreamProtocol(Protocol):
             self._invalid(str(cause))
         except httptools.HttpParserError as e:
             self._invalid(str(e))
+
+    def want_raw_body(self) -> None:
+        """
+        The stream relays this response's Content-Length body unchanged:
+        once the current piece is parsed, count the rest through instead of
+        parsing it, reading in bigger pieces.
+        """
+        self._want_raw = True
+
+    def _enter_raw(self) -> None:
+        self._want_raw = False
+        stream = self.stream
+        length = _content_length(stream.flow.response.headers) if stream else None
+        if stream is None or length is None or stream.response_size >= length:
+            return
+        self._raw_left = length - stream.response_size
+        self._raw_keep_alive = self._parser.should_keep_alive()
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport.bufferSize = _BULK_BUFFER
+        self.layer.transport.bufferSize = _BULK_BUFFER
+
+    def _relay_body(self, data: bytes) -> None:
+        left = self._raw_left
+        stream = self.stream
+        if len(data) < left:
+            self._raw_left = left - len(data)
+            stream.response_body(data)
+            return
+        self._raw_left = 0
+        stream.response_body(data[:left] if len(data) > left else data)
+        self.transport.bufferSize = self.layer.transport.bufferSize = _DEFAULT_BUFFER
+        self._framed = True
+        self.on_message_complete_with(self._raw_keep_alive)
+        if len(data) > left and self.connected:
+            self.dataReceived(data[left:])
 
     def _head_only_received(self, data: bytes) -> None:
         """
@@ -1153,6 +1283,7 @@ class UpstreamProtocol(Protocol):
         """
         httptools: the response is complete.
         """
+        self._want_raw = False
         if self._head_only is not None:
             return
         status = self._parser.get_status_code()

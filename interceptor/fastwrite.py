@@ -1,0 +1,59 @@
+# -*- test-case-name: tests.test_fastwrite -*-
+"""
+Writing to a TCP transport without waiting for the next reactor turn.
+
+Twisted buffers every C{transport.write}, registers the socket for
+writability, and sends on the next reactor iteration, then unregisters it:
+two C{epoll_ctl} calls and a loop turn per write.  A proxy writes once per
+message in each direction, so that was a quarter of its CPU time per small
+request.  When nothing is buffered, the bytes can go straight to the socket;
+whatever the kernel does not take is handed to C{transport.write} as usual,
+so ordering, backpressure and error handling stay Twisted's.
+
+    write = writer_for(transport)
+    write(b"HTTP/1.1 200 OK\\r\\n...")
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet import tcp
+
+__all__ = ["writer_for"]
+
+
+def writer_for(transport: Any) -> Callable[[bytes], None]:
+    """
+    A function writing bytes to C{transport}: straight to the socket when
+    that is safe (a plain TCP connection with nothing buffered), else
+    through C{transport.write}.
+    """
+    fallback = transport.write
+    if not isinstance(transport, tcp.Connection):
+        return fallback
+    sock = transport.socket
+
+    def write(data: bytes) -> None:
+        t = transport
+        if (
+            t._tempDataBuffer
+            or len(t.dataBuffer) > t.offset
+            or t.TLS
+            or t.disconnecting
+            or not t.connected
+        ):
+            fallback(data)
+            return
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            # Let Twisted see (and report) the error on its own write path.
+            fallback(data)
+            return
+        if sent < len(data):
+            fallback(data[sent:])
+
+    return write
