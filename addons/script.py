@@ -59,6 +59,7 @@ def load_script(path: str) -> Optional[Any]:
     @return: The module, or None when it failed to import (the failure is
         logged with the file and line).
     """
+    path = os.path.abspath(path)
     name = f"__interceptor_script_{next(_counter)}"
     directory = os.path.dirname(path)
     try:
@@ -66,13 +67,20 @@ def load_script(path: str) -> Optional[Any]:
         if spec is None or spec.loader is None:
             raise ImportError(f"not a Python file: {path}")
         module = importlib.util.module_from_spec(spec)
+        module.__cached__ = None  # type: ignore[attr-defined]
+        # Compiled from the source each time: a byte-code cache keyed on the
+        # mtime in whole seconds and the size could hand back the previous
+        # version of a script edited twice within a second.
+        with open(path, "rb") as f:
+            code = compile(f.read(), path, "exec", dont_inherit=True)
         sys.modules[name] = module
         sys.path.insert(0, directory)
         try:
-            spec.loader.exec_module(module)
+            exec(code, module.__dict__)
         finally:
-            sys.path.remove(directory)
-    except Exception as e:
+            if directory in sys.path:
+                sys.path.remove(directory)
+    except (Exception, SystemExit) as e:
         sys.modules.pop(name, None)
         line = _error_line(path, e)
         where = f"{path}, line {line}" if line is not None else path

@@ -35,6 +35,7 @@ class TermLog:
         self.outfile = outfile
         self.threshold = LEVELS.index("info")
         self._claimed = False
+        self._done = False
 
     def load(self, loader: Any) -> None:
         """
@@ -56,8 +57,11 @@ class TermLog:
 
     def log(self, entry: LogEntry) -> None:
         """
-        Print the entry if it is urgent enough.
+        Print the entry if it is urgent enough (and until C{done()}; then
+        the twistd observer prints again).
         """
+        if self._done:
+            return
         level = LEVELS.index(entry.level) if entry.level in LEVELS else LEVELS.index("info")
         if level < self.threshold:
             return
@@ -70,6 +74,7 @@ class TermLog:
         """
         Give the terminal back.
         """
+        self._done = True
         if self._claimed:
             self._claimed = False
             terminal_claims.count -= 1

@@ -270,13 +270,22 @@ class AddonManager:
 
     def clear(self) -> Deferred:
         """
-        Remove every addon, calling C{done()} on each.
+        Remove every addon, calling C{done()} on each.  The addons stay in
+        the chain until every C{done()} has finished, so what one logs on
+        the way out (an error in its C{done()}) still reaches the others'
+        C{log} hooks.
         """
-        members = list(self._walk(self.chain))
-        self.chain = []
-        self._nested.clear()
-        self._hooks.clear()
-        return self._call_each(members, "done", ())
+        top = list(self.chain)
+        members = list(self._walk(top))
+
+        def forget(result: Any) -> Any:
+            self.chain = [each for each in self.chain if not any(each is t for t in top)]
+            for each in members:
+                self._nested.pop(id(each), None)
+            self._hooks.clear()
+            return result
+
+        return self._call_each(members, "done", ()).addBoth(forget)
 
     def _walk(self, addons: list[Any]) -> Iterator[Any]:
         for addon in addons:

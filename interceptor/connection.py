@@ -36,6 +36,7 @@ class _Connection:
         "alpn",
         "tls_version",
         "error",
+        "certificate_list",
         "timestamp_start",
         "timestamp_end",
     )
@@ -49,6 +50,7 @@ class _Connection:
         self.alpn: Optional[bytes] = None
         self.tls_version: Optional[str] = None
         self.error: Optional[str] = None
+        self.certificate_list: list = []
         self.timestamp_start: Optional[float] = None
         self.timestamp_end: Optional[float] = None
 

@@ -16,7 +16,9 @@ def default_addons() -> list[Any]:
     New instances of the built-in addons, in chain order.
     """
     from addons.dumper import Dumper
+    from addons.onboarding import Onboarding
     from addons.script import ScriptLoader
     from addons.termlog import TermLog
+    from addons.tlsconfig import TlsConfig
 
-    return [TermLog(), ScriptLoader(), Dumper()]
+    return [TermLog(), TlsConfig(), Onboarding(), ScriptLoader(), Dumper()]

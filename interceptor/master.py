@@ -105,6 +105,8 @@ class Master:
         self.running = True
         self._bridge.install()
         self.addons.configure_all(self.options, self.options.keys())
+        for name in sorted(getattr(self.options, "deferred", ())):
+            _log.error("Unknown option {name}: no addon declared it", name=name)
         self._start_ticking()
 
     def _start_ticking(self) -> None:

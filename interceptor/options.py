@@ -7,6 +7,7 @@ Typed options with defaults and help text.
     opts.update(anticache=True)        # validated; subscribers see {"anticache"}
     opts.set("anticache=false")         # the --set NAME=VALUE form
     opts.anticache                      # -> False
+    opts.set("later=1", defer=True)     # held until an addon declares "later"
 
 A bad value (unknown name, wrong type, value outside its choices) raises
 L{OptionsError} naming the option, and leaves every option unchanged.  So
@@ -207,6 +208,7 @@ class Options:
     def __init__(self) -> None:
         object.__setattr__(self, "_options", {})
         object.__setattr__(self, "_subscribers", [])
+        object.__setattr__(self, "_deferred", {})
 
     def add_option(
         self,
@@ -236,6 +238,7 @@ class Options:
                 )
             return
         self._options[name] = Option(name, typespec, default, help, choices)
+        self._apply_deferred(name)
 
     def subscribe(self, callback: Callable[["Options", set[str]], None]) -> None:
         """
@@ -328,17 +331,25 @@ class Options:
         for callback in list(self._subscribers):
             callback(self, set(changed))
 
-    def set(self, *specs: str) -> set[str]:
+    def set(self, *specs: str, defer: bool = False) -> set[str]:
         """
         Apply C{name=value} strings, as given to C{--set}.  Repeating a
         sequence option appends to it; C{name} alone sets a bool to true.
 
-        @raise OptionsError: A malformed spec, unknown name or bad value.
+        @param defer: Keep specs naming unknown options (ones a script not
+            loaded yet will declare) and apply them when the option is
+            declared; L{deferred} lists the names still waiting.
+        @raise OptionsError: A malformed spec, unknown name (unless
+            deferred) or bad value.
         """
         values: dict[str, Any] = {}
+        waiting: dict[str, list[str]] = {}
         for spec in specs:
             name, sep, text = spec.partition("=")
             name = name.strip()
+            if defer and name not in self._options:
+                waiting.setdefault(name, []).append(spec)
+                continue
             option = self.option(name)
             if not sep:
                 if option.typespec is not bool:
@@ -348,7 +359,27 @@ class Options:
                 values[name] = values[name] + option.parse(text)
             else:
                 values[name] = option.parse(text)
-        return self.update(**values)
+        changed = self.update(**values)
+        for name, held in waiting.items():
+            self._deferred[name] = held
+        return changed
+
+    @property
+    def deferred(self) -> set[str]:
+        """
+        Names given to L{set} with C{defer=True} that no option has been
+        declared for yet.
+        """
+        return set(self._deferred)
+
+    def _apply_deferred(self, name: str) -> None:
+        held = self._deferred.pop(name, None)
+        if held is None:
+            return
+        try:
+            self.set(*held)
+        except OptionsError as e:
+            _log.error("{error}; it keeps its default", error=str(e))
 
     def reset(self) -> set[str]:
         """
@@ -402,6 +433,41 @@ def proxy_options(**values: Any) -> Options:
     )
     add("idle_timeout", float, 300.0, "Seconds an idle keep-alive client connection stays open.")
     add("max_header_size", int, 65536, "Largest accepted header block, in bytes.")
+    add(
+        "ca_file",
+        Optional[str],
+        None,
+        "A PEM file with your own CA's private key and certificate, used "
+        "instead of the one in confdir.",
+    )
+    add("ssl_insecure", bool, False, "Do not verify upstream servers' certificates.")
+    add(
+        "ssl_verify_upstream_trusted_ca",
+        Optional[str],
+        None,
+        "A PEM file of CA certificates trusted for upstream servers, besides the system's.",
+    )
+    add(
+        "upstream_cert",
+        bool,
+        True,
+        "Copy the names in the upstream's certificate into the certificate "
+        "minted for the client.",
+    )
+    add(
+        "ignore_hosts",
+        Sequence[str],
+        [],
+        "Regexes on host:port; matching TLS connections are passed through "
+        "untouched, undecrypted.",
+    )
+    add(
+        "allow_hosts",
+        Sequence[str],
+        [],
+        "Regexes on host:port; only matching TLS connections are intercepted, "
+        "the others are passed through.",
+    )
     if values:
         opts.update(**values)
     return opts

@@ -13,6 +13,7 @@ C{clientdisconnect} when the connection closes.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -27,6 +28,8 @@ from interceptor.connection import ClientConnection
 __all__ = ["ProxyFactory", "ProxyProtocol", "ReadGate"]
 
 _log = Logger(namespace="interceptor.proxy")
+
+_HTTP_METHOD = re.compile(rb"^[A-Z]{3,16} ")
 
 
 @implementer(IPushProducer)
@@ -96,7 +99,9 @@ class ProxyProtocol(Protocol):
         self.client_conn: Optional[ClientConnection] = None
         self.gate: Optional[ReadGate] = None
         self.closed: Deferred = Deferred()
+        self.tunnel_address: Optional[tuple[str, int]] = None
         self._early: list[bytes] = []
+        self._detect_buffer = b""
 
     @property
     def root(self) -> "ProxyProtocol":
@@ -129,6 +134,53 @@ class ProxyProtocol(Protocol):
         from interceptor.layers.http1 import Http1Layer
 
         return self.next_layer(Http1Layer(self))
+
+    def buffer_input(self) -> None:
+        """
+        Keep the client's bytes until the next layer is chosen.
+        """
+        self.__dict__.pop("dataReceived", None)
+
+    def switch_layer(self, layer: Any, early: list[bytes] = ()) -> Deferred:
+        """
+        Hand the connection to C{layer} (through C{next_layer}), feeding it
+        C{early} bytes first.
+        """
+        self.buffer_input()
+        self._early[:0] = [data for data in early if data]
+        return self.next_layer(layer)
+
+    def start_tunnel(self, address: tuple[str, int], rest: bytes) -> None:
+        """
+        A CONNECT tunnel to C{address} is open: look at its first bytes to
+        choose the layer (TLS, HTTP, or a raw relay).
+        """
+        self.tunnel_address = address
+        self.buffer_input()
+        self._early[:0] = [rest] if rest else []
+        self.dataReceived = self._detect
+        early, self._early = self._early, []
+        for data in early:
+            self._detect(data)
+
+    def _detect(self, data: bytes) -> None:
+        buffered = self._detect_buffer = self._detect_buffer + data
+        if len(buffered) < 3:
+            return
+        from interceptor.layers.http1 import Http1Layer
+        from interceptor.layers.relay import RelayLayer
+        from interceptor.layers.tls import TlsLayer
+        from interceptor.tls import looks_like_tls
+
+        host, port = self.tunnel_address
+        if looks_like_tls(buffered):
+            layer: Any = TlsLayer(self, self.tunnel_address)
+        elif _HTTP_METHOD.match(buffered):
+            layer = Http1Layer(self, target=("http", host, port))
+        else:
+            layer = RelayLayer(self, self.tunnel_address)
+        self._detect_buffer = b""
+        self.switch_layer(layer, [buffered])
 
     def next_layer(self, layer: Any) -> Deferred:
         """

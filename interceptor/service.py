@@ -3,7 +3,6 @@
 The L{IService} that runs a L{Master} and its listening ports, as
 C{twistd interceptor} does; usable in any Twisted application::
 
-    from twisted.application.service import MultiService
     svc = ProxyService(Master(proxy_options()), ["tcp:8080:interface=127.0.0.1"])
     svc.setServiceParent(application)
 
@@ -15,7 +14,7 @@ status 0 (Twisted's own handler would make it exit by the signal).
 from __future__ import annotations
 
 import signal
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -51,7 +50,6 @@ class ProxyService(Service):
         self.listen = list(listen)
         self.listening: Deferred = Deferred()
         self.clean_sigterm = clean_sigterm
-        self._previous_sigterm: Optional[Any] = None
 
     def startService(self) -> None:
         """
@@ -59,8 +57,13 @@ class ProxyService(Service):
         """
         Service.startService(self)
         if self.clean_sigterm:
-            # After the reactor's own handlers are installed ("after startup").
-            self.master.reactor.callWhenRunning(self._install_sigterm)
+            # Now (twistd starts services before the reactor runs, and a
+            # SIGTERM may come at once), and again right after the reactor
+            # has installed its own handlers in the "during startup" phase.
+            self._install_sigterm()
+            reactor = self.master.reactor
+            if not getattr(reactor, "running", False):
+                reactor.addSystemEventTrigger("during", "startup", self._install_sigterm)
         self.master.start()
         attempts = [self.master.listen(description) for description in self.listen]
         d = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
@@ -68,7 +71,7 @@ class ProxyService(Service):
         d.chainDeferred(self.listening)
 
     def _install_sigterm(self) -> None:
-        self._previous_sigterm = signal.signal(signal.SIGTERM, self._sigterm)
+        signal.signal(signal.SIGTERM, self._sigterm)
 
     def _sigterm(self, signum: int, frame: Any) -> None:
         # Called between two bytecodes of the reactor thread: hand over to
@@ -95,4 +98,11 @@ class ProxyService(Service):
         Stop the master; the returned Deferred fires when it has stopped.
         """
         Service.stopService(self)
+        if self.clean_sigterm:
+            # A SIGTERM caught by the reactor's own handler in the instant
+            # between its installation and ours would make twistd exit by
+            # the signal; this stop is clean, so forget it.
+            reactor = self.master.reactor
+            if getattr(reactor, "_exitSignal", None) == signal.SIGTERM:
+                reactor._exitSignal = None
         return self.master.stop()

@@ -148,7 +148,9 @@ def apply_command_line(master: Master, config: Options) -> None:
     known = {k: v for k, v in values.items() if k in master.options}
     master.options.update(**known)
     if config["set"]:
-        master.options.set(*config["set"])
+        # Options that --addon scripts declare exist only once the scripts
+        # load (when the proxy starts): hold those until then.
+        master.options.set(*config["set"], defer=bool(config["addons"]))
 
 
 def makeService(config: Options) -> ProxyService:

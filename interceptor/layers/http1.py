@@ -23,22 +23,26 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import httptools
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from interceptor.connection import ServerConnection
 from interceptor.fastwrite import writer_for
 from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Headers, Request, Response
 from interceptor.options import parse_size
+from interceptor.layers.upstream import open_connection
 from interceptor.proxy import ReadGate
+from interceptor.tls import UpstreamTLS, check_hostname
+from interceptor.tlsconfig import UpstreamTLSError, upstream_contexts
 from interceptor.watchdog import Watchdog
 
 __all__ = ["Http1Layer", "Http1Stream", "UpstreamProtocol", "error_response"]
@@ -98,6 +102,9 @@ def _is_chunked(headers: Headers) -> bool:
 def _wants_close(headers: Headers) -> bool:
     value = headers.get(b"connection")
     return value is not None and b"close" in value.lower()
+
+
+_ROOT_TRANSPORT = object()
 
 
 class BadRequest(Exception):
@@ -224,14 +231,27 @@ class Http1Layer:
     @ivar upstream: The current upstream connection (busy or idle), or None.
     """
 
-    def __init__(self, root: Any) -> None:
+    def __init__(
+        self,
+        root: Any,
+        transport: Any = _ROOT_TRANSPORT,
+        target: Optional[tuple[str, str, int]] = None,
+        sni: Optional[str] = None,
+    ) -> None:
         self.root = root
         self.master = root.master
         self.options = root.master.options
         self.client_conn = root.client_conn
-        self.transport = root.transport
-        self.write = writer_for(root.transport)
-        _no_delay(root.transport)
+        self.target = target
+        self.sni = sni
+        self.upstream_error: Optional[str] = None
+        self.transport: Any = None
+        self.write: Callable[[bytes], None] = _not_attached
+        if transport is _ROOT_TRANSPORT:
+            transport = root.transport
+            _no_delay(transport)
+        if transport is not None:
+            self.attach_transport(transport)
         self.gate = root.gate
         self.layer: Any = None
         self.parser = httptools.HttpRequestParser(self)
@@ -255,6 +275,14 @@ class Http1Layer:
 
     def __repr__(self) -> str:
         return f"<Http1Layer {self.client_conn!r}>"
+
+    def attach_transport(self, transport: Any) -> None:
+        """
+        Write to C{transport} (the client connection, or a TLS wrapper
+        around it).
+        """
+        self.transport = transport
+        self.write = writer_for(transport)
 
     def start(self) -> None:
         """
@@ -354,6 +382,8 @@ class Http1Layer:
             return None
         if version not in ("1.1", "1.0"):
             raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
+        if self.target is not None and url.startswith((b"/", b"*")):
+            return self._origin_form_request(method, version, url)
         if not url.startswith((b"http://", b"https://")):
             raise BadRequest(
                 "regular proxy mode expects absolute-form requests "
@@ -391,6 +421,20 @@ class Http1Layer:
         )
         return request
 
+    def _origin_form_request(self, method: str, version: str, url: bytes) -> Request:
+        scheme, host, port = self.target
+        return Request(
+            method,
+            scheme,
+            host,
+            port,
+            url.decode("utf-8", "surrogateescape"),
+            "HTTP/" + version,
+            Headers(self._fields),
+            None,
+            timestamp_start=time.time(),
+        )
+
     def on_body(self, data: bytes) -> None:
         """
         httptools: a piece of the request body.
@@ -408,11 +452,7 @@ class Http1Layer:
 
     def _upgrade(self, rest: bytes) -> None:
         if self.parser.get_method() == b"CONNECT":
-            self._reject(
-                501,
-                "Not Implemented",
-                "CONNECT is not supported by this HTTP/1 layer yet.",
-            )
+            self._connect_request(rest)
             return
         # An Upgrade request (e.g. WebSocket): its stream relays the rest once
         # the server has answered.
@@ -421,6 +461,57 @@ class Http1Layer:
             stream.upgrade_data.append(rest)
             stream.request_complete()
             self.receiving = None
+
+    def _connect_request(self, rest: bytes) -> None:
+        """
+        A CONNECT request: fire C{http_connect}; unless an addon answered
+        with a non-2xx response, answer 200 and hand the tunnel to the
+        next layer.
+        """
+        authority = self._url.decode("utf-8", "surrogateescape")
+        host, _, port_text = authority.rpartition(":")
+        host = host.strip("[]")
+        if self.streams or not host or not port_text.isdigit():
+            self._reject(400, "Bad Request", f"invalid CONNECT target {authority[:200]!r}")
+            return
+        request = Request(
+            "CONNECT",
+            "",
+            host,
+            int(port_text),
+            "",
+            "HTTP/" + self.parser.get_http_version(),
+            Headers(self._fields),
+            b"",
+            authority=authority,
+            timestamp_start=time.time(),
+        )
+        flow = HTTPFlow(self.client_conn, None, request)
+        self.closing = True
+        self.watchdog.stop()
+        self.root.buffer_input()
+        self.gate.hold()
+        d = self.master.addons.trigger("http_connect", flow)
+        d.addCallback(lambda _: self._connect_answered(flow, rest))
+        d.addErrback(lambda f: _log.failure("Error handling CONNECT", f))
+
+    def _connect_answered(self, flow: HTTPFlow, rest: bytes) -> None:
+        self.gate.release()
+        if self.client_conn.timestamp_end is not None:
+            return
+        response = flow.response
+        if flow.killed:
+            self.transport.abortConnection()
+            return
+        if response is not None and not 200 <= response.status_code < 300:
+            self.write_response_head_and_body(response)
+            self.transport.loseConnection()
+            return
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        self.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.root.start_tunnel((flow.request.host, flow.request.port), rest)
 
     # -- bad input and timeouts -------------------------------------------
 
@@ -538,10 +629,21 @@ class Http1Layer:
                 return succeed(current)
             current.close()
             self.upstream = None
-        if scheme != "http":
-            return _failed(ConnectionError(f"{scheme} upstreams are not supported yet"))
+        if self.upstream_error is not None:
+            error, self.upstream_error = self.upstream_error, None
+            return _failed(ConnectionError(error))
+        tls = None
+        if scheme == "https":
+            host = address[0]
+            if self.target is not None and host == self.target[1] and self.sni:
+                sni: Optional[str] = self.sni
+            else:
+                sni = None if isIPAddress(host) or isIPv6Address(host) else host
+            tls = (sni, [b"http/1.1"])
+        elif scheme != "http":
+            return _failed(ConnectionError(f"unsupported scheme {scheme!r}"))
         server_conn = ServerConnection(address)
-        upstream = UpstreamProtocol(self, server_conn)
+        upstream = UpstreamProtocol(self, server_conn, tls=tls)
         self.upstream = upstream
         d = self.master.addons.trigger("serverconnect", server_conn)
         d.addCallback(lambda _: upstream.connect())
@@ -555,6 +657,10 @@ def _no_delay(transport: Any) -> None:
         transport.setTcpNoDelay(True)
     except (AttributeError, OSError):
         pass
+
+
+def _not_attached(data: bytes) -> None:
+    raise RuntimeError("the layer has no transport yet")
 
 
 def _size_option(options: Any, name: str) -> Optional[int]:
@@ -1009,23 +1115,7 @@ class Http1Stream:
         self.master.addons.trigger("error", self.flow)
 
 
-class _OneProtocolFactory(Factory):
-    """
-    Hands one prepared protocol to an endpoint, quietly.
-    """
-
-    noisy = False
-
-    def __init__(self, protocol: Protocol) -> None:
-        self.protocol_instance = protocol
-
-    def buildProtocol(self, addr: Any) -> Protocol:
-        """
-        The prepared protocol.
-        """
-        return self.protocol_instance
-
-
+@implementer(IHandshakeListener)
 class UpstreamProtocol(Protocol):
     """
     A connection from the proxy to an upstream HTTP/1 server, reused across
@@ -1035,8 +1125,17 @@ class UpstreamProtocol(Protocol):
     @ivar gate: The L{interceptor.proxy.ReadGate} of this transport.
     """
 
-    def __init__(self, layer: Http1Layer, server_conn: ServerConnection) -> None:
+    def __init__(
+        self,
+        layer: "Http1Layer",
+        server_conn: ServerConnection,
+        tls: Optional[tuple[Optional[str], Sequence[bytes]]] = None,
+    ) -> None:
         self.layer = layer
+        self.tls = tls
+        self.verify_error: Optional[str] = None
+        self._ready: Optional[Deferred] = None
+        self._paired = False
         self.master = layer.master
         self.server_conn = server_conn
         self.address = server_conn.address
@@ -1068,24 +1167,35 @@ class UpstreamProtocol(Protocol):
 
     def connect(self) -> Deferred:
         """
-        Open the TCP connection.
+        Open the connection (with TLS when C{self.tls} is set, checking the
+        server's certificate unless C{ssl_insecure}).
 
-        @return: A Deferred firing with this protocol once connected.
+        @return: A Deferred firing with this protocol once it is ready to
+            carry a request: connected, and for TLS handshaken and verified.
         """
-        host, port = self.address
-        reactor, timeout = self.master.reactor, self.master.options.connect_timeout
-        if isIPAddress(host):
-            endpoint: Any = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
-        elif isIPv6Address(host):
-            endpoint = TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
-        else:
-            endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-        self._connecting = endpoint.connect(_OneProtocolFactory(self))
-        return self._connecting.addCallback(lambda _: self)
+        self._ready = Deferred()
+        self._connecting = open_connection(self.master, self.address, self, self._tls_creator())
+        self._connecting.addErrback(self._not_ready)
+        return self._ready
+
+    def _tls_creator(self) -> Any:
+        if self.tls is None:
+            return None
+        sni, alpn = self.tls
+        options = self.master.options
+        contexts = upstream_contexts(self.master)
+        context = contexts.get(options.ssl_insecure, options.ssl_verify_upstream_trusted_ca, alpn)
+        self.server_conn.sni = sni
+        return UpstreamTLS(context, sni)
+
+    def _not_ready(self, failure: Failure) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.errback(failure)
 
     def connectionMade(self) -> None:
         """
-        Connected: pair the transports for backpressure.
+        TCP is up; for TLS the handshake goes on.
         """
         self.connected = True
         now = time.time()
@@ -1094,18 +1204,60 @@ class UpstreamProtocol(Protocol):
         self.server_conn.peername = (peer.host, peer.port)
         host = self.transport.getHost()
         self.server_conn.sockname = (host.host, host.port)
-        self.gate = ReadGate(self.transport)
+        raw = self.transport.transport if self.tls is not None else self.transport
+        self.gate = ReadGate(raw)
         self.write = writer_for(self.transport)
-        _no_delay(self.transport)
-        self.transport.registerProducer(self.layer.gate, True)
-        self.layer.transport.registerProducer(self.gate, True)
+        _no_delay(raw)
         self.watchdog.start()
+        if self.tls is None:
+            self._became_ready()
+
+    def handshakeCompleted(self) -> None:
+        """
+        The upstream TLS handshake is done: check the certificate.
+        """
+        server_conn = self.server_conn
+        transport = self.transport
+        server_conn.tls_established = True
+        server_conn.alpn = transport.negotiatedProtocol
+        peer = transport.getPeerCertificate()
+        cert = peer.to_cryptography() if peer is not None else None
+        server_conn.certificate_list = [cert] if cert is not None else []
+        problem = None
+        if not self.master.options.ssl_insecure:
+            name = self.tls[0] or self.address[0]
+            if self.verify_error is not None:
+                problem = self.verify_error
+            elif cert is None:
+                problem = "no certificate"
+            else:
+                problem = check_hostname(cert, name)
+        if problem is not None:
+            message = f"Certificate verification failed for {self.address[0]}: {problem}"
+            self.abort()
+            self._not_ready(Failure(UpstreamTLSError(message)))
+            return
+        self._became_ready()
+
+    def _became_ready(self) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.callback(self)
+
+    def _pair(self) -> None:
+        # Each side's read gate produces for the other side's transport.
+        if not self._paired and self.layer.transport is not None:
+            self._paired = True
+            self.transport.registerProducer(self.layer.gate, True)
+            self.layer.transport.registerProducer(self.gate, True)
 
     def begin(self, stream: Http1Stream) -> None:
         """
         C{stream}'s request is about to be sent on this connection.
         """
         self.stream = stream
+        if not self._paired:
+            self._pair()
         self.bodiless = False
         self._head_only = bytearray() if stream.flow.request.method == "HEAD" else None
         self.watchdog.touch()
@@ -1352,15 +1504,18 @@ class UpstreamProtocol(Protocol):
         self.connected = False
         self.watchdog.stop()
         self.server_conn.timestamp_end = time.time()
+        if self._ready is not None:
+            detail = reason.getErrorMessage() if reason is not None else "connection closed"
+            self._not_ready(Failure(ConnectionError(
+                f"{self.address[0]}:{self.address[1]} closed the connection during "
+                f"the TLS handshake ({detail})"
+            )))
         if self.layer.upstream is self:
             self.layer.upstream = None
         if self._relay is not None:
             self._relay.loseConnection()
-        else:
-            try:
-                self.layer.transport.unregisterProducer()
-            except Exception:
-                pass
+        elif self._paired and self.layer.transport is not None:
+            self.layer.transport.unregisterProducer()
         stream, self.stream = self.stream, None
         if stream is not None and not stream.finished:
             response = stream.flow.response

@@ -31,7 +31,7 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.web.client import Agent, HTTPConnectionPool, ProxyAgent, readBody
+from twisted.web.client import HTTPConnectionPool, ProxyAgent, readBody
 from twisted.web.http_headers import Headers as WebHeaders
 from twisted.web.iweb import IBodyProducer
 from twisted.web.resource import Resource
@@ -47,6 +47,10 @@ __all__ = [
     "WebServer",
     "curl",
     "agent_request",
+    "proxy_agent",
+    "pattern",
+    "Recorder",
+    "CurlResult",
     "unused_port",
     "sleep",
     "wait_until",
@@ -667,9 +671,9 @@ def parse_responses(data: bytes, methods: tuple = (), complete_only: bool = Fals
             response.framing = "close"
             response.body = rest
             if complete_only:
-                # Complete only once the connection closes; the caller
-                # checks that.
-                pass
+                # Complete only once the connection closes (wait_for
+                # returns then anyway).
+                responses.pop()
             break
     return responses
 

@@ -1,0 +1,49 @@
+# -*- test-case-name: tests.e2e.test_tls -*-
+"""
+Loads the certificate authority when the proxy starts (creating it in the
+confdir on first start), and again when C{confdir} or C{ca_file} change.
+An unusable CA file is a clear option error naming the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zope.interface import implementer
+
+from interceptor.certs import CertError
+from interceptor.interfaces import IConfigure
+from interceptor.options import OptionsError
+from interceptor.tlsconfig import certstore_for
+
+__all__ = ["TlsConfig"]
+
+
+@implementer(IConfigure)
+class TlsConfig:
+    """
+    Keeps the master's certificate store in line with its options.
+    """
+
+    name = "tlsconfig"
+
+    def __init__(self) -> None:
+        self.master: Any = None
+
+    def load(self, loader: Any) -> None:
+        """
+        Remember the master whose store this addon loads.
+        """
+        self.master = loader.master
+
+    def configure(self, options: Any, updated: set[str]) -> None:
+        """
+        Load (or create) the CA.
+
+        @raise OptionsError: The CA file cannot be used.
+        """
+        if self.master is not None and {"confdir", "ca_file"} & updated:
+            try:
+                certstore_for(self.master)
+            except CertError as e:
+                raise OptionsError(str(e)) from None

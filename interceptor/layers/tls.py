@@ -1,0 +1,224 @@
+# -*- test-case-name: tests.e2e.test_tls -*-
+"""
+TLS interception of a tunnelled connection (after CONNECT).
+
+The layer reads the client's ClientHello first (SNI, ALPN offers), opens
+the upstream connection with the same SNI and ALPN offers, checks the
+server's certificate, then mints a leaf certificate for the client covering
+the SNI (or the IP address) and the names in the upstream's certificate,
+and answers the client's handshake with the ALPN protocol the upstream
+chose.  The decrypted bytes go to an HTTP/1 layer whose first upstream
+connection is the one already open.
+
+If the upstream cannot be reached or its certificate fails verification,
+the client handshake still completes, and the first request gets a 502
+naming the reason (and fires C{error}).
+
+Hosts matching C{ignore_hosts} (or not matching a non-empty
+C{allow_hosts}) are passed through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from interceptor.connection import ServerConnection
+from interceptor.layers.http1 import Http1Layer, UpstreamProtocol
+from interceptor.layers.relay import RelayLayer
+from interceptor.tls import ClientHello, NotTLS, ServerTLS, parse_client_hello
+from interceptor.certs import names_of
+from interceptor.tlsconfig import certstore_for
+
+__all__ = ["TlsLayer", "is_passthrough"]
+
+_log = Logger(namespace="interceptor.tls")
+
+_ALPN_HTTP1 = b"http/1.1"
+
+
+def is_passthrough(options: Any, host: str, port: int, sni: Optional[str]) -> bool:
+    """
+    Whether a TLS connection to C{host:port} (with C{sni}) is passed
+    through undecrypted, by C{ignore_hosts} and C{allow_hosts}.
+    """
+    targets = [f"{host}:{port}"]
+    if sni and sni != host:
+        targets.append(f"{sni}:{port}")
+
+    def matches(patterns: list[str]) -> bool:
+        return any(re.search(p, t, re.IGNORECASE) for p in patterns for t in targets)
+
+    if options.ignore_hosts and matches(options.ignore_hosts):
+        return True
+    if options.allow_hosts and not matches(options.allow_hosts):
+        return True
+    return False
+
+
+@implementer(IHandshakeListener)
+class _Decrypted(Protocol):
+    """
+    Receives the client's decrypted bytes from the TLS wrapper and hands
+    them to the inner layer.
+    """
+
+    def __init__(self, owner: "TlsLayer") -> None:
+        self.owner = owner
+
+    def handshakeCompleted(self) -> None:
+        """
+        The client handshake finished.
+        """
+        self.owner.client_handshake_done()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Decrypted client bytes.
+        """
+        self.owner.inner.data_received(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        """
+        The TLS connection ended.
+        """
+        inner = self.owner.inner
+        if inner is not None:
+            inner.connection_lost(reason)
+
+
+class TlsLayer:
+    """
+    Intercepts TLS on a tunnelled client connection to C{address}.
+
+    @ivar address: The (host, port) the client asked to reach.
+    @ivar client_hello: The parsed L{ClientHello}, once read.
+    @ivar inner: The layer handling the decrypted bytes.
+    """
+
+    def __init__(self, root: Any, address: tuple[str, int]) -> None:
+        self.root = root
+        self.master = root.master
+        self.address = address
+        self.client_hello: Optional[ClientHello] = None
+        self.inner: Any = None
+        self.layer: Any = None
+        self.tls: Optional[TLSMemoryBIOProtocol] = None
+        self._buffer = b""
+        self._lost = False
+
+    def __repr__(self) -> str:
+        return f"<TlsLayer {self.address}>"
+
+    def start(self) -> None:
+        """
+        Wait for the ClientHello.
+        """
+
+    def data_received(self, data: bytes) -> None:
+        """
+        Collect the ClientHello, then intercept (or pass through).
+        """
+        if self.tls is not None:
+            self.tls.dataReceived(data)
+            return
+        self._buffer += data
+        try:
+            hello = parse_client_hello(self._buffer)
+        except NotTLS as e:
+            _log.info("{client}: not a TLS ClientHello ({error}); closing",
+                      client=self.root.client_conn.address, error=str(e))
+            self.root.transport.loseConnection()
+            return
+        if hello is None or self.client_hello is not None:
+            return
+        self.client_hello = hello
+        self.root.client_conn.sni = hello.sni
+        host, port = self.address
+        if is_passthrough(self.master.options, host, port, hello.sni):
+            relay = RelayLayer(self.root, self.address)
+            buffered, self._buffer = self._buffer, b""
+            self.root.switch_layer(relay, [buffered])
+            return
+        self._intercept(hello)
+
+    def _intercept(self, hello: ClientHello) -> None:
+        host, port = self.address
+        self.root.gate.hold()
+        self.inner = Http1Layer(
+            self.root, transport=None, target=("https", host, port), sni=hello.sni
+        )
+        offers = [p for p in hello.alpn_protocols if p == _ALPN_HTTP1] or (
+            [_ALPN_HTTP1] if hello.alpn_protocols else []
+        )
+        sni = hello.sni or (None if _is_ip(host) else host)
+        server_conn = ServerConnection(self.address)
+        upstream = UpstreamProtocol(self.inner, server_conn, tls=(sni, offers))
+        self.inner.upstream = upstream
+        d = self.master.addons.trigger("serverconnect", server_conn)
+        d.addCallback(lambda _: upstream.connect())
+        d.addCallbacks(self._upstream_ready, self._upstream_failed)
+
+    def _upstream_ready(self, upstream: UpstreamProtocol) -> None:
+        server_conn = upstream.server_conn
+        names = [self.client_hello.sni or self.address[0]]
+        if self.master.options.upstream_cert:
+            for cert in server_conn.certificate_list[:1]:
+                names += names_of(cert)
+        self._start_client_tls(names, server_conn.alpn)
+
+    def _upstream_failed(self, failure: Failure) -> None:
+        # The client still gets a certificate and then a 502 naming the reason.
+        self.inner.upstream = None
+        self.inner.upstream_error = failure.getErrorMessage()
+        self._start_client_tls([self.client_hello.sni or self.address[0]], None)
+
+    def _start_client_tls(self, names: list[str], alpn: Optional[bytes]) -> None:
+        if self._lost:
+            return
+        try:
+            leaf = certstore_for(self.master).leaf_for(names)
+        except Exception:
+            _log.failure("Cannot make a certificate for {names}", names=names)
+            self.root.transport.abortConnection()
+            return
+        creator = ServerTLS.for_leaf(leaf, alpn)
+        factory = TLSMemoryBIOFactory(creator, False, None)
+        factory.noisy = False
+        self.tls = TLSMemoryBIOProtocol(factory, _Decrypted(self))
+        self.tls.makeConnection(self.root.transport)
+        self.inner.attach_transport(self.tls)
+        buffered, self._buffer = self._buffer, b""
+        self.root.dataReceived = self.tls.dataReceived
+        self.tls.dataReceived(buffered)
+        self.root.gate.release()
+
+    def client_handshake_done(self) -> None:
+        """
+        Record what the client negotiated.
+        """
+        client_conn = self.root.client_conn
+        client_conn.tls_established = True
+        client_conn.alpn = self.tls.negotiatedProtocol
+
+    def connection_lost(self, reason: Failure) -> None:
+        """
+        The client connection closed.
+        """
+        self._lost = True
+        if self.tls is not None:
+            self.tls.connectionLost(reason)
+        elif self.inner is not None:
+            self.inner.connection_lost(reason)
+
+
+def _is_ip(host: str) -> bool:
+    return isIPAddress(host) or isIPv6Address(host)

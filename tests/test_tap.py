@@ -1,0 +1,362 @@
+"""
+Tests for L{interceptor.tap}, L{interceptor.service} and the twistd plugin:
+the command line, the IService, and real C{twistd interceptor} processes
+(C{--help} from another directory; a clean stop on SIGTERM).
+"""
+
+import os
+import signal
+import sys
+
+from twisted.application.service import IService, IServiceMaker
+from twisted.internet import error, reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import Clock
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from interceptor import tap
+from interceptor.master import Master
+from interceptor.options import proxy_options
+from interceptor.service import ProxyService
+from interceptor.testing import LogRecorder
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def parse(*argv):
+    """
+    Parse a C{twistd interceptor} command line.
+    """
+    config = tap.Options()
+    config.parseOptions(list(argv))
+    return config
+
+
+class CommandLineTests(unittest.TestCase):
+    """
+    The usage.Options of C{twistd interceptor}.
+    """
+
+    def test_defaults(self):
+        """With no arguments the proxy listens on 127.0.0.1:8080 with the default addons."""
+        config = parse()
+        self.assertEqual(config["listen"], [tap.DEFAULT_LISTEN])
+        self.assertEqual(tap.DEFAULT_LISTEN, "tcp:8080:interface=127.0.0.1")
+        names = [type(a).__name__ for a in config["master"].addons.chain]
+        # Other built-in addons may sit in between; these keep their order:
+        # the terminal log first, scripts before the dumper prints flows.
+        foundation = [name for name in names if name in {"TermLog", "ScriptLoader", "Dumper"}]
+        self.assertEqual(foundation, ["TermLog", "ScriptLoader", "Dumper"])
+        self.assertEqual(names[0], "TermLog")
+
+    def test_listen_repeatable(self):
+        """--listen and -l take endpoint strings and may be repeated."""
+        config = parse("--listen", "tcp:0:interface=127.0.0.1", "-l", "unix:/tmp/x.sock")
+        self.assertEqual(config["listen"], ["tcp:0:interface=127.0.0.1", "unix:/tmp/x.sock"])
+
+    def test_addon_and_alias(self):
+        """--addon and -s (repeatable) fill the scripts option."""
+        directory = self.mktemp()
+        os.makedirs(directory)
+        one, two = os.path.join(directory, "one.py"), os.path.join(directory, "two.py")
+        for path in (one, two):
+            open(path, "w").close()
+        config = parse("--addon", one, "-s", two)
+        self.assertEqual(config["master"].options.scripts, [one, two])
+
+    def test_missing_addon(self):
+        """--addon naming a missing file is a usage error naming it."""
+        e = self.assertRaises(usage.UsageError, parse, "--addon", "/nonexistent/script.py")
+        self.assertIn("/nonexistent/script.py", str(e))
+
+    def test_set(self):
+        """--set NAME=VALUE (repeatable) sets core and addon options with their types."""
+        config = parse("--set", "read_timeout=5", "--set", "flow_detail=3", "--set", "termlog_verbosity=debug")
+        options = config["master"].options
+        self.assertEqual(options.read_timeout, 5.0)
+        self.assertEqual(options.flow_detail, 3)
+        self.assertEqual(options.termlog_verbosity, "debug")
+
+    def test_set_option_of_a_script(self):
+        """--set for an option an --addon script declares applies once the script loads; unknown ones are errors."""
+        directory = self.mktemp()
+        os.makedirs(directory)
+        script = os.path.join(directory, "declares.py")
+        with open(script, "w") as f:
+            f.write(
+                "def load(loader):\n"
+                "    loader.add_option('script_level', int, 1, 'A script option.')\n"
+            )
+        config = parse("--addon", script, "--set", "script_level=7", "--set", "nosuch=1")
+        master = config["master"]
+        self.assertEqual(master.options.deferred, {"script_level", "nosuch"})
+        termlog = master.addons.get("termlog")
+        self.successResultOf(master.addons.remove(termlog))  # keep the terminal quiet
+        recorder = LogRecorder()
+        master.addons.add(recorder)
+        master.start()
+        self.addCleanup(master.stop)
+        self.assertEqual(master.options.script_level, 7)
+        self.assertIn("Unknown option nosuch: no addon declared it", recorder.text("error"))
+
+    def test_bad_set(self):
+        """A bad --set (unknown name, wrong type) is a usage error naming the option."""
+        e = self.assertRaises(usage.UsageError, parse, "--set", "nosuch=1")
+        self.assertIn("nosuch", str(e))
+        e = self.assertRaises(usage.UsageError, parse, "--set", "read_timeout=soon")
+        self.assertIn("read_timeout", str(e))
+
+    def test_confdir_and_mode(self):
+        """--confdir and --mode set their options."""
+        options = parse("--confdir", "/tmp/ca", "-m", "regular")["master"].options
+        self.assertEqual((options.confdir, options.mode), ("/tmp/ca", "regular"))
+
+    def test_quiet(self):
+        """-q prints no flows and only warnings and errors."""
+        options = parse("-q")["master"].options
+        self.assertEqual((options.flow_detail, options.termlog_verbosity), (0, "warn"))
+
+    def test_verbose(self):
+        """-v adds headers; -vv bodies and debug logs; none keeps the defaults."""
+        options = parse()["master"].options
+        self.assertEqual((options.flow_detail, options.termlog_verbosity), (1, "info"))
+        options = parse("-v")["master"].options
+        self.assertEqual((options.flow_detail, options.termlog_verbosity), (2, "info"))
+        options = parse("-vv")["master"].options
+        self.assertEqual((options.flow_detail, options.termlog_verbosity), (3, "debug"))
+        options = parse("--verbose", "--verbose", "--verbose")["master"].options
+        self.assertEqual(options.flow_detail, 4)
+
+    def test_set_wins_over_quiet(self):
+        """An explicit --set wins over what -q implies."""
+        options = parse("-q", "--set", "termlog_verbosity=error")["master"].options
+        self.assertEqual(options.termlog_verbosity, "error")
+
+    def test_terminal_logger_under_nodaemon(self):
+        """Under twistd -n without a log file, the terminal observer is installed as twistd's logger."""
+        config = tap.Options()
+        config.parent = {"nodaemon": True, "logfile": None, "logger": None}
+        config.parseOptions([])
+        self.assertEqual(config.parent["logger"], "interceptor.log.terminal_observer")
+        config = tap.Options()
+        config.parent = {"nodaemon": True, "logfile": "proxy.log", "logger": None}
+        config.parseOptions([])
+        self.assertIsNone(config.parent["logger"])
+
+    def test_make_service(self):
+        """makeService returns the ProxyService with the parsed master and endpoints."""
+        config = parse("-l", "tcp:0:interface=127.0.0.1")
+        service = tap.makeService(config)
+        self.assertIsInstance(service, ProxyService)
+        self.assertTrue(verifyObject(IService, service))
+        self.assertIs(service.master, config["master"])
+        self.assertEqual(service.listen, ["tcp:0:interface=127.0.0.1"])
+        self.assertTrue(service.clean_sigterm)
+
+    def test_plugin_found(self):
+        """The twistd plugin named interceptor is found and points at interceptor.tap."""
+        [plugin] = [p for p in getPlugins(IServiceMaker) if p.tapname == "interceptor"]
+        self.assertTrue(verifyObject(IServiceMaker, plugin))
+        self.assertIs(plugin.options, tap.Options)
+        self.assertIs(plugin.makeService, tap.makeService)
+
+
+class ProxyServiceTests(unittest.TestCase):
+    """
+    ProxyService starts and stops a master and its ports.
+    """
+
+    async def test_start_listen_stop(self):
+        """startService listens on every endpoint; stopService closes them and waits for done()."""
+        calls = []
+
+        class Done:
+            def done(self):
+                calls.append("done")
+
+        master = Master(proxy_options(), [Done()])
+        service = ProxyService(master, ["tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"])
+        service.startService()
+        ports = await service.listening
+        self.assertEqual(len(ports), 2)
+        self.assertTrue(master.running)
+        self.assertTrue(all(port.getHost().port for port in ports))
+        await service.stopService()
+        self.assertEqual(calls, ["done"])
+        self.assertFalse(master.running)
+        self.assertFalse(any(port.connected for port in ports))
+
+    async def test_listen_failure(self):
+        """A failing endpoint is logged as 'Cannot listen' and the listening Deferred fires with None."""
+        recorder = LogRecorder()
+        blocker = ProxyService(Master(proxy_options()), ["tcp:0:interface=127.0.0.1"])
+        blocker.startService()
+        [port] = await blocker.listening
+        self.addCleanup(blocker.stopService)
+
+        class Reactor:
+            """The real reactor, except that stop() is only recorded."""
+
+            stopped = []
+
+            def __getattr__(self, name):
+                return getattr(reactor, name)
+
+            running = True
+
+            def stop(self):
+                self.stopped.append(True)
+
+        fake = Reactor()
+        master = Master(proxy_options(), [recorder], reactor=fake)
+        service = ProxyService(master, [f"tcp:{port.getHost().port}:interface=127.0.0.1"])
+        service.startService()
+        self.assertIsNone(await service.listening)
+        self.assertIn("Cannot listen", recorder.text("error"))
+        self.assertEqual(fake.stopped, [True])
+        await service.stopService()
+
+    def test_named(self):
+        """The service is named interceptor, so an application can find it."""
+        self.assertEqual(ProxyService(Master(proxy_options(), reactor=Clock()), []).name, "interceptor")
+
+
+class _Collect(ProcessProtocol):
+    """
+    Collects a child's output; C{ended} fires with the exit reason, and
+    C{seen(text)} fires once the output contains C{text}.
+    """
+
+    def __init__(self):
+        self.output = b""
+        self.ended = Deferred()
+        self._waiting = []
+
+    def seen(self, text):
+        d = Deferred()
+        self._waiting.append((text, d))
+        self._check()
+        return d
+
+    def _check(self):
+        for text, d in list(self._waiting):
+            if text in self.output:
+                self._waiting.remove((text, d))
+                d.callback(None)
+
+    def outReceived(self, data):
+        self.output += data
+        self._check()
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        self.ended.callback(reason.value)
+
+
+class TwistdProcessTests(unittest.TestCase):
+    """
+    Real C{twistd interceptor} processes, each bounded by a timeout.
+    """
+
+    timeout = 30
+
+    def _spawn(self, args, cwd):
+        protocol = _Collect()
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        transport = reactor.spawnProcess(protocol, TWISTD, [TWISTD, *args], env=env, path=cwd)
+
+        def kill_if_running():
+            try:
+                transport.signalProcess("KILL")
+            except error.ProcessExitedAlready:
+                pass
+
+        # Cleanups run last-added first: kill the child if it still runs,
+        # then wait until it has ended (no process left behind).
+        self.addCleanup(lambda: protocol.ended)
+        self.addCleanup(kill_if_running)
+        return protocol, transport
+
+    async def _within(self, d, seconds, what, protocol):
+        """
+        Wait for C{d}, failing the test after C{seconds} (C{d} itself is
+        left alone, so cleanup can still wait for the process to end).
+        """
+        waiter = Deferred()
+
+        def relay(result):
+            if not waiter.called:
+                waiter.callback(result)
+            return result
+
+        def expire():
+            if not waiter.called:
+                waiter.errback(TimeoutError(f"{what} not within {seconds}s"))
+
+        d.addBoth(relay)
+        timer = reactor.callLater(seconds, expire)
+        try:
+            return await waiter
+        except TimeoutError as e:
+            self.fail(f"{e}; output:\n{protocol.output.decode(errors='replace')}")
+        finally:
+            if timer.active():
+                timer.cancel()
+
+    async def test_help_from_any_directory(self):
+        """twistd interceptor --help, run from an unrelated directory, prints the plugin's options."""
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        protocol, _ = self._spawn(["interceptor", "--help"], cwd)
+        reason = await self._within(protocol.ended, 10, "twistd --help exit", protocol)
+        output = protocol.output.decode()
+        self.assertIsInstance(reason, error.ProcessDone, output)
+        self.assertIn("Usage: twistd [options] interceptor [options]", output)
+        for flag in ("--listen=", "--addon=", "--set=", "--confdir=", "--quiet", "--verbose"):
+            self.assertIn(flag, output)
+        self.assertEqual(os.listdir(cwd), [])
+
+    async def test_sigterm_stops_cleanly(self):
+        """SIGTERM to twistd -n interceptor runs done(), closes the port and exits with status 0."""
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        marker = os.path.join(cwd, "marker")
+        script = os.path.join(cwd, "marker_addon.py")
+        with open(script, "w") as f:
+            f.write(
+                "def done():\n"
+                f"    with open({marker!r}, 'w') as f:\n"
+                "        f.write('done ran')\n"
+            )
+        protocol, transport = self._spawn(
+            [
+                "-n",
+                "--pidfile=",
+                "interceptor",
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                "--addon",
+                script,
+                "--confdir",
+                os.path.join(cwd, "conf"),
+            ],
+            cwd,
+        )
+        await self._within(protocol.seen(b"Proxy listening on"), 10, "'Proxy listening on'", protocol)
+        self.assertFalse(os.path.exists(marker))
+        os.kill(transport.pid, signal.SIGTERM)
+        reason = await self._within(protocol.ended, 10, "exit after SIGTERM", protocol)
+        output = protocol.output.decode(errors="replace")
+        self.assertIsInstance(reason, error.ProcessDone, output)
+        self.assertEqual(reason.exitCode, 0, output)
+        with open(marker) as f:
+            self.assertEqual(f.read(), "done ran")
+        self.assertIn("Received SIGTERM, shutting down.", output)
+        self.assertRegex(output, r"\(TCP Port \d+ Closed\)")
+        self.assertNotIn("Traceback", output)
