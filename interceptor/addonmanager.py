@@ -337,14 +337,23 @@ class AddonManager:
         Call every addon's C{event} hook in order, waiting for each.
 
         @return: A Deferred firing with the last non-None hook result once
-            every hook has finished.  It never fails.
+            every hook has finished.  It never fails, and its C{called} is
+            true only once every hook has finished, so a caller may test it
+            to skip holding the flow.
         """
         hooks = self._hooks.get(event)
         if hooks is None:
             hooks = self.hooks(event)
         if not hooks:
             return succeed(None)
-        return self._run(hooks, 0, event, args, None)
+        d = self._run(hooks, 0, event, args, None)
+        if d.called and d.paused:
+            # An early hook's Deferred had fired, a later one has not: d is
+            # "called" but still waiting.  Hand out one that is not.
+            waiting: Deferred = Deferred()
+            d.addBoth(waiting.callback)
+            return waiting
+        return d
 
     def _run(
         self,

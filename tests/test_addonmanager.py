@@ -75,6 +75,20 @@ class ChainTests(unittest.TestCase):
         self.assertEqual(calls, [("a", "f"), ("b", "f")])
         self.successResultOf(d)
 
+    def test_called_only_when_finished(self):
+        """An early hook's fired Deferred and a later one's pending Deferred: trigger's Deferred is not yet called."""
+        gate = Deferred()
+        calls = []
+        master, _ = make_master(
+            self, Calls("fired", calls, succeed("early")), Calls("pending", calls, gate)
+        )
+        d = master.addons.trigger("request", "f")
+        self.assertEqual(len(calls), 2)
+        self.assertFalse(d.called)
+        gate.callback("late")
+        self.assertTrue(d.called)
+        self.assertEqual(self.successResultOf(d), "late")
+
     def test_waits_for_coroutine(self):
         """An async def hook is awaited before the next hook runs."""
         calls = []

@@ -595,6 +595,10 @@ class Http1Layer:
         """
         if not self.closing:
             self.closing = True
+            if self.upstream is not None:
+                self.upstream.unpair()
+                if self.upstream.stream is None:
+                    self.upstream.close()
             self.transport.loseConnection()
 
     def abort(self) -> None:
@@ -1244,6 +1248,16 @@ class UpstreamProtocol(Protocol):
         if ready is not None:
             ready.callback(self)
 
+    def unpair(self) -> None:
+        """
+        Stop producing for the client transport (it may be closing: a TLS
+        transport shuts down only once no producer is registered).
+        """
+        if self._paired:
+            self._paired = False
+            if self.layer.client_conn.timestamp_end is None:
+                self.layer.transport.unregisterProducer()
+
     def _pair(self) -> None:
         # Each side's read gate produces for the other side's transport.
         if not self._paired and self.layer.transport is not None:
@@ -1514,8 +1528,8 @@ class UpstreamProtocol(Protocol):
             self.layer.upstream = None
         if self._relay is not None:
             self._relay.loseConnection()
-        elif self._paired and self.layer.transport is not None:
-            self.layer.transport.unregisterProducer()
+        elif self._paired:
+            self.unpair()
         stream, self.stream = self.stream, None
         if stream is not None and not stream.finished:
             response = stream.flow.response

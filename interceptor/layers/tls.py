@@ -27,15 +27,22 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.connection import ServerConnection
 from interceptor.layers.http1 import Http1Layer, UpstreamProtocol
 from interceptor.layers.relay import RelayLayer
-from interceptor.tls import ClientHello, NotTLS, ServerTLS, parse_client_hello
-from interceptor.certs import names_of
+from interceptor.tls import (
+    ClientHello,
+    FastTLSFactory,
+    FastTLSProtocol,
+    NotTLS,
+    ServerTLS,
+    certificate_names,
+    parse_client_hello,
+)
 from interceptor.tlsconfig import certstore_for
 
 __all__ = ["TlsLayer", "is_passthrough"]
@@ -172,7 +179,7 @@ class TlsLayer:
         names = [self.client_hello.sni or self.address[0]]
         if self.master.options.upstream_cert:
             for cert in server_conn.certificate_list[:1]:
-                names += names_of(cert)
+                names += certificate_names(cert)
         self._start_client_tls(names, server_conn.alpn)
 
     def _upstream_failed(self, failure: Failure) -> None:
@@ -191,9 +198,8 @@ class TlsLayer:
             self.root.transport.abortConnection()
             return
         creator = ServerTLS.for_leaf(leaf, alpn)
-        factory = TLSMemoryBIOFactory(creator, False, None)
-        factory.noisy = False
-        self.tls = TLSMemoryBIOProtocol(factory, _Decrypted(self))
+        factory = FastTLSFactory(creator, False, None)
+        self.tls = FastTLSProtocol(factory, _Decrypted(self))
         self.tls.makeConnection(self.root.transport)
         self.inner.attach_transport(self.tls)
         buffered, self._buffer = self._buffer, b""

@@ -19,7 +19,8 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
-from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from interceptor.tls import FastTLSFactory
 
 __all__ = ["open_connection"]
 
@@ -61,6 +62,5 @@ def open_connection(
         endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
     factory: Factory = _OneProtocolFactory(protocol)
     if tls is not None:
-        factory = TLSMemoryBIOFactory(tls, True, factory)
-        factory.noisy = False
+        factory = FastTLSFactory(tls, True, factory)
     return endpoint.connect(factory)
