@@ -442,6 +442,12 @@ def proxy_options(**values: Any) -> Options:
     )
     add("ssl_insecure", bool, False, "Do not verify upstream servers' certificates.")
     add(
+        "http2",
+        bool,
+        True,
+        "Offer HTTP/2 (ALPN h2) to clients and servers; off, only http/1.1 is offered.",
+    )
+    add(
         "ssl_verify_upstream_trusted_ca",
         Optional[str],
         None,

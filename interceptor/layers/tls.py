@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from interceptor.connection import ServerConnection
 from interceptor.layers.http1 import Http1Layer, UpstreamProtocol
+from interceptor.layers.http2 import H2Upstream, Http2Layer
 from interceptor.layers.relay import RelayLayer
 from interceptor.tls import (
     ClientHello,
@@ -50,6 +51,7 @@ __all__ = ["TlsLayer", "is_passthrough"]
 _log = Logger(namespace="interceptor.tls")
 
 _ALPN_HTTP1 = b"http/1.1"
+_ALPN_H2 = b"h2"
 
 
 def is_passthrough(options: Any, host: str, port: int, sni: Optional[str]) -> bool:
@@ -163,7 +165,8 @@ class TlsLayer:
         self.inner = Http1Layer(
             self.root, transport=None, target=("https", host, port), sni=hello.sni
         )
-        offers = [p for p in hello.alpn_protocols if p == _ALPN_HTTP1] or (
+        supported = (_ALPN_H2, _ALPN_HTTP1) if self.master.options.http2 else (_ALPN_HTTP1,)
+        offers = [p for p in hello.alpn_protocols if p in supported] or (
             [_ALPN_HTTP1] if hello.alpn_protocols else []
         )
         sni = hello.sni or (None if _is_ip(host) else host)
@@ -180,7 +183,24 @@ class TlsLayer:
         if self.master.options.upstream_cert:
             for cert in server_conn.certificate_list[:1]:
                 names += certificate_names(cert)
+        if server_conn.alpn == _ALPN_H2:
+            self._switch_to_h2(upstream)
         self._start_client_tls(names, server_conn.alpn)
+
+    def _switch_to_h2(self, upstream: UpstreamProtocol) -> None:
+        """
+        Both sides speak HTTP/2: the decrypted bytes go to an HTTP/2 layer,
+        and the open upstream connection becomes its HTTP/2 upstream.
+        """
+        host, port = self.address
+        layer = Http2Layer(self.root, ("https", host, port), sni=self.client_hello.sni)
+        h2_upstream = H2Upstream(layer, upstream.server_conn)
+        upstream.watchdog.stop()
+        tls_transport = upstream.transport
+        tls_transport.wrappedProtocol = h2_upstream
+        h2_upstream.makeConnection(tls_transport)
+        layer.upstream_h2 = h2_upstream
+        self.inner = layer
 
     def _upstream_failed(self, failure: Failure) -> None:
         # The client still gets a certificate and then a 502 naming the reason.

@@ -1,0 +1,1103 @@
+# -*- test-case-name: tests.e2e.test_http2 -*-
+"""
+HTTP/2 toward the client (negotiated by ALPN), with the h2 package.
+
+Every client stream is an L{HTTPFlow} with the same events as on HTTP/1:
+C{requestheaders}, C{request}, C{responseheaders}, C{response}, or
+C{error}.  Each stream waits on its own hooks only.  Toward the server a
+stream goes over the connection's HTTP/2 upstream (L{H2Upstream}, when the
+server negotiated h2 too) or over an HTTP/1.1 connection of its own
+(translation, with headers mapped per RFC 9113).
+
+Flow control is end to end: data from one side is acknowledged to its
+sender only once it has been handed to the other side (or buffered, within
+the body limits), so a slow reader slows its writer instead of filling the
+proxy's memory.  Server push is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+from typing import Any, Callable, Optional
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    PushedStreamReceived,
+    RequestReceived,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from h2.exceptions import H2Error, ProtocolError
+from h2.settings import SettingCodes
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from interceptor.connection import ServerConnection
+from interceptor.flow import Error, HTTPFlow
+from interceptor.http import Headers, Request, Response
+from interceptor.layers.http1 import (
+    UpstreamProtocol,
+    _content_length,
+    _head_bytes,
+    _prepare_buffered,
+    _size_option,
+    error_response,
+)
+from interceptor.proxy import ReadGate
+
+__all__ = ["Http2Layer", "H2Stream", "H2Upstream", "CONNECTION_HEADERS"]
+
+_log = Logger(namespace="interceptor.http2")
+
+CONNECTION_HEADERS = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
+"""Connection-specific header names, dropped when crossing to HTTP/2 (RFC 9113 8.2.2)."""
+
+_WINDOW = 1 << 24  # our receive windows: 16 MiB per connection
+_STREAM_WINDOW = 1 << 20  # and 1 MiB per stream
+_HIGH_WATER = 1 << 20  # pending output per stream before its source is held
+
+
+def _h2_config(client_side: bool) -> H2Configuration:
+    return H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        validate_inbound_headers=True,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
+
+
+def _settings(conn: H2Connection, client: bool) -> None:
+    values = {SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW, SettingCodes.MAX_CONCURRENT_STREAMS: 256}
+    if client:
+        values[SettingCodes.ENABLE_PUSH] = 0
+    conn.update_settings(values)
+    conn.increment_flow_control_window(_WINDOW - 65535)
+
+
+def request_from_h2(headers: list[tuple[bytes, bytes]], target: Optional[tuple]) -> Request:
+    """
+    Make a L{Request} from an HTTP/2 header block: pseudo-headers become
+    method, scheme, authority and path; the rest stay as headers.
+    """
+    pseudo: dict[bytes, bytes] = {}
+    fields = []
+    for name, value in headers:
+        if name[:1] == b":":
+            pseudo[name] = value
+        else:
+            fields.append((name, value))
+    method = pseudo.get(b":method", b"GET").decode("ascii", "replace")
+    scheme = pseudo.get(b":scheme", b"https").decode("ascii", "replace")
+    authority = pseudo.get(b":authority", b"").decode("utf-8", "surrogateescape")
+    path = pseudo.get(b":path", b"/").decode("utf-8", "surrogateescape")
+    if target is not None:
+        _, host, port = target
+    else:
+        host, _, port_text = authority.rpartition(":")
+        if not host or not port_text.isdigit():
+            host, port_text = authority, ""
+        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+    return Request(
+        method,
+        scheme,
+        host.strip("[]"),
+        port,
+        path,
+        "HTTP/2.0",
+        Headers(fields),
+        None,
+        authority=authority,
+        timestamp_start=time.time(),
+    )
+
+
+def h2_request_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    """
+    The HTTP/2 header block for a request: pseudo-headers first, then the
+    headers without connection-specific ones (and without Host, which
+    becomes C{:authority}).
+    """
+    authority = request.authority or request.headers.get("host") or request.host
+    out = [
+        (b":method", request.method.encode()),
+        (b":scheme", (request.scheme or "https").encode()),
+        (b":authority", authority.encode("utf-8", "surrogateescape")),
+        (b":path", request.path.encode("utf-8", "surrogateescape")),
+    ]
+    for name, value in request.headers.fields:
+        lower = name.lower()
+        if lower in CONNECTION_HEADERS or lower == b"host":
+            continue
+        if lower == b"te" and value.lower() != b"trailers":
+            continue
+        out.append((lower, value))
+    return out
+
+
+def h2_response_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    """
+    The HTTP/2 header block for a response.
+    """
+    out = [(b":status", str(response.status_code).encode())]
+    for name, value in response.headers.fields:
+        lower = name.lower()
+        if lower not in CONNECTION_HEADERS:
+            out.append((lower, value))
+    return out
+
+
+def http1_headers_for(request: Request) -> None:
+    """
+    Adapt an HTTP/2 request's headers for an HTTP/1.1 upstream: a Host
+    header first, split Cookie fields joined.
+    """
+    headers = request.headers
+    if headers.get(b"host") is None:
+        headers.insert(0, b"Host", (request.authority or request.host).encode())
+    cookies = headers.get_all(b"cookie")
+    if len(cookies) > 1:
+        headers[b"cookie"] = b"; ".join(cookies)
+
+
+def response_from_h2(headers: list[tuple[bytes, bytes]]) -> Response:
+    """
+    Make a L{Response} from an HTTP/2 response header block.
+    """
+    status = 502
+    fields = []
+    for name, value in headers:
+        if name == b":status":
+            status = int(value)
+        elif name[:1] != b":":
+            fields.append((name, value))
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    return Response("HTTP/2.0", status, reason, Headers(fields), None, timestamp_start=time.time())
+
+
+class _Output:
+    """
+    Data waiting to be sent on one HTTP/2 stream, within flow control.
+    """
+
+    __slots__ = ("chunks", "size", "end", "trailers", "on_sent")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.end = False
+        self.trailers: Optional[list] = None
+        self.on_sent: Optional[Callable[[int], None]] = None
+
+
+def _pump(conn: H2Connection, stream_id: int, out: _Output) -> bool:
+    """
+    Send as much of C{out} on C{stream_id} as the windows allow.
+
+    @return: Whether everything, including the end of the stream, was sent.
+    """
+    while out.chunks:
+        window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+        if window <= 0:
+            return False
+        chunk = out.chunks[0]
+        if len(chunk) <= window:
+            out.chunks.pop(0)
+        else:
+            out.chunks[0] = chunk[window:]
+            chunk = chunk[:window]
+        conn.send_data(stream_id, chunk)
+        out.size -= len(chunk)
+        if out.on_sent is not None:
+            out.on_sent(len(chunk))
+    if out.end:
+        if out.trailers:
+            conn.send_headers(stream_id, out.trailers, end_stream=True)
+        else:
+            conn.end_stream(stream_id)
+        out.end = False
+        return True
+    return False
+
+
+class Http2Layer:
+    """
+    The client-facing HTTP/2 layer of one connection.
+
+    @ivar streams: The open streams by id.
+    @ivar upstream_h2: The HTTP/2 upstream connection, when the server
+        speaks h2.
+    """
+
+    def __init__(self, root: Any, target: Optional[tuple[str, str, int]], sni: Optional[str] = None) -> None:
+        self.root = root
+        self.master = root.master
+        self.options = root.master.options
+        self.client_conn = root.client_conn
+        self.target = target
+        self.sni = sni
+        self.transport: Any = None
+        self.gate = root.gate
+        self.layer: Any = None
+        self.conn = H2Connection(config=_h2_config(False))
+        self.streams: dict[int, H2Stream] = {}
+        self.upstream_h2: Optional[H2Upstream] = None
+        self.upstream_error: Optional[str] = None
+        self.closing = False
+
+    def __repr__(self) -> str:
+        return f"<Http2Layer {self.client_conn!r}>"
+
+    def attach_transport(self, transport: Any) -> None:
+        """
+        Write to C{transport}; send our preface and settings.
+        """
+        self.transport = transport
+        self.conn.initiate_connection()
+        _settings(self.conn, client=False)
+        self.flush()
+
+    def start(self) -> None:
+        """
+        The layer is in charge of the connection.
+        """
+
+    def flush(self) -> None:
+        """
+        Send what h2 has queued.
+        """
+        data = self.conn.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        """
+        Frames from the client.
+        """
+        if self.closing:
+            return
+        try:
+            events = self.conn.receive_data(data)
+        except (ProtocolError, H2Error) as e:
+            _log.info("{client}: HTTP/2 protocol error: {error}", client=self.client_conn.address, error=str(e))
+            self._terminate(ErrorCodes.PROTOCOL_ERROR)
+            return
+        for event in events:
+            handler = _CLIENT_HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, event)
+        self.flush()
+
+    def _request_received(self, event: RequestReceived) -> None:
+        request = request_from_h2(event.headers, self.target)
+        flow = HTTPFlow(self.client_conn, None, request)
+        stream = H2Stream(self, event.stream_id, flow)
+        self.streams[event.stream_id] = stream
+        if event.stream_ended is not None:
+            stream.request_done = True
+        stream.start()
+
+    def _data_received(self, event: DataReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            return
+        stream.request_body(event.data, event.flow_controlled_length)
+
+    def _stream_ended(self, event: StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.request_complete()
+
+    def _trailers_received(self, event: TrailersReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.flow.request.trailers = Headers(list(event.headers))
+
+    def _stream_reset(self, event: StreamReset) -> None:
+        stream = self.streams.pop(event.stream_id, None)
+        if stream is not None:
+            stream.client_failed(f"client reset the stream (error code {event.error_code!r})")
+
+    def _window_updated(self, event: WindowUpdated) -> None:
+        if event.stream_id:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.pump()
+        else:
+            for stream in list(self.streams.values()):
+                stream.pump()
+
+    def _terminated(self, event: ConnectionTerminated) -> None:
+        for stream in list(self.streams.values()):
+            stream.client_failed(f"client ended the connection (GOAWAY, {event.error_code!r})")
+        self.streams.clear()
+        self.close()
+
+    def _terminate(self, code: ErrorCodes) -> None:
+        try:
+            self.conn.close_connection(error_code=code)
+            self.flush()
+        except H2Error:
+            pass
+        for stream in list(self.streams.values()):
+            stream.client_failed("HTTP/2 protocol error on the client connection")
+        self.streams.clear()
+        self.close()
+
+    def stream_done(self, stream: "H2Stream") -> None:
+        """
+        A stream has finished both ways.
+        """
+        self.streams.pop(stream.stream_id, None)
+
+    def close(self) -> None:
+        """
+        Close the client connection.
+        """
+        if not self.closing:
+            self.closing = True
+            if self.upstream_h2 is not None:
+                self.upstream_h2.close()
+            if self.transport is not None:
+                self.transport.loseConnection()
+
+    def connection_lost(self, reason: Failure) -> None:
+        """
+        The client went away.
+        """
+        self.closing = True
+        for stream in list(self.streams.values()):
+            stream.client_failed("client disconnected")
+        self.streams.clear()
+        if self.upstream_h2 is not None:
+            self.upstream_h2.close()
+
+    def get_upstream_h2(self) -> Optional["H2Upstream"]:
+        """
+        The live HTTP/2 upstream connection, if any.
+        """
+        up = self.upstream_h2
+        if up is not None and up.usable:
+            return up
+        return None
+
+
+_CLIENT_HANDLERS: dict[type, Callable[[Http2Layer, Any], None]] = {
+    RequestReceived: Http2Layer._request_received,
+    DataReceived: Http2Layer._data_received,
+    StreamEnded: Http2Layer._stream_ended,
+    TrailersReceived: Http2Layer._trailers_received,
+    StreamReset: Http2Layer._stream_reset,
+    WindowUpdated: Http2Layer._window_updated,
+    ConnectionTerminated: Http2Layer._terminated,
+}
+
+
+class _Http1Owner:
+    """
+    What an HTTP/1 L{UpstreamProtocol} needs from its owner when it
+    carries one HTTP/2 stream (no pairing of transports: HTTP/2 flow
+    control does that job).
+    """
+
+    def __init__(self, layer: Http2Layer) -> None:
+        self.master = layer.master
+        self.client_conn = layer.client_conn
+        self.transport = None
+        self.gate = layer.gate
+        self.upstream: Any = None
+
+
+class H2Stream:
+    """
+    One client stream on an HTTP/2 connection, and its flow.
+    """
+
+    def __init__(self, layer: Http2Layer, stream_id: int, flow: HTTPFlow) -> None:
+        self.layer = layer
+        self.master = layer.master
+        self.stream_id = stream_id
+        self.flow = flow
+        self.request_chunks: list[bytes] = []
+        self.request_size = 0
+        self.request_done = False
+        self.request_streaming = False
+        self.response_chunks: list[bytes] = []
+        self.response_size = 0
+        self.response_streaming = False
+        self.response_started = False
+        self.finished = False
+        self.out = _Output()
+        self.upstream: Any = None  # an H2Upstream or an HTTP/1 UpstreamProtocol
+        self.upstream_id: Optional[int] = None
+        self.body_limit = _size_option(layer.options, "body_size_limit")
+        self.stream_limit = _size_option(layer.options, "stream_large_bodies")
+        self._waiting_for_body: Optional[Callable[[], None]] = None
+        self._head_pending = False
+        self._complete_pending = False
+        self._held = False
+
+    def __repr__(self) -> str:
+        return f"<H2Stream {self.stream_id} {self.flow!r}>"
+
+    # -- hooks ------------------------------------------------------------
+
+    def _trigger(self, event: str, then: Callable[[], None]) -> None:
+        addons = self.master.addons
+        if not addons.has_hooks(event):
+            if not self.finished:
+                then()
+            return
+        d = addons.trigger(event, self.flow)
+
+        def resume(_: Any) -> None:
+            if not self.finished:
+                then()
+            self.layer.flush()
+
+        d.addCallback(resume)
+        d.addErrback(lambda f: _log.failure("Error while handling {flow}", f, flow=self.flow))
+
+    def start(self) -> None:
+        """
+        Run the request hooks.
+        """
+        self._trigger("requestheaders", self._after_requestheaders)
+
+    # -- request ----------------------------------------------------------
+
+    def request_body(self, data: bytes, flow_controlled: int) -> None:
+        """
+        A piece of the request body.
+        """
+        self.request_size += len(data)
+        if self.request_streaming and self.upstream is not None:
+            self._forward_request_data(data, flow_controlled)
+            return
+        if self.body_limit is not None and self.request_size > self.body_limit:
+            self.layer.conn.acknowledge_received_data(flow_controlled, self.stream_id)
+            self._client_error(413, f"The request body exceeds {self.body_limit} bytes.")
+            return
+        self.request_chunks.append(data)
+        # Buffered within the limits: let the client go on sending.
+        self.layer.conn.acknowledge_received_data(flow_controlled, self.stream_id)
+
+    def request_complete(self) -> None:
+        """
+        The client ended its side of the stream.
+        """
+        self.request_done = True
+        self.flow.request.timestamp_end = time.time()
+        if self.request_streaming and self.upstream is not None:
+            self._end_upstream_request()
+            self._trigger("request", lambda: None)
+        waiting, self._waiting_for_body = self._waiting_for_body, None
+        if waiting is not None:
+            waiting()
+
+    def _after_requestheaders(self) -> None:
+        flow = self.flow
+        if flow.killed:
+            return self._kill()
+        if flow.response is not None:
+            return self._when_request_read(self._send_early_response)
+        length = _content_length(flow.request.headers)
+        if self.body_limit is not None and length is not None and length > self.body_limit:
+            return self._client_error(
+                413, f"The request body ({length} bytes) exceeds {self.body_limit} bytes."
+            )
+        request = flow.request
+        if request.stream or (
+            self.stream_limit is not None and length is not None and length > self.stream_limit
+        ):
+            if not request.stream:
+                request.stream = True
+            self.request_streaming = True
+            return self._connect(self._start_streamed_request)
+        self._when_request_read(self._request_read)
+
+    def _when_request_read(self, then: Callable[[], None]) -> None:
+        if self.request_done:
+            then()
+        else:
+            self._waiting_for_body = then
+
+    def _request_read(self) -> None:
+        self.flow.request.load_body(b"".join(self.request_chunks))
+        self.request_chunks = []
+        self._trigger("request", self._after_request)
+
+    def _after_request(self) -> None:
+        flow = self.flow
+        if flow.killed:
+            return self._kill()
+        if flow.response is not None:
+            return self._send_early_response()
+        self._connect(self._send_buffered_request)
+
+    def _send_early_response(self) -> None:
+        self._trigger("response", self._send_buffered_response)
+
+    # -- upstream ---------------------------------------------------------
+
+    def _connect(self, then: Callable[[], None]) -> None:
+        layer = self.layer
+        request = self.flow.request
+        if layer.upstream_error is not None:
+            error, layer.upstream_error = layer.upstream_error, None
+            self.fail(f"Cannot connect to {request.host}:{request.port}: {error}", 502)
+            return
+        target = layer.target
+        same_server = target is not None and (request.host, request.port) == (target[1], target[2])
+        h2 = layer.get_upstream_h2() if same_server else None
+        if h2 is not None:
+            self.upstream = h2
+            self.flow.server_conn = h2.server_conn
+            then()
+            return
+        # An HTTP/1.1 connection of the stream's own (translation).
+        owner = _Http1Owner(layer)
+        server_conn = ServerConnection((request.host, request.port))
+        tls = None
+        if request.scheme == "https":
+            sni = layer.sni if same_server and layer.sni else request.host
+            tls = (sni, [b"http/1.1"])
+        upstream = UpstreamProtocol(owner, server_conn, tls=tls)
+        owner.upstream = upstream
+        d = self.master.addons.trigger("serverconnect", server_conn)
+        d.addCallback(lambda _: upstream.connect())
+
+        def connected(_: Any) -> None:
+            if self.finished:
+                upstream.close()
+                return
+            self.upstream = upstream
+            self.flow.server_conn = server_conn
+            http1_headers_for(request)
+            upstream.begin(self)
+            then()
+
+        def failed(failure: Failure) -> None:
+            if not self.finished:
+                self.fail(f"Cannot connect to {request.host}:{request.port}: {failure.getErrorMessage()}", 502)
+
+        d.addCallbacks(connected, failed)
+
+    def _send_buffered_request(self) -> None:
+        request = self.flow.request
+        body = request.raw_content or b""
+        if isinstance(self.upstream, H2Upstream):
+            self.upstream_id = self.upstream.send_request(self, request, body, end=True)
+            return
+        framing = _prepare_buffered(request, body, False, True)
+        head = _head_bytes(f"{request.method} {request.path} HTTP/1.1", request.headers)
+        if framing == "chunked":
+            from interceptor.layers.http1 import _chunk
+
+            self.upstream.write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
+        else:
+            self.upstream.write(head + body)
+
+    def _start_streamed_request(self) -> None:
+        request = self.flow.request
+        pending, self.request_chunks = self.request_chunks, []
+        if isinstance(self.upstream, H2Upstream):
+            self.upstream_id = self.upstream.send_request(self, request, b"", end=False)
+        else:
+            if request.headers.get(b"content-length") is None:
+                request.headers[b"Transfer-Encoding"] = b"chunked"
+            self.upstream.write(
+                _head_bytes(f"{request.method} {request.path} HTTP/1.1", request.headers)
+            )
+        for data in pending:
+            self._forward_request_data(data, 0)
+        if self.request_done:
+            self._end_upstream_request()
+            self._trigger("request", lambda: None)
+
+    def _forward_request_data(self, data: bytes, flow_controlled: int) -> None:
+        transform = self.flow.request.stream
+        if callable(transform):
+            data = transform(data)
+        if isinstance(self.upstream, H2Upstream):
+            self.upstream.send_data(self.upstream_id, data, ack=(self, flow_controlled))
+        else:
+            chunked = self.flow.request.headers.get(b"content-length") is None
+            if data:
+                self.upstream.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            if flow_controlled:
+                self.layer.conn.acknowledge_received_data(flow_controlled, self.stream_id)
+
+    def _end_upstream_request(self) -> None:
+        if isinstance(self.upstream, H2Upstream):
+            self.upstream.end_request(self.upstream_id)
+        elif self.flow.request.headers.get(b"content-length") is None:
+            self.upstream.write(b"0\r\n\r\n")
+
+    # -- response ---------------------------------------------------------
+
+    def response_head(self, response: Response) -> None:
+        """
+        The server's response head arrived.
+        """
+        self.flow.response = response
+        self._head_pending = True
+        self._trigger("responseheaders", self._after_responseheaders)
+
+    def _after_responseheaders(self) -> None:
+        self._head_pending = False
+        flow = self.flow
+        if flow.killed:
+            return self._kill()
+        response = flow.response
+        length = _content_length(response.headers)
+        if self.body_limit is not None and length is not None and length > self.body_limit:
+            return self.fail(f"The response body ({length} bytes) exceeds {self.body_limit} bytes.", 502)
+        if response.stream or (
+            self.stream_limit is not None and length is not None and length > self.stream_limit
+        ):
+            self._start_streamed_response()
+        if self._complete_pending:
+            self._complete_pending = False
+            self.response_complete(True)
+
+    def _start_streamed_response(self) -> None:
+        response = self.flow.response
+        if not response.stream:
+            response.stream = True
+        self.response_streaming = True
+        self.response_started = True
+        conn = self.layer.conn
+        conn.send_headers(self.stream_id, h2_response_headers(response))
+        pending, self.response_chunks = self.response_chunks, []
+        for data in pending:
+            self._queue(data)
+        self.pump()
+
+    def response_body(self, data: bytes, ack: Optional[Callable[[], None]] = None) -> None:
+        """
+        A piece of the response body; C{ack} tells the upstream it may send
+        more once this piece has left the proxy.
+        """
+        self.response_size += len(data)
+        if self.response_streaming:
+            transform = self.flow.response.stream
+            if callable(transform):
+                data = transform(data)
+            self._queue(data, ack)
+            self.pump()
+            return
+        if ack is not None:
+            ack()
+        self.response_chunks.append(data)
+        if self._head_pending:
+            return
+        if self.body_limit is not None and self.response_size > self.body_limit:
+            return self.fail(f"The response body exceeds {self.body_limit} bytes.", 502)
+        if self.stream_limit is not None and self.response_size > self.stream_limit:
+            self._start_streamed_response()
+
+    def _queue(self, data: bytes, ack: Optional[Callable[[], None]] = None) -> None:
+        if data:
+            self.out.chunks.append(data)
+            self.out.size += len(data)
+        if ack is not None:
+            # Acknowledge upstream data once it is on its way to the client.
+            if self.out.size <= _HIGH_WATER:
+                ack()
+            else:
+                self._pending_acks.append(ack)
+
+    @property
+    def _pending_acks(self) -> list:
+        acks = getattr(self, "_acks", None)
+        if acks is None:
+            acks = self._acks = []
+        return acks
+
+    def pump(self) -> None:
+        """
+        Send queued response data as the client's windows allow.
+        """
+        if self.finished and not self.out.chunks and not self.out.end:
+            return
+        conn = self.layer.conn
+        try:
+            done = _pump(conn, self.stream_id, self.out)
+        except H2Error:
+            return
+        acks = getattr(self, "_acks", None)
+        if acks and self.out.size <= _HIGH_WATER:
+            self._acks = []
+            for ack in acks:
+                ack()
+        self.layer.flush()
+        if done and self.finished:
+            self.layer.stream_done(self)
+
+    def response_complete(self, keep_alive: bool = True) -> None:
+        """
+        The server finished its response.
+        """
+        if self._head_pending:
+            self._complete_pending = True
+            return
+        response = self.flow.response
+        response.timestamp_end = time.time()
+        if isinstance(self.upstream, UpstreamProtocol):
+            self.upstream.end(self)
+            if not keep_alive or True:
+                # One HTTP/1 connection per translated stream.
+                self.upstream.close()
+        if self.response_streaming:
+            self.finished = True
+            self.out.end = True
+            self.out.trailers = _trailers(response)
+            self.pump()
+            self._trigger_after_finish("response")
+            return
+        response.load_body(b"".join(self.response_chunks))
+        self.response_chunks = []
+        self._trigger("response", self._send_buffered_response)
+
+    def _trigger_after_finish(self, event: str) -> None:
+        addons = self.master.addons
+        if addons.has_hooks(event):
+            addons.trigger(event, self.flow)
+
+    def _send_buffered_response(self) -> None:
+        flow = self.flow
+        if flow.killed:
+            return self._kill()
+        response = flow.response
+        body = response.raw_content or b""
+        if flow.request.method == "HEAD" or response.status_code in (204, 304):
+            body = b""
+        elif _content_length(response.headers) not in (None, len(body)):
+            response.headers[b"content-length"] = str(len(body)).encode()
+        self.finished = True
+        self.response_started = True
+        conn = self.layer.conn
+        try:
+            conn.send_headers(self.stream_id, h2_response_headers(response), end_stream=not body and not _trailers(response))
+        except H2Error as e:
+            _log.info("{flow}: cannot send the response: {e}", flow=flow, e=e)
+            self.layer.stream_done(self)
+            return
+        if body or _trailers(response):
+            self.out.chunks.append(body)
+            self.out.size += len(body)
+            self.out.end = True
+            self.out.trailers = _trailers(response)
+            self.pump()
+        else:
+            self.layer.flush()
+            self.layer.stream_done(self)
+
+    # -- failures ---------------------------------------------------------
+
+    def fail(self, message: str, status: int = 502) -> None:
+        """
+        The exchange failed upstream: fire C{error}; answer 502/504, or reset
+        the stream if the response had started.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        flow = self.flow
+        flow.error = Error(message)
+        self._drop_upstream()
+
+        def answer(_: Any) -> None:
+            layer = self.layer
+            if layer.closing:
+                return
+            try:
+                if self.response_started:
+                    layer.conn.reset_stream(self.stream_id, ErrorCodes.INTERNAL_ERROR)
+                else:
+                    reason = "Gateway Timeout" if status == 504 else "Bad Gateway"
+                    response = error_response(status, reason, message)
+                    layer.conn.send_headers(self.stream_id, h2_response_headers(response))
+                    layer.conn.send_data(self.stream_id, response.raw_content, end_stream=True)
+            except H2Error:
+                pass
+            layer.flush()
+            layer.stream_done(self)
+
+        self.master.addons.trigger("error", flow).addCallback(answer)
+
+    def _client_error(self, status: int, detail: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.flow.error = Error(detail)
+        self._drop_upstream()
+
+        def answer(_: Any) -> None:
+            layer = self.layer
+            if layer.closing:
+                return
+            response = error_response(status, HTTPStatus(status).phrase, detail)
+            try:
+                layer.conn.send_headers(self.stream_id, h2_response_headers(response))
+                layer.conn.send_data(self.stream_id, response.raw_content, end_stream=True)
+            except H2Error:
+                pass
+            layer.flush()
+            layer.stream_done(self)
+
+        self.master.addons.trigger("error", self.flow).addCallback(answer)
+
+    def client_failed(self, message: str) -> None:
+        """
+        The client reset the stream or went away.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        self.flow.error = Error(message)
+        self._drop_upstream()
+        self.master.addons.trigger("error", self.flow)
+
+    def _drop_upstream(self) -> None:
+        upstream = self.upstream
+        if isinstance(upstream, H2Upstream):
+            if self.upstream_id is not None:
+                upstream.reset(self.upstream_id)
+        elif upstream is not None:
+            upstream.end(self, broken=True)
+
+    def _kill(self) -> None:
+        self.finished = True
+        self._drop_upstream()
+        try:
+            self.layer.conn.reset_stream(self.stream_id, ErrorCodes.CANCEL)
+        except H2Error:
+            pass
+        self.layer.flush()
+        self.layer.stream_done(self)
+        self.master.addons.trigger("error", self.flow)
+
+    # the HTTP/1 upstream's stream interface
+    def switch_protocols(self, rest: bytes) -> None:
+        """
+        HTTP/2 streams cannot switch protocols.
+        """
+        self.fail("the server switched protocols on an HTTP/2 stream", 502)
+
+
+def _trailers(response: Response) -> Optional[list]:
+    trailers = getattr(response, "trailers", None)
+    if not trailers:
+        return None
+    return [(name.lower(), value) for name, value in trailers.fields]
+
+
+@implementer(IHandshakeListener)
+class H2Upstream(Protocol):
+    """
+    An HTTP/2 connection to the server, multiplexing the streams of one
+    client connection.
+    """
+
+    def __init__(self, layer: Http2Layer, server_conn: ServerConnection) -> None:
+        self.layer = layer
+        self.master = layer.master
+        self.server_conn = server_conn
+        self.conn = H2Connection(config=_h2_config(True))
+        self.streams: dict[int, H2Stream] = {}
+        self.outputs: dict[int, _Output] = {}
+        self.usable = True
+        self.gate: Optional[ReadGate] = None
+
+    def connectionMade(self) -> None:
+        """
+        Send the preface and our settings (no server push).
+        """
+        self.conn.initiate_connection()
+        _settings(self.conn, client=True)
+        self.flush()
+
+    def flush(self) -> None:
+        """
+        Send what h2 has queued.
+        """
+        data = self.conn.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    def send_request(self, stream: H2Stream, request: Request, body: bytes, end: bool) -> int:
+        """
+        Open an upstream stream for C{stream}'s request.
+
+        @return: The upstream stream id.
+        """
+        sid = self.conn.get_next_available_stream_id()
+        self.streams[sid] = stream
+        self.conn.send_headers(sid, h2_request_headers(request), end_stream=end and not body)
+        if body:
+            out = self.outputs[sid] = _Output()
+            out.chunks.append(body)
+            out.size = len(body)
+            out.end = end
+            _pump(self.conn, sid, out)
+        self.flush()
+        return sid
+
+    def send_data(self, sid: int, data: bytes, ack: tuple) -> None:
+        """
+        Send request data; the client's data is acknowledged once sent.
+        """
+        out = self.outputs.setdefault(sid, _Output())
+        if data:
+            out.chunks.append(data)
+            out.size += len(data)
+        stream, amount = ack
+        if amount:
+            try:
+                stream.layer.conn.acknowledge_received_data(amount, stream.stream_id)
+            except H2Error:
+                pass
+        try:
+            _pump(self.conn, sid, out)
+        except H2Error:
+            pass
+        self.flush()
+
+    def end_request(self, sid: int) -> None:
+        """
+        The request body is complete.
+        """
+        out = self.outputs.setdefault(sid, _Output())
+        out.end = True
+        try:
+            _pump(self.conn, sid, out)
+        except H2Error:
+            pass
+        self.flush()
+
+    def reset(self, sid: int) -> None:
+        """
+        Cancel an upstream stream.
+        """
+        self.streams.pop(sid, None)
+        self.outputs.pop(sid, None)
+        try:
+            self.conn.reset_stream(sid, ErrorCodes.CANCEL)
+        except H2Error:
+            pass
+        self.flush()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Frames from the server.
+        """
+        try:
+            events = self.conn.receive_data(data)
+        except (ProtocolError, H2Error) as e:
+            self._fail_all(f"HTTP/2 protocol error from the server: {e}")
+            self.transport.loseConnection()
+            return
+        for event in events:
+            if isinstance(event, ResponseReceived):
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    stream.response_head(response_from_h2(event.headers))
+                    if event.stream_ended is not None:
+                        self._ended(event.stream_id)
+            elif isinstance(event, DataReceived):
+                stream = self.streams.get(event.stream_id)
+                amount, sid = event.flow_controlled_length, event.stream_id
+                if stream is None:
+                    self.conn.acknowledge_received_data(amount, sid)
+                    continue
+                stream.response_body(event.data, lambda a=amount, s=sid: self._ack(a, s))
+            elif isinstance(event, TrailersReceived):
+                stream = self.streams.get(event.stream_id)
+                if stream is not None and stream.flow.response is not None:
+                    stream.flow.response.trailers = Headers(list(event.headers))
+                if event.stream_ended is not None:
+                    self._ended(event.stream_id)
+            elif isinstance(event, StreamEnded):
+                self._ended(event.stream_id)
+            elif isinstance(event, StreamReset):
+                stream = self.streams.pop(event.stream_id, None)
+                self.outputs.pop(event.stream_id, None)
+                if stream is not None:
+                    stream.fail(f"the server reset the stream (error code {event.error_code!r})", 502)
+            elif isinstance(event, PushedStreamReceived):
+                self.conn.reset_stream(event.pushed_stream_id, ErrorCodes.REFUSED_STREAM)
+            elif isinstance(event, WindowUpdated):
+                for sid, out in list(self.outputs.items()):
+                    if event.stream_id in (0, sid):
+                        try:
+                            _pump(self.conn, sid, out)
+                        except H2Error:
+                            pass
+            elif isinstance(event, ConnectionTerminated):
+                self.usable = False
+                self._fail_all(f"the server ended the connection (GOAWAY, {event.error_code!r})", after=event.last_stream_id)
+        self.flush()
+
+    def _ack(self, amount: int, sid: int) -> None:
+        try:
+            self.conn.acknowledge_received_data(amount, sid)
+        except H2Error:
+            return
+        self.flush()
+
+    def _ended(self, sid: int) -> None:
+        stream = self.streams.pop(sid, None)
+        self.outputs.pop(sid, None)
+        if stream is not None:
+            stream.response_complete(True)
+
+    def _fail_all(self, message: str, after: int = -1) -> None:
+        for sid, stream in list(self.streams.items()):
+            if sid > after:
+                self.streams.pop(sid, None)
+                stream.fail(message, 502)
+
+    def close(self) -> None:
+        """
+        Close the connection (GOAWAY first).
+        """
+        self.usable = False
+        if self.transport is not None:
+            try:
+                self.conn.close_connection()
+                self.flush()
+            except H2Error:
+                pass
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        """
+        The server connection closed: fail the streams still open.
+        """
+        self.usable = False
+        self.server_conn.timestamp_end = time.time()
+        self._fail_all(
+            f"{self.server_conn.address[0]}:{self.server_conn.address[1]} closed the connection"
+        )
+        if self.layer.upstream_h2 is self:
+            self.layer.upstream_h2 = None
+        self.master.addons.trigger("serverdisconnect", self.server_conn)
