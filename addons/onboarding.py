@@ -100,8 +100,7 @@ class Onboarding:
         name = path.rsplit("/", 1)[-1]
         if path.startswith("/cert/") and name in _FORMATS:
             suffix, mime, _ = _FORMATS[name]
-            with open(store.ca_file(suffix), "rb") as f:
-                data = f.read()
+            data = store.ca_cert_bytes(suffix)
             flow.response = Response.make(
                 200,
                 data,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from typing import Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,7 +39,7 @@ _CA_VALIDITY = datetime.timedelta(days=3650)
 _LEAF_VALIDITY = datetime.timedelta(days=365)
 _LEAF_CACHE_SIZE = 4096
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, "rsa.RSAPrivateKey"]  # noqa: F821
+PrivateKey = Any
 
 
 class CertError(Exception):
@@ -109,7 +109,14 @@ class CertStore:
         self.ca_key = ca_key
         self.confdir = confdir
         self.leaf_key = ec.generate_private_key(ec.SECP256R1())
+        # Strict verifiers (Python 3.13's default context, cryptography's)
+        # need both key identifiers.
+        self._authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            ca_key.public_key()
+        )
+        self._leaf_key_id = x509.SubjectKeyIdentifier.from_public_key(self.leaf_key.public_key())
         self._leaves: dict[tuple[str, ...], Leaf] = {}
+        self._client_files: dict[str, bytes] = {}
         self._hash = hashes.SHA256()
 
     # -- the CA -----------------------------------------------------------
@@ -201,7 +208,14 @@ class CertStore:
             store = cls(cert, key, confdir)
             store.write_files()
             return store
-        return cls.from_pem_file(path, confdir)
+        store = cls.from_pem_file(path, confdir)
+        for suffix in (".pem", ".cer", ".p12"):
+            try:
+                with open(os.path.join(confdir, CA_BASENAME + "-cert" + suffix), "rb") as f:
+                    store._client_files[suffix] = f.read()
+            except OSError:
+                pass
+        return store
 
     def write_files(self) -> None:
         """
@@ -221,12 +235,27 @@ class CertStore:
         with os.fdopen(fd, "wb") as f:
             f.write(key_pem + cert_pem)
         os.chmod(secret, 0o600)
-        p12 = pkcs12.serialize_key_and_certificates(
-            b"interceptor", None, self.ca_cert, None, serialization.NoEncryption()
-        )
+        p12 = self.ca_cert_bytes(".p12")
         for suffix, data in ((".pem", cert_pem), (".cer", cert_pem), (".p12", p12)):
             with open(os.path.join(confdir, CA_BASENAME + "-cert" + suffix), "wb") as f:
                 f.write(data)
+
+    def ca_cert_bytes(self, suffix: str = ".pem") -> bytes:
+        """
+        The CA certificate as clients take it: PEM for C{.pem} and C{.cer},
+        PKCS#12 for C{.p12}.  Made once from the loaded CA (wherever it came
+        from), so the files written and the bytes served are the same.
+        """
+        data = self._client_files.get(suffix)
+        if data is None:
+            if suffix == ".p12":
+                data = pkcs12.serialize_key_and_certificates(
+                    b"interceptor", None, self.ca_cert, None, serialization.NoEncryption()
+                )
+            else:
+                data = self.ca_cert.public_bytes(serialization.Encoding.PEM)
+            self._client_files[suffix] = data
+        return data
 
     def ca_file(self, suffix: str = ".pem") -> Optional[str]:
         """
@@ -246,8 +275,9 @@ class CertStore:
         """
         unique: list[str] = []
         for name in names:
+            name = name.lower() if name else name
             if name and name not in unique:
-                unique.append(name.lower())
+                unique.append(name)
         key = tuple(unique)
         leaf = self._leaves.get(key)
         if leaf is None:
@@ -270,6 +300,8 @@ class CertStore:
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
             )
+            .add_extension(self._authority_key_id, critical=False)
+            .add_extension(self._leaf_key_id, critical=False)
         )
         common_name = names[0][:64] if names else "interceptor"
         builder = builder.subject_name(

@@ -407,7 +407,14 @@ def proxy_options(**values: Any) -> Options:
     """
     opts = Options()
     add = opts.add_option
-    add("mode", str, "regular", "The proxy mode: regular.")
+    add(
+        "mode",
+        str,
+        "regular",
+        "The proxy mode: regular, upstream:http://HOST:PORT (through another "
+        "HTTP proxy), reverse:http[s]://HOST[:PORT] (act as that server), "
+        "transparent (Linux, iptables REDIRECT), socks5.",
+    )
     add("confdir", str, "~/.interceptor", "Where the proxy keeps its CA and state.")
     add("tick_interval", float, 0.1, "Seconds between two tick events.")
     add(
@@ -448,6 +455,21 @@ def proxy_options(**values: Any) -> Options:
         "Offer HTTP/2 (ALPN h2) to clients and servers; off, only http/1.1 is offered.",
     )
     add(
+        "http2_translate",
+        bool,
+        False,
+        "Speak HTTP/2 to clients that offer it even when the server speaks only "
+        "HTTP/1.1, and offer h2 to servers even for HTTP/1.1 clients; the proxy "
+        "translates between the two.  Off, each side gets what the other chose.",
+    )
+    add(
+        "websocket",
+        bool,
+        True,
+        "Relay WebSocket connections message by message, with the websocket_* "
+        "events; off, upgraded connections are relayed as raw bytes.",
+    )
+    add(
         "ssl_verify_upstream_trusted_ca",
         Optional[str],
         None,
@@ -474,6 +496,49 @@ def proxy_options(**values: Any) -> Options:
         "Regexes on host:port; only matching TLS connections are intercepted, "
         "the others are passed through.",
     )
+    add(
+        "tcp_hosts",
+        Sequence[str],
+        [],
+        "Regexes on host:port; matching connections (and CONNECT tunnels) are "
+        "relayed as raw TCP, with the tcp_* events.",
+    )
+    add(
+        "upstream_auth",
+        Optional[str],
+        None,
+        "user:pass sent to the upstream proxy as Proxy-Authorization (Basic) "
+        "in upstream mode.",
+    )
+    add(
+        "keep_host_header",
+        bool,
+        False,
+        "Reverse mode: keep the client's Host header instead of naming the "
+        "reverse target.",
+    )
+    add(
+        "connection_strategy",
+        str,
+        "eager",
+        "When server connections are opened: eager (as soon as the "
+        "destination is known) or lazy (only once data must go there).",
+        choices=["eager", "lazy"],
+    )
+    opts.subscribe(_check_mode)
     if values:
         opts.update(**values)
     return opts
+
+
+def _check_mode(options: Options, updated: set[str]) -> None:
+    """
+    Reject a C{mode} that does not parse (the change is rolled back).
+    """
+    if "mode" in updated:
+        from interceptor.modes import parse_mode
+
+        try:
+            parse_mode(options.mode)
+        except ValueError as e:
+            raise OptionsError(f"option mode: {e}") from None

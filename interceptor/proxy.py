@@ -9,6 +9,14 @@ L{ProxyFactory} a master listens with.
 The root protocol fires C{clientconnect}, asks C{next_layer} which layer
 handles the connection's bytes, hands them to that layer, and fires
 C{clientdisconnect} when the connection closes.
+
+The first layer depends on the option C{mode} (L{interceptor.modes}):
+regular and upstream mode start with HTTP/1 (CONNECT opens a tunnel);
+reverse, transparent and socks5 mode know (or learn, for SOCKS5) where the
+connection goes and treat it as a tunnel to there.  A tunnel's layer is
+raw TCP when its destination matches C{tcp_hosts}; otherwise its first
+bytes decide: TLS, HTTP, or raw TCP for anything else.  Every choice goes
+through C{next_layer}, where an addon may substitute another layer.
 """
 
 from __future__ import annotations
@@ -17,13 +25,15 @@ import re
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IProtocolNegotiationFactory, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from zope.interface import alsoProvides, implementer
 
 from interceptor.connection import ClientConnection
+from interceptor.modes import ProxyMode, matches_hosts, original_destination, parse_mode
 
 __all__ = ["ProxyFactory", "ProxyProtocol", "ReadGate"]
 
@@ -90,6 +100,11 @@ class ProxyProtocol(Protocol):
     @ivar client_conn: The L{ClientConnection} addons see.
     @ivar layer: The layer currently handling the connection's bytes.
     @ivar gate: The L{ReadGate} of the client transport.
+    @ivar mode: The L{ProxyMode} this connection was accepted in.
+    @ivar tunnel_address: Where the connection's bytes go once that is
+        known: the CONNECT or SOCKS5 target, the reverse target, the
+        original destination in transparent mode; else None.
+    @ivar socks_username: The username a SOCKS5 client authenticated with.
     """
 
     def __init__(self, master: Any, factory: "ProxyFactory") -> None:
@@ -100,6 +115,8 @@ class ProxyProtocol(Protocol):
         self.gate: Optional[ReadGate] = None
         self.closed: Deferred = Deferred()
         self.tunnel_address: Optional[tuple[str, int]] = None
+        self.mode: ProxyMode = parse_mode(master.options.mode)
+        self.socks_username: Optional[str] = None
         self._early: list[bytes] = []
         self._detect_buffer = b""
 
@@ -131,6 +148,27 @@ class ProxyProtocol(Protocol):
     def _connected(self, _: Any) -> Deferred:
         if self.client_conn.timestamp_end is not None:
             return succeed(None)
+        kind = self.mode.kind
+        if kind == "reverse":
+            self.start_tunnel(self.mode.address, b"")
+            return succeed(None)
+        if kind == "transparent":
+            try:
+                address = original_destination(self.transport.getHandle())
+            except (OSError, AttributeError) as e:
+                _log.info(
+                    "{client}: transparent mode: no original destination ({error}); closing",
+                    client=self.client_conn.address,
+                    error=e,
+                )
+                self.transport.loseConnection()
+                return succeed(None)
+            self.start_tunnel(address, b"")
+            return succeed(None)
+        if kind == "socks5":
+            from interceptor.layers.socks5 import Socks5Layer
+
+            return self.next_layer(Socks5Layer(self))
         from interceptor.layers.http1 import Http1Layer
 
         return self.next_layer(Http1Layer(self))
@@ -152,10 +190,17 @@ class ProxyProtocol(Protocol):
 
     def start_tunnel(self, address: tuple[str, int], rest: bytes) -> None:
         """
-        A CONNECT tunnel to C{address} is open: look at its first bytes to
-        choose the layer (TLS, HTTP, or a raw relay).
+        A tunnel to C{address} is open (CONNECT, SOCKS5, or the target of
+        reverse and transparent mode): raw TCP if C{tcp_hosts} matches it,
+        else look at its first bytes to choose the layer (TLS, HTTP, or raw
+        TCP).
         """
         self.tunnel_address = address
+        if matches_hosts(self.master.options.tcp_hosts, address[0], address[1]):
+            from interceptor.layers.tcp import TcpLayer
+
+            self.switch_layer(TcpLayer(self, address), [rest])
+            return
         self.buffer_input()
         self._early[:0] = [rest] if rest else []
         self.dataReceived = self._detect
@@ -168,17 +213,28 @@ class ProxyProtocol(Protocol):
         if len(buffered) < 3:
             return
         from interceptor.layers.http1 import Http1Layer
-        from interceptor.layers.relay import RelayLayer
+        from interceptor.layers.tcp import TcpLayer
         from interceptor.layers.tls import TlsLayer
-        from interceptor.tls import looks_like_tls
+        from interceptor.tls import NotTLS, looks_like_tls, parse_client_hello
 
         host, port = self.tunnel_address
+        reverse = self.mode.kind == "reverse"
         if looks_like_tls(buffered):
-            layer: Any = TlsLayer(self, self.tunnel_address)
+            try:
+                hello = parse_client_hello(buffered)
+            except NotTLS:
+                hello = None
+            sni = hello.sni if hello is not None else None
+            if sni and matches_hosts(self.master.options.tcp_hosts, sni, port):
+                layer: Any = TcpLayer(self, self.tunnel_address)
+            else:
+                layer = TlsLayer(self, self.tunnel_address)
+        elif reverse:
+            layer = Http1Layer(self, target=(self.mode.scheme, host, port))
         elif _HTTP_METHOD.match(buffered):
             layer = Http1Layer(self, target=("http", host, port))
         else:
-            layer = RelayLayer(self, self.tunnel_address)
+            layer = TcpLayer(self, self.tunnel_address)
         self._detect_buffer = b""
         self.switch_layer(layer, [buffered])
 
@@ -197,7 +253,12 @@ class ProxyProtocol(Protocol):
                 return
             self.layer = chosen
             self.dataReceived = chosen.data_received
+            if getattr(chosen, "half_close", False):
+                # The layer relays half-closes: Twisted tells this protocol
+                # about the client's FIN instead of closing the connection.
+                alsoProvides(self, IHalfCloseableProtocol)
             chosen.start()
+            self._connect_eagerly(chosen)
             early, self._early = self._early, []
             for data in early:
                 if self.layer is chosen:
@@ -205,11 +266,52 @@ class ProxyProtocol(Protocol):
 
         return d.addCallback(switch)
 
+    def _connect_eagerly(self, layer: Any) -> None:
+        """
+        With C{connection_strategy=eager}, an HTTP/1 layer whose server is
+        known (reverse, transparent, socks5 mode, CONNECT tunnels) connects
+        right away, so C{serverconnect} fires before the first request.
+        """
+        target = getattr(layer, "target", None)
+        if (
+            target is None
+            or self.master.options.connection_strategy != "eager"
+            or getattr(layer, "upstream", True) is not None
+            or not hasattr(layer, "get_upstream")
+            or getattr(layer, "transport", None) is not self.transport
+        ):
+            return
+        scheme, host, port = target
+
+        def failed(failure: Failure) -> None:
+            # The first request tries again and reports the failure.
+            _log.info("{client}: eager connection to {host}:{port} failed: {error}",
+                      client=self.client_conn.address, host=host, port=port,
+                      error=failure.getErrorMessage())
+
+        layer.get_upstream((host, port), scheme).addErrback(failed)
+
     def dataReceived(self, data: bytes) -> None:
         """
         Bytes before any layer was chosen are kept for it.
         """
         self._early.append(data)
+
+    def readConnectionLost(self) -> None:
+        """
+        The client shut its writing half (only for layers that relay
+        half-closes, see L{next_layer}).
+        """
+        layer = self.layer
+        if layer is not None and hasattr(layer, "read_connection_lost"):
+            layer.read_connection_lost()
+        else:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our writing half toward the client is shut.
+        """
 
     def connectionLost(self, reason: Failure = None) -> None:
         """
@@ -229,6 +331,7 @@ class ProxyProtocol(Protocol):
         return f"<ProxyProtocol {self.client_conn!r} {type(self.layer).__name__}>"
 
 
+@implementer(IProtocolNegotiationFactory)
 class ProxyFactory(Factory):
     """
     Builds a L{ProxyProtocol} for each client of one master, and keeps track
@@ -236,6 +339,13 @@ class ProxyFactory(Factory):
     """
 
     noisy = False
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """
+        What a TLS listener (C{--listen ssl:...}) answers to ALPN: the proxy
+        speaks HTTP/1.1 there.
+        """
+        return [b"http/1.1"]
 
     def __init__(self, master: Any) -> None:
         self.master = master

@@ -152,7 +152,7 @@ class ServerTLS:
     leaf, and the ALPN protocol the upstream chose.
     """
 
-    _contexts: dict[tuple[int, Optional[bytes]], SSL.Context] = {}
+    _contexts: dict[tuple[Leaf, Optional[bytes]], SSL.Context] = {}
 
     def __init__(self, context: SSL.Context) -> None:
         self.context = context
@@ -162,7 +162,9 @@ class ServerTLS:
         """
         A creator presenting C{leaf} and answering ALPN with C{alpn}.
         """
-        key = (id(leaf), alpn)
+        # Keyed by the leaf itself, which the cache keeps alive: an id() could
+        # be reused by a newer leaf and hand out another host's certificate.
+        key = (leaf, alpn)
         context = cls._contexts.get(key)
         if context is None:
             context = _server_context(leaf, alpn)

@@ -40,6 +40,8 @@ from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Headers, Request, Response
 from interceptor.options import parse_size
 from interceptor.layers.upstream import open_connection
+from interceptor.layers.websocket import WebSocketLayer, is_websocket_upgrade, supported_offers
+from interceptor.modes import proxy_authorization
 from interceptor.proxy import ReadGate
 from interceptor.tls import UpstreamTLS, check_hostname
 from interceptor.tlsconfig import UpstreamTLSError, upstream_contexts
@@ -384,6 +386,11 @@ class Http1Layer:
             raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
         if self.target is not None and url.startswith((b"/", b"*")):
             return self._origin_form_request(method, version, url)
+        if self.target is not None and getattr(self.root, "mode", None) is not None \
+                and self.root.mode.kind == "reverse" and url.startswith((b"http://", b"https://")):
+            # Reverse mode: the proxy is the target server, whatever the URL names.
+            path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
+            return self._origin_form_request(method, version, path)
         if not url.startswith((b"http://", b"https://")):
             raise BadRequest(
                 "regular proxy mode expects absolute-form requests "
@@ -407,6 +414,12 @@ class Http1Layer:
             path += "?" + parsed.query.decode("utf-8", "surrogateescape")
         authority = url[len(parsed.schema) + 3 :].split(b"/", 1)[0].split(b"?", 1)[0]
         now = time.time()
+        mode = getattr(self.root, "mode", None)
+        if mode is not None and mode.kind == "upstream" and scheme == "http":
+            auth = proxy_authorization(self.options.upstream_auth)
+            if auth is not None:
+                self._fields = [f for f in self._fields if f[0].lower() != b"proxy-authorization"]
+                self._fields.append((b"Proxy-Authorization", auth))
         request = Request(
             method,
             scheme,
@@ -423,6 +436,11 @@ class Http1Layer:
 
     def _origin_form_request(self, method: str, version: str, url: bytes) -> Request:
         scheme, host, port = self.target
+        mode = getattr(self.root, "mode", None)
+        if mode is not None and mode.kind == "reverse" and not self.options.keep_host_header:
+            fields = [f for f in self._fields if f[0].lower() != b"host"]
+            fields.insert(0, (b"Host", mode.authority.encode("idna")))
+            self._fields = fields
         return Request(
             method,
             scheme,
@@ -455,12 +473,29 @@ class Http1Layer:
             self._connect_request(rest)
             return
         # An Upgrade request (e.g. WebSocket): its stream relays the rest once
-        # the server has answered.
+        # the server has answered; bytes arriving meanwhile wait with it.
         stream = self.receiving
         if stream is not None:
             stream.upgrade_data.append(rest)
+            self.hand_over(stream.upgrade_data.append)
             stream.request_complete()
             self.receiving = None
+
+    def hand_over(
+        self,
+        data_received: Callable[[bytes], None],
+        connection_lost: Optional[Callable[[Failure], None]] = None,
+    ) -> None:
+        """
+        The connection was upgraded: from now on the client's bytes (the
+        decrypted ones, under TLS) go to C{data_received}, and its end to
+        C{connection_lost} when given.
+        """
+        if self.root.dataReceived == self.data_received:
+            self.root.dataReceived = data_received
+        self.data_received = data_received  # type: ignore[method-assign]
+        if connection_lost is not None:
+            self.connection_lost = connection_lost  # type: ignore[method-assign]
 
     def _connect_request(self, rest: bytes) -> None:
         """
@@ -627,10 +662,22 @@ class Http1Layer:
         An upstream connection to C{address}: the idle one if it goes there,
         else a new one (after C{serverconnect}).
         """
+        mode = getattr(self.root, "mode", None)
+        via_proxy = None
+        if mode is not None and mode.kind == "upstream" and scheme == "http":
+            # Upstream mode: plain HTTP requests go to the upstream proxy, in
+            # absolute-form, on one reused connection.
+            address = via_proxy = mode.address
         current = self.upstream
         if current is not None:
             if current.address == address and current.connected and current.stream is None:
                 return succeed(current)
+            waiters = getattr(current, "ready_waiters", None)
+            if current.address == address and waiters is not None and current.stream is None:
+                # Still connecting (an eager connection): wait for it.
+                waiter: Deferred = Deferred()
+                waiters.append(waiter)
+                return waiter
             current.close()
             self.upstream = None
         if self.upstream_error is not None:
@@ -648,10 +695,23 @@ class Http1Layer:
             return _failed(ConnectionError(f"unsupported scheme {scheme!r}"))
         server_conn = ServerConnection(address)
         upstream = UpstreamProtocol(self, server_conn, tls=tls)
+        if via_proxy is not None:
+            upstream.absolute_form = True
         self.upstream = upstream
+        upstream.ready_waiters = []
         d = self.master.addons.trigger("serverconnect", server_conn)
         d.addCallback(lambda _: upstream.connect())
-        return d
+
+        def settled(result: Any) -> Any:
+            waiters, upstream.ready_waiters = upstream.ready_waiters, None
+            for waiter in waiters:
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(result)
+            return result
+
+        return d.addBoth(settled)
 
 
 def _no_delay(transport: Any) -> None:
@@ -696,6 +756,7 @@ class Http1Stream:
         self.stream_limit = _size_option(self.options, "stream_large_bodies")
         self.holding_client = False
         self.upgrade_data: list[bytes] = []
+        self.websocket = False
         self.request_chunks: list[bytes] = []
         self.request_size = 0
         self.request_done = False
@@ -705,6 +766,7 @@ class Http1Stream:
         self.response_writer: Optional[_BodyWriter] = None
         self.response_started = False
         self.upstream: Optional[UpstreamProtocol] = None
+        self.upstream_id: Optional[int] = None
         self.finished = False
         self._waiting_for_body: Optional[Callable[[], None]] = None
         self._early_response = False
@@ -718,8 +780,26 @@ class Http1Stream:
 
     def start(self) -> None:
         """
-        This stream is at the head of the queue: run its request hooks.
+        This stream is at the head of the queue: run its request hooks
+        (C{websocket_handshake} first for a WebSocket upgrade).
         """
+        if self.flow.request.method == "GET" and self.options.websocket and (
+            is_websocket_upgrade(self.flow.request.headers)
+        ):
+            self._trigger("websocket_handshake", self._after_websocket_handshake)
+            return
+        self._trigger("requestheaders", self._after_requestheaders)
+
+    def _after_websocket_handshake(self) -> None:
+        self.websocket = True
+        headers = self.flow.request.headers
+        offers = headers.get("sec-websocket-extensions")
+        if offers is not None:
+            # Only extensions the WebSocket layer can relay may be agreed on.
+            del headers["sec-websocket-extensions"]
+            kept = supported_offers(offers)
+            if kept:
+                headers["Sec-WebSocket-Extensions"] = kept
         self._trigger("requestheaders", self._after_requestheaders)
 
     def _trigger(self, event: str, then: Callable[[], None], hold: Any = None) -> None:
@@ -769,8 +849,7 @@ class Http1Stream:
         self.request_done = True
         self.flow.request.timestamp_end = time.time()
         if self.request_writer is not None:
-            self.request_writer.finish()
-            self._trigger("request", lambda: None)
+            self._finish_streamed_request()
         waiting, self._waiting_for_body = self._waiting_for_body, None
         if waiting is not None:
             waiting()
@@ -835,19 +914,32 @@ class Http1Stream:
     def _start_streamed_request(self, upstream: "UpstreamProtocol") -> None:
         request = self.flow.request
         transform = request.stream if callable(request.stream) else None
-        framing = _prepare_streamed(request, True, transform is not None)
-        upstream.write(_head_bytes(self._request_line(), request.headers))
-        self.request_writer = _BodyWriter(upstream.write, framing, transform)
+        if upstream.multiplexed:
+            sid = self.upstream_id = upstream.send_request(self, request, b"", end=False)
+            self.request_writer = _BodyWriter(
+                lambda data: upstream.send_data(sid, data, None), _Framing.LENGTH, transform
+            )
+        else:
+            framing = _prepare_streamed(request, True, transform is not None)
+            upstream.write(_head_bytes(self._request_line(), request.headers))
+            self.request_writer = _BodyWriter(upstream.write, framing, transform)
         pending, self.request_chunks = self.request_chunks, []
         for data in pending:
             self.request_writer.write(data)
         self.layer.gate.release()
         if self.request_done:
-            self.request_writer.finish()
-            self._trigger("request", lambda: None)
+            self._finish_streamed_request()
+
+    def _finish_streamed_request(self) -> None:
+        self.request_writer.finish()
+        if self.upstream_id is not None:
+            self.upstream.end_request(self.upstream_id)
+        self._trigger("request", lambda: None)
 
     def _request_line(self) -> str:
         request = self.flow.request
+        if self.upstream is not None and self.upstream.absolute_form:
+            return f"{request.method} {request.url} {request.http_version}"
         return f"{request.method} {request.path} {request.http_version}"
 
     # -- upstream ---------------------------------------------------------
@@ -878,6 +970,9 @@ class Http1Stream:
     def _send_buffered_request(self, upstream: "UpstreamProtocol") -> None:
         request = self.flow.request
         body = request.raw_content or b""
+        if upstream.multiplexed:
+            self.upstream_id = upstream.send_request(self, request, body, end=True)
+            return
         framing = _prepare_buffered(request, body, False, True)
         head = _head_bytes(self._request_line(), request.headers)
         if framing == _Framing.CHUNKED:
@@ -946,14 +1041,20 @@ class Http1Stream:
         if self.client_keep_alive and self.flow.request.http_version == "HTTP/1.0":
             if response.headers.get(b"connection") is None:
                 response.headers[b"Connection"] = b"keep-alive"
-        first = f"{response.http_version} {response.status_code} {response.reason}"
+        version = response.http_version
+        if version.startswith("HTTP/2"):
+            version = "HTTP/1.1"
+        first = f"{version} {response.status_code} {response.reason}"
         return _head_bytes(first, response.headers)
 
-    def response_body(self, data: bytes) -> None:
+    def response_body(self, data: bytes, ack: Optional[Callable[[], None]] = None) -> None:
         """
-        A piece of the response body arrived.
+        A piece of the response body arrived (C{ack}, from an HTTP/2
+        upstream, lets the server send more).
         """
         self.response_size += len(data)
+        if ack is not None:
+            ack()
         if self.response_writer is not None:
             self.response_writer.write(data)
             return
@@ -1029,20 +1130,28 @@ class Http1Stream:
 
     def switch_protocols(self, rest: bytes) -> None:
         """
-        The server answered an Upgrade request with 101: relay the rest of
-        the connection as raw bytes in both directions.
+        The server answered an Upgrade request with 101: hand the rest of
+        the connection to the WebSocket layer (a WebSocket upgrade, with the
+        option C{websocket} on), or relay it as raw bytes in both directions.
         """
         response = self.flow.response
         response.timestamp_end = time.time()
         self.layer.write(self._response_head())
         upstream, layer = self.upstream, self.layer
+        self.finished = True
+        layer.streams.clear()
+        layer.watchdog.stop()
+        if self.websocket and is_websocket_upgrade(response.headers):
+            websocket = WebSocketLayer(self.flow, layer, upstream)
+            layer.hand_over(websocket.client_data_received, websocket.client_connection_lost)
+            upstream.relay_to(websocket.upstream_sink)
+            websocket.start(rest, self.upgrade_data)
+            return
         if rest:
             layer.transport.write(rest)
         for data in self.upgrade_data:
             upstream.transport.write(data)
-        self.finished = True
-        layer.streams.clear()
-        layer.root.dataReceived = upstream.transport.write
+        layer.hand_over(upstream.transport.write)
         upstream.relay_to(layer.transport)
         self._trigger("response", lambda: None)
 
@@ -1128,6 +1237,15 @@ class UpstreamProtocol(Protocol):
     @ivar stream: The L{Http1Stream} being answered, or None when idle.
     @ivar gate: The L{interceptor.proxy.ReadGate} of this transport.
     """
+
+    multiplexed = False
+    """HTTP/1 carries one exchange at a time."""
+
+    absolute_form = False
+    """Requests go out in absolute-form (to an upstream proxy, upstream mode)."""
+
+    ready_waiters: Optional[list] = None
+    """While connecting: Deferreds of requests waiting for this connection."""
 
     def __init__(
         self,
@@ -1506,7 +1624,8 @@ class UpstreamProtocol(Protocol):
         """
         self.closing = True
         if self.transport is not None:
-            self.transport.abortConnection()
+            if self.connected:
+                self.transport.abortConnection()
         elif self._connecting is not None and not self._connecting.called:
             self._connecting.cancel()
 

@@ -637,7 +637,17 @@ class H2Stream:
         if callable(transform):
             data = transform(data)
         if isinstance(self.upstream, H2Upstream):
-            self.upstream.send_data(self.upstream_id, data, ack=(self, flow_controlled))
+            ack = None
+            if flow_controlled:
+                conn, sid = self.layer.conn, self.stream_id
+
+                def ack() -> None:
+                    try:
+                        conn.acknowledge_received_data(flow_controlled, sid)
+                    except H2Error:
+                        pass
+
+            self.upstream.send_data(self.upstream_id, data, ack)
         else:
             chunked = self.flow.request.headers.get(b"content-length") is None
             if data:
@@ -915,8 +925,14 @@ def _trailers(response: Response) -> Optional[list]:
 class H2Upstream(Protocol):
     """
     An HTTP/2 connection to the server, multiplexing the streams of one
-    client connection.
+    client connection (its owner is an L{Http2Layer}, or an HTTP/1 layer
+    when translating).
     """
+
+    multiplexed = True
+    """Many exchanges share the connection."""
+    stream = None
+    """HTTP/2 is never busy with a single exchange."""
 
     def __init__(self, layer: Http2Layer, server_conn: ServerConnection) -> None:
         self.layer = layer
@@ -927,6 +943,28 @@ class H2Upstream(Protocol):
         self.outputs: dict[int, _Output] = {}
         self.usable = True
         self.gate: Optional[ReadGate] = None
+        self.address = server_conn.address
+
+    def begin(self, stream: Any) -> None:
+        """
+        Nothing to reserve: streams are opened by L{send_request}.
+        """
+
+    def end(self, stream: Any, broken: bool = False) -> None:
+        """
+        C{stream} is done; a broken exchange resets its upstream stream.
+        """
+        sid = getattr(stream, "upstream_id", None)
+        if sid is not None and self.streams.get(sid) is stream:
+            self.streams.pop(sid, None)
+            self.outputs.pop(sid, None)
+            if broken:
+                self.reset(sid)
+
+    def want_raw_body(self) -> None:
+        """
+        HTTP/2 bodies come in frames; nothing to switch.
+        """
 
     def connectionMade(self) -> None:
         """
@@ -962,20 +1000,16 @@ class H2Upstream(Protocol):
         self.flush()
         return sid
 
-    def send_data(self, sid: int, data: bytes, ack: tuple) -> None:
+    def send_data(self, sid: int, data: bytes, ack: Optional[Callable[[], None]]) -> None:
         """
-        Send request data; the client's data is acknowledged once sent.
+        Send request data; C{ack} tells the client it may send more.
         """
         out = self.outputs.setdefault(sid, _Output())
         if data:
             out.chunks.append(data)
             out.size += len(data)
-        stream, amount = ack
-        if amount:
-            try:
-                stream.layer.conn.acknowledge_received_data(amount, stream.stream_id)
-            except H2Error:
-                pass
+        if ack is not None:
+            ack()
         try:
             _pump(self.conn, sid, out)
         except H2Error:
@@ -1054,6 +1088,7 @@ class H2Upstream(Protocol):
                             pass
             elif isinstance(event, ConnectionTerminated):
                 self.usable = False
+                self.connected = 0
                 self._fail_all(f"the server ended the connection (GOAWAY, {event.error_code!r})", after=event.last_stream_id)
         self.flush()
 
@@ -1081,6 +1116,7 @@ class H2Upstream(Protocol):
         Close the connection (GOAWAY first).
         """
         self.usable = False
+        self.connected = 0
         if self.transport is not None:
             try:
                 self.conn.close_connection()
@@ -1089,15 +1125,27 @@ class H2Upstream(Protocol):
                 pass
             self.transport.loseConnection()
 
+    def abort(self) -> None:
+        """
+        Drop the connection now.
+        """
+        self.usable = False
+        self.connected = 0
+        if self.transport is not None:
+            self.transport.abortConnection()
+
     def connectionLost(self, reason: Failure = None) -> None:
         """
         The server connection closed: fail the streams still open.
         """
         self.usable = False
+        self.connected = 0
         self.server_conn.timestamp_end = time.time()
         self._fail_all(
             f"{self.server_conn.address[0]}:{self.server_conn.address[1]} closed the connection"
         )
-        if self.layer.upstream_h2 is self:
+        if getattr(self.layer, "upstream_h2", None) is self:
             self.layer.upstream_h2 = None
+        if getattr(self.layer, "upstream", None) is self:
+            self.layer.upstream = None
         self.master.addons.trigger("serverdisconnect", self.server_conn)

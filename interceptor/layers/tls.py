@@ -165,10 +165,13 @@ class TlsLayer:
         self.inner = Http1Layer(
             self.root, transport=None, target=("https", host, port), sni=hello.sni
         )
-        supported = (_ALPN_H2, _ALPN_HTTP1) if self.master.options.http2 else (_ALPN_HTTP1,)
+        options = self.master.options
+        supported = (_ALPN_H2, _ALPN_HTTP1) if options.http2 else (_ALPN_HTTP1,)
         offers = [p for p in hello.alpn_protocols if p in supported] or (
             [_ALPN_HTTP1] if hello.alpn_protocols else []
         )
+        if options.http2 and options.http2_translate:
+            offers = [_ALPN_H2, _ALPN_HTTP1]
         sni = hello.sni or (None if _is_ip(host) else host)
         server_conn = ServerConnection(self.address)
         upstream = UpstreamProtocol(self.inner, server_conn, tls=(sni, offers))
@@ -176,6 +179,11 @@ class TlsLayer:
         d = self.master.addons.trigger("serverconnect", server_conn)
         d.addCallback(lambda _: upstream.connect())
         d.addCallbacks(self._upstream_ready, self._upstream_failed)
+        d.addErrback(self._internal_error)
+
+    def _internal_error(self, failure: Failure) -> None:
+        _log.failure("Error intercepting TLS for {client}", failure, client=self.root.client_conn.address)
+        self.root.transport.abortConnection()
 
     def _upstream_ready(self, upstream: UpstreamProtocol) -> None:
         server_conn = upstream.server_conn
@@ -183,24 +191,37 @@ class TlsLayer:
         if self.master.options.upstream_cert:
             for cert in server_conn.certificate_list[:1]:
                 names += certificate_names(cert)
-        if server_conn.alpn == _ALPN_H2:
-            self._switch_to_h2(upstream)
-        self._start_client_tls(names, server_conn.alpn)
+        options = self.master.options
+        client_h2 = options.http2 and _ALPN_H2 in self.client_hello.alpn_protocols
+        upstream_h2 = server_conn.alpn == _ALPN_H2
+        if client_h2 and (upstream_h2 or options.http2_translate):
+            host, port = self.address
+            layer = Http2Layer(self.root, ("https", host, port), sni=self.client_hello.sni)
+            if upstream_h2:
+                layer.upstream_h2 = self._to_h2(upstream, layer)
+            else:
+                # Each translated stream opens an HTTP/1.1 connection of its own.
+                upstream.close()
+            self.inner = layer
+            alpn: Optional[bytes] = _ALPN_H2
+        else:
+            if upstream_h2:
+                self.inner.upstream = self._to_h2(upstream, self.inner)
+            alpn = server_conn.alpn if not upstream_h2 else _ALPN_HTTP1
+        self._start_client_tls(names, alpn)
 
-    def _switch_to_h2(self, upstream: UpstreamProtocol) -> None:
+    @staticmethod
+    def _to_h2(upstream: UpstreamProtocol, owner: Any) -> H2Upstream:
         """
-        Both sides speak HTTP/2: the decrypted bytes go to an HTTP/2 layer,
-        and the open upstream connection becomes its HTTP/2 upstream.
+        The upstream negotiated h2: the open TLS connection now carries an
+        L{H2Upstream} instead of the HTTP/1 protocol.
         """
-        host, port = self.address
-        layer = Http2Layer(self.root, ("https", host, port), sni=self.client_hello.sni)
-        h2_upstream = H2Upstream(layer, upstream.server_conn)
+        h2_upstream = H2Upstream(owner, upstream.server_conn)
         upstream.watchdog.stop()
         tls_transport = upstream.transport
         tls_transport.wrappedProtocol = h2_upstream
         h2_upstream.makeConnection(tls_transport)
-        layer.upstream_h2 = h2_upstream
-        self.inner = layer
+        return h2_upstream
 
     def _upstream_failed(self, failure: Failure) -> None:
         # The client still gets a certificate and then a 502 naming the reason.

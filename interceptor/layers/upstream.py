@@ -8,7 +8,9 @@ endpoints::
 
 IP literals use the TCP4/TCP6 endpoints directly; names use
 C{HostnameEndpoint} (resolution off the reactor thread, happy eyeballs).
-The option C{connect_timeout} bounds the attempt.
+The option C{connect_timeout} bounds the attempt.  In upstream mode
+(C{mode=upstream:http://HOST:PORT}) every connection but one to the
+upstream proxy itself is a CONNECT tunnel through that proxy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
+from interceptor.modes import ConnectTunnelEndpoint, parse_mode, proxy_authorization
 from interceptor.tls import FastTLSFactory
 
 __all__ = ["open_connection"]
@@ -42,6 +45,15 @@ class _OneProtocolFactory(Factory):
         return self.protocol_instance
 
 
+def _endpoint(reactor: Any, address: tuple[str, int], timeout: float) -> Any:
+    host, port = address
+    if isIPAddress(host):
+        return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    if isIPv6Address(host):
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)
+
+
 def open_connection(
     master: Any, address: tuple[str, int], protocol: Protocol, tls: Optional[Any] = None
 ) -> Deferred:
@@ -52,14 +64,20 @@ def open_connection(
     @return: A Deferred firing when the TCP connection is up (the TLS
         handshake, if any, is still running then).
     """
-    host, port = address
     reactor, timeout = master.reactor, master.options.connect_timeout
-    if isIPAddress(host):
-        endpoint: Any = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
-    elif isIPv6Address(host):
-        endpoint = TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    mode = parse_mode(master.options.mode)
+    if mode.kind == "upstream" and tuple(address) != mode.address:
+        # Upstream mode: everything but the plain-HTTP requests sent to the
+        # upstream proxy itself goes through a CONNECT tunnel.
+        endpoint: Any = ConnectTunnelEndpoint(
+            reactor,
+            _endpoint(reactor, mode.address, timeout),
+            address,
+            proxy_authorization(master.options.upstream_auth),
+            timeout,
+        )
     else:
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+        endpoint = _endpoint(reactor, address, timeout)
     factory: Factory = _OneProtocolFactory(protocol)
     if tls is not None:
         factory = FastTLSFactory(tls, True, factory)

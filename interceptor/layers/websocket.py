@@ -1,0 +1,613 @@
+# -*- test-case-name: tests.e2e.test_websocket -*-
+"""
+The WebSocket layer: relays an upgraded connection message by message.
+
+The HTTP/1 layer relays the handshake (firing C{websocket_handshake},
+C{requestheaders}, C{request}, then C{response} for the 101); once the
+server has switched protocols it hands both connections to a
+L{WebSocketLayer}::
+
+    layer = WebSocketLayer(flow, http_layer, upstream)
+    http_layer.hand_over(layer.client_data_received, layer.client_connection_lost)
+    upstream.relay_to(layer.upstream_sink)
+    layer.start(server_bytes_after_101, client_bytes_after_request)
+
+Each side has one frame-level C{wsproto.connection.Connection}: a SERVER
+connection toward the client and a CLIENT connection toward the server,
+both with the C{permessage-deflate} parameters the peers agreed on.  Bytes
+from a side go into its connection; each whole message is recorded in
+C{flow.websocket.messages}, shown to C{websocket_message}, and sent to the
+other side through the other connection (re-masked, re-compressed, with
+the original fragmentation when the content was not changed).  Ping and
+Pong frames are relayed; Close frames are relayed with their code and
+reason, and each TCP connection is closed once its close handshake is done.
+
+A hook that returns an unfired Deferred holds the messages of its own
+direction only (the sender's reads pause through its L{ReadGate}); the
+other direction keeps flowing.  Backpressure is the HTTP layer's: each
+side's read gate stays registered as the producer of the other side's
+transport.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, Optional
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, Opcode
+from wsproto.utilities import LocalProtocolError
+
+from interceptor.flow import Error
+from interceptor.websocket import WebSocketData, WebSocketMessage
+
+__all__ = ["WebSocketLayer", "is_websocket_upgrade", "negotiated_extensions", "supported_offers"]
+
+_log = Logger(namespace="interceptor.websocket")
+
+_OPEN = ConnectionState.OPEN
+_REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
+_CLOSED = ConnectionState.CLOSED
+_TEXT = Opcode.TEXT
+_GOING_AWAY = int(CloseReason.GOING_AWAY)
+_NO_STATUS = int(CloseReason.NO_STATUS_RCVD)
+
+
+def is_websocket_upgrade(headers: Any) -> bool:
+    """
+    Whether request or response C{headers} ask for (or accept) an upgrade
+    to WebSocket.
+    """
+    value = headers.get(b"upgrade")
+    return value is not None and b"websocket" in value.lower()
+
+
+def supported_offers(value: str) -> Optional[str]:
+    """
+    Keep only the C{permessage-deflate} offers of a client's
+    C{Sec-WebSocket-Extensions} value: the proxy cannot relay frames of an
+    extension it does not know.
+
+    @return: The filtered value, or None when nothing is left.
+    """
+    kept = [
+        offer.strip()
+        for offer in value.split(",")
+        if offer.split(";", 1)[0].strip().lower() == PerMessageDeflate.name
+    ]
+    return ", ".join(kept) or None
+
+
+def negotiated_extensions(value: Optional[str]) -> list[Extension]:
+    """
+    The wsproto extensions for one side, from the server's
+    C{Sec-WebSocket-Extensions} answer (a fresh object per call: each side
+    keeps its own compression state).
+    """
+    if not value:
+        return []
+    for accepted in value.split(","):
+        if accepted.split(";", 1)[0].strip().lower() == PerMessageDeflate.name:
+            extension = PerMessageDeflate()
+            try:
+                extension.finalize(accepted.strip())
+            except (ValueError, IndexError):
+                _log.info("Ignoring malformed permessage-deflate parameters {value!r}",
+                          value=accepted)
+                return []
+            return [extension]
+    return []
+
+
+def _split(data: Any, sizes: list[int]) -> list[Any]:
+    """
+    Cut C{data} into pieces of C{sizes} (the last piece takes any rest).
+    """
+    pieces, start = [], 0
+    for size in sizes[:-1]:
+        pieces.append(data[start : start + size])
+        start += size
+    pieces.append(data[start:])
+    return pieces
+
+
+class _Side:
+    """
+    One peer of the relay: its wsproto connection, its transport, and the
+    messages from it still on their way.
+    """
+
+    __slots__ = (
+        "from_client", "name", "conn", "transport", "write", "gate", "peer", "out",
+        "queue", "busy", "held", "chunks", "frames", "frame_size", "lost", "closing",
+        "tcp_closed", "timer", "early",
+    )
+
+    def __init__(self, from_client: bool, conn: Connection, transport: Any,
+                 write: Callable[[bytes], None], gate: Any) -> None:
+        self.from_client = from_client
+        self.name = "client" if from_client else "server"
+        self.conn = conn
+        self.transport = transport
+        self.write = write
+        self.gate = gate
+        self.peer: Any = None
+        # Bytes to send to this side, written once per batch of events.
+        self.out: list[bytes] = []
+        # Messages and control frames from this side waiting behind a hook.
+        self.queue: deque = deque()
+        self.busy = False
+        self.held = False
+        # The message being reassembled.
+        self.chunks: list[Any] = []
+        self.frames: list[int] = []
+        self.frame_size = 0
+        self.lost = False
+        self.closing = False
+        self.tcp_closed = False
+        self.timer: Any = None
+        self.early: Optional[list[bytes]] = []
+
+
+class _UpstreamSink:
+    """
+    What L{interceptor.layers.http1.UpstreamProtocol.relay_to} relays the
+    upstream's bytes and its end to.
+    """
+
+    __slots__ = ("write", "loseConnection")
+
+    def __init__(self, layer: "WebSocketLayer") -> None:
+        self.write = layer.server_data_received
+        self.loseConnection = layer.server_connection_lost
+
+
+class WebSocketLayer:
+    """
+    Relays one WebSocket connection between the client and the server.
+
+    @ivar flow: The L{interceptor.flow.HTTPFlow} of the handshake; its
+        C{websocket} is this connection's L{WebSocketData}.
+    @ivar finished: Whether C{websocket_end} or C{websocket_error} has fired.
+    @ivar upstream_sink: The object given to the upstream's C{relay_to}.
+    """
+
+    def __init__(self, flow: Any, http_layer: Any, upstream: Any) -> None:
+        self.flow = flow
+        self.master = http_layer.master
+        self.addons = self.master.addons
+        self.reactor = self.master.reactor
+        response = flow.response
+        accepted = response.headers.get("sec-websocket-extensions")
+        data = WebSocketData(accepted)
+        data._relay = self
+        flow.websocket = data
+        self.data = data
+        self.client = _Side(
+            True,
+            Connection(ConnectionType.SERVER, negotiated_extensions(accepted)),
+            http_layer.transport,
+            http_layer.write,
+            http_layer.gate,
+        )
+        self.server = _Side(
+            False,
+            Connection(ConnectionType.CLIENT, negotiated_extensions(accepted)),
+            upstream.transport,
+            upstream.write,
+            upstream.gate,
+        )
+        self.client.peer, self.server.peer = self.server, self.client
+        self.finished = False
+        self.started = False
+        self.upstream_sink = _UpstreamSink(self)
+        self.close_timeout = float(self.master.options.read_timeout)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketLayer {self.flow.request.url}>"
+
+    # -- start ------------------------------------------------------------
+
+    def start(self, server_early: bytes, client_early: list[bytes]) -> None:
+        """
+        The 101 was sent to the client: fire C{response} and
+        C{websocket_start}, then relay (first the bytes each side sent
+        right after the handshake).
+        """
+        self.client.early.extend(data for data in client_early if data)
+        if server_early:
+            self.server.early.append(server_early)
+        d = self.addons.trigger("response", self.flow)
+        d.addCallback(lambda _: self.addons.trigger("websocket_start", self.flow))
+        d.addCallback(self._started)
+        d.addErrback(lambda f: _log.failure("Error starting {layer}", f, layer=self))
+        if not self.started:
+            # A hook is taking its time: read nothing meanwhile.
+            self._hold(self.client)
+            self._hold(self.server)
+
+    def _started(self, _: Any) -> None:
+        self._release(self.client)
+        self._release(self.server)
+        self.started = True
+        if self.flow.killed:
+            self._kill()
+            return
+        for side in (self.client, self.server):
+            early, side.early = side.early, None
+            for data in early:
+                self._received(side, data)
+            if side.lost:
+                self._lost(side)
+        for side in (self.client, self.server):
+            self._drain(side)
+        self._flush()
+
+    # -- bytes in ---------------------------------------------------------
+
+    def client_data_received(self, data: bytes) -> None:
+        """
+        Bytes from the client (decrypted, for wss).
+        """
+        self._received(self.client, data)
+
+    def server_data_received(self, data: bytes) -> None:
+        """
+        Bytes from the server (decrypted, for wss).
+        """
+        self._received(self.server, data)
+
+    def _received(self, side: _Side, data: bytes) -> None:
+        if side.early is not None:
+            side.early.append(data)
+            return
+        conn = side.conn
+        try:
+            conn.receive_data(data)
+        except LocalProtocolError:
+            return  # bytes after its Close frame
+        for event in conn.events():
+            kind = event.__class__
+            if kind is BytesMessage or kind is TextMessage:
+                if event.frame_finished and event.message_finished and not side.chunks:
+                    # A whole message in one frame: the common case.
+                    self._message(side, kind is TextMessage, event.data, None)
+                    continue
+                side.chunks.append(event.data)
+                side.frame_size += len(event.data)
+                if event.frame_finished:
+                    side.frames.append(side.frame_size)
+                    side.frame_size = 0
+                    if event.message_finished:
+                        chunks, frames = side.chunks, side.frames
+                        side.chunks, side.frames = [], []
+                        whole = ("" if kind is TextMessage else b"").join(chunks)
+                        self._message(side, kind is TextMessage, whole,
+                                      frames if len(frames) > 1 else None)
+            elif kind is CloseConnection and conn.state is _OPEN:
+                # wsproto reports a frame it cannot parse as a Close event
+                # while the connection stays open.
+                self._invalid(side, event)
+                break
+            else:
+                self._submit(side, event)
+        self._flush()
+
+    def _message(self, side: _Side, is_text: bool, payload: Any, frames: Optional[list[int]]) -> None:
+        if self.finished:
+            return
+        if is_text:
+            message = WebSocketMessage(_TEXT, side.from_client, payload.encode("utf-8"))
+            message._text = payload
+        else:
+            message = WebSocketMessage(Opcode.BINARY, side.from_client, payload)
+        message._original = message.content
+        message._frames = frames
+        self._submit(side, message)
+
+    # -- in order, one direction at a time --------------------------------
+
+    def _submit(self, side: _Side, item: Any) -> None:
+        if side.busy or side.queue:
+            side.queue.append(item)
+            return
+        self._process(side, item)
+        if side.queue:
+            self._drain(side)
+
+    def _drain(self, side: _Side) -> None:
+        queue = side.queue
+        while queue and not side.busy and not self.finished:
+            self._process(side, queue.popleft())
+
+    def _process(self, side: _Side, item: Any) -> None:
+        if self.finished and item.__class__ is not CloseConnection:
+            return
+        if item.__class__ is not WebSocketMessage:
+            self._control(side, item)
+            return
+        self.data.messages.append(item)
+        if self.addons.has_hooks("websocket_message"):
+            side.busy = True
+            d = self.addons.trigger("websocket_message", self.flow)
+            if not d.called:
+                self._hold(side)
+                d.addCallback(self._hooked, side, item)
+                d.addErrback(lambda f: _log.failure("Error relaying {layer}", f, layer=self))
+                return
+            side.busy = False
+            if self.flow.killed:
+                self._kill()
+                return
+        self._forward(side, item)
+
+    def _hooked(self, _: Any, side: _Side, message: WebSocketMessage) -> None:
+        side.busy = False
+        self._release(side)
+        if self.finished:
+            return
+        if self.flow.killed:
+            self._kill()
+            return
+        self._forward(side, message)
+        self._drain(side)
+        self._flush()
+
+    def _hold(self, side: _Side) -> None:
+        if not side.held and not side.lost:
+            side.held = True
+            side.gate.hold()
+
+    def _release(self, side: _Side) -> None:
+        if side.held:
+            side.held = False
+            side.gate.release()
+
+    # -- bytes out --------------------------------------------------------
+
+    def _forward(self, side: _Side, message: WebSocketMessage) -> None:
+        """
+        Send a message to the other side (unless it was killed, or that
+        side is closing and takes no more messages).
+        """
+        if message.dropped:
+            return
+        peer = side.peer
+        conn = peer.conn
+        if peer.lost or conn.state is not _OPEN:
+            return
+        content = message.content
+        unchanged = content is message._original
+        if message.type is _TEXT:
+            payload: Any = message._text if unchanged and message._text is not None else (
+                content.decode("utf-8", "replace"))
+            event: Any = TextMessage
+        else:
+            payload, event = content, BytesMessage
+        frames = message._frames if unchanged else None
+        if frames is None:
+            peer.out.append(conn.send(event(data=payload)))
+            return
+        pieces = _split(payload, frames)
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            peer.out.append(conn.send(event(data=piece, message_finished=i == last)))
+
+    def _flush(self) -> None:
+        for side in (self.client, self.server):
+            out = side.out
+            if out:
+                data = out[0] if len(out) == 1 else b"".join(out)
+                out.clear()
+                if not side.lost:
+                    side.write(data)
+            if side.closing and not side.tcp_closed:
+                self._close_transport(side)
+
+    def _close_transport(self, side: _Side) -> None:
+        side.tcp_closed = True
+        self._cancel_timer(side)
+        if side.lost:
+            return
+        try:
+            side.transport.unregisterProducer()
+        except Exception:
+            pass
+        side.transport.loseConnection()
+
+    # -- control frames ---------------------------------------------------
+
+    def _control(self, side: _Side, event: Any) -> None:
+        kind = event.__class__
+        if kind is CloseConnection:
+            self._close_frame(side, event)
+            return
+        if self.finished:
+            return
+        peer = side.peer
+        if not peer.lost and peer.conn.state is _OPEN:
+            if kind is Ping:
+                peer.out.append(peer.conn.send(Ping(payload=event.payload)))
+            elif kind is Pong:
+                peer.out.append(peer.conn.send(Pong(payload=event.payload)))
+        elif kind is Ping and side.conn.state is _OPEN:
+            # Nobody to relay to: answer it ourselves.
+            side.out.append(side.conn.send(event.response()))
+
+    def _close_frame(self, side: _Side, event: CloseConnection) -> None:
+        """
+        A Close frame from C{side}: relay it (or answer it), and close each
+        TCP connection whose close handshake is complete.
+        """
+        data = self.data
+        code = int(event.code)
+        if data.close_code is None and not self.finished:
+            data.close_code = code
+            data.close_reason = event.reason or ""
+            data.closed_by_client = side.from_client
+        conn, peer = side.conn, side.peer
+        if conn.state is _CLOSED:
+            # It answered a Close we sent.
+            side.closing = True
+        if not self.finished and not peer.lost and peer.conn.state in (_OPEN, _REMOTE_CLOSING):
+            # A Close without a code (1005) is relayed without one.
+            relayed = CloseConnection(code=code, reason=event.reason) if code != _NO_STATUS else (
+                CloseConnection(code=CloseReason.NO_STATUS_RCVD))
+            peer.out.append(peer.conn.send(relayed))
+            if peer.conn.state is _CLOSED:
+                peer.closing = True
+            else:
+                self._start_timer(peer)
+        elif conn.state is _REMOTE_CLOSING and (
+            self.finished or peer.lost or peer.conn.state is _CLOSED
+        ):
+            # Nobody is left to answer it: the proxy does.
+            side.out.append(conn.send(event.response()))
+            side.closing = True
+        self._maybe_done()
+
+    def _invalid(self, side: _Side, event: CloseConnection) -> None:
+        """
+        C{side} sent a frame wsproto cannot parse: close it with the code
+        wsproto chose, and fail the flow.
+        """
+        side.chunks, side.frames, side.queue = [], [], deque()
+        if side.conn.state is _OPEN:
+            side.out.append(side.conn.send(CloseConnection(code=event.code, reason=event.reason)))
+        side.closing = True
+        self._fail(f"the {side.name} sent an invalid frame: {event.reason}", side)
+
+    # -- the end ----------------------------------------------------------
+
+    def _done(self, side: _Side) -> bool:
+        return side.conn.state is _CLOSED or (side.lost and side.conn.state is not _OPEN)
+
+    def _maybe_done(self) -> None:
+        if not self.finished and self._done(self.client) and self._done(self.server):
+            self.finished = True
+            self.data.timestamp_end = time.time()
+            for side in (self.client, self.server):
+                if not side.lost:
+                    side.closing = True
+                side.busy = False
+                self._release(side)
+            self._flush()
+            self.addons.trigger("websocket_end", self.flow)
+
+    def client_connection_lost(self, reason: Failure = None) -> None:
+        """
+        The client's TCP connection closed.
+        """
+        self._lost(self.client, reason)
+
+    def server_connection_lost(self) -> None:
+        """
+        The server's TCP connection closed.
+        """
+        self._lost(self.server)
+
+    def _lost(self, side: _Side, reason: Optional[Failure] = None) -> None:
+        side.lost = True
+        side.tcp_closed = True
+        self._cancel_timer(side)
+        if side.early is not None:
+            return  # handled once started
+        if self.finished:
+            return
+        if side.conn.state is _OPEN:
+            self._fail(f"the {side.name} closed the connection without a close frame", side)
+            return
+        # It sent or received a Close frame: if it still expected our
+        # answer, the peer's reply will find it gone; that is no error.
+        self._maybe_done()
+        self._flush()
+
+    def _fail(self, message: str, culprit: Optional[_Side] = None) -> None:
+        """
+        End with C{websocket_error}: the flow's C{error} says why; each side
+        still connected (but the culprit) gets a Close frame, and its TCP
+        connection is closed when it answers (or after C{read_timeout}).
+        """
+        if self.finished:
+            return
+        self.finished = True
+        self.flow.error = Error(message)
+        self.data.timestamp_end = time.time()
+        reason = message[:120]
+        for side in (self.client, self.server):
+            side.queue.clear()
+            side.busy = False
+            self._release(side)
+            if side.lost or side is culprit:
+                continue
+            state = side.conn.state
+            if state is _OPEN or state is _REMOTE_CLOSING:
+                side.out.append(side.conn.send(CloseConnection(code=_GOING_AWAY, reason=reason)))
+            if side.conn.state is _CLOSED:
+                side.closing = True
+            else:
+                self._start_timer(side)
+        self._flush()
+        _log.info("{client}: WebSocket {url}: {message}", client=self.flow.client_conn.address,
+                  url=self.flow.request.url, message=message)
+        self.addons.trigger("websocket_error", self.flow)
+
+    def _kill(self) -> None:
+        """
+        An addon killed the flow: drop both connections.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        self.data.timestamp_end = time.time()
+        for side in (self.client, self.server):
+            side.queue.clear()
+            self._release(side)
+            side.tcp_closed = True
+            self._cancel_timer(side)
+            if not side.lost:
+                side.transport.abortConnection()
+        self.addons.trigger("websocket_error", self.flow)
+
+    def _start_timer(self, side: _Side) -> None:
+        if side.timer is None and not side.lost:
+            side.timer = self.reactor.callLater(self.close_timeout, self._timed_out, side)
+
+    def _cancel_timer(self, side: _Side) -> None:
+        timer, side.timer = side.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _timed_out(self, side: _Side) -> None:
+        side.timer = None
+        if not self.finished:
+            self._fail(
+                f"the {side.name} did not answer the close handshake within "
+                f"{self.close_timeout:g} s",
+                side,
+            )
+        side.tcp_closed = True
+        if not side.lost:
+            side.transport.abortConnection()
+
+    # -- injection --------------------------------------------------------
+
+    def inject(self, to_client: bool, content: bytes, is_text: bool) -> None:
+        """
+        Send a message made by an addon (see L{interceptor.websocket.inject}).
+        """
+        if self.finished:
+            raise ValueError("the WebSocket connection has ended")
+        sender = self.server if to_client else self.client
+        message = WebSocketMessage(_TEXT if is_text else Opcode.BINARY, not to_client,
+                                   content, injected=True)
+        if not self.started or sender.early is not None:
+            sender.queue.append(message)
+            return
+        self._submit(sender, message)
+        self._flush()

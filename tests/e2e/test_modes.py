@@ -1,0 +1,481 @@
+# -*- test-case-name: tests.e2e.test_modes -*-
+"""
+End-to-end tests of the proxy modes (issue #7, points 3 and 4) with real
+clients and servers on 127.0.0.1: upstream mode chained through a second
+in-process proxy, reverse mode (plain and TLS clients), SOCKS5 with curl,
+transparent mode in a network namespace with iptables REDIRECT, and
+C{connection_strategy}.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import socket
+import uuid
+from typing import Optional
+
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial import unittest
+
+from interceptor.http import Response
+from interceptor.modes import parse_mode
+from interceptor.options import OptionsError, proxy_options
+from interceptor.proxy import ProxyFactory
+from interceptor.testing import start_proxy
+from tests.e2e.peers import Recorder, WebServer, curl, pattern, wait_until
+from tests.e2e.tcppeers import TcpClient, TcpServer
+from tests.e2e.tlspeers import HttpsServer, TestCA
+
+
+class Connects:
+    """
+    Keeps the http_connect flows.
+    """
+
+    def __init__(self, refuse_without_auth: bool = False) -> None:
+        self.flows: list = []
+        self.refuse_without_auth = refuse_without_auth
+
+    def http_connect(self, flow):
+        self.flows.append(flow)
+        if self.refuse_without_auth and flow.request.headers.get("proxy-authorization") is None:
+            flow.response = Response.make(407, b"auth please", {"Proxy-Authenticate": "Basic"})
+
+
+def headers_of(body: bytes) -> dict:
+    """
+    The lower-cased request headers an echo endpoint sent back.
+    """
+    echoed = json.loads(body)
+    headers = echoed["headers"]
+    if isinstance(headers, dict):
+        return {k.lower(): v[0] for k, v in headers.items()}
+    return {n.lower(): v for n, v in headers}
+
+
+class ModeOptionTests(unittest.TestCase):
+    """
+    The C{mode} option is validated.
+    """
+
+    def test_parse_modes(self):
+        """Every documented mode spelling parses to its kind, scheme and address."""
+        self.assertEqual(parse_mode("regular").kind, "regular")
+        self.assertEqual(parse_mode("socks5").kind, "socks5")
+        self.assertEqual(parse_mode("transparent").kind, "transparent")
+        up = parse_mode("upstream:http://127.0.0.1:3128")
+        self.assertEqual((up.kind, up.scheme, up.address), ("upstream", "http", ("127.0.0.1", 3128)))
+        rev = parse_mode("reverse:https://example.org")
+        self.assertEqual((rev.scheme, rev.address, rev.authority), ("https", ("example.org", 443), "example.org"))
+        self.assertEqual(parse_mode("reverse:http://[::1]:8080/").authority, "[::1]:8080")
+
+    def test_bad_mode_rejected(self):
+        """A mode that does not parse is refused by the options, which keep their old value."""
+        opts = proxy_options()
+        for bad in ("bogus", "reverse:", "reverse:ftp://x", "upstream:https://x:1", "socks5:x"):
+            self.assertRaises(OptionsError, opts.update, mode=bad)
+        self.assertEqual(opts.mode, "regular")
+
+    def test_strategy_choices(self):
+        """connection_strategy accepts eager and lazy only."""
+        opts = proxy_options(connection_strategy="lazy")
+        self.assertEqual(opts.connection_strategy, "lazy")
+        self.assertRaises(OptionsError, opts.update, connection_strategy="sometimes")
+
+
+class UpstreamModeTests(unittest.TestCase):
+    """
+    mode=upstream:http://HOST:PORT, chained through a second interceptor.
+    """
+
+    timeout = 30
+
+    async def chain(self, *addons, **options):
+        """
+        Proxy B (regular, recording) and proxy A in upstream mode toward B.
+        """
+        self.b_recorder = Recorder()
+        self.b_connects = Connects(refuse_without_auth=options.pop("refuse", False))
+        b = await start_proxy(
+            self, self.b_recorder, self.b_connects, confdir=self.mktemp(), ssl_insecure=True,
+            read_timeout=3.0,
+        )
+        self.a_recorder = Recorder()
+        self.a_connects = Connects()
+        options.setdefault("confdir", self.mktemp())
+        a = await start_proxy(
+            self, self.a_recorder, self.a_connects, *addons,
+            mode=f"upstream:http://127.0.0.1:{b.port_number}", ssl_insecure=True,
+            read_timeout=3.0, connect_timeout=3.0, **options,
+        )
+        return a, b
+
+    async def test_http_goes_absolute_form_with_auth(self):
+        """curl -x A: plain HTTP reaches B in absolute-form on one connection, with Proxy-Authorization from upstream_auth."""
+        a, b = await self.chain(upstream_auth="user:pass")
+        web = await WebServer.start(self)
+        for i in range(2):
+            result = await curl(self, "-x", a.url, web.url(f"/echo?i={i}"))
+            self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+            self.assertEqual(json.loads(result.body)["uri"], f"/echo?i={i}")
+        [flow, _] = [arg for name, arg in self.b_recorder.events if name == "request"]
+        self.assertEqual(flow.request.url, web.url("/echo?i=0"))
+        self.assertEqual(flow.request.headers["proxy-authorization"], "Basic dXNlcjpwYXNz")
+        a_flows = [arg for name, arg in self.a_recorder.events if name == "response"]
+        self.assertEqual(a_flows[0].server_conn.address, ("127.0.0.1", b.port_number))
+        connects = [arg for name, arg in self.a_recorder.events if name == "serverconnect"]
+        self.assertEqual({c.address for c in connects}, {("127.0.0.1", b.port_number)})
+
+    async def test_https_tunnels_through_connect(self):
+        """HTTPS: A fires http_connect, then opens a CONNECT tunnel through B (with Proxy-Authorization) to the server."""
+        ca = TestCA.shared()
+        server = await HttpsServer.start(self, ca)
+        a, b = await self.chain(upstream_auth="user:pass")
+        result = await curl(self, "-x", a.url, "-k", server.url("/hello", "127.0.0.1"))
+        self.assertEqual((result.code, result.status, result.body), (0, 200, b"hello world"), result.stderr)
+        self.assertEqual(len(self.a_connects.flows), 1)
+        [b_connect] = self.b_connects.flows
+        self.assertEqual((b_connect.request.host, b_connect.request.port), ("127.0.0.1", server.port))
+        self.assertEqual(b_connect.request.headers["proxy-authorization"], "Basic dXNlcjpwYXNz")
+        self.assertEqual(len(server.requests), 1)
+
+    async def test_refused_connect_is_502(self):
+        """When the upstream proxy refuses CONNECT (407), the client gets a 502 naming the refusal."""
+        ca = TestCA.shared()
+        server = await HttpsServer.start(self, ca)
+        a, b = await self.chain(refuse=True)
+        result = await curl(self, "-x", a.url, "-k", server.url("/hello", "127.0.0.1"))
+        self.assertEqual(result.status, 502, result.stderr)
+        self.assertIn(b"407", result.body)
+        self.assertEqual(len(server.requests), 0)
+
+    async def test_raw_tcp_through_upstream(self):
+        """tcp_hosts in upstream mode: the raw relay goes through a CONNECT tunnel of the upstream proxy."""
+        a, b = await self.chain(tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await TcpClient.connect(self, a.port_number)
+        client.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % server.port)
+        await client.wait_for(lambda d: b"\r\n\r\n" in d)
+        del client.received[:]
+        client.send(b"\x00tcp through two proxies")
+        await client.wait_for(lambda d: d == b"\x00tcp through two proxies")
+        self.assertEqual(len(self.b_connects.flows), 1)
+
+
+class ReverseModeTests(unittest.TestCase):
+    """
+    mode=reverse:http[s]://HOST[:PORT]: the proxy stands for that server.
+    """
+
+    timeout = 30
+
+    async def test_plain_reverse_rewrites_host(self):
+        """curl to the proxy reaches the target in origin-form, with Host naming the target."""
+        web = await WebServer.start(self)
+        proxy = await start_proxy(self, mode=f"reverse:http://127.0.0.1:{web.port}")
+        result = await curl(self, f"http://127.0.0.1:{proxy.port_number}/echo?x=1")
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+        echoed = json.loads(result.body)
+        self.assertEqual(echoed["uri"], "/echo?x=1")
+        self.assertEqual(headers_of(result.body)["host"], f"127.0.0.1:{web.port}")
+
+    async def test_keep_host_header(self):
+        """With keep_host_header the client's Host header reaches the server unchanged."""
+        web = await WebServer.start(self)
+        proxy = await start_proxy(
+            self, mode=f"reverse:http://127.0.0.1:{web.port}", keep_host_header=True
+        )
+        result = await curl(self, "-H", "Host: front.example", f"http://127.0.0.1:{proxy.port_number}/echo")
+        self.assertEqual(result.status, 200, result.stderr)
+        self.assertEqual(headers_of(result.body)["host"], "front.example")
+
+    async def test_bodies(self):
+        """A 70 kB request body and a 100 kB response body pass through the reverse proxy."""
+        web = await WebServer.start(self)
+        proxy = await start_proxy(self, mode=f"reverse:http://127.0.0.1:{web.port}")
+        base = f"http://127.0.0.1:{proxy.port_number}"
+        result = await curl(self, "-d", "x" * 70000, f"{base}/echo")
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+        self.assertEqual(len(json.loads(result.body)["body"]), 70000)
+        result = await curl(self, f"{base}/bytes?n=100000")
+        self.assertEqual(result.body, pattern(100000))
+        self.assertEqual(len(web.connections), 2)
+
+    async def test_absolute_form_goes_to_target(self):
+        """An absolute-form request to a reverse proxy still goes to the reverse target, not where its URL points."""
+        web = await WebServer.start(self)
+        other = await WebServer.start(self)
+        proxy = await start_proxy(self, mode=f"reverse:http://127.0.0.1:{web.port}")
+        result = await curl(self, "-x", proxy.url, other.url("/echo"))
+        self.assertEqual(result.status, 200, result.stderr)
+        self.assertEqual(len(web.connections), 1)
+        self.assertEqual(len(other.connections), 0)
+
+    async def test_tls_client_gets_minted_certificate(self):
+        """reverse:https with a TLS client: the proxy answers TLS with a certificate from its CA and forwards over TLS."""
+        ca = TestCA.shared()
+        server = await HttpsServer.start(self, ca)
+        confdir = self.mktemp()
+        recorder = Recorder()
+        proxy = await start_proxy(
+            self, recorder, mode=f"reverse:https://127.0.0.1:{server.port}", confdir=confdir,
+            ssl_verify_upstream_trusted_ca=ca.cert_path(self),
+        )
+        result = await curl(self, "-k", f"https://127.0.0.1:{proxy.port_number}/echo")
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+        self.assertEqual(headers_of(result.body)["host"], f"127.0.0.1:{server.port}")
+        # Now the CA exists: the client can verify the minted certificate.
+        ca_file = os.path.join(confdir, "interceptor-ca-cert.pem")
+        result = await curl(self, "--cacert", ca_file, f"https://127.0.0.1:{proxy.port_number}/hello")
+        self.assertEqual((result.code, result.body), (0, b"hello world"), result.stderr)
+        [flow, *_] = [arg for name, arg in recorder.events if name == "response"]
+        self.assertTrue(flow.client_conn.tls_established)
+        self.assertEqual(flow.request.scheme, "https")
+
+
+class ConnectionStrategyTests(unittest.TestCase):
+    """
+    connection_strategy: when serverconnect fires.
+    """
+
+    timeout = 20
+
+    async def test_eager_connects_before_request(self):
+        """eager (the default): in reverse mode serverconnect fires before the first request's events."""
+        web = await WebServer.start(self)
+        recorder = Recorder()
+        proxy = await start_proxy(self, recorder, mode=f"reverse:http://127.0.0.1:{web.port}")
+        result = await curl(self, f"http://127.0.0.1:{proxy.port_number}/echo")
+        self.assertEqual(result.status, 200, result.stderr)
+        names = [n for n in recorder.names() if n in ("serverconnect", "requestheaders", "request")]
+        self.assertEqual(names, ["serverconnect", "requestheaders", "request"])
+
+    async def test_lazy_connects_after_request(self):
+        """lazy: serverconnect fires only once the request needs the server."""
+        web = await WebServer.start(self)
+        recorder = Recorder()
+        proxy = await start_proxy(
+            self, recorder, mode=f"reverse:http://127.0.0.1:{web.port}", connection_strategy="lazy"
+        )
+        result = await curl(self, f"http://127.0.0.1:{proxy.port_number}/echo")
+        self.assertEqual(result.status, 200, result.stderr)
+        names = [n for n in recorder.names() if n in ("serverconnect", "requestheaders", "request")]
+        self.assertEqual(names, ["requestheaders", "request", "serverconnect"])
+
+    async def test_lazy_answered_locally_never_connects(self):
+        """lazy, and an addon answering in request: no server connection at all."""
+        web = await WebServer.start(self)
+        recorder = Recorder()
+
+        class Answer:
+            def request(self, flow):
+                flow.response = Response.make(200, b"from the addon")
+
+        proxy = await start_proxy(
+            self, Answer(), recorder, mode=f"reverse:http://127.0.0.1:{web.port}",
+            connection_strategy="lazy",
+        )
+        result = await curl(self, f"http://127.0.0.1:{proxy.port_number}/")
+        self.assertEqual(result.body, b"from the addon")
+        self.assertEqual(recorder.count("serverconnect"), 0)
+        self.assertEqual(web.connections, [])
+
+
+class Socks5ModeTests(unittest.TestCase):
+    """
+    mode=socks5 with curl.
+    """
+
+    timeout = 30
+
+    async def test_curl_socks5_hostname_http(self):
+        """curl --socks5-hostname: the HTTP request goes through the tunnel's HTTP layer to the server."""
+        web = await WebServer.start(self)
+        recorder = Recorder()
+        proxy = await start_proxy(self, recorder, mode="socks5")
+        result = await curl(self, "--socks5-hostname", f"127.0.0.1:{proxy.port_number}", web.url("/echo"))
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+        self.assertEqual(json.loads(result.body)["uri"], "/echo")
+        self.assertEqual(recorder.count("response"), 1)
+
+    async def test_curl_socks5_domain_name(self):
+        """A domain name in the SOCKS5 request ("localhost") is resolved by the proxy."""
+        web = await WebServer.start(self)
+        proxy = await start_proxy(self, mode="socks5")
+        result = await curl(self, "--socks5-hostname", f"127.0.0.1:{proxy.port_number}",
+                            f"http://localhost:{web.port}/echo")
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+
+    async def test_curl_socks5_https_intercepted(self):
+        """HTTPS through SOCKS5 is intercepted like a CONNECT tunnel."""
+        ca = TestCA.shared()
+        server = await HttpsServer.start(self, ca)
+        recorder = Recorder()
+        proxy = await start_proxy(
+            self, recorder, mode="socks5", confdir=self.mktemp(),
+            ssl_verify_upstream_trusted_ca=ca.cert_path(self),
+        )
+        result = await curl(self, "-k", "--socks5-hostname", f"127.0.0.1:{proxy.port_number}",
+                            server.url("/hello", "127.0.0.1"))
+        self.assertEqual((result.code, result.body), (0, b"hello world"), result.stderr)
+        self.assertEqual(recorder.count("response"), 1)
+
+    async def test_username_password(self):
+        """With proxyauth=user:pass curl's credentials are checked: right ones pass, wrong ones are refused."""
+        web = await WebServer.start(self)
+        opts = proxy_options()
+        opts.add_option("proxyauth", Optional[str], None, "Proxy credentials.")
+        proxy = await start_proxy(self, options=opts, mode="socks5", proxyauth="user:pass")
+        good = await curl(self, "--proxy", f"socks5h://user:pass@127.0.0.1:{proxy.port_number}", web.url("/echo"))
+        self.assertEqual((good.code, good.status), (0, 200), good.stderr)
+        bad = await curl(self, "--proxy", f"socks5h://user:nope@127.0.0.1:{proxy.port_number}", web.url("/echo"))
+        self.assertNotEqual(bad.code, 0)
+        self.assertEqual(len(web.connections), 1)
+
+    async def test_raw_client_user_pass_any(self):
+        """Without proxyauth, a client offering only username/password is accepted; tcp_hosts makes the tunnel raw TCP."""
+        server = await TcpServer.start(self, "echo")
+        proxy = await start_proxy(self, mode="socks5", tcp_hosts=["127.0.0.1"])
+        client = await TcpClient.connect(self, proxy.port_number)
+        client.send(b"\x05\x01\x02")
+        await client.wait_for(lambda d: len(d) >= 2)
+        self.assertEqual(bytes(client.received), b"\x05\x02")
+        client.send(b"\x01\x02me\x02pw")
+        await client.wait_for(lambda d: len(d) >= 4)
+        self.assertEqual(bytes(client.received[2:4]), b"\x01\x00")
+        client.send(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + server.port.to_bytes(2, "big"))
+        await client.wait_for(lambda d: len(d) >= 14)
+        self.assertEqual(bytes(client.received[4:6]), b"\x05\x00")
+        del client.received[:]
+        client.send(b"\x00raw")
+        await client.wait_for(lambda d: d == b"\x00raw")
+        [root] = list(proxy.master.factories[0].connections)
+        self.assertEqual(root.socks_username, "me")
+
+
+# -- transparent mode: a network namespace with iptables REDIRECT -------------
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _transparent_unavailable() -> Optional[str]:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "transparent mode test needs root (network namespace, iptables)"
+    for tool in ("ip", "iptables"):
+        if shutil.which(tool) is None:
+            return f"transparent mode test needs {tool!r} (apt-get install iproute2 iptables)"
+    if not os.path.exists("/proc/self/ns/net"):
+        return "no network namespaces here"
+    return None
+
+
+def _socket_in_netns(name: str) -> socket.socket:
+    """
+    A listening socket on 127.0.0.1 of network namespace C{name}, made by
+    entering the namespace for this thread only, then going back.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(target, _CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into the test namespace failed")
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(50)
+            sock.setblocking(False)
+        finally:
+            if libc.setns(own, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back failed")
+    finally:
+        os.close(own)
+        os.close(target)
+    return sock
+
+
+class TransparentModeTests(unittest.TestCase):
+    """
+    mode=transparent: a client in a network namespace of the test's own,
+    whose connections iptables REDIRECTs to the proxy's socket there.
+    """
+
+    timeout = 30
+
+    async def setUp(self):
+        reason = _transparent_unavailable()
+        if reason:
+            raise unittest.SkipTest(reason)
+        self.netns = "icp-" + uuid.uuid4().hex[:8]
+        out, err, code = await getProcessOutputAndValue("ip", ["netns", "add", self.netns])
+        if code != 0:
+            raise unittest.SkipTest(f"cannot create a network namespace: {err.decode().strip()}")
+        self.addCleanup(getProcessOutputAndValue, "ip", ["netns", "del", self.netns])
+        await self.run_in_netns("ip", "link", "set", "lo", "up")
+
+    async def run_in_netns(self, *argv: str) -> tuple:
+        """
+        Run a command inside the test's namespace (bounded by its own
+        timeouts); fail the test when it fails to start.
+        """
+        out, err, code = await getProcessOutputAndValue(
+            "ip", ["netns", "exec", self.netns, *argv], env={"PATH": os.environ.get("PATH", "")}
+        )
+        return out, err, code
+
+    async def transparent_proxy(self, *addons, **options):
+        """
+        A proxy in transparent mode listening inside the namespace; returns
+        (proxy, port in the namespace).
+        """
+        proxy = await start_proxy(self, *addons, mode="transparent", **options)
+        sock = _socket_in_netns(self.netns)
+        factory = ProxyFactory(proxy.master)
+        proxy.master.factories.append(factory)
+        port = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, factory)
+        number = sock.getsockname()[1]
+        sock.close()
+        self.addCleanup(port.stopListening)
+        return proxy, number
+
+    async def redirect(self, dport: int, to_port: int) -> None:
+        """
+        iptables in the namespace: connections to 127.0.0.1:dport go to
+        the proxy's port.
+        """
+        out, err, code = await self.run_in_netns(
+            "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1",
+            "--dport", str(dport), "-j", "REDIRECT", "--to-ports", str(to_port),
+        )
+        if code != 0:
+            raise unittest.SkipTest(f"iptables REDIRECT is not available: {err.decode().strip()}")
+
+    async def test_http_original_destination(self):
+        """curl in the namespace to 127.0.0.1:PORT is redirected to the proxy, which reaches the real server at its original destination."""
+        web = await WebServer.start(self)
+        recorder = Recorder()
+        proxy, port = await self.transparent_proxy(recorder)
+        await self.redirect(web.port, port)
+        out, err, code = await self.run_in_netns(
+            "curl", "-q", "-sS", "--max-time", "10", f"http://127.0.0.1:{web.port}/echo?t=1"
+        )
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["uri"], "/echo?t=1")
+        [flow] = [arg for name, arg in recorder.events if name == "response"]
+        self.assertEqual((flow.request.host, flow.request.port), ("127.0.0.1", web.port))
+
+    async def test_tcp_hosts_original_destination(self):
+        """A raw TCP connection redirected to the proxy is relayed to its original destination (tcp_hosts)."""
+        server = await TcpServer.start(self, "banner")
+        proxy, port = await self.transparent_proxy(tcp_hosts=["127.0.0.1"])
+        await self.redirect(server.port, port)
+        out, err, code = await self.run_in_netns(
+            "python3", "-c",
+            "import socket; s = socket.create_connection(('127.0.0.1', %d), timeout=5); "
+            "print(s.recv(100).decode().strip())" % server.port,
+        )
+        self.assertEqual((code, out.strip()), (0, b"220 hello from the server"), err)

@@ -1,0 +1,310 @@
+# -*- test-case-name: tests.e2e.test_tcp -*-
+"""
+End-to-end tests of the raw TCP layer (issue #7, point 1): CONNECT tunnels
+to real TCP servers on 127.0.0.1, relayed as raw TCP by C{tcp_hosts} or
+because their bytes are neither TLS nor HTTP, with the C{tcp_*} events.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet import reactor
+from twisted.trial import unittest
+
+from interceptor.layers.relay import RelayLayer
+from interceptor.layers.tcp import TcpLayer
+from interceptor.tcp import TCPFlow, TCPMessage
+from interceptor.testing import start_proxy
+from tests.e2e.peers import sleep, unused_port, wait_until
+from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
+
+
+class TcpEvents:
+    """
+    Records the TCP events (and serverconnect), with a copy of the newest
+    message at each C{tcp_message}.
+    """
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.seen: list[tuple[bool, bytes]] = []
+        self.flows: list[TCPFlow] = []
+
+    def tcp_start(self, flow):
+        self.events.append("tcp_start")
+        self.flows.append(flow)
+
+    def tcp_message(self, flow):
+        message = flow.messages[-1]
+        self.events.append("tcp_message")
+        self.seen.append((message.from_client, bytes(message.content)))
+
+    def tcp_end(self, flow):
+        self.events.append("tcp_end")
+
+    def tcp_error(self, flow):
+        self.events.append("tcp_error")
+
+    def serverconnect(self, server_conn):
+        self.events.append("serverconnect")
+
+    def names(self, *keep: str) -> list:
+        """
+        The recorded event names, only those in C{keep} if given.
+        """
+        return [e for e in self.events if not keep or e in keep]
+
+
+class Rewrite:
+    """
+    Rewrites client chunks (b"ping" -> a longer b"PONG..." ) and server
+    chunks (appends b"!"), and drops client chunks containing b"drop".
+    """
+
+    def tcp_message(self, flow):
+        message = flow.messages[-1]
+        if message.from_client:
+            if b"drop" in message.content:
+                message.kill()
+            message.content = message.content.replace(b"ping", b"PONG-PONG-PONG")
+        else:
+            message.content = message.content + b"!"
+
+
+class TcpHostsTests(unittest.TestCase):
+    """
+    Tunnels whose destination matches C{tcp_hosts} are relayed as raw TCP
+    with the TCP events.
+    """
+
+    timeout = 20
+
+    async def test_echo_events_and_messages(self):
+        """An echo server behind tcp_hosts: tcp_start, one tcp_message per chunk each way, tcp_end on a clean close."""
+        events = TcpEvents()
+        proxy = await start_proxy(self, events, tcp_hosts=[r"^127\.0\.0\.1:"])
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"hello")
+        await client.wait_for(lambda d: d == b"hello")
+        client.send(b"world")
+        await client.wait_for(lambda d: d == b"helloworld")
+        client.shut_write()
+        await client.wait_closed()
+        self.assertTrue(await wait_until(lambda: "tcp_end" in events.events))
+        self.assertEqual(
+            events.seen,
+            [(True, b"hello"), (False, b"hello"), (True, b"world"), (False, b"world")],
+        )
+        self.assertEqual(events.names()[:2], ["tcp_start", "serverconnect"])
+        self.assertEqual(events.names()[-1], "tcp_end")
+        [flow] = events.flows
+        self.assertIsInstance(flow.messages[0], TCPMessage)
+        self.assertEqual([m.from_client for m in flow.messages], [True, False, True, False])
+        self.assertTrue(all(m.timestamp > 0 for m in flow.messages))
+        self.assertEqual(flow.server_conn.address, ("127.0.0.1", server.port))
+        self.assertIsNone(flow.error)
+        self.assertFalse(flow.live)
+
+    async def test_modification_changes_length(self):
+        """A hook's new content (longer than the original) is what the peer receives, both ways; a killed chunk is dropped."""
+        proxy = await start_proxy(self, Rewrite(), tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"ping")
+        await client.wait_for(lambda d: d.endswith(b"!"))
+        self.assertEqual(bytes(server.connections[0].received), b"PONG-PONG-PONG")
+        self.assertEqual(bytes(client.received), b"PONG-PONG-PONG!")
+        client.send(b"please drop this")
+        await sleep(0.2)
+        client.send(b"x")
+        await client.wait_for(lambda d: d.endswith(b"x!"))
+        self.assertEqual(bytes(server.connections[0].received), b"PONG-PONG-PONGx")
+
+    async def test_async_hook_keeps_order(self):
+        """A tcp_message hook returning a Deferred holds its chunk; later chunks follow it, in order."""
+        releases: list[Deferred] = []
+
+        class Slow:
+            def tcp_message(self, flow):
+                message = flow.messages[-1]
+                if message.from_client and message.content.startswith(b"slow"):
+                    d: Deferred = Deferred()
+                    releases.append(d)
+                    return d
+                return None
+
+        proxy = await start_proxy(self, Slow(), tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "count")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"slow-first;")
+        self.assertTrue(await wait_until(lambda: len(releases) == 1))
+        client.send(b"second;")
+        await sleep(0.1)
+        self.assertEqual(bytes(server.connections[0].received), b"")
+        releases[0].callback(None)
+        self.assertTrue(await wait_until(lambda: len(server.connections[0].received) == 18))
+        self.assertEqual(bytes(server.connections[0].received), b"slow-first;second;")
+        client.shut_write()
+        data = await client.wait_closed()
+        self.assertEqual(data, b"got 18 bytes")
+
+    async def test_server_speaks_first(self):
+        """With eager connections the server is reached at once, so a server greeting reaches a client that has sent nothing."""
+        events = TcpEvents()
+        proxy = await start_proxy(self, events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "banner")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        data = await client.wait_for(lambda d: d.endswith(b"\r\n"))
+        self.assertEqual(data, b"220 hello from the server\r\n")
+        self.assertEqual(events.seen, [(False, b"220 hello from the server\r\n")])
+
+    async def test_half_close_is_relayed(self):
+        """The client's half-close reaches the server, which still answers on the other half; then tcp_end."""
+        events = TcpEvents()
+        proxy = await start_proxy(self, events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "count")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"a" * 1000)
+        self.assertTrue(await wait_until(lambda: len(server.connections[0].received) == 1000))
+        client.shut_write()
+        data = await client.wait_closed()
+        self.assertEqual(data, b"got 1000 bytes")
+        self.assertTrue(server.connections[0].eof)
+        self.assertTrue(await wait_until(lambda: "tcp_end" in events.events))
+        self.assertNotIn("tcp_error", events.events)
+
+    async def test_half_close_without_hooks(self):
+        """With no addon watching, the relay still passes the half-close and the answer."""
+        proxy = await start_proxy(self, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "count")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"b" * 5000)
+        self.assertTrue(await wait_until(lambda: len(server.connections[0].received) == 5000))
+        client.shut_write()
+        self.assertEqual(await client.wait_closed(), b"got 5000 bytes")
+
+    async def test_reset_is_tcp_error(self):
+        """A server resetting the connection fires tcp_error with flow.error, and the client is dropped."""
+        events = TcpEvents()
+        proxy = await start_proxy(self, events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "reset")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"boom")
+        await client.wait_closed()
+        self.assertTrue(await wait_until(lambda: "tcp_error" in events.events))
+        self.assertNotIn("tcp_end", events.events)
+        [flow] = events.flows
+        self.assertIsNotNone(flow.error)
+        self.assertIn("server", flow.error.msg)
+
+    async def test_connect_refused_is_tcp_error(self):
+        """A destination nobody listens on fires tcp_error naming the failure, and closes the client."""
+        events = TcpEvents()
+        proxy = await start_proxy(self, events, tcp_hosts=["127.0.0.1"], connect_timeout=3.0)
+        port = await unused_port()
+        client = await connect_tunnel(self, proxy.port_number, port)
+        await client.wait_closed()
+        self.assertTrue(await wait_until(lambda: "tcp_error" in events.events))
+        [flow] = events.flows
+        self.assertIn(f"Cannot connect to 127.0.0.1:{port}", flow.error.msg)
+
+    async def test_flow_kill_closes_both(self):
+        """flow.kill() in tcp_message drops both connections and fires tcp_error."""
+        events = TcpEvents()
+
+        class Killer:
+            def tcp_message(self, flow):
+                if b"kill" in flow.messages[-1].content:
+                    flow.kill()
+
+        proxy = await start_proxy(self, Killer(), events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"kill")
+        await client.wait_closed()
+        self.assertTrue(await wait_until(lambda: server.connections[0].closed))
+        self.assertEqual(bytes(server.connections[0].received), b"")
+        self.assertTrue(await wait_until(lambda: "tcp_error" in events.events))
+        self.assertEqual(events.flows[0].error.msg, "Connection killed.")
+
+    async def test_backpressure_slow_reader(self):
+        """A client that stops reading makes the proxy stop reading the server: the server cannot push 200 MB into the proxy."""
+        total = 200 * 1024 * 1024
+        proxy = await start_proxy(self, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "flood", flood_bytes=total)
+        client = await TcpClient.connect(self, proxy.port_number)
+        client.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % server.port)
+        await client.wait_for(lambda d: b"\r\n\r\n" in d)
+        client.count_only = True
+        client.transport.pauseProducing()
+        await sleep(1.0)
+        [conn] = server.connections
+        self.assertLess(conn.sent, 48 * 1024 * 1024)
+        [root] = list(proxy.master.factories[0].connections)
+        buffered = len(root.transport.dataBuffer) + sum(len(b) for b in root.transport._tempDataBuffer)
+        self.assertLess(buffered, 16 * 1024 * 1024)
+        client.transport.resumeProducing()
+        await client.wait_closed(30)
+        received = client.count + len(client.received)
+        self.assertEqual(received - len(b"HTTP/1.1 200 Connection established\r\n\r\n"), total)
+
+    async def test_lazy_connects_on_first_bytes(self):
+        """With connection_strategy=lazy the server is reached only when the client sends something."""
+        events = TcpEvents()
+        proxy = await start_proxy(
+            self, events, tcp_hosts=["127.0.0.1"], connection_strategy="lazy"
+        )
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        await sleep(0.3)
+        self.assertEqual(server.connections, [])
+        self.assertNotIn("serverconnect", events.events)
+        client.send(b"hi")
+        await client.wait_for(lambda d: d == b"hi")
+        self.assertEqual(len(server.connections), 1)
+        self.assertEqual(events.names("serverconnect"), ["serverconnect"])
+
+
+class DetectionTests(unittest.TestCase):
+    """
+    Tunnelled bytes that are neither TLS nor HTTP go to the TCP layer.
+    """
+
+    timeout = 20
+
+    async def test_undetected_bytes_are_tcp(self):
+        """Binary bytes in a CONNECT tunnel (no tcp_hosts) are relayed by TcpLayer, with tcp events."""
+        events = TcpEvents()
+        layers = []
+
+        class Layers:
+            def next_layer(self, layer):
+                layers.append(type(layer))
+
+        proxy = await start_proxy(self, Layers(), events)
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"\x00\x01\x02binary")
+        await client.wait_for(lambda d: d == b"\x00\x01\x02binary")
+        self.assertIn(TcpLayer, layers)
+        self.assertEqual(events.seen, [(True, b"\x00\x01\x02binary"), (False, b"\x00\x01\x02binary")])
+
+    async def test_relay_layer_fires_no_tcp_events(self):
+        """RelayLayer (pass-through) relays the same bytes without any tcp event."""
+        events = TcpEvents()
+
+        class ForceRelay:
+            def next_layer(self, layer):
+                if isinstance(layer, TcpLayer) and not isinstance(layer, RelayLayer):
+                    return RelayLayer(layer.root, layer.address)
+                return None
+
+        proxy = await start_proxy(self, ForceRelay(), events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "count")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"abc")
+        self.assertTrue(await wait_until(lambda: len(server.connections[0].received) == 3))
+        client.shut_write()
+        self.assertEqual(await client.wait_closed(), b"got 3 bytes")
+        self.assertEqual(events.names("tcp_start", "tcp_message", "tcp_end", "tcp_error"), [])
