@@ -86,15 +86,21 @@ def serve(port_file: str) -> None:
     with open(port_file + ".tmp", "w") as f:
         f.write(str(listener.getsockname()[1]))
     os.rename(port_file + ".tmp", port_file)
-    while True:
-        conn, _ = listener.accept()
-        conn.settimeout(TIMEOUT)
+    import threading
+
+    def run(conn: socket.socket) -> None:
         try:
             handle(conn)
         except OSError:
             pass
         finally:
             conn.close()
+
+    while True:
+        conn, _ = listener.accept()
+        conn.settimeout(TIMEOUT)
+        # A thread per connection: a proxy may keep an old one open a while.
+        threading.Thread(target=run, args=(conn,), daemon=True).start()
 
 
 def handle(conn: socket.socket) -> None:
@@ -125,6 +131,12 @@ def handle(conn: socket.socket) -> None:
             got += n
         conn.sendall(frame(b"done", 1, False))
     else:
+        go = len(frame(b"go", 1, True))
+        while len(rest) < go:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            rest += chunk
         data = frame(payload_of(size), opcode, False)
         blob = data * min(count, max(1, (8 << 20) // len(data)))
         per = len(blob) // len(data)
@@ -206,6 +218,7 @@ def run_scenario(name: str, args: argparse.Namespace, server_port: int, proxy_po
         got = len(rest)
         buf = bytearray(1 << 20)
         start = time.perf_counter()
+        sock.sendall(frame(b"go", 1, True))
         while got < expected:
             n = sock.recv_into(buf)
             if not n:
@@ -213,6 +226,10 @@ def run_scenario(name: str, args: argparse.Namespace, server_port: int, proxy_po
             got += n
         return time.perf_counter() - start
     finally:
+        try:
+            sock.sendall(frame(struct.pack("!H", 1000), 8, True))
+        except OSError:
+            pass
         sock.close()
 
 

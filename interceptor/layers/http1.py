@@ -766,7 +766,6 @@ class Http1Stream:
         self.response_writer: Optional[_BodyWriter] = None
         self.response_started = False
         self.upstream: Optional[UpstreamProtocol] = None
-        self.upstream_id: Optional[int] = None
         self.finished = False
         self._waiting_for_body: Optional[Callable[[], None]] = None
         self._early_response = False
@@ -915,9 +914,9 @@ class Http1Stream:
         request = self.flow.request
         transform = request.stream if callable(request.stream) else None
         if upstream.multiplexed:
-            sid = self.upstream_id = upstream.send_request(self, request, b"", end=False)
+            upstream.send_request(self, request, b"", end=False)
             self.request_writer = _BodyWriter(
-                lambda data: upstream.send_data(sid, data, None), _Framing.LENGTH, transform
+                lambda data: upstream.send_data(self, data, None), _Framing.LENGTH, transform
             )
         else:
             framing = _prepare_streamed(request, True, transform is not None)
@@ -932,8 +931,8 @@ class Http1Stream:
 
     def _finish_streamed_request(self) -> None:
         self.request_writer.finish()
-        if self.upstream_id is not None:
-            self.upstream.end_request(self.upstream_id)
+        if self.upstream is not None and self.upstream.multiplexed:
+            self.upstream.end_request(self)
         self._trigger("request", lambda: None)
 
     def _request_line(self) -> str:
@@ -971,7 +970,7 @@ class Http1Stream:
         request = self.flow.request
         body = request.raw_content or b""
         if upstream.multiplexed:
-            self.upstream_id = upstream.send_request(self, request, body, end=True)
+            upstream.send_request(self, request, body, end=True)
             return
         framing = _prepare_buffered(request, body, False, True)
         head = _head_bytes(self._request_line(), request.headers)

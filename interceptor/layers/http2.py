@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from http import HTTPStatus
+from collections import deque
 from typing import Any, Callable, Optional
 
 from h2.config import H2Configuration
@@ -56,7 +57,7 @@ from interceptor.layers.http1 import (
 )
 from interceptor.proxy import ReadGate
 
-__all__ = ["Http2Layer", "H2Stream", "H2Upstream", "CONNECTION_HEADERS"]
+__all__ = ["Http2Layer", "H2Stream", "H2Upstream", "CONNECTION_HEADERS", "switch_to_h2"]
 
 _log = Logger(namespace="interceptor.http2")
 
@@ -258,6 +259,7 @@ class Http2Layer:
         self.conn = H2Connection(config=_h2_config(False))
         self.streams: dict[int, H2Stream] = {}
         self.upstream_h2: Optional[H2Upstream] = None
+        self.h2_waiters: Optional[list[Callable[[], None]]] = None
         self.upstream_error: Optional[str] = None
         self.closing = False
 
@@ -300,8 +302,16 @@ class Http2Layer:
             return
         for event in events:
             handler = _CLIENT_HANDLERS.get(type(event))
-            if handler is not None:
+            if handler is None:
+                continue
+            try:
                 handler(self, event)
+            except Exception:
+                # A bug handling one stream fails that stream, not the connection.
+                _log.failure("Error handling {event}", event=event)
+                stream = self.streams.get(getattr(event, "stream_id", None))
+                if stream is not None:
+                    stream.fail("internal error in the proxy", 502)
         self.flush()
 
     def _request_received(self, event: RequestReceived) -> None:
@@ -446,7 +456,6 @@ class H2Stream:
         self.finished = False
         self.out = _Output()
         self.upstream: Any = None  # an H2Upstream or an HTTP/1 UpstreamProtocol
-        self.upstream_id: Optional[int] = None
         self.body_limit = _size_option(layer.options, "body_size_limit")
         self.stream_limit = _size_option(layer.options, "stream_large_bodies")
         self._waiting_for_body: Optional[Callable[[], None]] = None
@@ -469,7 +478,11 @@ class H2Stream:
 
         def resume(_: Any) -> None:
             if not self.finished:
-                then()
+                try:
+                    then()
+                except Exception:
+                    _log.failure("Error while handling {flow}", flow=self.flow)
+                    self.fail("internal error in the proxy", 502)
             self.layer.flush()
 
         d.addCallback(resume)
@@ -566,28 +579,53 @@ class H2Stream:
             return
         target = layer.target
         same_server = target is not None and (request.host, request.port) == (target[1], target[2])
-        h2 = layer.get_upstream_h2() if same_server else None
-        if h2 is not None:
-            self.upstream = h2
-            self.flow.server_conn = h2.server_conn
-            then()
-            return
-        # An HTTP/1.1 connection of the stream's own (translation).
+        if same_server:
+            h2 = layer.get_upstream_h2()
+            if h2 is not None:
+                self.upstream = h2
+                self.flow.server_conn = h2.server_conn
+                then()
+                return
+            if layer.h2_waiters is not None:
+                # A new connection to the server is being opened: it may speak h2.
+                layer.h2_waiters.append(lambda: None if self.finished else self._connect(then))
+                return
         owner = _Http1Owner(layer)
         server_conn = ServerConnection((request.host, request.port))
         tls = None
+        offers_h2 = False
         if request.scheme == "https":
             sni = layer.sni if same_server and layer.sni else request.host
-            tls = (sni, [b"http/1.1"])
+            offers_h2 = same_server and self.master.options.http2
+            tls = (sni, [b"h2", b"http/1.1"] if offers_h2 else [b"http/1.1"])
+        if offers_h2:
+            layer.h2_waiters = []
         upstream = UpstreamProtocol(owner, server_conn, tls=tls)
         owner.upstream = upstream
         d = self.master.addons.trigger("serverconnect", server_conn)
         d.addCallback(lambda _: upstream.connect())
 
+        def release_waiters() -> None:
+            waiters, layer.h2_waiters = layer.h2_waiters, None
+            for waiter in waiters or ():
+                waiter()
+
         def connected(_: Any) -> None:
+            if server_conn.alpn == b"h2":
+                layer.upstream_h2 = switch_to_h2(upstream, layer)
+                release_waiters()
+                if self.finished:
+                    return
+                self.upstream = layer.upstream_h2
+                self.flow.server_conn = server_conn
+                then()
+                return
+            if offers_h2:
+                release_waiters()
             if self.finished:
                 upstream.close()
                 return
+            # An HTTP/1.1 connection of the stream's own (translation).
             self.upstream = upstream
             self.flow.server_conn = server_conn
             http1_headers_for(request)
@@ -595,6 +633,8 @@ class H2Stream:
             then()
 
         def failed(failure: Failure) -> None:
+            if offers_h2:
+                release_waiters()
             if not self.finished:
                 self.fail(f"Cannot connect to {request.host}:{request.port}: {failure.getErrorMessage()}", 502)
 
@@ -604,7 +644,7 @@ class H2Stream:
         request = self.flow.request
         body = request.raw_content or b""
         if isinstance(self.upstream, H2Upstream):
-            self.upstream_id = self.upstream.send_request(self, request, body, end=True)
+            self.upstream.send_request(self, request, body, end=True)
             return
         framing = _prepare_buffered(request, body, False, True)
         head = _head_bytes(f"{request.method} {request.path} HTTP/1.1", request.headers)
@@ -619,7 +659,7 @@ class H2Stream:
         request = self.flow.request
         pending, self.request_chunks = self.request_chunks, []
         if isinstance(self.upstream, H2Upstream):
-            self.upstream_id = self.upstream.send_request(self, request, b"", end=False)
+            self.upstream.send_request(self, request, b"", end=False)
         else:
             if request.headers.get(b"content-length") is None:
                 request.headers[b"Transfer-Encoding"] = b"chunked"
@@ -645,9 +685,10 @@ class H2Stream:
                     try:
                         conn.acknowledge_received_data(flow_controlled, sid)
                     except H2Error:
-                        pass
+                        return
+                    self.layer.flush()
 
-            self.upstream.send_data(self.upstream_id, data, ack)
+            self.upstream.send_data(self, data, ack)
         else:
             chunked = self.flow.request.headers.get(b"content-length") is None
             if data:
@@ -657,7 +698,7 @@ class H2Stream:
 
     def _end_upstream_request(self) -> None:
         if isinstance(self.upstream, H2Upstream):
-            self.upstream.end_request(self.upstream_id)
+            self.upstream.end_request(self, message_trailers(self.flow.request))
         elif self.flow.request.headers.get(b"content-length") is None:
             self.upstream.write(b"0\r\n\r\n")
 
@@ -779,7 +820,7 @@ class H2Stream:
         if self.response_streaming:
             self.finished = True
             self.out.end = True
-            self.out.trailers = _trailers(response)
+            self.out.trailers = message_trailers(response)
             self.pump()
             self._trigger_after_finish("response")
             return
@@ -806,16 +847,16 @@ class H2Stream:
         self.response_started = True
         conn = self.layer.conn
         try:
-            conn.send_headers(self.stream_id, h2_response_headers(response), end_stream=not body and not _trailers(response))
+            conn.send_headers(self.stream_id, h2_response_headers(response), end_stream=not body and not message_trailers(response))
         except H2Error as e:
             _log.info("{flow}: cannot send the response: {e}", flow=flow, e=e)
             self.layer.stream_done(self)
             return
-        if body or _trailers(response):
+        if body or message_trailers(response):
             self.out.chunks.append(body)
             self.out.size += len(body)
             self.out.end = True
-            self.out.trailers = _trailers(response)
+            self.out.trailers = message_trailers(response)
             self.pump()
         else:
             self.layer.flush()
@@ -890,8 +931,7 @@ class H2Stream:
     def _drop_upstream(self) -> None:
         upstream = self.upstream
         if isinstance(upstream, H2Upstream):
-            if self.upstream_id is not None:
-                upstream.reset(self.upstream_id)
+            upstream.reset(self)
         elif upstream is not None:
             upstream.end(self, broken=True)
 
@@ -914,11 +954,30 @@ class H2Stream:
         self.fail("the server switched protocols on an HTTP/2 stream", 502)
 
 
-def _trailers(response: Response) -> Optional[list]:
-    trailers = getattr(response, "trailers", None)
+def message_trailers(message: Any) -> Optional[list]:
+    """
+    A message's trailers as an HTTP/2 header block, or None.
+    """
+    trailers = getattr(message, "trailers", None)
     if not trailers:
         return None
     return [(name.lower(), value) for name, value in trailers.fields]
+
+
+class _UpStream:
+    """
+    One stream of an L{H2Upstream}: its request, waiting for a stream id
+    while the server's concurrency limit is reached, then its output.
+    """
+
+    __slots__ = ("stream", "headers", "sid", "out", "acks")
+
+    def __init__(self, stream: Any, headers: list) -> None:
+        self.stream = stream
+        self.headers = headers
+        self.sid: Optional[int] = None
+        self.out = _Output()
+        self.acks: list[Callable[[], None]] = []
 
 
 @implementer(IHandshakeListener)
@@ -926,7 +985,8 @@ class H2Upstream(Protocol):
     """
     An HTTP/2 connection to the server, multiplexing the streams of one
     client connection (its owner is an L{Http2Layer}, or an HTTP/1 layer
-    when translating).
+    when translating).  Requests beyond the server's
+    C{SETTINGS_MAX_CONCURRENT_STREAMS} wait for a stream to finish.
     """
 
     multiplexed = True
@@ -934,16 +994,17 @@ class H2Upstream(Protocol):
     stream = None
     """HTTP/2 is never busy with a single exchange."""
 
-    def __init__(self, layer: Http2Layer, server_conn: ServerConnection) -> None:
+    def __init__(self, layer: Any, server_conn: ServerConnection) -> None:
         self.layer = layer
         self.master = layer.master
         self.server_conn = server_conn
+        self.address = server_conn.address
         self.conn = H2Connection(config=_h2_config(True))
-        self.streams: dict[int, H2Stream] = {}
-        self.outputs: dict[int, _Output] = {}
+        self.streams: dict[int, _UpStream] = {}
+        self.by_stream: dict[Any, _UpStream] = {}
+        self.waiting: deque[_UpStream] = deque()
         self.usable = True
         self.gate: Optional[ReadGate] = None
-        self.address = server_conn.address
 
     def begin(self, stream: Any) -> None:
         """
@@ -954,12 +1015,12 @@ class H2Upstream(Protocol):
         """
         C{stream} is done; a broken exchange resets its upstream stream.
         """
-        sid = getattr(stream, "upstream_id", None)
-        if sid is not None and self.streams.get(sid) is stream:
-            self.streams.pop(sid, None)
-            self.outputs.pop(sid, None)
-            if broken:
-                self.reset(sid)
+        if broken:
+            self.reset(stream)
+        else:
+            up = self.by_stream.pop(stream, None)
+            if up is not None and up.sid is not None:
+                self.streams.pop(up.sid, None)
 
     def want_raw_body(self) -> None:
         """
@@ -982,63 +1043,101 @@ class H2Upstream(Protocol):
         if data and self.transport is not None:
             self.transport.write(data)
 
-    def send_request(self, stream: H2Stream, request: Request, body: bytes, end: bool) -> int:
-        """
-        Open an upstream stream for C{stream}'s request.
+    # -- requests ---------------------------------------------------------
 
-        @return: The upstream stream id.
+    def send_request(self, stream: Any, request: Request, body: bytes, end: bool) -> None:
         """
-        sid = self.conn.get_next_available_stream_id()
-        self.streams[sid] = stream
-        self.conn.send_headers(sid, h2_request_headers(request), end_stream=end and not body)
+        Send C{stream}'s request (its body so far, and its end if C{end}).
+        """
+        up = _UpStream(stream, h2_request_headers(request))
         if body:
-            out = self.outputs[sid] = _Output()
-            out.chunks.append(body)
-            out.size = len(body)
-            out.end = end
-            _pump(self.conn, sid, out)
+            up.out.chunks.append(body)
+            up.out.size = len(body)
+        if end:
+            up.out.end = True
+            up.out.trailers = message_trailers(request)
+        self.by_stream[stream] = up
+        self.waiting.append(up)
+        self._open_waiting()
         self.flush()
-        return sid
 
-    def send_data(self, sid: int, data: bytes, ack: Optional[Callable[[], None]]) -> None:
+    def _open_waiting(self) -> None:
+        conn = self.conn
+        while self.waiting and conn.open_outbound_streams < conn.remote_settings.max_concurrent_streams:
+            up = self.waiting.popleft()
+            sid = up.sid = conn.get_next_available_stream_id()
+            self.streams[sid] = up
+            out = up.out
+            only_headers = out.end and not out.chunks and not out.trailers
+            conn.send_headers(sid, up.headers, end_stream=only_headers)
+            if only_headers:
+                out.end = False
+            self._pump(up)
+
+    def _pump(self, up: _UpStream) -> None:
+        if up.sid is None:
+            return
+        try:
+            _pump(self.conn, up.sid, up.out)
+        except H2Error:
+            return
+        if up.acks and up.out.size <= _HIGH_WATER:
+            acks, up.acks = up.acks, []
+            for ack in acks:
+                ack()
+
+    def send_data(self, stream: Any, data: bytes, ack: Optional[Callable[[], None]]) -> None:
         """
-        Send request data; C{ack} tells the client it may send more.
+        Send request data; C{ack} (letting the client send more) runs once
+        little enough is waiting here for the server's window.
         """
-        out = self.outputs.setdefault(sid, _Output())
+        up = self.by_stream.get(stream)
+        if up is None:
+            if ack is not None:
+                ack()
+            return
         if data:
-            out.chunks.append(data)
-            out.size += len(data)
+            up.out.chunks.append(data)
+            up.out.size += len(data)
         if ack is not None:
-            ack()
-        try:
-            _pump(self.conn, sid, out)
-        except H2Error:
-            pass
+            up.acks.append(ack)
+        self._pump(up)
         self.flush()
 
-    def end_request(self, sid: int) -> None:
+    def end_request(self, stream: Any, trailers: Optional[list] = None) -> None:
         """
-        The request body is complete.
+        The request body is complete (with C{trailers}, if any).
         """
-        out = self.outputs.setdefault(sid, _Output())
-        out.end = True
-        try:
-            _pump(self.conn, sid, out)
-        except H2Error:
-            pass
+        up = self.by_stream.get(stream)
+        if up is None:
+            return
+        up.out.end = True
+        up.out.trailers = trailers
+        self._pump(up)
         self.flush()
 
-    def reset(self, sid: int) -> None:
+    def reset(self, stream: Any) -> None:
         """
-        Cancel an upstream stream.
+        Cancel C{stream}'s upstream stream.
         """
-        self.streams.pop(sid, None)
-        self.outputs.pop(sid, None)
+        up = self.by_stream.pop(stream, None)
+        if up is None:
+            return
+        if up.sid is None:
+            try:
+                self.waiting.remove(up)
+            except ValueError:
+                pass
+            return
+        self.streams.pop(up.sid, None)
         try:
-            self.conn.reset_stream(sid, ErrorCodes.CANCEL)
+            self.conn.reset_stream(up.sid, ErrorCodes.CANCEL)
         except H2Error:
             pass
+        self._open_waiting()
         self.flush()
+
+    # -- responses --------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -1051,46 +1150,58 @@ class H2Upstream(Protocol):
             self.transport.loseConnection()
             return
         for event in events:
-            if isinstance(event, ResponseReceived):
-                stream = self.streams.get(event.stream_id)
-                if stream is not None:
-                    stream.response_head(response_from_h2(event.headers))
-                    if event.stream_ended is not None:
-                        self._ended(event.stream_id)
-            elif isinstance(event, DataReceived):
-                stream = self.streams.get(event.stream_id)
-                amount, sid = event.flow_controlled_length, event.stream_id
-                if stream is None:
-                    self.conn.acknowledge_received_data(amount, sid)
-                    continue
-                stream.response_body(event.data, lambda a=amount, s=sid: self._ack(a, s))
-            elif isinstance(event, TrailersReceived):
-                stream = self.streams.get(event.stream_id)
-                if stream is not None and stream.flow.response is not None:
-                    stream.flow.response.trailers = Headers(list(event.headers))
+            try:
+                self._handle(event)
+            except Exception:
+                _log.failure("Error handling an HTTP/2 event from the server: {event}", event=event)
+                sid = getattr(event, "stream_id", None)
+                up = self.streams.pop(sid, None) if sid else None
+                if up is not None:
+                    self.by_stream.pop(up.stream, None)
+                    up.stream.fail("internal error while handling the server's response", 502)
+        self._open_waiting()
+        self.flush()
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, ResponseReceived):
+            up = self.streams.get(event.stream_id)
+            if up is not None:
+                up.stream.response_head(response_from_h2(event.headers))
                 if event.stream_ended is not None:
                     self._ended(event.stream_id)
-            elif isinstance(event, StreamEnded):
+        elif isinstance(event, DataReceived):
+            up = self.streams.get(event.stream_id)
+            amount, sid = event.flow_controlled_length, event.stream_id
+            if up is None:
+                self.conn.acknowledge_received_data(amount, sid)
+                return
+            up.stream.response_body(event.data, lambda: self._ack(amount, sid))
+        elif isinstance(event, TrailersReceived):
+            up = self.streams.get(event.stream_id)
+            if up is not None and up.stream.flow.response is not None:
+                up.stream.flow.response.trailers = Headers(list(event.headers))
+            if event.stream_ended is not None:
                 self._ended(event.stream_id)
-            elif isinstance(event, StreamReset):
-                stream = self.streams.pop(event.stream_id, None)
-                self.outputs.pop(event.stream_id, None)
-                if stream is not None:
-                    stream.fail(f"the server reset the stream (error code {event.error_code!r})", 502)
-            elif isinstance(event, PushedStreamReceived):
-                self.conn.reset_stream(event.pushed_stream_id, ErrorCodes.REFUSED_STREAM)
-            elif isinstance(event, WindowUpdated):
-                for sid, out in list(self.outputs.items()):
-                    if event.stream_id in (0, sid):
-                        try:
-                            _pump(self.conn, sid, out)
-                        except H2Error:
-                            pass
-            elif isinstance(event, ConnectionTerminated):
-                self.usable = False
-                self.connected = 0
-                self._fail_all(f"the server ended the connection (GOAWAY, {event.error_code!r})", after=event.last_stream_id)
-        self.flush()
+        elif isinstance(event, StreamEnded):
+            self._ended(event.stream_id)
+        elif isinstance(event, StreamReset):
+            up = self.streams.pop(event.stream_id, None)
+            if up is not None:
+                self.by_stream.pop(up.stream, None)
+                up.stream.fail(f"the server reset the stream (error code {event.error_code!r})", 502)
+        elif isinstance(event, PushedStreamReceived):
+            self.conn.reset_stream(event.pushed_stream_id, ErrorCodes.REFUSED_STREAM)
+        elif isinstance(event, WindowUpdated):
+            for sid, up in list(self.streams.items()):
+                if event.stream_id in (0, sid):
+                    self._pump(up)
+        elif isinstance(event, ConnectionTerminated):
+            self.usable = False
+            self.connected = 0
+            self._fail_all(
+                f"the server ended the connection (GOAWAY, {event.error_code!r})",
+                after=event.last_stream_id,
+            )
 
     def _ack(self, amount: int, sid: int) -> None:
         try:
@@ -1100,16 +1211,23 @@ class H2Upstream(Protocol):
         self.flush()
 
     def _ended(self, sid: int) -> None:
-        stream = self.streams.pop(sid, None)
-        self.outputs.pop(sid, None)
-        if stream is not None:
-            stream.response_complete(True)
+        up = self.streams.pop(sid, None)
+        if up is not None:
+            self.by_stream.pop(up.stream, None)
+            up.stream.response_complete(True)
 
     def _fail_all(self, message: str, after: int = -1) -> None:
-        for sid, stream in list(self.streams.items()):
+        for sid, up in list(self.streams.items()):
             if sid > after:
                 self.streams.pop(sid, None)
-                stream.fail(message, 502)
+                self.by_stream.pop(up.stream, None)
+                up.stream.fail(message, 502)
+        waiting, self.waiting = list(self.waiting), deque()
+        for up in waiting:
+            self.by_stream.pop(up.stream, None)
+            up.stream.fail(message, 502)
+
+    # -- life cycle -------------------------------------------------------
 
     def close(self) -> None:
         """
@@ -1149,3 +1267,16 @@ class H2Upstream(Protocol):
         if getattr(self.layer, "upstream", None) is self:
             self.layer.upstream = None
         self.master.addons.trigger("serverdisconnect", self.server_conn)
+
+
+def switch_to_h2(upstream: UpstreamProtocol, owner: Any) -> H2Upstream:
+    """
+    An upstream TLS connection negotiated h2: it now carries an
+    L{H2Upstream} (owned by C{owner}) instead of the HTTP/1 protocol.
+    """
+    h2_upstream = H2Upstream(owner, upstream.server_conn)
+    upstream.watchdog.stop()
+    tls_transport = upstream.transport
+    tls_transport.wrappedProtocol = h2_upstream
+    h2_upstream.makeConnection(tls_transport)
+    return h2_upstream

@@ -33,7 +33,7 @@ from zope.interface import implementer
 
 from interceptor.connection import ServerConnection
 from interceptor.layers.http1 import Http1Layer, UpstreamProtocol
-from interceptor.layers.http2 import H2Upstream, Http2Layer
+from interceptor.layers.http2 import Http2Layer, switch_to_h2
 from interceptor.layers.relay import RelayLayer
 from interceptor.tls import (
     ClientHello,
@@ -198,7 +198,7 @@ class TlsLayer:
             host, port = self.address
             layer = Http2Layer(self.root, ("https", host, port), sni=self.client_hello.sni)
             if upstream_h2:
-                layer.upstream_h2 = self._to_h2(upstream, layer)
+                layer.upstream_h2 = switch_to_h2(upstream, layer)
             else:
                 # Each translated stream opens an HTTP/1.1 connection of its own.
                 upstream.close()
@@ -206,22 +206,9 @@ class TlsLayer:
             alpn: Optional[bytes] = _ALPN_H2
         else:
             if upstream_h2:
-                self.inner.upstream = self._to_h2(upstream, self.inner)
+                self.inner.upstream = switch_to_h2(upstream, self.inner)
             alpn = server_conn.alpn if not upstream_h2 else _ALPN_HTTP1
         self._start_client_tls(names, alpn)
-
-    @staticmethod
-    def _to_h2(upstream: UpstreamProtocol, owner: Any) -> H2Upstream:
-        """
-        The upstream negotiated h2: the open TLS connection now carries an
-        L{H2Upstream} instead of the HTTP/1 protocol.
-        """
-        h2_upstream = H2Upstream(owner, upstream.server_conn)
-        upstream.watchdog.stop()
-        tls_transport = upstream.transport
-        tls_transport.wrappedProtocol = h2_upstream
-        h2_upstream.makeConnection(tls_transport)
-        return h2_upstream
 
     def _upstream_failed(self, failure: Failure) -> None:
         # The client still gets a certificate and then a 502 naming the reason.

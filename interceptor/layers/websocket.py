@@ -31,6 +31,7 @@ transport.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections import deque
 from typing import Any, Callable, Optional
@@ -104,6 +105,21 @@ def negotiated_extensions(value: Optional[str]) -> list[Extension]:
     return []
 
 
+_BULK = 65536
+
+
+def _header(first: int, length: int) -> bytes:
+    """
+    The header of an unmasked FIN frame (what wsproto writes toward a
+    client when no extension is active).
+    """
+    if length < 126:
+        return struct.pack("!BB", first, length)
+    if length < 65536:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
+
+
 def _split(data: Any, sizes: list[int]) -> list[Any]:
     """
     Cut C{data} into pieces of C{sizes} (the last piece takes any rest).
@@ -125,7 +141,7 @@ class _Side:
     __slots__ = (
         "from_client", "name", "conn", "transport", "write", "gate", "peer", "out",
         "queue", "busy", "held", "chunks", "frames", "frame_size", "lost", "closing",
-        "tcp_closed", "timer", "early",
+        "tcp_closed", "timer", "early", "unframed",
     )
 
     def __init__(self, from_client: bool, conn: Connection, transport: Any,
@@ -152,6 +168,9 @@ class _Side:
         self.tcp_closed = False
         self.timer: Any = None
         self.early: Optional[list[bytes]] = []
+        # Frames toward this side are plain header + payload (we are its
+        # server and no extension rewrites them).
+        self.unframed = False
 
 
 class _UpstreamSink:
@@ -188,9 +207,10 @@ class WebSocketLayer:
         data._relay = self
         flow.websocket = data
         self.data = data
+        client_extensions = negotiated_extensions(accepted)
         self.client = _Side(
             True,
-            Connection(ConnectionType.SERVER, negotiated_extensions(accepted)),
+            Connection(ConnectionType.SERVER, client_extensions),
             http_layer.transport,
             http_layer.write,
             http_layer.gate,
@@ -203,6 +223,7 @@ class WebSocketLayer:
             upstream.gate,
         )
         self.client.peer, self.server.peer = self.server, self.client
+        self.client.unframed = not client_extensions
         self.finished = False
         self.started = False
         self.upstream_sink = _UpstreamSink(self)
@@ -391,6 +412,13 @@ class WebSocketLayer:
             payload, event = content, BytesMessage
         frames = message._frames if unchanged else None
         if frames is None:
+            if peer.unframed and len(content) >= _BULK:
+                # Toward the client, without extensions, a frame is a header
+                # and the payload as it is: skip wsproto's copies of it.
+                opcode = 0x81 if message.type is _TEXT else 0x82
+                peer.out.append(_header(opcode, len(content)))
+                peer.out.append(content)
+                return
             peer.out.append(conn.send(event(data=payload)))
             return
         pieces = _split(payload, frames)
@@ -402,7 +430,15 @@ class WebSocketLayer:
         for side in (self.client, self.server):
             out = side.out
             if out:
-                data = out[0] if len(out) == 1 else b"".join(out)
+                if len(out) == 1:
+                    data = out[0]
+                elif len(out) == 2 and len(out[1]) >= _BULK:
+                    # A big payload is written as it is, not copied.
+                    if not side.lost:
+                        side.write(out[0])
+                    data = out[1]
+                else:
+                    data = b"".join(out)
                 out.clear()
                 if not side.lost:
                     side.write(data)

@@ -308,3 +308,52 @@ class DetectionTests(unittest.TestCase):
         client.shut_write()
         self.assertEqual(await client.wait_closed(), b"got 3 bytes")
         self.assertEqual(events.names("tcp_start", "tcp_message", "tcp_end", "tcp_error"), [])
+
+
+class TcpExamplesTests(unittest.TestCase):
+    """
+    examples/tcp_rewrite.py and examples/tcp_next_layer.py, loaded as
+    scripts the way users load them.
+    """
+
+    timeout = 20
+
+    def example(self, name: str) -> str:
+        """
+        The absolute path of an example script.
+        """
+        import os
+
+        return os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples", name))
+
+    async def test_tcp_rewrite_example(self):
+        """tcp_rewrite.py replaces ping by PONG! (a longer chunk) toward the server and logs the end."""
+        from addons.script import ScriptLoader
+        from interceptor.testing import LogRecorder
+
+        recorder = LogRecorder()
+        proxy = await start_proxy(
+            self, ScriptLoader(), recorder, scripts=[self.example("tcp_rewrite.py")],
+            tcp_hosts=["127.0.0.1"],
+        )
+        server = await TcpServer.start(self, "count")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"ping ping")
+        self.assertTrue(await wait_until(lambda: len(server.connections[0].received) == 11))
+        self.assertEqual(bytes(server.connections[0].received), b"PONG! PONG!")
+        client.shut_write()
+        self.assertEqual(await client.wait_closed(), b"got 11 bytes")
+        self.assertTrue(await wait_until(lambda: "closed after 2 messages" in recorder.text()))
+
+    async def test_tcp_next_layer_example(self):
+        """tcp_next_layer.py makes an HTTP tunnel to a listed port a raw TCP relay."""
+        from addons.script import ScriptLoader
+
+        events = TcpEvents()
+        server = await TcpServer.start(self, "echo")
+        proxy = await start_proxy(self, ScriptLoader(), events, scripts=[self.example("tcp_next_layer.py")])
+        proxy.master.options.set(f"raw_tcp_ports={server.port}")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"GET / HTTP/1.1\r\n\r\n")
+        await client.wait_for(lambda d: d == b"GET / HTTP/1.1\r\n\r\n")
+        self.assertEqual(events.seen[0], (True, b"GET / HTTP/1.1\r\n\r\n"))
