@@ -43,6 +43,7 @@ from interceptor.layers.upstream import open_connection
 from interceptor.layers.websocket import WebSocketLayer, is_websocket_upgrade, supported_offers
 from interceptor.modes import proxy_authorization
 from interceptor.proxy import ReadGate
+from interceptor.splice import SpliceRelay
 from interceptor.tls import UpstreamTLS, check_hostname
 from interceptor.tlsconfig import UpstreamTLSError, upstream_contexts
 from interceptor.watchdog import Watchdog
@@ -58,6 +59,7 @@ _DEFAULT_BUFFER = 65536
 # Read and buffer size while relaying a large body unparsed: fewer, bigger
 # reads and writes per megabyte.
 _BULK_BUFFER = 1 << 20
+_BULK_THRESHOLD = 256 * 1024
 
 
 def error_response(status: int, reason: str, detail: str) -> Response:
@@ -1007,6 +1009,9 @@ class Http1Stream:
             stream_limit is not None and length is not None and length > stream_limit
         ):
             self._start_streamed_response()
+        elif length is not None and length >= _BULK_THRESHOLD and not self.upstream.multiplexed:
+            # A large buffered body: read it in bigger pieces.
+            self.upstream.read_in_bulk()
         complete, self._complete_pending = self._complete_pending, None
         if complete is not None:
             self.response_complete(complete)
@@ -1271,6 +1276,8 @@ class UpstreamProtocol(Protocol):
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
         self._want_raw = False
+        self._splice: Optional[SpliceRelay] = None
+        self._bulk: Any = None
         self._raw_left = 0
         self._raw_keep_alive = True
         self._framed = False
@@ -1454,8 +1461,36 @@ class UpstreamProtocol(Protocol):
         self._raw_left = length - stream.response_size
         self._raw_keep_alive = self._parser.should_keep_alive()
         self._parser = httptools.HttpResponseParser(self)
+        if self._raw_left >= _BULK_THRESHOLD and SpliceRelay.possible(
+            self.transport, self.layer.transport
+        ):
+            # Plain TCP on both sides: move the body inside the kernel.
+            self._splice = SpliceRelay(
+                self.transport, self.layer.transport, self._raw_left, self._spliced, self._moved
+            )
+            self._splice.start()
+            return
         self.transport.bufferSize = _BULK_BUFFER
         self.layer.transport.bufferSize = _BULK_BUFFER
+
+    def _moved(self, count: int) -> None:
+        self.watchdog.last = self.master.reactor.seconds()
+        if self.stream is not None:
+            self.stream.response_size += count
+
+    def _spliced(self) -> None:
+        self._splice = None
+        self._raw_left = 0
+        self._framed = True
+        self.on_message_complete_with(self._raw_keep_alive)
+
+    def read_in_bulk(self) -> None:
+        """
+        Read this response's large body in big pieces (until it ends).
+        """
+        raw = self.transport.transport if self.tls is not None else self.transport
+        raw.bufferSize = _BULK_BUFFER
+        self._bulk = raw
 
     def _relay_body(self, data: bytes) -> None:
         left = self._raw_left
@@ -1567,6 +1602,9 @@ class UpstreamProtocol(Protocol):
         httptools: the response is complete.
         """
         self._want_raw = False
+        if self._bulk is not None:
+            self._bulk.bufferSize = _DEFAULT_BUFFER
+            self._bulk = None
         if self._head_only is not None:
             return
         status = self._parser.get_status_code()
@@ -1635,6 +1673,9 @@ class UpstreamProtocol(Protocol):
         """
         self.connected = False
         self.watchdog.stop()
+        if self._splice is not None:
+            self._splice.abandon()
+            self._splice = None
         self.server_conn.timestamp_end = time.time()
         if self._ready is not None:
             detail = reason.getErrorMessage() if reason is not None else "connection closed"
