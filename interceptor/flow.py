@@ -118,6 +118,17 @@ class HTTPFlow(Flow):
         self.response: Any = None
         self.websocket: Any = None
 
+    @property
+    def messages(self) -> list:
+        """
+        The WebSocket messages of an upgraded flow (C{flow.messages[-1]} is
+        the newest, as the event spec writes it); the same list as
+        C{flow.websocket.messages}.  Empty before an upgrade.
+        """
+        if self.websocket is None:
+            return []
+        return self.websocket.messages
+
     def __repr__(self) -> str:
         status = self.response.status_code if self.response is not None else None
         return f"<HTTPFlow {self.request.method if self.request else ''} {self.request.url if self.request else ''} {status}>"

@@ -1,0 +1,98 @@
+"""
+Streamed bodies relayed unchanged between plain TCP sockets go through
+splice(2): the bytes arrive whole and in order, keep-alive goes on after
+them, a slow reader is not buffered for, and a transform still sees every
+byte (no splice then).
+"""
+
+from twisted.internet import reactor
+from twisted.internet.protocol import Protocol
+from twisted.trial import unittest
+
+from interceptor import splice
+from interceptor.testing import start_proxy
+from tests.e2e.peers import RawClient, WebServer, curl, pattern, sleep
+
+SIZE = 3 * 1024 * 1024
+
+
+class _Counting:
+    """
+    Counts the SpliceRelay objects started during a test.
+    """
+
+    def __init__(self, testcase: unittest.TestCase) -> None:
+        self.started = 0
+        original = splice.SpliceRelay.start
+
+        def start(relay: splice.SpliceRelay) -> None:
+            self.started += 1
+            original(relay)
+
+        testcase.patch(splice.SpliceRelay, "start", start)
+
+
+class SpliceRelayTests(unittest.TestCase):
+    """
+    End-to-end: curl and a raw client through the proxy to a twisted.web server.
+    """
+
+    def setUp(self) -> None:
+        if not splice.AVAILABLE:
+            raise unittest.SkipTest("os.splice is not available on this platform")
+
+    async def test_large_streamed_body_is_spliced_whole(self):
+        """A 3 MiB streamed response is moved by splice and arrives byte for byte."""
+        counting = _Counting(self)
+        proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0)
+        web = await WebServer.start(self)
+        result = await curl(self, "-x", proxy.url, web.url(f"/bytes?n={SIZE}"), timeout=10)
+        self.assertEqual(result.status, 200)
+        self.assertEqual(result.body, pattern(SIZE))
+        self.assertEqual(counting.started, 1)
+
+    async def test_keep_alive_after_splice(self):
+        """After a spliced body the same client connection carries another request."""
+        proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0)
+        web = await WebServer.start(self)
+        client = await RawClient.connect(self, proxy.port_number)
+        for n in (SIZE, 100):
+            client.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % web.url(f"/bytes?n={n}").encode())
+        first, second = await client.wait_responses(2, timeout=10)
+        self.assertEqual(first.body, pattern(SIZE))
+        self.assertEqual(second.body, pattern(100))
+
+    async def test_slow_reader_is_not_buffered(self):
+        """A client that does not read holds the upstream back: the proxy's own buffers stay small."""
+        proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0)
+        web = await WebServer.start(self)
+        big = 32 * 1024 * 1024
+        client = await RawClient.connect(self, proxy.port_number)
+        client.transport.pauseProducing()
+        client.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % web.url(f"/bytes?n={big}").encode())
+        await sleep(1.0)
+        (layer_owner,) = list(proxy.master.factories[0].connections)
+        upstream = layer_owner.layer.upstream
+        self.assertIsNotNone(upstream)
+        relay = upstream._splice
+        self.assertIsNotNone(relay, "the body is not being spliced")
+        # Far less than the body has left the server: the kernel buffers and
+        # the one pipe hold what the client has not read.
+        self.assertGreater(relay.left, big // 2)
+        client.transport.resumeProducing()
+        received = await client.wait_for(lambda data: len(data) > big, timeout=20)
+        self.assertTrue(received.endswith(pattern(big)[-1000:]))
+
+    async def test_transform_bypasses_splice(self):
+        """A chunk-transforming stream sees every byte: no splice is used."""
+        counting = _Counting(self)
+
+        class Upper:
+            def responseheaders(self, flow):
+                flow.response.stream = bytes.upper
+
+        proxy = await start_proxy(self, Upper(), read_timeout=5.0)
+        web = await WebServer.start(self)
+        result = await curl(self, "-x", proxy.url, web.url(f"/bytes?n={SIZE}"), timeout=10)
+        self.assertEqual(result.body, pattern(SIZE).upper())
+        self.assertEqual(counting.started, 0)
