@@ -25,12 +25,14 @@ from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
+from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import classImplements, implementer, providedBy
 
 from interceptor.certs import Leaf, names_of
+from interceptor.fastwrite import writer_for
 
 __all__ = [
     "ClientHello",
@@ -378,6 +380,10 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
             classImplements(cls, *providedBy(transport))
             FastTLSProtocol._classes[kind] = cls
         self.__class__ = cls
+        if isinstance(transport, tcp.Connection) and "write" not in transport.__dict__:
+            # Encrypted records go straight to the socket when nothing is
+            # buffered (see interceptor.fastwrite).
+            transport.write = writer_for(transport)
         self._tlsConnection = self.factory._creatorCallable(self)
         self._appSendBuffer = []
         Protocol.makeConnection(self, transport)

@@ -51,7 +51,7 @@ _log = Logger(namespace="interceptor.tcp")
 
 _EVENTS = ("tcp_start", "tcp_message", "tcp_end", "tcp_error")
 # Bytes read per recv() while relaying: fewer, larger reads per megabyte.
-_READ_SIZE = 256 * 1024
+_READ_SIZE = 1 << 20
 _EOF = None
 
 
