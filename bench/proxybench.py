@@ -133,6 +133,10 @@ SCENARIOS = [
     dict(id="S3-keepalive-c50", kind="curl", needs="forward", path="/small", conns=50,
          http="1.1", newconn=False,
          desc="HTTPS via CONNECT, intercepted; HTTP/1.1 keep-alive, c=50 connections"),
+    dict(id="S3-plain-keepalive-c50", kind="curl", needs="forward", path="/small", conns=50,
+         http="1.1", newconn=False, scheme="http",
+         desc="plain HTTP through the explicit proxy with the S3 client (curl), keep-alive, "
+              "c=50: the like-for-like baseline for S3-keepalive"),
     dict(id="S4-http-buffered", kind="download", needs="forward", scheme="http", fresh=True,
          desc="100 MiB GET over plain HTTP, explicit proxy, default settings"),
     dict(id="S4-http-streamed", kind="download", needs="stream", scheme="http", fresh=True,
@@ -148,7 +152,7 @@ SCENARIOS = [
 
 
 def needs_tls(sc):
-    return sc["kind"] == "curl" or sc.get("scheme") == "https"
+    return sc.get("scheme", "https" if sc["kind"] == "curl" else "http") == "https"
 
 
 def log(msg):
@@ -625,17 +629,19 @@ http {{
 
     def curl_batch(self, sc, proc, duration, warm=False):
         n = self.a.max_requests
-        scheme_port = self.bsport
-        url = f"https://{HOST}:{scheme_port}{sc['path']}?i=[1-{n}]"
+        scheme = sc.get("scheme", "https")
+        scheme_port = self.bsport if scheme == "https" else self.bport
+        url = f"{scheme}://{HOST}:{scheme_port}{sc['path']}?i=[1-{n}]"
         fmt = "%{stderr}R %{http_code} %{time_total} %{num_connects} %{http_version}\\n"
         # NB: curl 7.88 prints the --parallel progress meter even with -s;
         # only --no-progress-meter silences it (it would garble the -w lines).
         argv = ["curl", "--no-progress-meter", "--parallel", "--parallel-max", str(sc["conns"]),
                 "--http1.1" if sc["http"] == "1.1" else "--http2", "-w", fmt]
         if proc is None:
-            argv += ["--noproxy", "*", "--cacert", self.backend_ca]
+            argv += ["--noproxy", "*"] + (["--cacert", self.backend_ca] if scheme == "https" else [])
         else:
-            argv += ["-x", f"http://{HOST}:{proc.port}", "--cacert", proc.ca]
+            argv += ["-x", f"http://{HOST}:{proc.port}"] + (
+                ["--cacert", proc.ca] if scheme == "https" else [])
         if sc.get("newconn"):
             argv += ["--no-sessionid", "-H", "Connection: close"]
         argv.append(url)

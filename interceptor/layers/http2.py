@@ -49,6 +49,7 @@ from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Headers, Request, Response
 from interceptor.layers.http1 import (
     UpstreamProtocol,
+    _chunk,
     _content_length,
     _head_bytes,
     _prepare_buffered,
@@ -455,6 +456,7 @@ class H2Stream:
         self.response_started = False
         self.finished = False
         self.out = _Output()
+        self._acks: list[Callable[[], None]] = []
         self.upstream: Any = None  # an H2Upstream or an HTTP/1 UpstreamProtocol
         self.body_limit = _size_option(layer.options, "body_size_limit")
         self.stream_limit = _size_option(layer.options, "stream_large_bodies")
@@ -649,8 +651,6 @@ class H2Stream:
         framing = _prepare_buffered(request, body, False, True)
         head = _head_bytes(f"{request.method} {request.path} HTTP/1.1", request.headers)
         if framing == "chunked":
-            from interceptor.layers.http1 import _chunk
-
             self.upstream.write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
         else:
             self.upstream.write(head + body)
@@ -774,14 +774,7 @@ class H2Stream:
             if self.out.size <= _HIGH_WATER:
                 ack()
             else:
-                self._pending_acks.append(ack)
-
-    @property
-    def _pending_acks(self) -> list:
-        acks = getattr(self, "_acks", None)
-        if acks is None:
-            acks = self._acks = []
-        return acks
+                self._acks.append(ack)
 
     def pump(self) -> None:
         """
@@ -794,9 +787,8 @@ class H2Stream:
             done = _pump(conn, self.stream_id, self.out)
         except H2Error:
             return
-        acks = getattr(self, "_acks", None)
-        if acks and self.out.size <= _HIGH_WATER:
-            self._acks = []
+        if self._acks and self.out.size <= _HIGH_WATER:
+            acks, self._acks = self._acks, []
             for ack in acks:
                 ack()
         self.layer.flush()
@@ -813,10 +805,9 @@ class H2Stream:
         response = self.flow.response
         response.timestamp_end = time.time()
         if isinstance(self.upstream, UpstreamProtocol):
+            # One HTTP/1 connection per translated stream.
             self.upstream.end(self)
-            if not keep_alive or True:
-                # One HTTP/1 connection per translated stream.
-                self.upstream.close()
+            self.upstream.close()
         if self.response_streaming:
             self.finished = True
             self.out.end = True
