@@ -162,9 +162,19 @@ class TlsLayer:
     def _intercept(self, hello: ClientHello) -> None:
         host, port = self.address
         self.root.gate.hold()
-        self.inner = Http1Layer(
-            self.root, transport=None, target=("https", host, port), sni=hello.sni
-        )
+        mode = getattr(self.root, "mode", None)
+        if mode is not None and mode.kind == "reverse":
+            # The proxy stands for the reverse target: the server is reached
+            # under the target's own name, over TLS only if the target says so.
+            sni: Optional[str] = None if _is_ip(host) else host
+            if mode.scheme != "https":
+                self.inner = Http1Layer(self.root, transport=None, target=("http", host, port))
+                alpn = _ALPN_HTTP1 if hello.alpn_protocols else None
+                self._start_client_tls([hello.sni or host], alpn)
+                return
+        else:
+            sni = hello.sni or (None if _is_ip(host) else host)
+        self.inner = Http1Layer(self.root, transport=None, target=("https", host, port), sni=sni)
         options = self.master.options
         supported = (_ALPN_H2, _ALPN_HTTP1) if options.http2 else (_ALPN_HTTP1,)
         offers = [p for p in hello.alpn_protocols if p in supported] or (
@@ -172,7 +182,6 @@ class TlsLayer:
         )
         if options.http2 and options.http2_translate:
             offers = [_ALPN_H2, _ALPN_HTTP1]
-        sni = hello.sni or (None if _is_ip(host) else host)
         server_conn = ServerConnection(self.address)
         upstream = UpstreamProtocol(self.inner, server_conn, tls=(sni, offers))
         self.inner.upstream = upstream
@@ -196,7 +205,7 @@ class TlsLayer:
         upstream_h2 = server_conn.alpn == _ALPN_H2
         if client_h2 and (upstream_h2 or options.http2_translate):
             host, port = self.address
-            layer = Http2Layer(self.root, ("https", host, port), sni=self.client_hello.sni)
+            layer = Http2Layer(self.root, ("https", host, port), sni=self.inner.sni)
             if upstream_h2:
                 layer.upstream_h2 = switch_to_h2(upstream, layer)
             else:

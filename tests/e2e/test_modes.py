@@ -237,6 +237,32 @@ class ReverseModeTests(unittest.TestCase):
         self.assertEqual(flow.request.scheme, "https")
 
 
+    async def test_tls_client_plain_target(self):
+        """reverse:http with a TLS client: TLS ends at the proxy and the target gets plain HTTP."""
+        web = await WebServer.start(self)
+        proxy = await start_proxy(
+            self, mode=f"reverse:http://127.0.0.1:{web.port}", confdir=self.mktemp()
+        )
+        result = await curl(self, "-k", f"https://127.0.0.1:{proxy.port_number}/bytes?n=1000")
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+        self.assertEqual(result.body, pattern(1000))
+        self.assertEqual(len(web.connections), 1)
+
+    async def test_tls_client_sni_differs_from_target(self):
+        """A TLS client asking for another name still gets the target verified under the target's own name."""
+        ca = TestCA.shared()
+        server = await HttpsServer.start(self, ca)
+        proxy = await start_proxy(
+            self, mode=f"reverse:https://localhost:{server.port}", confdir=self.mktemp(),
+            ssl_verify_upstream_trusted_ca=ca.cert_path(self),
+        )
+        result = await curl(
+            self, "-k", "--resolve", f"front.example:{proxy.port_number}:127.0.0.1",
+            f"https://front.example:{proxy.port_number}/hello",
+        )
+        self.assertEqual((result.code, result.body), (0, b"hello world"), result.stderr)
+
+
 class ConnectionStrategyTests(unittest.TestCase):
     """
     connection_strategy: when serverconnect fires.
