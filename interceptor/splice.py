@@ -32,6 +32,7 @@ AVAILABLE = hasattr(os, "splice") and hasattr(os, "SPLICE_F_NONBLOCK")
 
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
 def _plain_tcp(transport: Any) -> bool:
@@ -59,6 +60,8 @@ class SpliceRelay:
         self.done = done
         self.progress = progress
         self.in_pipe = 0
+        self.capacity = _PIPE_SIZE
+        self._waiting = False
         self._pipe: Optional[tuple[int, int]] = None
         self._flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK if AVAILABLE else 0
 
@@ -83,20 +86,22 @@ class SpliceRelay:
         """
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            fcntl.fcntl(w, _F_SETPIPE_SZ, _PIPE_SIZE)
+            self.capacity = fcntl.fcntl(w, _F_SETPIPE_SZ, _PIPE_SIZE)
         except OSError:
-            pass
+            self.capacity = fcntl.fcntl(w, _F_GETPIPE_SZ) if _F_GETPIPE_SZ else 65536
         self._pipe = (r, w)
         self.source.doRead = self._read
         self.source.startReading()
 
     def _read(self) -> Any:
-        if self.in_pipe and not self._drain():
+        # Reading the server and writing the client overlap: the source is
+        # only paused while the pipe is full.
+        room = min(self.left, self.capacity - self.in_pipe)
+        if room <= 0:
+            self.source.stopReading()
             return None
         try:
-            n = os.splice(
-                self.source.fileno(), self._pipe[1], min(self.left, _PIPE_SIZE), flags=self._flags
-            )
+            n = os.splice(self.source.fileno(), self._pipe[1], room, flags=self._flags)
         except BlockingIOError:
             return None
         except OSError:
@@ -109,15 +114,16 @@ class SpliceRelay:
         self.in_pipe += n
         if self.progress is not None:
             self.progress(n)
-        if self._drain() and not self.left:
-            self._finish()
+        if not self.left or self.in_pipe >= self.capacity:
+            self.source.stopReading()
+        if not self._waiting:
+            self._drain()
         return None
 
-    def _drain(self) -> bool:
+    def _drain(self) -> None:
         """
-        Move what the pipe holds to the destination.
-
-        @return: Whether the pipe is empty.
+        Move what the pipe holds to the destination; wait for it to be
+        writable when it cannot take more.
         """
         while self.in_pipe:
             try:
@@ -125,27 +131,27 @@ class SpliceRelay:
                     self._pipe[0], self.destination.fileno(), self.in_pipe, flags=self._flags
                 )
             except BlockingIOError:
-                # The client is slower: stop reading until it has room again.
-                self.source.stopReading()
-                self.destination.doWrite = self._writable
-                self.destination.startWriting()
-                return False
+                if not self._waiting:
+                    self._waiting = True
+                    self.destination.doWrite = self._writable
+                    self.destination.startWriting()
+                return
             except OSError:
                 # The client has gone; its connectionLost cleans up.
                 self.source.stopReading()
-                return False
+                return
             self.in_pipe -= m
-        return True
+        if self._waiting:
+            self._waiting = False
+            self.destination.__dict__.pop("doWrite", None)
+            self.destination.stopWriting()
+        if not self.left:
+            self._finish()
+        elif self.in_pipe < self.capacity:
+            self.source.startReading()
 
     def _writable(self) -> Any:
-        if not self._drain():
-            return None
-        self.destination.__dict__.pop("doWrite", None)
-        self.destination.stopWriting()
-        if self.left:
-            self.source.startReading()
-        else:
-            self._finish()
+        self._drain()
         return None
 
     def abandon(self) -> None:
@@ -164,4 +170,6 @@ class SpliceRelay:
 
     def _finish(self) -> None:
         self._give_back()
+        # The body is through: the source reads the next message normally.
+        self.source.startReading()
         self.done()
