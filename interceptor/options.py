@@ -470,6 +470,14 @@ def proxy_options(**values: Any) -> Options:
         "events; off, upgraded connections are relayed as raw bytes.",
     )
     add(
+        "websocket_history_size",
+        Optional[str],
+        "16m",
+        "WebSocket messages kept in flow.websocket.messages: the oldest are "
+        "dropped once the kept contents exceed this size (the newest is always "
+        "kept); empty keeps every message, as mitmproxy does.",
+    )
+    add(
         "ssl_verify_upstream_trusted_ca",
         Optional[str],
         None,

@@ -45,6 +45,7 @@ from wsproto.frame_protocol import CloseReason, Opcode
 from wsproto.utilities import LocalProtocolError
 
 from interceptor.flow import Error
+from interceptor.options import parse_size
 from interceptor.websocket import WebSocketData, WebSocketMessage
 
 __all__ = ["WebSocketLayer", "is_websocket_upgrade", "negotiated_extensions", "supported_offers"]
@@ -228,6 +229,11 @@ class WebSocketLayer:
         self.started = False
         self.upstream_sink = _UpstreamSink(self)
         self.close_timeout = float(self.master.options.read_timeout)
+        try:
+            self.history_limit = parse_size(self.master.options.websocket_history_size)
+        except ValueError:
+            self.history_limit = None
+        self.kept_bytes = 0
 
     def __repr__(self) -> str:
         return f"<WebSocketLayer {self.flow.request.url}>"
@@ -352,7 +358,7 @@ class WebSocketLayer:
         if item.__class__ is not WebSocketMessage:
             self._control(side, item)
             return
-        self.data.messages.append(item)
+        self._keep(item)
         if self.addons.has_hooks("websocket_message"):
             side.busy = True
             d = self.addons.trigger("websocket_message", self.flow)
@@ -366,6 +372,21 @@ class WebSocketLayer:
                 self._kill()
                 return
         self._forward(side, item)
+
+    def _keep(self, message: WebSocketMessage) -> None:
+        """
+        Add C{message} to the flow's history, dropping the oldest messages
+        beyond C{websocket_history_size} (keeping memory bounded on long
+        connections, and letting the allocator reuse it).
+        """
+        messages = self.data.messages
+        messages.append(message)
+        limit = self.history_limit
+        if limit is None:
+            return
+        self.kept_bytes += len(message.content)
+        while self.kept_bytes > limit and len(messages) > 1:
+            self.kept_bytes -= len(messages.pop(0).content)
 
     def _hooked(self, _: Any, side: _Side, message: WebSocketMessage) -> None:
         side.busy = False

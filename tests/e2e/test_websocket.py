@@ -154,6 +154,27 @@ class WebSocketRelayTests(unittest.TestCase):
         self.assertTrue(got.payload == payload)
         self.assertEqual([len(c) for _, _, c in events.seen], [len(payload)] * 2)
 
+    async def test_history_is_bounded(self) -> None:
+        """Only the newest messages up to websocket_history_size stay in flow.websocket.messages."""
+        events = Events()
+        proxy, server, client, peer = await self.setup(events, websocket_history_size="3k")
+        for i in range(10):
+            client.send_binary(bytes([i]) * 1000)
+            await client.next_message()
+        messages = events.flows[-1].websocket.messages
+        self.assertLessEqual(sum(len(m.content) for m in messages), 3000)
+        self.assertEqual(messages[-1].content, bytes([9]) * 1000)
+        self.assertEqual(messages[-1].from_client, False)
+
+    async def test_history_unbounded(self) -> None:
+        """An empty websocket_history_size keeps every message, as mitmproxy does."""
+        events = Events()
+        proxy, server, client, peer = await self.setup(events, websocket_history_size="")
+        for i in range(10):
+            client.send_binary(bytes([i]) * 1000)
+            await client.next_message()
+        self.assertEqual(len(events.flows[-1].websocket.messages), 20)
+
     async def test_fragmented(self) -> None:
         """A fragmented message reaches the hook once, reassembled, and the peer in the same frames."""
         events = Events()
