@@ -18,8 +18,8 @@ proxy's memory.  Server push is refused.
 from __future__ import annotations
 
 import time
-from http import HTTPStatus
 from collections import deque
+from http import HTTPStatus
 from typing import Any, Callable, Optional
 
 from h2.config import H2Configuration
@@ -47,8 +47,7 @@ from zope.interface import implementer
 from interceptor.connection import ServerConnection
 from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Headers, Request, Response
-from interceptor.layers.http1 import (
-    UpstreamProtocol,
+from interceptor.layers.http1_framing import (
     _chunk,
     _content_length,
     _head_bytes,
@@ -56,6 +55,7 @@ from interceptor.layers.http1 import (
     _size_option,
     error_response,
 )
+from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.proxy import ReadGate
 
 __all__ = ["Http2Layer", "H2Stream", "H2Upstream", "CONNECTION_HEADERS", "switch_to_h2"]

@@ -19,7 +19,11 @@ from typing import Any, Optional
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 
 from interceptor.modes import ConnectTunnelEndpoint, parse_mode, proxy_authorization

@@ -1,0 +1,201 @@
+# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_streaming -*-
+"""
+HTTP/1 message framing and serialisation, shared by the HTTP/1 client side,
+its upstream connections and the HTTP/2 translation paths.
+
+    head = _head_bytes("GET / HTTP/1.1", request.headers)
+    framing = _prepare_buffered(response, body, bodiless=False, chunked_ok=True)
+    writer = _BodyWriter(write, framing, transform=None)
+
+It also holds the small helpers every layer uses: C{error_response} (the
+502/504/4xx the proxy answers itself), C{_size_option}, C{_no_delay}.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from interceptor.http import Headers, Request, Response
+from interceptor.options import parse_size
+
+__all__ = ["error_response"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_BODILESS_STATUS = frozenset((204, 304))
+_HOP_BY_HOP_REQUEST = frozenset((b"proxy-connection",))
+_DEFAULT_BUFFER = 65536
+# Read and buffer size while relaying a large body unparsed: fewer, bigger
+# reads and writes per megabyte.
+_BULK_BUFFER = 1 << 20
+_BULK_THRESHOLD = 256 * 1024
+
+
+def error_response(status: int, reason: str, detail: str) -> Response:
+    """
+    The response the proxy sends itself when something fails: a short
+    plain-text body saying why, and C{Connection: close}.
+    """
+    body = f"{status} {reason}\n{detail}\n".encode("utf-8", "replace")
+    headers = Headers(
+        [
+            (b"Server", b"interceptor"),
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", str(len(body)).encode()),
+            (b"Connection", b"close"),
+        ]
+    )
+    now = time.time()
+    return Response("HTTP/1.1", status, reason, headers, body, now, now)
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _head_bytes(first_line: str, headers: Headers) -> bytes:
+    return first_line.encode("utf-8", "surrogateescape") + b"\r\n" + headers.to_bytes() + b"\r\n"
+
+
+def _content_length(headers: Headers) -> Optional[int]:
+    value = headers.get(b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value.split(b",")[0])
+    except ValueError:
+        return None
+
+
+def _is_chunked(headers: Headers) -> bool:
+    value = headers.get(b"transfer-encoding")
+    return value is not None and b"chunked" in value.lower()
+
+
+def _wants_close(headers: Headers) -> bool:
+    value = headers.get(b"connection")
+    return value is not None and b"close" in value.lower()
+
+
+class _Framing:
+    """
+    How a message's body is delimited when the proxy sends it: by
+    Content-Length (C{"length"}), chunked (C{"chunked"}), by closing the
+    connection (C{"close"}), or not at all (C{"none"}).
+    """
+
+    LENGTH, CHUNKED, CLOSE, NONE = "length", "chunked", "close", "none"
+
+
+def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: bool) -> str:
+    """
+    Fix the framing headers of a buffered message about to be sent, and
+    return its framing.  Headers are left untouched when they already fit;
+    a request without a body needs no framing header at all.
+    """
+    headers = message.headers
+    if bodiless:
+        return _Framing.NONE
+    if _is_chunked(headers):
+        if chunked_ok:
+            return _Framing.CHUNKED
+        del headers[b"transfer-encoding"]
+        headers[b"Content-Length"] = str(len(body)).encode()
+        return _Framing.LENGTH
+    length = _content_length(headers)
+    if length is None and not body and isinstance(message, Request):
+        return _Framing.NONE
+    if length != len(body):
+        headers[b"Content-Length"] = str(len(body)).encode()
+    return _Framing.LENGTH
+
+
+def _prepare_streamed(message: Any, chunked_ok: bool, transform: bool) -> str:
+    """
+    Choose and set the framing of a message whose body is streamed.
+    """
+    headers = message.headers
+    chunked = _is_chunked(headers)
+    length = _content_length(headers)
+    if length is not None and not chunked and not transform:
+        return _Framing.LENGTH
+    if length is not None:
+        del headers[b"content-length"]
+    if chunked_ok:
+        if not chunked:
+            headers[b"Transfer-Encoding"] = b"chunked"
+        return _Framing.CHUNKED
+    if chunked:
+        del headers[b"transfer-encoding"]
+    return _Framing.CLOSE
+
+
+class _BodyWriter:
+    """
+    Writes body pieces to a transport with the chosen framing, applying an
+    addon's chunk transform on the way.
+    """
+
+    __slots__ = ("write_out", "framing", "transform", "sent")
+
+    def __init__(
+        self, write_out: Callable[[bytes], None], framing: str, transform: Optional[Callable]
+    ) -> None:
+        self.write_out = write_out
+        self.framing = framing
+        self.transform = transform
+        self.sent = 0
+
+    def write(self, data: bytes) -> None:
+        """
+        Send one piece of the body.
+        """
+        if self.transform is not None:
+            data = self.transform(data)
+            if not isinstance(data, (bytes, bytearray)):
+                data = b"".join(data)
+        if not data or self.framing == _Framing.NONE:
+            return
+        self.sent += len(data)
+        if self.framing == _Framing.CHUNKED:
+            self.write_out(_chunk(data))
+        else:
+            self.write_out(data)
+
+    def finish(self) -> None:
+        """
+        Send the end of the body, if the framing has one.
+        """
+        if self.framing == _Framing.CHUNKED:
+            self.write_out(b"0\r\n\r\n")
+
+
+def _no_delay(transport: Any) -> None:
+    # Each message goes out in as few writes as possible; Nagle would only
+    # add latency to the last partial segment.
+    try:
+        transport.setTcpNoDelay(True)
+    except (AttributeError, OSError):
+        pass
+
+
+def _not_attached(data: bytes) -> None:
+    raise RuntimeError("the layer has no transport yet")
+
+
+def _size_option(options: Any, name: str) -> Optional[int]:
+    try:
+        return parse_size(getattr(options, name))
+    except ValueError:
+        return None
+
+
+def _failed(error: Exception) -> Deferred:
+    d: Deferred = Deferred()
+    d.errback(Failure(error))
+    return d
+
+

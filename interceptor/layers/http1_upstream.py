@@ -1,0 +1,531 @@
+# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_tls,tests.e2e.test_splice -*-
+"""
+The proxy's HTTP/1 connections to upstream servers: plain or TLS (with
+certificate checks), reused across the keep-alive requests of one client
+connection, parsing responses with httptools and handing them to the
+stream being answered::
+
+    upstream = UpstreamProtocol(layer, ServerConnection(("example.org", 443)),
+                                tls=("example.org", [b"http/1.1"]))
+    d = upstream.connect()          # fires once connected (and verified)
+    upstream.begin(stream); upstream.write(request_bytes)
+
+Large unchanged bodies are counted through without the parser, and between
+plain sockets moved with splice(2) (L{interceptor.splice}).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import httptools
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from interceptor.connection import ServerConnection
+from interceptor.fastwrite import writer_for
+from interceptor.http import Headers, Response
+from interceptor.layers.http1_framing import (
+    _BODILESS_STATUS,
+    _BULK_BUFFER,
+    _BULK_THRESHOLD,
+    _DEFAULT_BUFFER,
+    _content_length,
+    _is_chunked,
+    _no_delay,
+)
+from interceptor.layers.upstream import open_connection
+from interceptor.proxy import ReadGate
+from interceptor.splice import SpliceRelay
+from interceptor.tls import UpstreamTLS, check_hostname
+from interceptor.tlsconfig import UpstreamTLSError, upstream_contexts
+from interceptor.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from interceptor.layers.http1 import Http1Layer
+    from interceptor.layers.http1_stream import Http1Stream
+
+__all__ = ["UpstreamProtocol"]
+
+_log = Logger(namespace="interceptor.http1")
+
+
+@implementer(IHandshakeListener)
+class UpstreamProtocol(Protocol):
+    """
+    A connection from the proxy to an upstream HTTP/1 server, reused across
+    the keep-alive requests of one client connection.
+
+    @ivar stream: The L{Http1Stream} being answered, or None when idle.
+    @ivar gate: The L{interceptor.proxy.ReadGate} of this transport.
+    """
+
+    multiplexed = False
+    """HTTP/1 carries one exchange at a time."""
+
+    absolute_form = False
+    """Requests go out in absolute-form (to an upstream proxy, upstream mode)."""
+
+    ready_waiters: Optional[list] = None
+    """While connecting: Deferreds of requests waiting for this connection."""
+
+    def __init__(
+        self,
+        layer: "Http1Layer",
+        server_conn: ServerConnection,
+        tls: Optional[tuple[Optional[str], Sequence[bytes]]] = None,
+    ) -> None:
+        self.layer = layer
+        self.tls = tls
+        self.verify_error: Optional[str] = None
+        self._ready: Optional[Deferred] = None
+        self._paired = False
+        self.master = layer.master
+        self.server_conn = server_conn
+        self.address = server_conn.address
+        self.stream: Optional[Http1Stream] = None
+        self.connected = False
+        self.closing = False
+        self.bodiless = False
+        self.gate: Any = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._head_only: Optional[bytearray] = None
+        self._head_parser: Any = None
+        self._want_raw = False
+        self._splice: Optional[SpliceRelay] = None
+        self._bulk: Any = None
+        self._raw_left = 0
+        self._raw_keep_alive = True
+        self._framed = False
+        self._relay: Any = None
+        self._connecting: Optional[Deferred] = None
+        self.watchdog = Watchdog(
+            self.master.reactor,
+            self._timeout,
+            self._timed_out,
+            period=self.master.options.read_timeout / 4,
+        )
+
+    def __repr__(self) -> str:
+        return f"<UpstreamProtocol {self.address}>"
+
+    def connect(self) -> Deferred:
+        """
+        Open the connection (with TLS when C{self.tls} is set, checking the
+        server's certificate unless C{ssl_insecure}).
+
+        @return: A Deferred firing with this protocol once it is ready to
+            carry a request: connected, and for TLS handshaken and verified.
+        """
+        self._ready = Deferred()
+        self._connecting = open_connection(self.master, self.address, self, self._tls_creator())
+        self._connecting.addErrback(self._not_ready)
+        return self._ready
+
+    def _tls_creator(self) -> Any:
+        if self.tls is None:
+            return None
+        sni, alpn = self.tls
+        options = self.master.options
+        contexts = upstream_contexts(self.master)
+        context = contexts.get(options.ssl_insecure, options.ssl_verify_upstream_trusted_ca, alpn)
+        self.server_conn.sni = sni
+        return UpstreamTLS(context, sni)
+
+    def _not_ready(self, failure: Failure) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.errback(failure)
+
+    def connectionMade(self) -> None:
+        """
+        TCP is up; for TLS the handshake goes on.
+        """
+        self.connected = True
+        now = time.time()
+        self.server_conn.timestamp_start = self.server_conn.timestamp_tcp_setup = now
+        peer = self.transport.getPeer()
+        self.server_conn.peername = (peer.host, peer.port)
+        host = self.transport.getHost()
+        self.server_conn.sockname = (host.host, host.port)
+        raw = self.transport.transport if self.tls is not None else self.transport
+        self.gate = ReadGate(raw)
+        self.write = writer_for(self.transport)
+        _no_delay(raw)
+        self.watchdog.start()
+        if self.tls is None:
+            self._became_ready()
+
+    def handshakeCompleted(self) -> None:
+        """
+        The upstream TLS handshake is done: check the certificate.
+        """
+        server_conn = self.server_conn
+        transport = self.transport
+        server_conn.tls_established = True
+        server_conn.alpn = transport.negotiatedProtocol
+        peer = transport.getPeerCertificate()
+        cert = peer.to_cryptography() if peer is not None else None
+        server_conn.certificate_list = [cert] if cert is not None else []
+        problem = None
+        if not self.master.options.ssl_insecure:
+            name = self.tls[0] or self.address[0]
+            if self.verify_error is not None:
+                problem = self.verify_error
+            elif cert is None:
+                problem = "no certificate"
+            else:
+                problem = check_hostname(cert, name)
+        if problem is not None:
+            message = f"Certificate verification failed for {self.address[0]}: {problem}"
+            self.abort()
+            self._not_ready(Failure(UpstreamTLSError(message)))
+            return
+        self._became_ready()
+
+    def _became_ready(self) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.callback(self)
+
+    def unpair(self) -> None:
+        """
+        Stop producing for the client transport (it may be closing: a TLS
+        transport shuts down only once no producer is registered).
+        """
+        if self._paired:
+            self._paired = False
+            if self.layer.client_conn.timestamp_end is None:
+                self.layer.transport.unregisterProducer()
+
+    def _pair(self) -> None:
+        # Each side's read gate produces for the other side's transport.
+        if not self._paired and self.layer.transport is not None:
+            self._paired = True
+            self.transport.registerProducer(self.layer.gate, True)
+            self.layer.transport.registerProducer(self.gate, True)
+
+    def begin(self, stream: Http1Stream) -> None:
+        """
+        C{stream}'s request is about to be sent on this connection.
+        """
+        self.stream = stream
+        if not self._paired:
+            self._pair()
+        self.bodiless = False
+        self._head_only = bytearray() if stream.flow.request.method == "HEAD" else None
+        self.watchdog.touch()
+
+    def end(self, stream: Http1Stream, broken: bool = False) -> None:
+        """
+        C{stream} is done with this connection; a broken exchange closes it.
+        """
+        if self.stream is stream:
+            self.stream = None
+            if broken:
+                self.abort()
+
+    # -- parsing ----------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse a piece of the response.
+        """
+        self.watchdog.last = self.master.reactor.seconds()
+        if self.stream is None:
+            if data.strip():
+                _log.info("{server}: unexpected data from an idle upstream; closing",
+                          server=self.address)
+            self.abort()
+            return
+        if self._raw_left:
+            return self._relay_body(data)
+        if self._head_only is not None:
+            return self._head_only_received(data)
+        try:
+            self._parser.feed_data(data)
+            if self._want_raw:
+                self._enter_raw()
+        except httptools.HttpParserUpgrade as e:
+            stream = self.stream
+            if stream is not None and stream.flow.response is not None:
+                self.stream = None
+                stream.switch_protocols(data[e.args[0]:])
+            else:
+                self._invalid("upgrade without a 101 response")
+        except httptools.HttpParserCallbackError as e:
+            cause = e.__context__ or e
+            _log.failure("Error handling an upstream response", Failure(cause))
+            self._invalid(str(cause))
+        except httptools.HttpParserError as e:
+            self._invalid(str(e))
+
+    def want_raw_body(self) -> None:
+        """
+        The stream relays this response's Content-Length body unchanged:
+        once the current piece is parsed, count the rest through instead of
+        parsing it, reading in bigger pieces.
+        """
+        self._want_raw = True
+
+    def _enter_raw(self) -> None:
+        self._want_raw = False
+        stream = self.stream
+        length = _content_length(stream.flow.response.headers) if stream else None
+        if stream is None or length is None or stream.response_size >= length:
+            return
+        self._raw_left = length - stream.response_size
+        self._raw_keep_alive = self._parser.should_keep_alive()
+        self._parser = httptools.HttpResponseParser(self)
+        if self._raw_left >= _BULK_THRESHOLD and SpliceRelay.possible(
+            self.transport, self.layer.transport
+        ):
+            # Plain TCP on both sides: move the body inside the kernel.
+            self._splice = SpliceRelay(
+                self.transport, self.layer.transport, self._raw_left, self._spliced, self._moved
+            )
+            self._splice.start()
+            return
+        self.transport.bufferSize = _BULK_BUFFER
+        self.layer.transport.bufferSize = _BULK_BUFFER
+
+    def _moved(self, count: int) -> None:
+        self.watchdog.last = self.master.reactor.seconds()
+        if self.stream is not None:
+            self.stream.response_size += count
+
+    def _spliced(self) -> None:
+        self._splice = None
+        self._raw_left = 0
+        self._framed = True
+        self.on_message_complete_with(self._raw_keep_alive)
+
+    def read_in_bulk(self) -> None:
+        """
+        Read this response's large body in big pieces (until it ends).
+        """
+        raw = self.transport.transport if self.tls is not None else self.transport
+        raw.bufferSize = _BULK_BUFFER
+        self._bulk = raw
+
+    def _relay_body(self, data: bytes) -> None:
+        left = self._raw_left
+        stream = self.stream
+        if len(data) < left:
+            self._raw_left = left - len(data)
+            stream.response_body(data)
+            return
+        self._raw_left = 0
+        stream.response_body(data[:left] if len(data) > left else data)
+        self.transport.bufferSize = self.layer.transport.bufferSize = _DEFAULT_BUFFER
+        self._framed = True
+        self.on_message_complete_with(self._raw_keep_alive)
+        if len(data) > left and self.connected:
+            self.dataReceived(data[left:])
+
+    def _head_only_received(self, data: bytes) -> None:
+        """
+        A response to HEAD: parse its head alone; it has no body whatever
+        its Content-Length says.
+        """
+        buf = self._head_only
+        buf += data
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head, rest = bytes(buf[: end + 4]), buf[end + 4 :]
+        self._head_only = bytearray()
+        parser = self._head_parser = httptools.HttpResponseParser(self)
+        try:
+            parser.feed_data(head)
+        except httptools.HttpParserError as e:
+            self._invalid(str(e))
+            return
+        finally:
+            self._head_parser = None
+        status = parser.get_status_code()
+        if 100 <= status < 200:
+            if rest:
+                self._head_only_received(bytes(rest))
+            return
+        self._head_only = None
+        self._framed = True
+        self.bodiless = True
+        self.on_message_complete_with(parser.should_keep_alive())
+
+    def _invalid(self, detail: str) -> None:
+        stream = self.stream
+        if stream is not None:
+            stream.fail(f"Invalid response from {self.address[0]}:{self.address[1]}: {detail}", 502)
+        self.abort()
+
+    def on_message_begin(self) -> None:
+        """
+        httptools: a response starts.
+        """
+        self._fields = []
+        self._reason = b""
+        self._framed = False
+
+    def on_status(self, status: bytes) -> None:
+        """
+        httptools: the reason phrase (possibly in pieces).
+        """
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """
+        httptools: one header field.
+        """
+        self._fields.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        """
+        httptools: the response head is complete.
+        """
+        parser = self._head_parser or self._parser
+        status = parser.get_status_code()
+        stream = self.stream
+        if (100 <= status < 200 and status != 101) or stream is None:
+            return
+        response = Response(
+            "HTTP/" + parser.get_http_version(),
+            status,
+            self._reason.decode("latin-1"),
+            Headers(self._fields),
+            None,
+            timestamp_start=time.time(),
+        )
+        self.bodiless = stream.flow.request.method == "HEAD" or status in _BODILESS_STATUS
+        if status == 101:
+            stream.flow.response = response
+            return
+        self._framed = (
+            _content_length(response.headers) is not None or _is_chunked(response.headers)
+        )
+        stream.response_head(response)
+
+    def on_body(self, data: bytes) -> None:
+        """
+        httptools: a piece of the response body.
+        """
+        stream = self.stream
+        if stream is not None:
+            stream.response_body(data)
+
+    def on_message_complete(self) -> None:
+        """
+        httptools: the response is complete.
+        """
+        self._want_raw = False
+        if self._bulk is not None:
+            self._bulk.bufferSize = _DEFAULT_BUFFER
+            self._bulk = None
+        if self._head_only is not None:
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            return
+        self._framed = True
+        self.on_message_complete_with(self._parser.should_keep_alive())
+
+    def on_message_complete_with(self, keep_alive: bool) -> None:
+        """
+        Hand the completed response to the stream.
+        """
+        stream = self.stream
+        if stream is not None and stream.flow.response is not None:
+            stream.response_complete(keep_alive)
+
+    # -- life cycle -------------------------------------------------------
+
+    def _timeout(self) -> Optional[float]:
+        return self.master.options.read_timeout if self.stream is not None else None
+
+    def _timed_out(self, silence: float) -> None:
+        stream = self.stream
+        if stream is not None:
+            stream.fail(
+                f"{self.address[0]}:{self.address[1]} sent nothing for {silence:.1f} s "
+                "(read timeout)",
+                504,
+            )
+        self.abort()
+
+    def relay_to(self, transport: Any) -> None:
+        """
+        From now on, relay every byte from upstream to C{transport}.
+        """
+        self._relay = transport
+        self.watchdog.stop()
+        self.dataReceived = transport.write
+
+    def close(self) -> None:
+        """
+        Close once pending writes are sent.
+        """
+        if not self.closing:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.loseConnection()
+            elif self._connecting is not None:
+                self._connecting.cancel()
+
+    def abort(self) -> None:
+        """
+        Drop the connection now.
+        """
+        self.closing = True
+        if self.transport is not None:
+            if self.connected:
+                self.transport.abortConnection()
+        elif self._connecting is not None and not self._connecting.called:
+            self._connecting.cancel()
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        """
+        The upstream closed: finish a close-delimited body, or fail the
+        exchange in progress; fire C{serverdisconnect}.
+        """
+        self.connected = False
+        self.watchdog.stop()
+        if self._splice is not None:
+            self._splice.abandon()
+            self._splice = None
+        self.server_conn.timestamp_end = time.time()
+        if self._ready is not None:
+            detail = reason.getErrorMessage() if reason is not None else "connection closed"
+            self._not_ready(Failure(ConnectionError(
+                f"{self.address[0]}:{self.address[1]} closed the connection during "
+                f"the TLS handshake ({detail})"
+            )))
+        if self.layer.upstream is self:
+            self.layer.upstream = None
+        if self._relay is not None:
+            self._relay.loseConnection()
+        elif self._paired:
+            self.unpair()
+        stream, self.stream = self.stream, None
+        if stream is not None and not stream.finished:
+            response = stream.flow.response
+            if response is not None and not self._framed and self._head_only is None:
+                # A close-delimited body ends here.
+                self.stream = stream
+                stream.response_complete(False)
+                self.stream = None
+            else:
+                what = "before responding" if response is None else "in the middle of the response"
+                stream.fail(
+                    f"{self.address[0]}:{self.address[1]} closed the connection {what}"
+                    f" ({reason.getErrorMessage() if reason else 'closed'})",
+                    502,
+                )
+        self.master.addons.trigger("serverdisconnect", self.server_conn)
+
