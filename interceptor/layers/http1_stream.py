@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Response
+from interceptor.layers.exchange import Exchange, wants_streaming
 from interceptor.layers.http1_framing import (
     _BODILESS_STATUS,
     _BULK_THRESHOLD,
@@ -46,7 +47,7 @@ __all__ = ["Http1Stream"]
 _log = Logger(namespace="interceptor.http1")
 
 
-class Http1Stream:
+class Http1Stream(Exchange):
     """
     One request/response exchange on an HTTP/1 client connection, and the
     flow addons see for it.
@@ -178,26 +179,9 @@ class Http1Stream:
         if expect is not None and expect.lower() == b"100-continue":
             del request.headers[b"expect"]
             self.layer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        stream_limit = self.stream_limit
-        if request.stream or (
-            stream_limit is not None and length is not None and length > stream_limit
-        ):
-            if not request.stream:
-                request.stream = True
+        if wants_streaming(request, length, self.stream_limit):
             return self._stream_request()
         self._when_request_read(self._request_read)
-
-    def _when_request_read(self, then: Callable[[], None]) -> None:
-        if self.request_done:
-            then()
-        else:
-            self._waiting_for_body = then
-
-    def _request_read(self) -> None:
-        request = self.flow.request
-        request.load_body(b"".join(self.request_chunks))
-        self.request_chunks = []
-        self._trigger("request", self._after_request)
 
     def _after_request(self) -> None:
         flow = self.flow
@@ -309,9 +293,7 @@ class Http1Stream:
         if limit is not None and length is not None and length > limit:
             return self.fail(f"The response body ({length} bytes) exceeds {limit} bytes.", 502)
         stream_limit = self.stream_limit
-        if response.stream or (
-            stream_limit is not None and length is not None and length > stream_limit
-        ):
+        if wants_streaming(response, length, stream_limit):
             self._start_streamed_response()
         elif length is not None and length >= _BULK_THRESHOLD and not self.upstream.multiplexed:
             # A large buffered body: read it in bigger pieces.

@@ -47,6 +47,7 @@ from zope.interface import implementer
 from interceptor.connection import ServerConnection
 from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Headers, Request, Response
+from interceptor.layers.exchange import Exchange, wants_streaming
 from interceptor.layers.http1_framing import (
     _chunk,
     _content_length,
@@ -436,7 +437,7 @@ class _Http1Owner:
         self.upstream: Any = None
 
 
-class H2Stream:
+class H2Stream(Exchange):
     """
     One client stream on an HTTP/2 connection, and its flow.
     """
@@ -539,25 +540,10 @@ class H2Stream:
                 413, f"The request body ({length} bytes) exceeds {self.body_limit} bytes."
             )
         request = flow.request
-        if request.stream or (
-            self.stream_limit is not None and length is not None and length > self.stream_limit
-        ):
-            if not request.stream:
-                request.stream = True
+        if wants_streaming(request, length, self.stream_limit):
             self.request_streaming = True
             return self._connect(self._start_streamed_request)
         self._when_request_read(self._request_read)
-
-    def _when_request_read(self, then: Callable[[], None]) -> None:
-        if self.request_done:
-            then()
-        else:
-            self._waiting_for_body = then
-
-    def _request_read(self) -> None:
-        self.flow.request.load_body(b"".join(self.request_chunks))
-        self.request_chunks = []
-        self._trigger("request", self._after_request)
 
     def _after_request(self) -> None:
         flow = self.flow
@@ -721,9 +707,7 @@ class H2Stream:
         length = _content_length(response.headers)
         if self.body_limit is not None and length is not None and length > self.body_limit:
             return self.fail(f"The response body ({length} bytes) exceeds {self.body_limit} bytes.", 502)
-        if response.stream or (
-            self.stream_limit is not None and length is not None and length > self.stream_limit
-        ):
+        if wants_streaming(response, length, self.stream_limit):
             self._start_streamed_response()
         if self._complete_pending:
             self._complete_pending = False

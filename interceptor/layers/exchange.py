@@ -1,0 +1,64 @@
+# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_http2 -*-
+"""
+What every HTTP exchange does whatever the protocol on either side: the
+steps shared by L{interceptor.layers.http1_stream.Http1Stream} and
+L{interceptor.layers.http2.H2Stream}.
+
+A subclass keeps C{flow}, C{request_chunks}, C{request_done} and
+C{_waiting_for_body}, and provides C{_trigger(event, then)} and
+C{_after_request()}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+__all__ = ["Exchange", "wants_streaming"]
+
+
+def wants_streaming(message: Any, length: Optional[int], limit: Optional[int]) -> bool:
+    """
+    Whether C{message}'s body is streamed: an addon set C{message.stream},
+    or its announced C{length} is over C{stream_large_bodies} (C{limit}).
+    Marks the message as streamed when the size decided it.
+    """
+    if message.stream:
+        return True
+    if limit is not None and length is not None and length > limit:
+        message.stream = True
+        return True
+    return False
+
+
+class Exchange:
+    """
+    The request-side steps shared by the HTTP/1 and HTTP/2 streams.
+    """
+
+    flow: Any
+    request_chunks: list[bytes]
+    request_done: bool
+    _waiting_for_body: Optional[Callable[[], None]]
+
+    def _trigger(self, event: str, then: Callable[[], None]) -> None:
+        raise NotImplementedError
+
+    def _after_request(self) -> None:
+        raise NotImplementedError
+
+    def _when_request_read(self, then: Callable[[], None]) -> None:
+        """
+        Call C{then} once the whole request body has arrived.
+        """
+        if self.request_done:
+            then()
+        else:
+            self._waiting_for_body = then
+
+    def _request_read(self) -> None:
+        """
+        The buffered request is complete: store its body and fire C{request}.
+        """
+        self.flow.request.load_body(b"".join(self.request_chunks))
+        self.request_chunks = []
+        self._trigger("request", self._after_request)
