@@ -296,8 +296,8 @@ class Http1Stream(Exchange):
         if wants_streaming(response, length, stream_limit):
             self._start_streamed_response()
         elif length is not None and length >= _BULK_THRESHOLD and not self.upstream.multiplexed:
-            # A large buffered body: read it in bigger pieces.
-            self.upstream.read_in_bulk()
+            # A large buffered body: count it in, in big pieces, past the parser.
+            self.upstream.want_raw_body(splice=False)
         complete, self._complete_pending = self._complete_pending, None
         if complete is not None:
             self.response_complete(complete)

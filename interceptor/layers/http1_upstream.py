@@ -99,8 +99,8 @@ class UpstreamProtocol(Protocol):
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
         self._want_raw = False
+        self._splice_ok = True
         self._splice: Optional[SpliceRelay] = None
-        self._bulk: Any = None
         self._raw_left = 0
         self._raw_keep_alive = True
         self._framed = False
@@ -267,13 +267,14 @@ class UpstreamProtocol(Protocol):
         except httptools.HttpParserError as e:
             self._invalid(str(e))
 
-    def want_raw_body(self) -> None:
+    def want_raw_body(self, splice: bool = True) -> None:
         """
         The stream relays this response's Content-Length body unchanged:
         once the current piece is parsed, count the rest through instead of
         parsing it, reading in bigger pieces.
         """
         self._want_raw = True
+        self._splice_ok = splice
 
     def _enter_raw(self) -> None:
         self._want_raw = False
@@ -284,7 +285,7 @@ class UpstreamProtocol(Protocol):
         self._raw_left = length - stream.response_size
         self._raw_keep_alive = self._parser.should_keep_alive()
         self._parser = httptools.HttpResponseParser(self)
-        if self._raw_left >= _BULK_THRESHOLD and SpliceRelay.possible(
+        if self._splice_ok and self._raw_left >= _BULK_THRESHOLD and SpliceRelay.possible(
             self.transport, self.layer.transport
         ):
             # Plain TCP on both sides: move the body inside the kernel.
@@ -293,8 +294,12 @@ class UpstreamProtocol(Protocol):
             )
             self._splice.start()
             return
-        self.transport.bufferSize = _BULK_BUFFER
-        self.layer.transport.bufferSize = _BULK_BUFFER
+        self._raw_transport().bufferSize = _BULK_BUFFER
+
+    def _raw_transport(self) -> Any:
+        # The TCP connection itself (beneath TLS, when there is TLS): its
+        # bufferSize is how much one read takes.
+        return self.transport.transport if self.tls is not None else self.transport
 
     def _moved(self, count: int) -> None:
         self.watchdog.last = self.master.reactor.seconds()
@@ -307,14 +312,6 @@ class UpstreamProtocol(Protocol):
         self._framed = True
         self.on_message_complete_with(self._raw_keep_alive)
 
-    def read_in_bulk(self) -> None:
-        """
-        Read this response's large body in big pieces (until it ends).
-        """
-        raw = self.transport.transport if self.tls is not None else self.transport
-        raw.bufferSize = _BULK_BUFFER
-        self._bulk = raw
-
     def _relay_body(self, data: bytes) -> None:
         left = self._raw_left
         stream = self.stream
@@ -324,7 +321,7 @@ class UpstreamProtocol(Protocol):
             return
         self._raw_left = 0
         stream.response_body(data[:left] if len(data) > left else data)
-        self.transport.bufferSize = self.layer.transport.bufferSize = _DEFAULT_BUFFER
+        self._raw_transport().bufferSize = _DEFAULT_BUFFER
         self._framed = True
         self.on_message_complete_with(self._raw_keep_alive)
         if len(data) > left and self.connected:
@@ -425,9 +422,6 @@ class UpstreamProtocol(Protocol):
         httptools: the response is complete.
         """
         self._want_raw = False
-        if self._bulk is not None:
-            self._bulk.bufferSize = _DEFAULT_BUFFER
-            self._bulk = None
         if self._head_only is not None:
             return
         status = self._parser.get_status_code()
