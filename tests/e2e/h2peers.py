@@ -47,16 +47,16 @@ from h2.events import (
 from h2.exceptions import H2Error, ProtocolError
 from OpenSSL import SSL, crypto
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from interceptor.tlsconfig import certstore_for
+from tests.e2e.peers import LoopbackServer, find_header, tracking_factory
 
 __all__ = [
     "TestPKI",
@@ -208,10 +208,7 @@ class H2ServerStream:
         """
         The first value of C{name} in the request header block.
         """
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return None
+        return find_header(self.headers, name)
 
     @property
     def path(self) -> bytes:
@@ -400,7 +397,7 @@ class H2ServerProtocol(Protocol):
         self.lost.callback(None)
 
 
-class H2Server:
+class H2Server(LoopbackServer):
     """
     An h2 server over TLS on 127.0.0.1 (ALPN C{alpn}, h2 only by default).
 
@@ -421,17 +418,15 @@ class H2Server:
         auto_ack: bool = True,
         settings: Optional[dict] = None,
     ) -> None:
+        super().__init__()
         self.handler = handler
         self.on_headers = on_headers
         self.on_reset = on_reset
         self.auto_ack = auto_ack
         self.settings = settings
-        self.connections: list[H2ServerProtocol] = []
         self.streams: list[H2ServerStream] = []
         self.alpn_offers: list = []
         self.errors: list = []
-        self.listening: Any = None
-        self.port = 0
 
     @classmethod
     async def start(
@@ -443,24 +438,8 @@ class H2Server:
         """
         server = cls(handler, **kw)
         factory = Factory.forProtocol(lambda: H2ServerProtocol(server))
-        factory.noisy = False
-        server.listening = reactor.listenSSL(
-            0, factory, pki.server_context_factory(alpn, server.alpn_offers), interface="127.0.0.1"
-        )
-        server.port = server.listening.getHost().port
-        testcase.addCleanup(server.stop)
+        server._listen(testcase, factory, pki.server_context_factory(alpn, server.alpn_offers))
         return server
-
-    def stop(self) -> Deferred:
-        """
-        Stop listening and drop every open connection.
-        """
-        waiting = [self.listening.stopListening()]
-        for conn in self.connections:
-            if not conn.closed:
-                conn.transport.abortConnection()
-                waiting.append(conn.lost)
-        return DeferredList([d for d in waiting if d is not None])
 
 
 def echo_handler(stream: H2ServerStream) -> None:
@@ -511,19 +490,7 @@ class _Echo1(Resource):
         return NOT_DONE_YET
 
 
-class _Tracking(ProtocolWrapper):
-    def __init__(self, factory: Any, wrapped: Any) -> None:
-        super().__init__(factory, wrapped)
-        self.lost: Deferred = Deferred()
-        self.closed = False
-
-    def connectionLost(self, reason: Any) -> None:
-        self.closed = True
-        super().connectionLost(reason)
-        self.lost.callback(None)
-
-
-class TlsHttp1Server:
+class TlsHttp1Server(LoopbackServer):
     """
     A twisted.web site speaking HTTP/1.1 only, over TLS on 127.0.0.1 (ALPN
     C{alpn}); every path answers with the request as JSON.
@@ -532,13 +499,18 @@ class TlsHttp1Server:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.site = Site(_Echo1())
         self.site.noisy = False
         self.site.log = lambda request: None
         self.alpn_offers: list = []
-        self.protocols: list = []
-        self.listening: Any = None
-        self.port = 0
+
+    @property
+    def protocols(self) -> list:
+        """
+        The accepted connections (the same list as C{connections}).
+        """
+        return self.connections
 
     @classmethod
     async def start(
@@ -548,34 +520,9 @@ class TlsHttp1Server:
         Listen on a free port of 127.0.0.1; stopped in C{testcase}'s cleanup.
         """
         server = cls()
-        wrapping = WrappingFactory(server.site)
-        wrapping.protocol = _Tracking
-        wrapping.noisy = False
-        original = wrapping.buildProtocol
-
-        def build(addr: Any) -> Any:
-            protocol = original(addr)
-            server.protocols.append(protocol)
-            return protocol
-
-        wrapping.buildProtocol = build
-        server.listening = reactor.listenSSL(
-            0, wrapping, pki.server_context_factory(alpn, server.alpn_offers), interface="127.0.0.1"
-        )
-        server.port = server.listening.getHost().port
-        testcase.addCleanup(server.stop)
+        wrapping = tracking_factory(server.site, server.connections)
+        server._listen(testcase, wrapping, pki.server_context_factory(alpn, server.alpn_offers))
         return server
-
-    def stop(self) -> Deferred:
-        """
-        Stop listening and drop every open connection.
-        """
-        waiting = [self.listening.stopListening()]
-        for protocol in self.protocols:
-            if not protocol.closed:
-                protocol.transport.abortConnection()
-                waiting.append(protocol.lost)
-        return DeferredList([d for d in waiting if d is not None])
 
 
 # -- an h2 client through the proxy -----------------------------------------------
@@ -603,10 +550,7 @@ class H2Response:
         """
         The first value of C{name} in the response header block.
         """
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return None
+        return find_header(self.headers, name)
 
     def header_names(self) -> list[bytes]:
         """

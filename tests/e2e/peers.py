@@ -15,6 +15,8 @@ to, clients that talk to the proxy, and a parser for what comes back::
 
 Everything started here is stopped in the test's cleanup, and every wait is
 bounded, so a misbehaving proxy fails a test instead of hanging the suite.
+The other peer modules build on L{LoopbackServer}, L{LoopbackClient} and
+L{tracking_factory} from here.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, TimeoutError
@@ -55,6 +57,11 @@ __all__ = [
     "sleep",
     "wait_until",
     "http_response",
+    "LoopbackServer",
+    "LoopbackClient",
+    "TrackedConnection",
+    "tracking_factory",
+    "find_header",
 ]
 
 
@@ -101,6 +108,152 @@ def http_response(
     return head + b"\r\n" + body
 
 
+def find_header(
+    headers: Sequence[tuple[bytes, bytes]], name: bytes, fold_case: bool = False
+) -> Optional[bytes]:
+    """
+    The first value of C{name} in the (name, value) pairs C{headers}, or
+    None; names compare case-insensitively if C{fold_case}.
+    """
+    if fold_case:
+        name = name.lower()
+    for n, v in headers:
+        if (n.lower() if fold_case else n) == name:
+            return v
+    return None
+
+
+# -- shared plumbing of the servers and clients ------------------------------
+
+
+class TrackedConnection(ProtocolWrapper):
+    """
+    A connection wrapped by L{tracking_factory}: C{closed} turns true and
+    C{lost} fires when the connection goes.
+    """
+
+    def __init__(self, factory: Any, wrapped: Any) -> None:
+        super().__init__(factory, wrapped)
+        self.lost: Deferred = Deferred()
+        self.closed = False
+
+    def connectionLost(self, reason: Any) -> None:
+        self.closed = True
+        super().connectionLost(reason)
+        self.lost.callback(None)
+
+
+def tracking_factory(factory: Any, connections: list) -> WrappingFactory:
+    """
+    A quiet C{WrappingFactory} around C{factory} that wraps every connection
+    in a L{TrackedConnection} and appends it to C{connections}.
+    """
+    wrapping = WrappingFactory(factory)
+    wrapping.protocol = TrackedConnection
+    original = wrapping.buildProtocol
+
+    def build(addr: Any) -> Any:
+        protocol = original(addr)
+        connections.append(protocol)
+        return protocol
+
+    wrapping.buildProtocol = build
+    return wrapping
+
+
+class LoopbackServer:
+    """
+    The base of the test servers: listens on a free port of 127.0.0.1 and
+    is stopped in the test's cleanup.
+
+    @ivar connections: The accepted connections, in order; each has
+        C{transport}, C{closed} and C{lost} (fired when it goes).
+    @ivar listening: The listening port.
+    @ivar port: Its number.
+    """
+
+    def __init__(self) -> None:
+        self.connections: list = []
+        self.listening: Any = None
+        self.port = 0
+
+    def _listen(self, testcase: Any, factory: Any, tls: Any = None) -> None:
+        """
+        Listen with C{factory} on a free port of 127.0.0.1 (over TLS with
+        the context factory C{tls}, if given); stopped in C{testcase}'s
+        cleanup.
+        """
+        factory.noisy = False
+        if tls is None:
+            self.listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        else:
+            self.listening = reactor.listenSSL(0, factory, tls, interface="127.0.0.1")
+        self.port = self.listening.getHost().port
+        testcase.addCleanup(self.stop)
+
+    def stop(self) -> Deferred:
+        """
+        Stop listening and drop every open connection.
+        """
+        waiting = [self.listening.stopListening()]
+        for conn in self.connections:
+            if not conn.closed:
+                conn.transport.abortConnection()
+                waiting.append(conn.lost)
+        return DeferredList([d for d in waiting if d is not None])
+
+
+class LoopbackClient(Protocol):
+    """
+    The base of the raw test clients: keeps every byte it receives.
+
+    @ivar received: Every byte received.
+    @ivar closed: Whether the connection is gone (C{lost} has fired, with
+        C{reason} set).
+    """
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.lost: Deferred = Deferred()
+        self.closed = False
+        self.reason: Any = None
+
+    @classmethod
+    async def connect(cls, testcase: Any, port: int) -> Any:
+        """
+        Connect to 127.0.0.1:C{port}; aborted in C{testcase}'s cleanup.
+        """
+        client = cls()
+        factory = ClientFactory.forProtocol(lambda: client)
+        factory.noisy = False
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5).connect(factory)
+        testcase.addCleanup(client.abort)
+        return client
+
+    def send(self, data: bytes) -> None:
+        """
+        Send C{data} as it is.
+        """
+        self.transport.write(data)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+        self.reason = reason
+        self.lost.callback(None)
+
+    def abort(self) -> Optional[Deferred]:
+        """
+        Drop the connection (if still open) and wait until it is gone.
+        """
+        if not self.closed:
+            self.transport.abortConnection()
+            return self.lost
+        return None
+
+
 # -- a raw, scriptable upstream server --------------------------------------
 
 
@@ -122,10 +275,7 @@ class RawRequest:
         """
         The first value of header C{name} (case-insensitive), or None.
         """
-        for n, v in self.headers:
-            if n.lower() == name.lower():
-                return v
-        return None
+        return find_header(self.headers, name, fold_case=True)
 
 
 def _parse_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -286,7 +436,7 @@ class RawServerConnection(Protocol):
         self.lost.callback(None)
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     """
     A TCP server on 127.0.0.1 whose C{handler(conn, request)} answers each
     request with whatever bytes it likes (or none, or a reset).
@@ -301,13 +451,11 @@ class RawServer:
         on_connect: Optional[Callable[[RawServerConnection], None]] = None,
         on_head: Optional[Callable[[RawServerConnection, RawRequest], None]] = None,
     ) -> None:
+        super().__init__()
         self.handler = handler
         self.on_connect = on_connect
         self.on_head = on_head
-        self.connections: list[RawServerConnection] = []
         self.requests: list[RawRequest] = []
-        self.listening: Any = None
-        self.port = 0
 
     @classmethod
     async def start(cls, testcase: Any, handler: Callable, **kw: Any) -> "RawServer":
@@ -315,11 +463,7 @@ class RawServer:
         Listen on a free port of 127.0.0.1; stopped in C{testcase}'s cleanup.
         """
         server = cls(handler, **kw)
-        factory = Factory.forProtocol(lambda: RawServerConnection(server))
-        factory.noisy = False
-        server.listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        server.port = server.listening.getHost().port
-        testcase.addCleanup(server.stop)
+        server._listen(testcase, Factory.forProtocol(lambda: RawServerConnection(server)))
         return server
 
     def url(self, path: str = "/") -> str:
@@ -327,17 +471,6 @@ class RawServer:
         C{http://127.0.0.1:port} + C{path}.
         """
         return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> Deferred:
-        """
-        Stop listening and drop every open connection.
-        """
-        waiting = [self.listening.stopListening()]
-        for conn in self.connections:
-            if not conn.closed:
-                conn.transport.abortConnection()
-                waiting.append(conn.lost)
-        return DeferredList([d for d in waiting if d is not None])
 
 
 # -- a twisted.web server ---------------------------------------------------
@@ -402,27 +535,17 @@ def pattern(n: int) -> bytes:
     return (unit * (n // len(unit) + 1))[:n]
 
 
-class _Tracking(ProtocolWrapper):
-    def __init__(self, factory: Any, wrapped: Any) -> None:
-        super().__init__(factory, wrapped)
-        self.lost: Deferred = Deferred()
-        self.closed = False
-
-    def connectionLost(self, reason: Any) -> None:
-        self.closed = True
-        super().connectionLost(reason)
-        self.lost.callback(None)
-
-
-class WebServer:
+class WebServer(LoopbackServer):
     """
     A twisted.web Site on 127.0.0.1 with C{/echo} (the request as JSON),
     C{/bytes?n=N} and C{/chunked?parts=N&size=S}; counts connections.
 
-    @ivar connections: Every accepted connection (wrappers), in order.
+    @ivar connections: Every accepted connection (L{TrackedConnection}s),
+        in order.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         root = Resource()
         root.putChild(b"echo", _Echo())
         root.putChild(b"bytes", _Bytes())
@@ -431,9 +554,6 @@ class WebServer:
         self.site = Site(root)
         self.site.noisy = False
         self.site.log = lambda request: None
-        self.connections: list[_Tracking] = []
-        self.listening: Any = None
-        self.port = 0
 
     @classmethod
     async def start(cls, testcase: Any) -> "WebServer":
@@ -441,20 +561,7 @@ class WebServer:
         Listen on a free port of 127.0.0.1; stopped in C{testcase}'s cleanup.
         """
         server = cls()
-        wrapping = WrappingFactory(server.site)
-        wrapping.protocol = _Tracking
-        wrapping.noisy = False
-        original = wrapping.buildProtocol
-
-        def build(addr: Any) -> Any:
-            protocol = original(addr)
-            server.connections.append(protocol)
-            return protocol
-
-        wrapping.buildProtocol = build
-        server.listening = reactor.listenTCP(0, wrapping, interface="127.0.0.1")
-        server.port = server.listening.getHost().port
-        testcase.addCleanup(server.stop)
+        server._listen(testcase, tracking_factory(server.site, server.connections))
         return server
 
     def url(self, path: str = "/") -> str:
@@ -463,68 +570,15 @@ class WebServer:
         """
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def stop(self) -> Deferred:
-        """
-        Stop listening and drop every open connection.
-        """
-        waiting = [self.listening.stopListening()]
-        for conn in self.connections:
-            if not conn.closed:
-                conn.transport.abortConnection()
-                waiting.append(conn.lost)
-        return DeferredList([d for d in waiting if d is not None])
-
 
 # -- a raw client -----------------------------------------------------------
 
 
-class RawClient(Protocol):
+class RawClient(LoopbackClient):
     """
     A client that sends exact bytes to the proxy and keeps every byte it
     gets back.
     """
-
-    def __init__(self) -> None:
-        self.received = bytearray()
-        self.lost: Deferred = Deferred()
-        self.closed = False
-        self.reason: Any = None
-
-    @classmethod
-    async def connect(cls, testcase: Any, port: int) -> "RawClient":
-        """
-        Connect to 127.0.0.1:C{port}; aborted in C{testcase}'s cleanup.
-        """
-        client = cls()
-        factory = ClientFactory.forProtocol(lambda: client)
-        factory.noisy = False
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5)
-        await endpoint.connect(factory)
-        testcase.addCleanup(client.abort)
-        return client
-
-    def send(self, data: bytes) -> None:
-        """
-        Send C{data} as it is.
-        """
-        self.transport.write(data)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.closed = True
-        self.reason = reason
-        self.lost.callback(None)
-
-    def abort(self) -> Deferred:
-        """
-        Drop the connection (if still open) and wait until it is gone.
-        """
-        if not self.closed:
-            self.transport.abortConnection()
-            return self.lost
-        return None
 
     async def wait_closed(self, timeout: float = 3.0) -> bytes:
         """
@@ -599,10 +653,7 @@ class ParsedResponse:
         """
         The first value of header C{name} (case-insensitive), or None.
         """
-        for n, v in self.headers:
-            if n.lower() == name.lower():
-                return v
-        return None
+        return find_header(self.headers, name, fold_case=True)
 
     def header_names(self) -> list[bytes]:
         """

@@ -16,16 +16,14 @@ Everything is stopped in the test's cleanup and every wait is bounded.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from tests.e2e.peers import wait_until
+from tests.e2e.peers import LoopbackClient, LoopbackServer, wait_until
 
 __all__ = ["TcpServer", "TcpClient", "connect_tunnel"]
 
@@ -89,7 +87,7 @@ class _ServerConnection(Protocol):
         self.lost.callback(None)
 
 
-class TcpServer:
+class TcpServer(LoopbackServer):
     """
     A TCP server on 127.0.0.1 with one behaviour:
 
@@ -106,11 +104,9 @@ class TcpServer:
     """
 
     def __init__(self, behaviour: str, flood_bytes: int = 0) -> None:
+        super().__init__()
         self.behaviour = behaviour
         self.flood_bytes = flood_bytes
-        self.connections: list[_ServerConnection] = []
-        self.listening: Any = None
-        self.port = 0
 
     @classmethod
     async def start(cls, testcase: Any, behaviour: str = "echo", **kw: Any) -> "TcpServer":
@@ -118,58 +114,22 @@ class TcpServer:
         Listen on a free port of 127.0.0.1; stopped in C{testcase}'s cleanup.
         """
         server = cls(behaviour, **kw)
-        factory = Factory.forProtocol(lambda: _ServerConnection(server))
-        factory.noisy = False
-        server.listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        server.port = server.listening.getHost().port
-        testcase.addCleanup(server.stop)
+        server._listen(testcase, Factory.forProtocol(lambda: _ServerConnection(server)))
         return server
-
-    def stop(self) -> Deferred:
-        """
-        Stop listening and drop every open connection.
-        """
-        waiting = [self.listening.stopListening()]
-        for conn in self.connections:
-            if not conn.closed:
-                conn.transport.abortConnection()
-                waiting.append(conn.lost)
-        return DeferredList([d for d in waiting if d is not None])
 
 
 @implementer(IHalfCloseableProtocol)
-class TcpClient(Protocol):
+class TcpClient(LoopbackClient):
     """
     A raw client that keeps what it receives, can half-close, and can stop
     reading (to play a slow reader).
     """
 
     def __init__(self) -> None:
-        self.received = bytearray()
-        self.lost: Deferred = Deferred()
-        self.closed = False
+        super().__init__()
         self.eof = False
-        self.reason: Any = None
         self.count_only = False
         self.count = 0
-
-    @classmethod
-    async def connect(cls, testcase: Any, port: int) -> "TcpClient":
-        """
-        Connect to 127.0.0.1:C{port}; aborted in C{testcase}'s cleanup.
-        """
-        client = cls()
-        factory = ClientFactory.forProtocol(lambda: client)
-        factory.noisy = False
-        await TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5).connect(factory)
-        testcase.addCleanup(client.abort)
-        return client
-
-    def send(self, data: bytes) -> None:
-        """
-        Send C{data}.
-        """
-        self.transport.write(data)
 
     def shut_write(self) -> None:
         """
@@ -189,20 +149,6 @@ class TcpClient(Protocol):
 
     def writeConnectionLost(self) -> None:
         pass
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.closed = True
-        self.reason = reason
-        self.lost.callback(None)
-
-    def abort(self) -> Optional[Deferred]:
-        """
-        Drop the connection (if open) and wait until it is gone.
-        """
-        if not self.closed:
-            self.transport.abortConnection()
-            return self.lost
-        return None
 
     async def wait_for(self, predicate: Callable[[bytes], bool], timeout: float = 5.0) -> bytes:
         """

@@ -34,14 +34,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.threads import deferToThread
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from zope.interface import implementer
+
+from tests.e2e.peers import LoopbackServer, tracking_factory
 
 __all__ = [
     "TestCA",
@@ -237,18 +238,6 @@ class _Handler(Resource):
         return b"not found"
 
 
-class _Tracked(ProtocolWrapper):
-    def __init__(self, factory: Any, wrapped: Any) -> None:
-        super().__init__(factory, wrapped)
-        self.closed = False
-        self.lost: Deferred = Deferred()
-
-    def connectionLost(self, reason: Any) -> None:
-        self.closed = True
-        super().connectionLost(reason)
-        self.lost.callback(None)
-
-
 def _server_context(
     cert: x509.Certificate, key: Any, ca_cert: x509.Certificate, alpn: Optional[Sequence[bytes]]
 ) -> SSL.Context:
@@ -283,7 +272,7 @@ class _ServerCreator:
         return connection
 
 
-class HttpsServer:
+class HttpsServer(LoopbackServer):
     """
     A twisted.web Site over TLS on 127.0.0.1, with a certificate from a
     L{TestCA}.
@@ -294,11 +283,9 @@ class HttpsServer:
     """
 
     def __init__(self, cert: x509.Certificate) -> None:
+        super().__init__()
         self.cert = cert
         self.requests: list[Any] = []
-        self.connections: list[_Tracked] = []
-        self.listening: Any = None
-        self.port = 0
 
     @classmethod
     async def start(
@@ -320,20 +307,7 @@ class HttpsServer:
         site = Site(_Handler(server))
         site.noisy = False
         site.log = lambda request: None
-        wrapping = WrappingFactory(site)
-        wrapping.protocol = _Tracked
-        wrapping.noisy = False
-        original = wrapping.buildProtocol
-
-        def build(addr: Any) -> Any:
-            protocol = original(addr)
-            server.connections.append(protocol)
-            return protocol
-
-        wrapping.buildProtocol = build
-        server.listening = reactor.listenSSL(0, wrapping, options, interface="127.0.0.1")
-        server.port = server.listening.getHost().port
-        testcase.addCleanup(server.stop)
+        server._listen(testcase, tracking_factory(site, server.connections), options)
         return server
 
     def url(self, path: str = "/", host: str = "localhost") -> str:
@@ -348,17 +322,6 @@ class HttpsServer:
         The DER bytes of the certificate it presents.
         """
         return self.cert.public_bytes(serialization.Encoding.DER)
-
-    def stop(self) -> Deferred:
-        """
-        Stop listening and drop every open connection.
-        """
-        waiting = [self.listening.stopListening()]
-        for conn in self.connections:
-            if not conn.closed:
-                conn.transport.abortConnection()
-                waiting.append(conn.lost)
-        return DeferredList([d for d in waiting if d is not None])
 
 
 # -- a raw TCP echo server ----------------------------------------------------
@@ -382,7 +345,7 @@ class _EchoProtocol(Protocol):
         self.lost.callback(None)
 
 
-class EchoServer:
+class EchoServer(LoopbackServer):
     """
     A TCP server on 127.0.0.1 sending back every byte it gets.
 
@@ -390,10 +353,8 @@ class EchoServer:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.received = b""
-        self.connections: list[_EchoProtocol] = []
-        self.listening: Any = None
-        self.port = 0
 
     @classmethod
     async def start(cls, testcase: Any) -> "EchoServer":
@@ -401,23 +362,8 @@ class EchoServer:
         Listen on a free port of 127.0.0.1; stopped in C{testcase}'s cleanup.
         """
         server = cls()
-        factory = Factory.forProtocol(lambda: _EchoProtocol(server))
-        factory.noisy = False
-        server.listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        server.port = server.listening.getHost().port
-        testcase.addCleanup(server.stop)
+        server._listen(testcase, Factory.forProtocol(lambda: _EchoProtocol(server)))
         return server
-
-    def stop(self) -> Deferred:
-        """
-        Stop listening and drop every open connection.
-        """
-        waiting = [self.listening.stopListening()]
-        for conn in self.connections:
-            if not conn.closed:
-                conn.transport.abortConnection()
-                waiting.append(conn.lost)
-        return DeferredList([d for d in waiting if d is not None])
 
 
 # -- blocking clients, run in a thread ---------------------------------------
