@@ -99,6 +99,8 @@ def parse_client_hello(data: bytes) -> Optional[ClientHello]:
         if data[offset] != _HANDSHAKE or data[offset + 1] != 0x03:
             raise NotTLS("not a TLS handshake record")
         length = int.from_bytes(data[offset + 3 : offset + 5], "big")
+        if length == 0:
+            raise NotTLS("empty handshake record")
         if len(data) < offset + 5 + length:
             return None
         handshake += data[offset + 5 : offset + 5 + length]

@@ -522,12 +522,27 @@ class Http1Layer:
             # Upstream mode: plain HTTP requests go to the upstream proxy, in
             # absolute-form, on one reused connection.
             address = via_proxy = mode.address
+        tls = None
+        sni: Optional[str] = None
+        if scheme == "https":
+            host = address[0]
+            if self.target is not None and host == self.target[1] and self.sni:
+                sni = self.sni
+            else:
+                sni = None if isIPAddress(host) or isIPv6Address(host) else host
+            tls = (sni, [b"http/1.1"])
+        elif scheme != "http":
+            return _failed(ConnectionError(f"unsupported scheme {scheme!r}"))
         current = self.upstream
         if current is not None:
-            if current.address == address and current.connected and current.stream is None:
+            # Reuse only a connection to the same place, in the same way: an
+            # https request must never go out on a plain connection (or to
+            # a server verified under another name).
+            same = current.address == address and _reuse_key(current) == (scheme, sni)
+            if same and current.connected and current.stream is None:
                 return succeed(current)
             waiters = getattr(current, "ready_waiters", None)
-            if current.address == address and waiters is not None and current.stream is None:
+            if same and waiters is not None and current.stream is None:
                 # Still connecting (an eager connection): wait for it.
                 waiter: Deferred = Deferred()
                 waiters.append(waiter)
@@ -537,16 +552,6 @@ class Http1Layer:
         if self.upstream_error is not None:
             error, self.upstream_error = self.upstream_error, None
             return _failed(ConnectionError(error))
-        tls = None
-        if scheme == "https":
-            host = address[0]
-            if self.target is not None and host == self.target[1] and self.sni:
-                sni: Optional[str] = self.sni
-            else:
-                sni = None if isIPAddress(host) or isIPv6Address(host) else host
-            tls = (sni, [b"http/1.1"])
-        elif scheme != "http":
-            return _failed(ConnectionError(f"unsupported scheme {scheme!r}"))
         server_conn = ServerConnection(address)
         upstream = UpstreamProtocol(self, server_conn, tls=tls)
         if via_proxy is not None:
@@ -568,3 +573,16 @@ class Http1Layer:
         return d.addBoth(settled)
 
 
+
+
+def _reuse_key(upstream: Any) -> tuple[str, Optional[str]]:
+    """
+    How an upstream connection reaches its server: C{("https", sni)} for
+    TLS (HTTP/1 or HTTP/2), C{("http", None)} for plain TCP.
+    """
+    tls = getattr(upstream, "tls", None)
+    if tls is not None:
+        return ("https", tls[0])
+    if upstream.server_conn.tls_established:
+        return ("https", upstream.server_conn.sni)
+    return ("http", None)

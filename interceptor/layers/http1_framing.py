@@ -71,8 +71,9 @@ def _content_length(headers: Headers) -> Optional[int]:
 
 
 def _is_chunked(headers: Headers) -> bool:
+    # Chunked framing only when chunked is the final transfer coding.
     value = headers.get(b"transfer-encoding")
-    return value is not None and b"chunked" in value.lower()
+    return value is not None and value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
 
 
 def _wants_close(headers: Headers) -> bool:

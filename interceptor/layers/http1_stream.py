@@ -418,6 +418,15 @@ class Http1Stream(Exchange):
 
     # -- upgrades (relayed as raw bytes) -----------------------------------
 
+    def asked_to_upgrade(self) -> bool:
+        """
+        Whether the request asked to switch protocols (an C{Upgrade} header
+        with C{Connection: upgrade}); a 101 to anything else is invalid.
+        """
+        headers = self.flow.request.headers
+        connection = headers.get(b"connection") or b""
+        return headers.get(b"upgrade") is not None and b"upgrade" in connection.lower()
+
     def switch_protocols(self, rest: bytes) -> None:
         """
         The server answered an Upgrade request with 101: hand the rest of
@@ -429,6 +438,13 @@ class Http1Stream(Exchange):
         self.layer.write(self._response_head())
         upstream, layer = self.upstream, self.layer
         self.finished = True
+        # Requests pipelined behind the upgrade will never be answered.
+        for other in list(layer.streams):
+            if other is not self:
+                if other.holding_client:
+                    other.holding_client = False
+                    layer.gate.release()
+                other.client_failed("the connection switched protocols before this request")
         layer.streams.clear()
         layer.watchdog.stop()
         if self.websocket and is_websocket_upgrade(response.headers):

@@ -36,6 +36,7 @@ from interceptor.layers.http1_framing import (
     _BULK_THRESHOLD,
     _DEFAULT_BUFFER,
     _content_length,
+    _failed,
     _is_chunked,
     _no_delay,
 )
@@ -53,6 +54,13 @@ if TYPE_CHECKING:
 __all__ = ["UpstreamProtocol"]
 
 _log = Logger(namespace="interceptor.http1")
+
+
+class ResponseTooLarge(Exception):
+    """
+    Raised from a parser callback: the response head is over
+    C{max_header_size}.
+    """
 
 
 @implementer(IHandshakeListener)
@@ -96,6 +104,7 @@ class UpstreamProtocol(Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._fields: list[tuple[bytes, bytes]] = []
         self._reason = b""
+        self._head_size = 0
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
         self._want_raw = False
@@ -124,6 +133,8 @@ class UpstreamProtocol(Protocol):
         @return: A Deferred firing with this protocol once it is ready to
             carry a request: connected, and for TLS handshaken and verified.
         """
+        if self.closing:
+            return _failed(ConnectionError("the client went away before the server connection"))
         self._ready = Deferred()
         self._connecting = open_connection(self.master, self.address, self, self._tls_creator())
         self._connecting.addErrback(self._not_ready)
@@ -148,6 +159,9 @@ class UpstreamProtocol(Protocol):
         """
         TCP is up; for TLS the handshake goes on.
         """
+        if self.closing:
+            self.transport.abortConnection()
+            return
         self.connected = True
         now = time.time()
         self.server_conn.timestamp_start = self.server_conn.timestamp_tcp_setup = now
@@ -255,13 +269,18 @@ class UpstreamProtocol(Protocol):
                 self._enter_raw()
         except httptools.HttpParserUpgrade as e:
             stream = self.stream
-            if stream is not None and stream.flow.response is not None:
+            if stream is None or stream.flow.response is None:
+                self._invalid("upgrade without a 101 response")
+            elif not stream.asked_to_upgrade():
+                self._invalid("101 Switching Protocols to a request that did not ask to upgrade")
+            else:
                 self.stream = None
                 stream.switch_protocols(data[e.args[0]:])
-            else:
-                self._invalid("upgrade without a 101 response")
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__ or e
+            if isinstance(cause, ResponseTooLarge):
+                self._invalid(str(cause))
+                return
             _log.failure("Error handling an upstream response", Failure(cause))
             self._invalid(str(cause))
         except httptools.HttpParserError as e:
@@ -333,9 +352,14 @@ class UpstreamProtocol(Protocol):
         its Content-Length says.
         """
         buf = self._head_only
+        start = max(len(buf) - 3, 0)
         buf += data
-        end = buf.find(b"\r\n\r\n")
+        end = buf.find(b"\r\n\r\n", start)
         if end < 0:
+            if len(buf) > self.master.options.max_header_size:
+                self._invalid(
+                    f"the response header block exceeds {self.master.options.max_header_size} bytes"
+                )
             return
         head, rest = bytes(buf[: end + 4]), buf[end + 4 :]
         self._head_only = bytearray()
@@ -369,6 +393,7 @@ class UpstreamProtocol(Protocol):
         """
         self._fields = []
         self._reason = b""
+        self._head_size = 0
         self._framed = False
 
     def on_status(self, status: bytes) -> None:
@@ -376,11 +401,20 @@ class UpstreamProtocol(Protocol):
         httptools: the reason phrase (possibly in pieces).
         """
         self._reason += status
+        self._count_head(len(status))
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.master.options.max_header_size:
+            raise ResponseTooLarge(
+                f"the response header block exceeds {self.master.options.max_header_size} bytes"
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """
         httptools: one header field.
         """
+        self._count_head(len(name) + len(value) + 4)
         self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -441,11 +475,19 @@ class UpstreamProtocol(Protocol):
     # -- life cycle -------------------------------------------------------
 
     def _timeout(self) -> Optional[float]:
-        return self.master.options.read_timeout if self.stream is not None else None
+        # While a request is outstanding, and during the TLS handshake.
+        if self.stream is not None or self._ready is not None:
+            return self.master.options.read_timeout
+        return None
 
     def _timed_out(self, silence: float) -> None:
         stream = self.stream
-        if stream is not None:
+        if self._ready is not None:
+            self._not_ready(Failure(TimeoutError(
+                f"{self.address[0]}:{self.address[1]} did not complete the TLS handshake "
+                f"within {silence:.1f} s (timed out)"
+            )))
+        elif stream is not None:
             stream.fail(
                 f"{self.address[0]}:{self.address[1]} sent nothing for {silence:.1f} s "
                 "(read timeout)",

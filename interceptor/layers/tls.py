@@ -51,6 +51,8 @@ __all__ = ["TlsLayer", "is_passthrough"]
 _log = Logger(namespace="interceptor.tls")
 
 _ALPN_HTTP1 = b"http/1.1"
+# A ClientHello is at most 64 KiB of handshake data plus its record headers.
+_MAX_HELLO_BYTES = (1 << 16) + 4096
 _ALPN_H2 = b"h2"
 
 
@@ -140,6 +142,11 @@ class TlsLayer:
             self.tls.dataReceived(data)
             return
         self._buffer += data
+        if len(self._buffer) > _MAX_HELLO_BYTES:
+            _log.info("{client}: no ClientHello in the first {n} bytes; closing",
+                      client=self.root.client_conn.address, n=_MAX_HELLO_BYTES)
+            self.root.transport.loseConnection()
+            return
         try:
             hello = parse_client_hello(self._buffer)
         except NotTLS as e:

@@ -347,3 +347,66 @@ class UpstreamFaultTests(_Base):
             )
             self.assertEqual([r.status for r in responses], [502])
         await self.assert_still_serving()
+
+
+class ReviewFindingTests(_Base):
+    """
+    Faults found in review: a server must not be able to steer the proxy
+    into cleartext, a tunnel, or unbounded memory.
+    """
+
+    _fault = UpstreamFaultTests._fault
+
+    async def test_unsolicited_101_is_invalid(self):
+        """A 101 to a request that did not ask to upgrade is a 502, not a raw tunnel."""
+
+        def handler(conn, request):
+            conn.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nraw")
+
+        body = await self._fault(handler, 502, (b"did not ask to upgrade",))
+        self.assertNotIn(b"raw", body)
+
+    async def test_oversized_response_head(self):
+        """A response head over max_header_size is a 502 and the proxy does not keep it."""
+
+        def handler(conn, request):
+            conn.write(b"HTTP/1.1 200 OK\r\n" + b"X-A: " + b"a" * 200 + b"\r\n" * 1)
+            for _ in range(60):
+                conn.write(b"X-B: " + b"b" * 200 + b"\r\n")
+
+        await self._fault(handler, 502, (b"header block exceeds",), max_header_size=4096)
+
+    async def test_oversized_head_response_head(self):
+        """The head of a response to HEAD is bounded too."""
+        await self.start(max_header_size=4096)
+
+        def handler(conn, request):
+            conn.write(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-B: %s\r\n" % (b"b" * 200) for _ in range(60)))
+
+        bad = await RawServer.start(self, handler)
+        responses, raw = await self.send_raw(
+            b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % bad.url("/").encode(), timeout=5
+        )
+        self.assertEqual([r.status for r in responses], [502], raw)
+        await self.assert_still_serving()
+
+    async def test_https_request_never_reuses_a_plain_connection(self):
+        """After http://h:p/ on a keep-alive connection, https://h:p/ opens a new (TLS) connection."""
+        await self.start()
+        connections = []
+
+        def handler(conn, request):
+            connections.append(conn)
+            conn.write(http_response(200, b"plain"))
+
+        plain = await RawServer.start(self, handler)
+        client = await RawClient.connect(self, self.proxy.port_number)
+        client.send(b"GET http://127.0.0.1:%d/a HTTP/1.1\r\nHost: x\r\n\r\n" % plain.port)
+        client.send(b"GET https://127.0.0.1:%d/b HTTP/1.1\r\nHost: x\r\n\r\n" % plain.port)
+        first, second = await client.wait_responses(2, timeout=5)
+        self.assertEqual((first.status, first.body), (200, b"plain"))
+        # The plain server cannot speak TLS: the https request fails (the
+        # handshake times out) instead of travelling in cleartext over the
+        # first connection.
+        self.assertIn(second.status, (502, 504))
+        self.assertEqual(len(plain.requests), 1)
