@@ -73,6 +73,7 @@ class Http1Stream(Exchange):
         self.response_writer: Optional[_BodyWriter] = None
         self.response_started = False
         self.upstream: Optional[UpstreamProtocol] = None
+        self._rejection: Optional[tuple[int, str, str]] = None
         self.finished = False
         self._waiting_for_body: Optional[Callable[[], None]] = None
         self._early_response = False
@@ -89,6 +90,9 @@ class Http1Stream(Exchange):
         This stream is at the head of the queue: run its request hooks
         (C{websocket_handshake} first for a WebSocket upgrade).
         """
+        if self._rejection is not None:
+            self._client_error(*self._rejection)
+            return
         if self.flow.request.method == "GET" and self.options.websocket and (
             is_websocket_upgrade(self.flow.request.headers)
         ):
@@ -142,11 +146,23 @@ class Http1Stream(Exchange):
         if self.request_writer is not None:
             self.request_writer.write(data)
             return
+        if self._rejection is not None:
+            return
         limit = self.body_limit
         if limit is not None and self.request_size > limit:
             self._client_error(413, "Payload Too Large", f"The request body exceeds {limit} bytes.")
             return
         self.request_chunks.append(data)
+        stream_limit = self.stream_limit
+        if (
+            stream_limit is not None
+            and self.request_size > stream_limit
+            and self._waiting_for_body == self._request_read
+        ):
+            # A body without a Content-Length grew past stream_large_bodies.
+            self._waiting_for_body = None
+            self.flow.request.stream = True
+            self._stream_request()
 
     def request_complete(self) -> None:
         """
@@ -492,9 +508,14 @@ class Http1Stream(Exchange):
 
     def _client_error(self, status: int, reason: str, detail: str) -> None:
         """
-        The client's request cannot be served (e.g. too large).
+        The client's request cannot be served (e.g. too large).  Behind
+        another exchange (pipelined), the answer waits for its turn.
         """
         if self.finished:
+            return
+        streams = self.layer.streams
+        if streams and streams[0] is not self:
+            self._rejection = (status, reason, detail)
             return
         self.finished = True
         self.flow.error = Error(detail)

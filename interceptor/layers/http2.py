@@ -753,6 +753,11 @@ class H2Stream(Exchange):
         if data:
             self.out.chunks.append(data)
             self.out.size += len(data)
+        if ack is None and isinstance(self.upstream, UpstreamProtocol):
+            # An HTTP/1 server has no window: hold its reads instead.
+            if self.out.size > _HIGH_WATER and not self._held and self.upstream.gate is not None:
+                self._held = True
+                self.upstream.gate.hold()
         if ack is not None:
             # Acknowledge upstream data once it is on its way to the client.
             if self.out.size <= _HIGH_WATER:
@@ -771,6 +776,9 @@ class H2Stream(Exchange):
             done = _pump(conn, self.stream_id, self.out)
         except H2Error:
             return
+        if self._held and self.out.size <= _HIGH_WATER:
+            self._held = False
+            self.upstream.gate.release()
         if self._acks and self.out.size <= _HIGH_WATER:
             acks, self._acks = self._acks, []
             for ack in acks:

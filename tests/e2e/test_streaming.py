@@ -265,3 +265,45 @@ class AddonStreamTests(unittest.TestCase):
         [response] = await client.wait_responses(1)
         self.assertEqual(response.body, b"30000")
         self.assertEqual(server.requests[0].body, body.upper())
+
+
+class UnframedRequestBodyTests(unittest.TestCase):
+    """
+    Request bodies without a Content-Length follow the same size options.
+    """
+
+    timeout = 20
+
+    async def test_chunked_request_streams_past_the_threshold(self):
+        """A chunked upload that grows past stream_large_bodies is streamed; request.stream is set."""
+        seen = {}
+
+        class Watch:
+            def request(self, flow):
+                seen["stream"] = flow.request.stream
+
+        proxy = await start_proxy(self, Watch(), stream_large_bodies="10k", read_timeout=2.0)
+        server = await RawServer.start(self, echo_size)
+        client = await RawClient.connect(self, proxy.port_number)
+        body = pattern(BIG)
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[i:i + 4096] for i in range(0, BIG, 4096)))
+        client.send(b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" % server.url("/up").encode() + chunks + b"0\r\n\r\n")
+        [response] = await client.wait_responses(1, timeout=5)
+        self.assertEqual(response.body, b"%d" % BIG)
+        self.assertEqual(server.requests[0].body, body)
+        self.assertTrue(seen["stream"])
+
+    async def test_pipelined_rejection_waits_its_turn(self):
+        """A pipelined request over body_size_limit gets its 413 after the response before it."""
+        proxy = await start_proxy(self, body_size_limit="1k", read_timeout=2.0)
+        server = await RawServer.start(self, echo_size)
+        client = await RawClient.connect(self, proxy.port_number)
+        big = b"5000\r\n" + b"x" * 0x5000 + b"\r\n0\r\n\r\n"
+        client.send(
+            b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % server.url("/first").encode()
+            + b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" % server.url("/big").encode()
+            + big
+        )
+        responses = await client.wait_responses(2, timeout=5)
+        self.assertEqual([r.status for r in responses], [200, 413])
+        self.assertEqual(len(server.requests), 1)
