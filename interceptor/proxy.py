@@ -119,6 +119,7 @@ class ProxyProtocol(Protocol):
         self.socks_username: Optional[str] = None
         self._early: list[bytes] = []
         self._detect_buffer = b""
+        self._detect_timer: Any = None
 
     @property
     def root(self) -> "ProxyProtocol":
@@ -204,14 +205,31 @@ class ProxyProtocol(Protocol):
         self.buffer_input()
         self._early[:0] = [rest] if rest else []
         self.dataReceived = self._detect
+        # A client that says nothing (the server may speak first): relay as
+        # raw TCP after read_timeout.
+        self._detect_timer = self.master.reactor.callLater(
+            self.master.options.read_timeout, self._detect_timed_out
+        )
         early, self._early = self._early, []
         for data in early:
             self._detect(data)
 
+    def _detect_timed_out(self) -> None:
+        self._detect_timer = None
+        if self.dataReceived == self._detect and self.client_conn.timestamp_end is None:
+            from interceptor.layers.tcp import TcpLayer
+
+            buffered, self._detect_buffer = self._detect_buffer, b""
+            self.switch_layer(TcpLayer(self, self.tunnel_address), [buffered])
+
     def _detect(self, data: bytes) -> None:
         buffered = self._detect_buffer = self._detect_buffer + data
-        if len(buffered) < 3:
+        if len(buffered) < 3 or (len(buffered) < 17 and buffered.isalpha() and buffered.isupper()):
+            # Not enough to tell yet (a method name may still be arriving).
             return
+        if self._detect_timer is not None and self._detect_timer.active():
+            self._detect_timer.cancel()
+        self._detect_timer = None
         from interceptor.layers.http1 import Http1Layer
         from interceptor.layers.tcp import TcpLayer
         from interceptor.layers.tls import TlsLayer
@@ -319,6 +337,8 @@ class ProxyProtocol(Protocol):
         """
         self.client_conn.timestamp_end = self.master.reactor.seconds()
         self.factory.connections.discard(self)
+        if self._detect_timer is not None and self._detect_timer.active():
+            self._detect_timer.cancel()
         if self.layer is not None:
             try:
                 self.layer.connection_lost(reason)

@@ -157,7 +157,12 @@ class Socks5Layer:
             end = 5 + buf[4]
             if len(buf) < end + 2:
                 return False
-            host = buf[5:end].decode("idna")
+            try:
+                host = buf[5:end].decode("idna")
+            except UnicodeError:
+                self._reply(_GENERAL_FAILURE)
+                self._fail(f"invalid domain name {bytes(buf[5:end])[:100]!r}")
+                return False
         else:
             self._reply(_ATYP_NOT_SUPPORTED)
             self._fail(f"unsupported address type {atyp}")

@@ -125,14 +125,30 @@ class TlsLayer:
         self.tls: Optional[TLSMemoryBIOProtocol] = None
         self._buffer = b""
         self._lost = False
+        self._hello_timer: Any = None
 
     def __repr__(self) -> str:
         return f"<TlsLayer {self.address}>"
 
     def start(self) -> None:
         """
-        Wait for the ClientHello.
+        Wait for the ClientHello, for at most C{read_timeout} seconds.
         """
+        self._hello_timer = self.master.reactor.callLater(
+            self.master.options.read_timeout, self._hello_timed_out
+        )
+
+    def _hello_timed_out(self) -> None:
+        self._hello_timer = None
+        if self.client_hello is None and not self._lost:
+            _log.info("{client}: no complete ClientHello within read_timeout; closing",
+                      client=self.root.client_conn.address)
+            self.root.transport.loseConnection()
+
+    def _stop_hello_timer(self) -> None:
+        if self._hello_timer is not None and self._hello_timer.active():
+            self._hello_timer.cancel()
+        self._hello_timer = None
 
     def data_received(self, data: bytes) -> None:
         """
@@ -156,6 +172,7 @@ class TlsLayer:
             return
         if hello is None or self.client_hello is not None:
             return
+        self._stop_hello_timer()
         self.client_hello = hello
         self.root.client_conn.sni = hello.sni
         host, port = self.address
@@ -264,6 +281,7 @@ class TlsLayer:
         The client connection closed.
         """
         self._lost = True
+        self._stop_hello_timer()
         if self.tls is not None:
             self.tls.connectionLost(reason)
         elif self.inner is not None:

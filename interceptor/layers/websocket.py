@@ -141,7 +141,7 @@ class _Side:
 
     __slots__ = (
         "from_client", "name", "conn", "transport", "write", "gate", "peer", "out",
-        "queue", "busy", "held", "chunks", "frames", "frame_size", "lost", "closing",
+        "queue", "busy", "held", "chunks", "message_size", "frames", "frame_size", "lost", "closing",
         "tcp_closed", "timer", "early", "unframed",
     )
 
@@ -162,6 +162,7 @@ class _Side:
         self.held = False
         # The message being reassembled.
         self.chunks: list[Any] = []
+        self.message_size = 0
         self.frames: list[int] = []
         self.frame_size = 0
         self.lost = False
@@ -234,6 +235,11 @@ class WebSocketLayer:
         except ValueError:
             self.history_limit = None
         self.kept_bytes = 0
+        try:
+            # One message is a body: body_size_limit bounds it too.
+            self.message_limit = parse_size(self.master.options.body_size_limit)
+        except ValueError:
+            self.message_limit = None
 
     def __repr__(self) -> str:
         return f"<WebSocketLayer {self.flow.request.url}>"
@@ -307,12 +313,20 @@ class WebSocketLayer:
                     continue
                 side.chunks.append(event.data)
                 side.frame_size += len(event.data)
+                side.message_size += len(event.data)
+                if self.message_limit is not None and side.message_size > self.message_limit:
+                    self._invalid(side, CloseConnection(
+                        code=1009,
+                        reason=f"message larger than body_size_limit ({self.message_limit} bytes)",
+                    ))
+                    break
                 if event.frame_finished:
                     side.frames.append(side.frame_size)
                     side.frame_size = 0
                     if event.message_finished:
                         chunks, frames = side.chunks, side.frames
                         side.chunks, side.frames = [], []
+                        side.message_size = 0
                         whole = ("" if kind is TextMessage else b"").join(chunks)
                         self._message(side, kind is TextMessage, whole,
                                       frames if len(frames) > 1 else None)
@@ -537,7 +551,8 @@ class WebSocketLayer:
         if side.conn.state is _OPEN:
             side.out.append(side.conn.send(CloseConnection(code=event.code, reason=event.reason)))
         side.closing = True
-        self._fail(f"the {side.name} sent an invalid frame: {event.reason}", side)
+        what = "a message that is too large" if event.code == 1009 else "an invalid frame"
+        self._fail(f"the {side.name} sent {what}: {event.reason}", side)
 
     # -- the end ----------------------------------------------------------
 

@@ -382,6 +382,16 @@ class Socks5ModeTests(unittest.TestCase):
         [root] = list(proxy.master.factories[0].connections)
         self.assertEqual(root.socks_username, "me")
 
+    async def test_invalid_domain_name(self):
+        """A domain name that is not valid IDNA gets reply 1 (general failure) and the connection closes."""
+        proxy = await start_proxy(self, mode="socks5")
+        client = await TcpClient.connect(self, proxy.port_number)
+        client.send(b"\x05\x01\x00")
+        await client.wait_for(lambda d: len(d) >= 2)
+        client.send(b"\x05\x01\x00\x03\x04\xff\xfe\xfd\xfc\x00\x50")
+        data = await client.wait_closed()
+        self.assertEqual(bytes(data[2:4]), b"\x05\x01")
+
 
 # -- transparent mode: a network namespace with iptables REDIRECT -------------
 

@@ -159,6 +159,23 @@ class TcpHostsTests(unittest.TestCase):
         self.assertEqual(data, b"220 hello from the server\r\n")
         self.assertEqual(events.seen, [(False, b"220 hello from the server\r\n")])
 
+    async def test_silent_client_gets_a_server_that_speaks_first(self):
+        """Without tcp_hosts, a tunnel whose client says nothing becomes raw TCP after read_timeout."""
+        events = TcpEvents()
+        proxy = await start_proxy(self, events, read_timeout=0.5)
+        server = await TcpServer.start(self, "banner")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        data = await client.wait_for(lambda d: d.endswith(b"\r\n"))
+        self.assertEqual(data, b"220 hello from the server\r\n")
+
+    async def test_partial_client_hello_times_out(self):
+        """A tunnel that starts a TLS ClientHello and stops is closed after read_timeout."""
+        proxy = await start_proxy(self, read_timeout=0.5)
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"\x16\x03\x01\x02\x00\x01")
+        await client.wait_closed(timeout=3)
+
     async def test_half_close_is_relayed(self):
         """The client's half-close reaches the server, which still answers on the other half; then tcp_end."""
         events = TcpEvents()

@@ -413,6 +413,27 @@ class WebSocketFaultTests(unittest.TestCase):
         await wait_until(lambda: "websocket_error" in events.names)
         self.assertIn("client sent an invalid frame", events.flows[0].error.msg)
 
+    async def test_message_over_body_size_limit(self) -> None:
+        """A fragmented message growing past body_size_limit: Close 1009 to its sender, websocket_error."""
+        events = Events()
+        server = await start_websocket_server(self)
+        proxy = await start_proxy(self, events, body_size_limit="4k")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(HANDSHAKE % (server.port, server.port))
+        await client.wait_for(lambda data: b"\r\n\r\n" in data)
+        peer = await server.next_connection()
+        client.received.clear()
+        # Unfinished binary frames (FIN clear), 1 KiB each, masked with a zero key.
+        frame = b"\x02\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
+        continuation = b"\x00\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
+        client.send(frame + continuation * 8)
+        data = await client.wait_closed()
+        self.assertEqual(data[:1], b"\x88")
+        self.assertEqual(data[2:4], (1009).to_bytes(2, "big"))
+        await wait_until(lambda: "websocket_error" in events.names)
+        self.assertIn("too large", events.flows[0].error.msg)
+        await peer.wait_closed()
+
     async def test_close_handshake_timeout(self) -> None:
         """A server that never answers the Close: websocket_error after read_timeout, the client is answered."""
         events = Events()
