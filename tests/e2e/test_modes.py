@@ -26,7 +26,7 @@ from interceptor.modes import parse_mode
 from interceptor.options import OptionsError, proxy_options
 from interceptor.proxy import ProxyFactory
 from interceptor.testing import start_proxy
-from tests.e2e.peers import Recorder, WebServer, curl, pattern, wait_until
+from tests.e2e.peers import Recorder, WebServer, curl, pattern
 from tests.e2e.tcppeers import TcpClient, TcpServer
 from tests.e2e.tlspeers import HttpsServer, TestCA
 

@@ -5,8 +5,6 @@ them, a slow reader is not buffered for, and a transform still sees every
 byte (no splice then).
 """
 
-from twisted.internet import reactor
-from twisted.internet.protocol import Protocol
 from twisted.trial import unittest
 
 from interceptor import splice

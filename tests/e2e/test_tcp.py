@@ -8,7 +8,6 @@ because their bytes are neither TLS nor HTTP, with the C{tcp_*} events.
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
-from twisted.internet import reactor
 from twisted.trial import unittest
 
 from interceptor.layers.relay import RelayLayer
