@@ -486,25 +486,10 @@ class Http1Stream(Exchange):
         """
         if self.finished:
             return
-        self.finished = True
-        flow = self.flow
-        flow.error = Error(message)
-        if self.upstream is not None:
-            self.upstream.end(self, broken=True)
+        _log.info("{client}: {url}: {detail}", client=self.flow.client_conn.address,
+                  url=self.flow.request.url, detail=message)
         reason = "Gateway Timeout" if status == 504 else "Bad Gateway"
-        _log.info("{client}: {url}: {detail}", client=flow.client_conn.address,
-                  url=flow.request.url, detail=message)
-        started = self.response_started
-
-        def answer(_: Any) -> None:
-            layer = self.layer
-            if started or layer.closing:
-                layer.abort()
-                return
-            layer.write_response_head_and_body(error_response(status, reason, message))
-            layer.stream_finished(self, keep_alive=False)
-
-        self.master.addons.trigger("error", flow).addCallback(answer)
+        self._answer_error(status, reason, message)
 
     def _client_error(self, status: int, reason: str, detail: str) -> None:
         """
@@ -517,14 +502,23 @@ class Http1Stream(Exchange):
         if streams and streams[0] is not self:
             self._rejection = (status, reason, detail)
             return
+        self._answer_error(status, reason, detail)
+
+    def _answer_error(self, status: int, reason: str, detail: str) -> None:
+        """
+        Record the error on the flow, fire C{error}, then answer the client
+        with C{status} (or drop the connection if the response had started)
+        and close it.
+        """
         self.finished = True
         self.flow.error = Error(detail)
         if self.upstream is not None:
             self.upstream.end(self, broken=True)
         layer = self.layer
+        started = self.response_started
 
         def answer(_: Any) -> None:
-            if self.response_started or layer.closing:
+            if started or layer.closing:
                 layer.abort()
                 return
             layer.write_response_head_and_body(error_response(status, reason, detail))

@@ -852,47 +852,37 @@ class H2Stream(Exchange):
         The exchange failed upstream: fire C{error}; answer 502/504, or reset
         the stream if the response had started.
         """
-        if self.finished:
-            return
-        self.finished = True
-        flow = self.flow
-        flow.error = Error(message)
-        self._drop_upstream()
-
-        def answer(_: Any) -> None:
-            layer = self.layer
-            if layer.closing:
-                return
-            try:
-                if self.response_started:
-                    layer.conn.reset_stream(self.stream_id, ErrorCodes.INTERNAL_ERROR)
-                else:
-                    reason = "Gateway Timeout" if status == 504 else "Bad Gateway"
-                    response = error_response(status, reason, message)
-                    layer.conn.send_headers(self.stream_id, h2_response_headers(response))
-                    layer.conn.send_data(self.stream_id, response.raw_content, end_stream=True)
-            except H2Error:
-                pass
-            layer.flush()
-            layer.stream_done(self)
-
-        self.master.addons.trigger("error", flow).addCallback(answer)
+        self._answer_error(status, message)
 
     def _client_error(self, status: int, detail: str) -> None:
+        """
+        The client's request cannot be served (e.g. too large).
+        """
+        self._answer_error(status, detail)
+
+    def _answer_error(self, status: int, detail: str) -> None:
+        """
+        Record the error on the flow, fire C{error}, then answer the stream
+        with C{status} (or reset it if the response had started).
+        """
         if self.finished:
             return
         self.finished = True
         self.flow.error = Error(detail)
         self._drop_upstream()
+        started = self.response_started
 
         def answer(_: Any) -> None:
             layer = self.layer
             if layer.closing:
                 return
-            response = error_response(status, HTTPStatus(status).phrase, detail)
             try:
-                layer.conn.send_headers(self.stream_id, h2_response_headers(response))
-                layer.conn.send_data(self.stream_id, response.raw_content, end_stream=True)
+                if started:
+                    layer.conn.reset_stream(self.stream_id, ErrorCodes.INTERNAL_ERROR)
+                else:
+                    response = error_response(status, HTTPStatus(status).phrase, detail)
+                    layer.conn.send_headers(self.stream_id, h2_response_headers(response))
+                    layer.conn.send_data(self.stream_id, response.raw_content, end_stream=True)
             except H2Error:
                 pass
             layer.flush()
