@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_flow -*-
+# -*- test-case-name: tests.e2e.test_events,tests.e2e.test_flowmodel -*-
 """
 What the proxy knows about each connection, as addons see it::
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fastwrite -*-
+# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_tls -*-
 """
 Writing to a TCP transport without waiting for the next reactor turn.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_splice -*-
+# -*- test-case-name: tests.e2e.test_splice -*-
 """
 Zero-copy relay of a known number of bytes from one TCP connection to
 another, with Linux's C{splice(2)} through a pipe: the bytes never enter

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http1,tests.e2e.test_http1 -*-
+# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_http1_faults -*-
 """
 HTTP/1.x toward the client: the layer of one client connection.
 
