@@ -237,7 +237,10 @@ class Options:
                     f"option {name} is already declared with type {existing.type_name()}"
                 )
             return
-        self._options[name] = Option(name, typespec, default, help, choices)
+        option = self._options[name] = Option(name, typespec, default, help, choices)
+        # Values also live in the instance dict: reading an option is then a
+        # plain attribute lookup (the proxy reads some per request).
+        self.__dict__[name] = option.value
         self._apply_deferred(name)
 
     def subscribe(self, callback: Callable[["Options", set[str]], None]) -> None:
@@ -305,13 +308,13 @@ class Options:
         previous = {name: self._options[name].value for name in checked}
         changed = {name for name, value in checked.items() if previous[name] != value}
         for name in changed:
-            self._options[name].value = checked[name]
+            self._options[name].value = self.__dict__[name] = checked[name]
         if changed:
             try:
                 self._notify(changed)
             except BaseException:
                 for name in changed:
-                    self._options[name].value = previous[name]
+                    self._options[name].value = self.__dict__[name] = previous[name]
                 self._renotify(changed)
                 raise
         return changed

@@ -105,6 +105,7 @@ class UpstreamProtocol(Protocol):
         self._fields: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._head_size = 0
+        self._max_header_size = layer.master.options.max_header_size
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
         self._want_raw = False
@@ -405,7 +406,7 @@ class UpstreamProtocol(Protocol):
 
     def _count_head(self, size: int) -> None:
         self._head_size += size
-        if self._head_size > self.master.options.max_header_size:
+        if self._head_size > self._max_header_size:
             raise ResponseTooLarge(
                 f"the response header block exceeds {self.master.options.max_header_size} bytes"
             )
@@ -414,7 +415,9 @@ class UpstreamProtocol(Protocol):
         """
         httptools: one header field.
         """
-        self._count_head(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._max_header_size:
+            self._count_head(0)
         self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
