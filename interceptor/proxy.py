@@ -370,6 +370,12 @@ class ProxyFactory(Factory):
     def __init__(self, master: Any) -> None:
         self.master = master
         self.connections: set[ProxyProtocol] = set()
+        # The layers import each other and this module, so they are imported
+        # late; do it now, when the proxy starts listening, rather than while
+        # the first client waits (~150 ms).
+        import interceptor.layers.http1  # noqa: F401
+        import interceptor.layers.socks5  # noqa: F401
+        import interceptor.layers.tls  # noqa: F401
 
     def buildProtocol(self, addr: Any) -> ProxyProtocol:
         """
