@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertStore", "Leaf", "CertError", "CA_BASENAME", "names_of"]
+__all__ = ["CertStore", "Leaf", "CertError", "CA_BASENAME", "names_of", "general_name"]
 
 CA_BASENAME = "interceptor-ca"
 _CA_VALIDITY = datetime.timedelta(days=3650)
@@ -53,7 +53,11 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _general_name(name: str) -> x509.GeneralName:
+def general_name(name: str) -> x509.GeneralName:
+    """
+    A subjectAltName entry for C{name}: an IP address entry for an address,
+    else a DNS name.
+    """
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
@@ -309,7 +313,7 @@ class CertStore:
         )
         if names:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
+                x509.SubjectAlternativeName([general_name(n) for n in names]), critical=False
             )
         cert = builder.sign(self.ca_key, self._hash)
         return Leaf(cert, self.leaf_key, [self.ca_cert], names)

@@ -19,8 +19,8 @@ sees the previous one again (as mitmproxy does).
 
 from __future__ import annotations
 
-import functools
 import collections.abc
+import functools
 import re
 import typing
 from typing import Any, Callable, Iterable, Optional, Sequence

@@ -25,11 +25,14 @@ import re
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IProtocolNegotiationFactory, IPushProducer
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IProtocolNegotiationFactory,
+    IPushProducer,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.internet.interfaces import IHalfCloseableProtocol
 from zope.interface import alsoProvides, implementer
 
 from interceptor.connection import ClientConnection

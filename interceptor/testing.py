@@ -354,7 +354,10 @@ class _WebSocketPeer:
 
 def _autobahn_classes() -> tuple[Any, Any]:
     # autobahn is imported only by the suites that use these helpers.
-    from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
+    from autobahn.twisted.websocket import (
+        WebSocketClientProtocol,
+        WebSocketServerProtocol,
+    )
 
     class WebSocketTestClient(_WebSocketPeer, WebSocketClientProtocol):
         """
@@ -408,7 +411,10 @@ def _autobahn_classes() -> tuple[Any, Any]:
 
 
 def _deflate_server_options() -> dict[str, Any]:
-    from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+    from autobahn.websocket.compress import (
+        PerMessageDeflateOffer,
+        PerMessageDeflateOfferAccept,
+    )
 
     def accept(offers: list[Any]) -> Any:
         for offer in offers:

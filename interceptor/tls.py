@@ -21,11 +21,11 @@ from service_identity.cryptography import (
     verify_certificate_hostname,
     verify_certificate_ip_address,
 )
+from twisted.internet import tcp
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
-from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol

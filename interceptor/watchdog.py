@@ -43,6 +43,16 @@ class Watchdog:
         self.last = clock.seconds()
         self._call: Any = None
 
+    @classmethod
+    def for_connection(
+        cls, master: Any, timeout: Callable[[], Optional[float]], expired: Callable[[float], None]
+    ) -> "Watchdog":
+        """
+        A watchdog on C{master}'s reactor that looks four times per
+        C{read_timeout} (the shortest limit a proxied connection has).
+        """
+        return cls(master.reactor, timeout, expired, period=master.options.read_timeout / 4)
+
     def touch(self) -> None:
         """
         Something happened: restart the silence count.

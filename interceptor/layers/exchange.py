@@ -5,8 +5,8 @@ steps shared by L{interceptor.layers.http1_stream.Http1Stream} and
 L{interceptor.layers.http2.H2Stream}.
 
 A subclass keeps C{flow}, C{request_chunks}, C{request_done} and
-C{_waiting_for_body}, and provides C{_trigger(event, then)} and
-C{_after_request()}.
+C{_waiting_for_body}, and provides C{_trigger(event, then)}, C{_kill()},
+C{_send_early_response()}, C{_connect(then)} and C{_send_buffered_request}.
 """
 
 from __future__ import annotations
@@ -43,8 +43,29 @@ class Exchange:
     def _trigger(self, event: str, then: Callable[[], None]) -> None:
         raise NotImplementedError
 
-    def _after_request(self) -> None:
+    def _kill(self) -> None:
         raise NotImplementedError
+
+    def _send_early_response(self) -> None:
+        raise NotImplementedError
+
+    def _connect(self, then: Callable[..., None]) -> None:
+        raise NotImplementedError
+
+    def _send_buffered_request(self, *upstream: Any) -> None:
+        raise NotImplementedError
+
+    def _after_request(self) -> None:
+        """
+        The C{request} hooks are done: drop a killed flow, answer with the
+        response an addon set, or send the request upstream.
+        """
+        flow = self.flow
+        if flow.killed:
+            return self._kill()
+        if flow.response is not None:
+            return self._send_early_response()
+        self._connect(self._send_buffered_request)
 
     def _when_request_read(self, then: Callable[[], None]) -> None:
         """

@@ -122,12 +122,7 @@ class Http1Layer:
         self._fields: list[tuple[bytes, bytes]] = []
         self._bad: Optional[tuple[int, str, str]] = None
         self._max_header_size = self.options.max_header_size
-        self.watchdog = Watchdog(
-            self.master.reactor,
-            self._timeout,
-            self._timed_out,
-            period=self.master.options.read_timeout / 4,
-        )
+        self.watchdog = Watchdog.for_connection(self.master, self._timeout, self._timed_out)
 
     def __repr__(self) -> str:
         return f"<Http1Layer {self.client_conn!r}>"

@@ -183,7 +183,6 @@ class Http1Stream(Exchange):
         if flow.killed:
             return self._kill()
         if flow.response is not None:
-            self._early_response = True
             return self._when_request_read(self._send_early_response)
         length = _content_length(request.headers)
         limit = self.body_limit
@@ -199,16 +198,8 @@ class Http1Stream(Exchange):
             return self._stream_request()
         self._when_request_read(self._request_read)
 
-    def _after_request(self) -> None:
-        flow = self.flow
-        if flow.killed:
-            return self._kill()
-        if flow.response is not None:
-            self._early_response = True
-            return self._send_early_response()
-        self._connect(self._send_buffered_request)
-
     def _send_early_response(self) -> None:
+        self._early_response = True
         self.response_started = True
         self._trigger("response", self._write_buffered_response)
 

@@ -116,12 +116,7 @@ class UpstreamProtocol(Protocol):
         self._framed = False
         self._relay: Any = None
         self._connecting: Optional[Deferred] = None
-        self.watchdog = Watchdog(
-            self.master.reactor,
-            self._timeout,
-            self._timed_out,
-            period=self.master.options.read_timeout / 4,
-        )
+        self.watchdog = Watchdog.for_connection(self.master, self._timeout, self._timed_out)
 
     def __repr__(self) -> str:
         return f"<UpstreamProtocol {self.address}>"

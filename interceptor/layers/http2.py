@@ -545,14 +545,6 @@ class H2Stream(Exchange):
             return self._connect(self._start_streamed_request)
         self._when_request_read(self._request_read)
 
-    def _after_request(self) -> None:
-        flow = self.flow
-        if flow.killed:
-            return self._kill()
-        if flow.response is not None:
-            return self._send_early_response()
-        self._connect(self._send_buffered_request)
-
     def _send_early_response(self) -> None:
         self._trigger("response", self._send_buffered_response)
 

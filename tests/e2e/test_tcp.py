@@ -14,7 +14,7 @@ from interceptor.layers.relay import RelayLayer
 from interceptor.layers.tcp import TcpLayer
 from interceptor.tcp import TCPFlow, TCPMessage
 from interceptor.testing import start_proxy
-from tests.e2e.peers import sleep, unused_port, wait_until
+from tests.e2e.peers import WebServer, sleep, unused_port, wait_until
 from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
 
 
@@ -166,6 +166,24 @@ class TcpHostsTests(unittest.TestCase):
         client = await connect_tunnel(self, proxy.port_number, server.port)
         data = await client.wait_for(lambda d: d.endswith(b"\r\n"))
         self.assertEqual(data, b"220 hello from the server\r\n")
+
+    async def test_method_split_across_reads_is_http(self):
+        """A tunnelled request whose method arrives alone ("GET", then the rest) is still parsed as HTTP."""
+        seen = []
+
+        class Watch:
+            def request(self, flow):
+                seen.append(flow.request.path)
+
+        proxy = await start_proxy(self, Watch(), read_timeout=2.0)
+        web = await WebServer.start(self)
+        client = await connect_tunnel(self, proxy.port_number, web.port)
+        client.send(b"GET")
+        await sleep(0.2)
+        client.send(b" /bytes?n=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = await client.wait_closed()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+        self.assertEqual(seen, ["/bytes?n=5"])
 
     async def test_partial_client_hello_times_out(self):
         """A tunnel that starts a TLS ClientHello and stops is closed after read_timeout."""

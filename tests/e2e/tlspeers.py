@@ -19,7 +19,6 @@ client has a socket timeout and is run with C{deferToThread}.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 import os
 import socket
@@ -35,13 +34,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.threads import deferToThread
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from zope.interface import implementer
 
+from interceptor.certs import general_name
 from tests.e2e.peers import LoopbackServer, tracking_factory
 
 __all__ = [
@@ -61,12 +61,6 @@ _TIMEOUT = 5.0
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
-
-def _general_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
 
 
 def pem_of(cert: x509.Certificate) -> bytes:
@@ -156,7 +150,7 @@ class TestCA:
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
             )
             .add_extension(
-                x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
+                x509.SubjectAlternativeName([general_name(n) for n in names]), critical=False
             )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
