@@ -22,6 +22,7 @@ setup(
         "zope.interface>=6.0",
         "httptools>=0.6",
         "wsproto>=1.2",
+        "websockets>=13.0",
         "brotli>=1.1",
         "zstandard>=0.22",
     ],

@@ -32,6 +32,8 @@ from typing import Any, Optional, Union
 
 from wsproto.frame_protocol import Opcode
 
+from interceptor.wsframes import payload_of
+
 __all__ = ["Opcode", "WebSocketMessage", "WebSocketData", "WebSocketFlow", "inject"]
 
 
@@ -41,15 +43,13 @@ class WebSocketMessage:
 
     @ivar from_client: True when the client sent it, False for the server.
     @ivar type: L{Opcode.TEXT} or L{Opcode.BINARY}.
-    @ivar content: The (decompressed, reassembled) payload as bytes; change
-        it and the peer receives the changed message.
     @ivar timestamp: When the proxy received it (or it was injected).
     @ivar dropped: Whether it was killed (then it is not forwarded).
     @ivar injected: Whether the proxy made it (L{inject}) rather than a peer.
     """
 
-    __slots__ = ("from_client", "type", "content", "timestamp", "dropped", "injected",
-                 "_original", "_text", "_frames")
+    __slots__ = ("from_client", "type", "_content", "timestamp", "dropped", "injected",
+                 "_original", "_text", "_frames", "_frame", "_header_length", "_key")
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class WebSocketMessage:
     ) -> None:
         self.type = Opcode(type)
         self.from_client = from_client
-        self.content = content
+        self._content = content
         self.timestamp = time.time() if timestamp is None else timestamp
         self.dropped = dropped
         self.injected = injected
@@ -71,6 +71,58 @@ class WebSocketMessage:
         self._original: Optional[bytes] = None
         self._text: Optional[str] = None
         self._frames: Any = None
+        # A big frame kept as it came (see interceptor.wsframes): content is
+        # unmasked from it when first read.
+        self._frame: Optional[bytes] = None
+        self._header_length = 0
+        self._key: Optional[bytes] = None
+
+    @classmethod
+    def from_frame(
+        cls, type: Union[Opcode, int], from_client: bool, frame: bytes, header_length: int,
+        key: Optional[bytes],
+    ) -> "WebSocketMessage":
+        """
+        A message received as one whole frame, kept as it is; C{content}
+        is unmasked from it when first read.
+        """
+        message = cls(type, from_client, None)
+        message._frame = frame
+        message._header_length = header_length
+        message._key = key
+        return message
+
+    @property
+    def content(self) -> bytes:
+        """
+        The (decompressed, reassembled) payload as bytes; change it and the
+        peer receives the changed message.
+        """
+        content = self._content
+        if content is None:
+            content = self._content = self._original = payload_of(
+                self._frame, self._header_length, self._key)
+        return content
+
+    @content.setter
+    def content(self, value: bytes) -> None:
+        self._content = value
+
+    @property
+    def _unchanged(self) -> bool:
+        """
+        Whether C{content} is still what the peer sent.
+        """
+        content = self._content
+        return content is self._original or (content is None and self._frame is not None)
+
+    def _size(self) -> int:
+        """
+        The payload's length, without unmasking a kept frame.
+        """
+        if self._content is None and self._frame is not None:
+            return len(self._frame) - self._header_length
+        return len(self._content)
 
     @property
     def is_text(self) -> bool:
@@ -89,7 +141,7 @@ class WebSocketMessage:
         """
         if self.type is not Opcode.TEXT:
             raise AttributeError("text is only available for TEXT messages; use content")
-        if self._text is not None and self.content is self._original:
+        if self._text is not None and self._content is self._original:
             return self._text
         return self.content.decode("utf-8", "replace")
 

@@ -31,7 +31,7 @@ transport.
 
 from __future__ import annotations
 
-import struct
+import os
 import time
 from collections import deque
 from typing import Any, Callable, Optional
@@ -47,6 +47,7 @@ from wsproto.utilities import LocalProtocolError
 from interceptor.flow import Error
 from interceptor.options import parse_size
 from interceptor.websocket import WebSocketData, WebSocketMessage
+from interceptor.wsframes import BIG, FrameSplitter, apply_mask, frame_header
 
 __all__ = ["WebSocketLayer", "is_websocket_upgrade", "negotiated_extensions", "supported_offers"]
 
@@ -106,21 +107,6 @@ def negotiated_extensions(value: Optional[str]) -> list[Extension]:
     return []
 
 
-_BULK = 65536
-
-
-def _header(first: int, length: int) -> bytes:
-    """
-    The header of an unmasked FIN frame (what wsproto writes toward a
-    client when no extension is active).
-    """
-    if length < 126:
-        return struct.pack("!BB", first, length)
-    if length < 65536:
-        return struct.pack("!BBH", first, 126, length)
-    return struct.pack("!BBQ", first, 127, length)
-
-
 def _split(data: Any, sizes: list[int]) -> list[Any]:
     """
     Cut C{data} into pieces of C{sizes} (the last piece takes any rest).
@@ -142,7 +128,7 @@ class _Side:
     __slots__ = (
         "from_client", "name", "conn", "transport", "write", "gate", "peer", "out",
         "queue", "busy", "held", "chunks", "message_size", "frames", "frame_size", "lost", "closing",
-        "tcp_closed", "timer", "early", "unframed",
+        "tcp_closed", "timer", "early", "splitter",
     )
 
     def __init__(self, from_client: bool, conn: Connection, transport: Any,
@@ -170,9 +156,9 @@ class _Side:
         self.tcp_closed = False
         self.timer: Any = None
         self.early: Optional[list[bytes]] = []
-        # Frames toward this side are plain header + payload (we are its
-        # server and no extension rewrites them).
-        self.unframed = False
+        # Without extensions, big whole frames skip wsproto (see
+        # interceptor.wsframes): this cuts the side's bytes into frames.
+        self.splitter: Optional[FrameSplitter] = None
 
 
 class _UpstreamSink:
@@ -225,7 +211,14 @@ class WebSocketLayer:
             upstream.gate,
         )
         self.client.peer, self.server.peer = self.server, self.client
-        self.client.unframed = not client_extensions
+        if not client_extensions:
+            for side in (self.client, self.server):
+                side.splitter = FrameSplitter(
+                    lambda data, side=side: self._feed(side, data),
+                    lambda length, side=side: self._take_big(side, length),
+                    lambda *frame, side=side: self._big_frame(side, *frame),
+                    masked=side.from_client,
+                )
         self.finished = False
         self.started = False
         self.upstream_sink = _UpstreamSink(self)
@@ -299,6 +292,17 @@ class WebSocketLayer:
         if side.early is not None:
             side.early.append(data)
             return
+        if side.splitter is not None:
+            side.splitter.feed(data)
+        else:
+            self._feed(side, data)
+        self._flush()
+
+    def _feed(self, side: _Side, data: bytes) -> None:
+        """
+        Parse bytes from C{side} with its wsproto connection and relay what
+        they hold.
+        """
         conn = side.conn
         try:
             conn.receive_data(data)
@@ -337,7 +341,35 @@ class WebSocketLayer:
                 break
             else:
                 self._submit(side, event)
-        self._flush()
+
+    def _take_big(self, side: _Side, length: int) -> bool:
+        """
+        Whether a big whole frame of C{length} bytes from C{side} may skip
+        wsproto: only while the connection is open and the message is within
+        C{body_size_limit} (wsproto's path reports the rest).
+        """
+        return (
+            not self.finished
+            and side.conn.state is _OPEN
+            and (self.message_limit is None or length <= self.message_limit)
+        )
+
+    def _big_frame(self, side: _Side, opcode: int, frame: bytes, header_length: int,
+                   key: Optional[bytes]) -> None:
+        """
+        A big whole message from C{side}, kept as its frame.
+        """
+        if self.finished:
+            return
+        message = WebSocketMessage.from_frame(opcode, side.from_client, frame, header_length, key)
+        if message.type is _TEXT:
+            try:
+                message._text = message.content.decode("utf-8")
+            except UnicodeDecodeError as e:
+                self._invalid(side, CloseConnection(
+                    code=1007, reason=f"invalid UTF-8 in a text message: {e.reason}"))
+                return
+        self._submit(side, message)
 
     def _message(self, side: _Side, is_text: bool, payload: Any, frames: Optional[list[int]]) -> None:
         if self.finished:
@@ -398,9 +430,9 @@ class WebSocketLayer:
         limit = self.history_limit
         if limit is None:
             return
-        self.kept_bytes += len(message.content)
+        self.kept_bytes += message._size()
         while self.kept_bytes > limit and len(messages) > 1:
-            self.kept_bytes -= len(messages.pop(0).content)
+            self.kept_bytes -= messages.pop(0)._size()
 
     def _hooked(self, _: Any, side: _Side, message: WebSocketMessage) -> None:
         side.busy = False
@@ -437,8 +469,13 @@ class WebSocketLayer:
         conn = peer.conn
         if peer.lost or conn.state is not _OPEN:
             return
+        unchanged = message._unchanged
+        if unchanged and message._frame is not None:
+            # The frame as it came (the same framing rules apply both ways
+            # when no extension is active: a client's frame stays masked).
+            peer.out.append(message._frame)
+            return
         content = message.content
-        unchanged = content is message._original
         if message.type is _TEXT:
             payload: Any = message._text if unchanged and message._text is not None else (
                 content.decode("utf-8", "replace"))
@@ -447,12 +484,17 @@ class WebSocketLayer:
             payload, event = content, BytesMessage
         frames = message._frames if unchanged else None
         if frames is None:
-            if peer.unframed and len(content) >= _BULK:
-                # Toward the client, without extensions, a frame is a header
-                # and the payload as it is: skip wsproto's copies of it.
-                opcode = 0x81 if message.type is _TEXT else 0x82
-                peer.out.append(_header(opcode, len(content)))
-                peer.out.append(content)
+            if peer.splitter is not None and len(content) >= BIG:
+                # Without extensions a frame is a header and the payload,
+                # masked toward the server: skip wsproto's copies of it.
+                first = 0x81 if message.type is _TEXT else 0x82
+                if peer.from_client:
+                    peer.out.append(frame_header(first, len(content)))
+                    peer.out.append(content)
+                else:
+                    key = os.urandom(4)
+                    peer.out.append(frame_header(first, len(content), key))
+                    peer.out.append(apply_mask(content, key))
                 return
             peer.out.append(conn.send(event(data=payload)))
             return
@@ -465,20 +507,32 @@ class WebSocketLayer:
         for side in (self.client, self.server):
             out = side.out
             if out:
-                if len(out) == 1:
-                    data = out[0]
-                elif len(out) == 2 and len(out[1]) >= _BULK:
-                    # A big payload is written as it is, not copied.
-                    if not side.lost:
-                        side.write(out[0])
-                    data = out[1]
-                else:
-                    data = b"".join(out)
-                out.clear()
                 if not side.lost:
-                    side.write(data)
+                    self._write_out(side.write, out)
+                out.clear()
             if side.closing and not side.tcp_closed:
                 self._close_transport(side)
+
+    @staticmethod
+    def _write_out(write: Callable[[bytes], None], out: list[bytes]) -> None:
+        """
+        Write C{out} with as few calls as possible, big pieces as they are
+        (not copied into one string).
+        """
+        if len(out) == 1:
+            write(out[0])
+            return
+        small: list[bytes] = []
+        for piece in out:
+            if len(piece) >= BIG:
+                if small:
+                    write(b"".join(small))
+                    small = []
+                write(piece)
+            else:
+                small.append(piece)
+        if small:
+            write(b"".join(small))
 
     def _close_transport(self, side: _Side) -> None:
         side.tcp_closed = True
