@@ -130,6 +130,10 @@ SCENARIOS = [
     dict(id="S3-newconn-c10", kind="curl", needs="forward", path="/small", conns=10,
          http="1.1", newconn=True,
          desc="HTTPS via CONNECT, intercepted; new TCP+TLS (full handshake) per request, c=10"),
+    dict(id="S3-newhost-c10", kind="curl", needs="forward", path="/small", conns=10,
+         http="1.1", newconn=True, newhost=True,
+         desc="as S3-newconn, but every connection to a new hostname (SNI h<i>.bench.test, "
+              "curl --connect-to 127.0.0.1): the proxy mints a new leaf per connection"),
     dict(id="S3-keepalive-c50", kind="curl", needs="forward", path="/small", conns=50,
          http="1.1", newconn=False,
          desc="HTTPS via CONNECT, intercepted; HTTP/1.1 keep-alive, c=50 connections"),
@@ -456,13 +460,16 @@ class Bench:
         self.backend_ca = os.path.join(c, "backend-ca.pem")
         self.backend_cert = os.path.join(c, "backend.pem")
         self.backend_key = os.path.join(c, "backend.key")
-        if all(os.path.exists(p) for p in (self.backend_ca, self.backend_cert, self.backend_key)):
-            return
         ext = os.path.join(c, "ext.cnf")
+        wanted = ("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.bench.test\n"
+                  "basicConstraints=CA:FALSE\n"
+                  "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                  "extendedKeyUsage=serverAuth\n")
+        paths = (self.backend_ca, self.backend_cert, self.backend_key, ext)
+        if all(os.path.exists(p) for p in paths) and open(ext).read() == wanted:
+            return
         with open(ext, "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth\n")
+            f.write(wanted)
         steps = [
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
              "-keyout", os.path.join(c, "backend-ca.key"), "-out", self.backend_ca,
@@ -632,6 +639,10 @@ http {{
         scheme = sc.get("scheme", "https")
         scheme_port = self.bsport if scheme == "https" else self.bport
         url = f"{scheme}://{HOST}:{scheme_port}{sc['path']}?i=[1-{n}]"
+        if sc.get("newhost"):
+            # A new name (SNI) per connection; curl still connects to
+            # 127.0.0.1 (through the proxy: CONNECT 127.0.0.1:port).
+            url = f"{scheme}://h[1-{n}].bench.test:{scheme_port}{sc['path']}"
         fmt = "%{stderr}R %{http_code} %{time_total} %{num_connects} %{http_version}\\n"
         # NB: curl 7.88 prints the --parallel progress meter even with -s;
         # only --no-progress-meter silences it (it would garble the -w lines).
@@ -644,6 +655,8 @@ http {{
                 ["--cacert", proc.ca] if scheme == "https" else [])
         if sc.get("newconn"):
             argv += ["--no-sessionid", "-H", "Connection: close"]
+        if sc.get("newhost"):
+            argv += ["--connect-to", f"::{HOST}:{scheme_port}"]
         argv.append(url)
         errp = os.path.join(self.workdir, "tmp", "curl.err")
         cpu0 = child_cpu_s()

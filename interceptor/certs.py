@@ -37,7 +37,10 @@ __all__ = ["CertStore", "Leaf", "CertError", "CA_BASENAME", "names_of", "general
 CA_BASENAME = "interceptor-ca"
 _CA_VALIDITY = datetime.timedelta(days=3650)
 _LEAF_VALIDITY = datetime.timedelta(days=365)
-_LEAF_CACHE_SIZE = 4096
+# Minted leaves (and their TLS contexts) kept for hosts seen before; the
+# oldest goes first.  Bounded: a client visiting many hosts must not grow
+# the proxy without end.
+_LEAF_CACHE_SIZE = 1024
 
 PrivateKey = Any
 
@@ -80,9 +83,13 @@ def names_of(cert: x509.Certificate) -> list[str]:
 class Leaf:
     """
     A minted certificate with the key it certifies and the chain to send.
+
+    @ivar contexts: TLS contexts presenting this leaf (see
+        L{interceptor.tls.ServerTLS.for_leaf}), which live as long as the
+        leaf stays cached.
     """
 
-    __slots__ = ("cert", "key", "chain", "names", "_pem")
+    __slots__ = ("cert", "key", "chain", "names", "_pem", "contexts")
 
     def __init__(
         self, cert: x509.Certificate, key: PrivateKey, chain: Sequence[x509.Certificate], names: tuple
@@ -92,6 +99,7 @@ class Leaf:
         self.chain = list(chain)
         self.names = names
         self._pem: Optional[bytes] = None
+        self.contexts: dict = {}
 
 
 class CertStore:

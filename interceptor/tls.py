@@ -156,8 +156,6 @@ class ServerTLS:
     leaf, and the ALPN protocol the upstream chose.
     """
 
-    _contexts: dict[tuple[Leaf, Optional[bytes]], SSL.Context] = {}
-
     def __init__(self, context: SSL.Context) -> None:
         self.context = context
 
@@ -166,15 +164,10 @@ class ServerTLS:
         """
         A creator presenting C{leaf} and answering ALPN with C{alpn}.
         """
-        # Keyed by the leaf itself, which the cache keeps alive: an id() could
-        # be reused by a newer leaf and hand out another host's certificate.
-        key = (leaf, alpn)
-        context = cls._contexts.get(key)
+        # Kept on the leaf: it goes when the certificate store drops the leaf.
+        context = leaf.contexts.get(alpn)
         if context is None:
-            context = _server_context(leaf, alpn)
-            if len(cls._contexts) > 8192:
-                cls._contexts.clear()
-            cls._contexts[key] = context
+            context = leaf.contexts[alpn] = _server_context(leaf, alpn)
         return cls(context)
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:

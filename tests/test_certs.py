@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import crypto
 from twisted.trial import unittest
 
+from interceptor import certs
 from interceptor.certs import CA_BASENAME, CertError, CertStore, names_of
 from interceptor.tlsconfig import certstore_for
 
@@ -274,6 +275,15 @@ class LeafTests(unittest.TestCase):
         first = self.store.leaf_for(["cached.example", "www.cached.example"])
         self.assertIs(self.store.leaf_for(["cached.example", "www.cached.example"]), first)
         self.assertIsNot(self.store.leaf_for(["www.cached.example"]), first)
+
+    def test_cache_bounded(self):
+        """The leaf cache keeps the newest leaves only; the oldest is minted again when asked for."""
+        self.patch(certs, "_LEAF_CACHE_SIZE", 3)
+        store = CertStore(self.store.ca_cert, self.store.ca_key)
+        leaves = [store.leaf_for([f"h{i}.example"]) for i in range(5)]
+        self.assertEqual(len(store._leaves), 3)
+        self.assertIs(store.leaf_for(["h4.example"]), leaves[4])
+        self.assertIsNot(store.leaf_for(["h0.example"]), leaves[0])
 
     def test_duplicates_and_case(self):
         """Names are lower-cased and each appears once in the SAN, whatever their case."""

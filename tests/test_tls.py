@@ -181,10 +181,6 @@ class ServerTLSTests(unittest.TestCase):
     """
 
     def setUp(self):
-        # Fresh context cache: contexts cached by id() of leaves freed by
-        # other tests would otherwise be handed out (the bug
-        # test_context_follows_new_leaves pins down).
-        self.patch(ServerTLS, "_contexts", {})
         self.store = _CA.get()
 
     def negotiate(self, alpn_answer, offers):
@@ -241,9 +237,6 @@ class UpstreamContextsTests(unittest.TestCase):
     """
     L{UpstreamContexts} keeps one client context per set of settings.
     """
-
-    def setUp(self):
-        self.patch(ServerTLS, "_contexts", {})
 
     def test_cached_per_settings(self):
         """Same settings, same context; other settings, another one."""

@@ -28,10 +28,6 @@ class HttpsRewriteExampleTests(unittest.TestCase):
 
     timeout = 15
 
-    def setUp(self):
-        # Fresh context cache (ServerTLS caches by id(leaf); see tests.test_tls).
-        self.patch(ServerTLS, "_contexts", {})
-
     async def test_https_body_rewritten(self):
         """Through the script, an HTTPS "hello world" arrives as "hello interceptor", with the marker header."""
         path = os.path.abspath(os.path.join(EXAMPLES, "https_rewrite.py"))

@@ -126,11 +126,6 @@ class TlsTestCase(unittest.TestCase):
     timeout = 20
 
     def setUp(self):
-        # A fresh client-facing context cache per test, as in a new process:
-        # ServerTLS caches contexts by id(leaf), and ids of the leaves of
-        # earlier tests' (freed) stores are reused, handing out leaves of
-        # another CA (see tests.test_tls...test_context_follows_new_leaves).
-        self.patch(ServerTLS, "_contexts", {})
         self.ca = TestCA.shared()
         self.test_ca_path = self.ca.cert_path(self)
         self.confdir = self.mktemp()
