@@ -640,9 +640,13 @@ http {{
         scheme_port = self.bsport if scheme == "https" else self.bport
         url = f"{scheme}://{HOST}:{scheme_port}{sc['path']}?i=[1-{n}]"
         if sc.get("newhost"):
-            # A new name (SNI) per connection; curl still connects to
-            # 127.0.0.1 (through the proxy: CONNECT 127.0.0.1:port).
-            url = f"{scheme}://h[1-{n}].bench.test:{scheme_port}{sc['path']}"
+            # A new name (SNI) per connection, never seen in an earlier run
+            # (the proxy's certificate cache must not turn them into
+            # repeats); curl still connects to 127.0.0.1 (through the proxy:
+            # CONNECT 127.0.0.1:port).
+            self.newhost_runs = getattr(self, "newhost_runs", 0) + 1
+            run = f"{os.getpid()}r{self.newhost_runs}"
+            url = f"{scheme}://h[1-{n}]-{run}.bench.test:{scheme_port}{sc['path']}"
         fmt = "%{stderr}R %{http_code} %{time_total} %{num_connects} %{http_version}\\n"
         # NB: curl 7.88 prints the --parallel progress meter even with -s;
         # only --no-progress-meter silences it (it would garble the -w lines).

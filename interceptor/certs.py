@@ -87,9 +87,11 @@ class Leaf:
     @ivar contexts: TLS contexts presenting this leaf (see
         L{interceptor.tls.ServerTLS.for_leaf}), which live as long as the
         leaf stays cached.
+    @ivar first_use: The ALPN answers this leaf was presented with once
+        already (without a context of its own).
     """
 
-    __slots__ = ("cert", "key", "chain", "names", "_pem", "contexts")
+    __slots__ = ("cert", "key", "chain", "names", "_pem", "contexts", "first_use")
 
     def __init__(
         self, cert: x509.Certificate, key: PrivateKey, chain: Sequence[x509.Certificate], names: tuple
@@ -100,6 +102,7 @@ class Leaf:
         self.names = names
         self._pem: Optional[bytes] = None
         self.contexts: dict = {}
+        self.first_use: set = set()
 
 
 class CertStore:

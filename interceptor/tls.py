@@ -156,34 +156,57 @@ class ServerTLS:
     leaf, and the ALPN protocol the upstream chose.
     """
 
-    def __init__(self, context: SSL.Context) -> None:
+    # Contexts without a certificate, per (leaf key, chain, ALPN answer):
+    # every leaf of a store shares its key and chain.
+    _shared: dict[tuple, SSL.Context] = {}
+
+    def __init__(self, context: SSL.Context, cert: Any = None) -> None:
         self.context = context
+        self.cert = cert
 
     @classmethod
     def for_leaf(cls, leaf: Leaf, alpn: Optional[bytes]) -> "ServerTLS":
         """
         A creator presenting C{leaf} and answering ALPN with C{alpn}.
+
+        A leaf's first connection uses a context shared by all leaves of
+        its store and sets the certificate on the connection (a new
+        context costs more than a new leaf); a leaf used again gets a
+        context of its own, kept on the leaf (it goes when the certificate
+        store drops the leaf), so repeat connections set nothing.
         """
-        # Kept on the leaf: it goes when the certificate store drops the leaf.
         context = leaf.contexts.get(alpn)
-        if context is None:
+        if context is not None:
+            return cls(context)
+        if alpn in leaf.first_use:
             context = leaf.contexts[alpn] = _server_context(leaf, alpn)
-        return cls(context)
+            return cls(context)
+        leaf.first_use.add(alpn)
+        key = (leaf.key, tuple(leaf.chain), alpn)
+        shared = cls._shared.get(key)
+        if shared is None:
+            if len(cls._shared) >= 64:
+                cls._shared.clear()
+            shared = cls._shared[key] = _server_context(leaf, alpn, with_cert=False)
+        return cls(shared, leaf.cert)
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         """
         A new server-side connection.
         """
         connection = SSL.Connection(self.context, None)
+        if self.cert is not None:
+            connection.use_certificate(self.cert)
         connection.set_app_data(tlsProtocol)
         return connection
 
 
-def _server_context(leaf: Leaf, alpn: Optional[bytes]) -> SSL.Context:
+def _server_context(leaf: Leaf, alpn: Optional[bytes], with_cert: bool = True) -> SSL.Context:
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
-    context.use_certificate(leaf.cert)
+    if with_cert:
+        context.use_certificate(leaf.cert)
     context.use_privatekey(leaf.key)
     for cert in leaf.chain:
         context.add_extra_chain_cert(cert)

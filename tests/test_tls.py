@@ -214,11 +214,25 @@ class ServerTLSTests(unittest.TestCase):
         self.assertEqual(client.get_alpn_proto_negotiated(), b"")
 
     def test_context_cached(self):
-        """The same leaf and ALPN answer share one context."""
+        """From its second use on, a leaf and ALPN answer have one context of their own."""
         leaf = self.store.leaf_for(["cached.example"])
-        self.assertIs(ServerTLS.for_leaf(leaf, None).context, ServerTLS.for_leaf(leaf, None).context)
-        self.assertIsNot(ServerTLS.for_leaf(leaf, None).context,
-                         ServerTLS.for_leaf(leaf, b"h2").context)
+        first = ServerTLS.for_leaf(leaf, None)
+        second = ServerTLS.for_leaf(leaf, None)
+        self.assertIsNot(first.context, second.context)
+        self.assertIs(ServerTLS.for_leaf(leaf, None).context, second.context)
+        self.assertIsNone(second.cert)
+        ServerTLS.for_leaf(leaf, b"h2")
+        self.assertIsNot(ServerTLS.for_leaf(leaf, b"h2").context, second.context)
+
+    def test_first_use_shares_a_context(self):
+        """New leaves of one store share a context; each connection still presents its own leaf."""
+        leaves = [self.store.leaf_for([f"first{i}.example"]) for i in range(3)]
+        creators = [ServerTLS.for_leaf(leaf, None) for leaf in leaves]
+        self.assertIs(creators[0].context, creators[1].context)
+        for leaf, creator in zip(leaves, creators):
+            client = client_connection(self.store.ca_cert, None)
+            handshake(creator.serverConnectionForTLS(None), client)
+            self.assertEqual(client.get_peer_certificate().to_cryptography(), leaf.cert)
 
     def test_context_follows_new_leaves(self):
         """A context always presents the leaf it was asked for, even after older leaves were freed (no id() reuse)."""
