@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from twisted.python import usage
 
+from interceptor.allocator import keep_freed_memory
 from interceptor.defaults import default_addons
 from interceptor.master import Master
 from interceptor.options import OptionsError, proxy_options
@@ -155,6 +156,8 @@ def apply_command_line(master: Master, config: Options) -> None:
 
 def makeService(config: Options) -> ProxyService:
     """
-    The service C{twistd interceptor} runs.
+    The service C{twistd interceptor} runs (in a process of its own, so it
+    also keeps freed memory for reuse: see L{interceptor.allocator}).
     """
+    keep_freed_memory()
     return ProxyService(config["master"], config["listen"], clean_sigterm=True)
