@@ -37,8 +37,8 @@ __all__ = ["CertStore", "Leaf", "CertError", "CA_BASENAME", "names_of", "general
 CA_BASENAME = "interceptor-ca"
 _CA_VALIDITY = datetime.timedelta(days=3650)
 _LEAF_VALIDITY = datetime.timedelta(days=365)
-# Minted leaves (and their TLS contexts) kept for hosts seen before; the
-# oldest goes first.  Bounded: a client visiting many hosts must not grow
+# Minted leaves (and their TLS contexts) kept for hosts seen before; the least
+# recently used goes first.  Bounded: a client visiting many hosts must not grow
 # the proxy without end.
 _LEAF_CACHE_SIZE = 1024
 
@@ -294,8 +294,11 @@ class CertStore:
             if name and name not in unique:
                 unique.append(name)
         key = tuple(unique)
-        leaf = self._leaves.get(key)
-        if leaf is None:
+        leaves = self._leaves
+        leaf = leaves.pop(key, None)
+        if leaf is not None:
+            leaves[key] = leaf  # the newest again: dropped last
+        else:
             leaf = self._mint(key)
             if len(self._leaves) >= _LEAF_CACHE_SIZE:
                 self._leaves.pop(next(iter(self._leaves)))

@@ -102,6 +102,8 @@ class WebSocketMessage:
         if content is None:
             content = self._content = self._original = payload_of(
                 self._frame, self._header_length, self._key)
+            # One copy is enough: forwarding frames the content anew.
+            self._frame = None
         return content
 
     @content.setter
@@ -168,8 +170,13 @@ class WebSocketMessage:
 
     def __repr__(self) -> str:
         who = "client" if self.from_client else "server"
-        shown = self.content[:40]
-        more = "..." if len(self.content) > 40 else ""
+        if self._content is None and self._frame is not None:
+            # Unmask only what is shown.
+            shown = payload_of(self._frame[: self._header_length + 40], self._header_length,
+                               self._key)
+        else:
+            shown = self.content[:40]
+        more = "..." if self._size() > 40 else ""
         flags = " dropped" if self.dropped else ""
         flags += " injected" if self.injected else ""
         return f"<WebSocketMessage {self.type.name} from {who} {shown!r}{more}{flags}>"

@@ -164,6 +164,7 @@ class FrameSplitter:
             and (opcode == _TEXT or opcode == _BINARY)
             and not self.fragmented
             and bool(is_masked) == self.masked
+            and not length >> 63  # invalid: wsproto rejects it
         ):
             key = data[pos + header_length - 4 : pos + header_length] if is_masked else None
             self.frame_info = (opcode, header_length, key)

@@ -285,6 +285,15 @@ class LeafTests(unittest.TestCase):
         self.assertIs(store.leaf_for(["h4.example"]), leaves[4])
         self.assertIsNot(store.leaf_for(["h0.example"]), leaves[0])
 
+    def test_cache_keeps_recently_used(self):
+        """A leaf asked for again is kept over leaves minted before it was used."""
+        self.patch(certs, "_LEAF_CACHE_SIZE", 3)
+        store = CertStore(self.store.ca_cert, self.store.ca_key)
+        busy = store.leaf_for(["busy.example"])
+        for i in range(5):
+            store.leaf_for([f"h{i}.example"])
+            self.assertIs(store.leaf_for(["busy.example"]), busy)
+
     def test_duplicates_and_case(self):
         """Names are lower-cased and each appears once in the SAN, whatever their case."""
         leaf = self.store.leaf_for(["Dup.Example", "dup.example", "DUP.EXAMPLE", "other.example"])

@@ -142,6 +142,14 @@ class FrameSplitterTests(unittest.TestCase):
         self.assertEqual(seen_before, [len(close)])
         self.assertEqual(bytes(rec.small), close + big)
 
+    def test_length_with_top_bit_left_to_wsproto(self) -> None:
+        """A 64-bit length with its top bit set (invalid) goes to wsproto, which rejects it."""
+        header = b"\x82\x7f" + (1 << 63 | BIG).to_bytes(8, "big")
+        rec = Recorder()
+        rec.splitter(masked=False).feed(header + b"x" * 100)
+        self.assertEqual(rec.offered, [])
+        self.assertEqual(bytes(rec.small), header + b"x" * 100)
+
     def test_header_cut_inside_length(self) -> None:
         """A header cut inside its extended length and key is completed by the next bytes."""
         big = frame(2, b"r" * BIG, key=b"wxyz")
@@ -173,3 +181,34 @@ class PayloadTests(unittest.TestCase):
         payload = os.urandom(BIG)
         whole = frame(2, payload, key=b"kkkk")
         self.assertEqual(payload_of(whole, 2 + 8 + 4, b"kkkk"), payload)
+
+
+class KeptFrameMessageTests(unittest.TestCase):
+    """
+    A message kept as its frame unmasks only what is read, and keeps one
+    copy once read.
+    """
+
+    def message(self) -> Any:
+        from interceptor.websocket import WebSocketMessage
+
+        payload = bytes(range(256)) * 400
+        whole = frame(2, payload, key=b"\x10\x20\x30\x40")
+        return WebSocketMessage.from_frame(2, True, whole, 14, b"\x10\x20\x30\x40"), payload
+
+    def test_repr_does_not_unmask(self) -> None:
+        """repr shows the first bytes, unmasked, without unmasking the rest."""
+        message, payload = self.message()
+        self.assertIn(repr(payload[:40]), repr(message))
+        self.assertIsNone(message._content)
+        self.assertEqual(message._size(), len(payload))
+
+    def test_read_keeps_one_copy(self) -> None:
+        """Reading content drops the frame; the size and the unchanged state stay."""
+        message, payload = self.message()
+        self.assertEqual(message.content, payload)
+        self.assertIsNone(message._frame)
+        self.assertEqual(message._size(), len(payload))
+        self.assertTrue(message._unchanged)
+        message.content = b"new"
+        self.assertFalse(message._unchanged)

@@ -313,16 +313,14 @@ class WebSocketLayer:
             if kind is BytesMessage or kind is TextMessage:
                 if event.frame_finished and event.message_finished and not side.chunks:
                     # A whole message in one frame: the common case.
+                    if self._too_big(side, len(event.data)):
+                        break
                     self._message(side, kind is TextMessage, event.data, None)
                     continue
                 side.chunks.append(event.data)
                 side.frame_size += len(event.data)
                 side.message_size += len(event.data)
-                if self.message_limit is not None and side.message_size > self.message_limit:
-                    self._invalid(side, CloseConnection(
-                        code=1009,
-                        reason=f"message larger than body_size_limit ({self.message_limit} bytes)",
-                    ))
+                if self._too_big(side, side.message_size):
                     break
                 if event.frame_finished:
                     side.frames.append(side.frame_size)
@@ -341,6 +339,17 @@ class WebSocketLayer:
                 break
             else:
                 self._submit(side, event)
+
+    def _too_big(self, side: _Side, size: int) -> bool:
+        """
+        Whether a message of C{size} so far is over C{body_size_limit}; if
+        so its sender gets Close 1009 and the flow fails.
+        """
+        if self.message_limit is None or size <= self.message_limit:
+            return False
+        self._invalid(side, CloseConnection(
+            code=1009, reason=f"message larger than body_size_limit ({self.message_limit} bytes)"))
+        return True
 
     def _take_big(self, side: _Side, length: int) -> bool:
         """
@@ -364,7 +373,7 @@ class WebSocketLayer:
         message = WebSocketMessage.from_frame(opcode, side.from_client, frame, header_length, key)
         if message.type is _TEXT:
             try:
-                message._text = message.content.decode("utf-8")
+                message.content.decode("utf-8")
             except UnicodeDecodeError as e:
                 self._invalid(side, CloseConnection(
                     code=1007, reason=f"invalid UTF-8 in a text message: {e.reason}"))
@@ -470,32 +479,38 @@ class WebSocketLayer:
         if peer.lost or conn.state is not _OPEN:
             return
         unchanged = message._unchanged
-        if unchanged and message._frame is not None:
+        is_text = message.type is _TEXT
+        frame = message._frame
+        if unchanged and frame is not None and frame[0] & 0x0F == message.type:
             # The frame as it came (the same framing rules apply both ways
             # when no extension is active: a client's frame stays masked).
-            peer.out.append(message._frame)
+            peer.out.append(frame)
             return
         content = message.content
-        if message.type is _TEXT:
+        frames = message._frames if unchanged else None
+        if frames is None and peer.splitter is not None and len(content) >= BIG:
+            # Without extensions a frame is a header and the payload,
+            # masked toward the server: skip wsproto's copies of it.
+            if is_text and not unchanged:
+                # Text as wsproto's path would send it: valid UTF-8.
+                content = content.decode("utf-8", "replace").encode("utf-8")
+            first = 0x81 if is_text else 0x82
+            if peer.from_client:
+                peer.out.append(frame_header(first, len(content)))
+                peer.out.append(content)
+            else:
+                # An unchanged client frame keeps its key: the same bytes again.
+                key = message._key if unchanged and message._key is not None else os.urandom(4)
+                peer.out.append(frame_header(first, len(content), key))
+                peer.out.append(apply_mask(content, key))
+            return
+        if is_text:
             payload: Any = message._text if unchanged and message._text is not None else (
                 content.decode("utf-8", "replace"))
             event: Any = TextMessage
         else:
             payload, event = content, BytesMessage
-        frames = message._frames if unchanged else None
         if frames is None:
-            if peer.splitter is not None and len(content) >= BIG:
-                # Without extensions a frame is a header and the payload,
-                # masked toward the server: skip wsproto's copies of it.
-                first = 0x81 if message.type is _TEXT else 0x82
-                if peer.from_client:
-                    peer.out.append(frame_header(first, len(content)))
-                    peer.out.append(content)
-                else:
-                    key = os.urandom(4)
-                    peer.out.append(frame_header(first, len(content), key))
-                    peer.out.append(apply_mask(content, key))
-                return
             peer.out.append(conn.send(event(data=payload)))
             return
         pieces = _split(payload, frames)

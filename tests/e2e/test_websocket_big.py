@@ -21,7 +21,7 @@ from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
 from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
-from interceptor.websocket import inject
+from interceptor.websocket import Opcode, inject
 from interceptor.wsframes import BIG, apply_mask, frame_header
 from tests.e2e.peers import RawClient, sleep, wait_until
 from tests.e2e.test_websocket import HANDSHAKE, Events, _SilentServer
@@ -98,9 +98,11 @@ def took_fast_path(message: Any) -> bool:
     """
     Whether C{message} was kept as its frame (the big-frame path) rather
     than reassembled by wsproto.  An internal peek: it makes these tests
-    fail if big frames silently stop taking the path they are about.
+    fail if big frames silently stop taking the path they are about.  (The
+    frame itself is dropped once the content is read; its header length
+    stays.)
     """
-    return message._frame is not None
+    return message._header_length > 0
 
 
 class _Recorder:
@@ -316,6 +318,45 @@ class BigFrameRelayTests(unittest.TestCase):
         self.assertEqual([(c, t, digest(x)) for c, t, x in hook.seen],
                          [(True, True, digest(text)), (False, True, digest(text + "✓"))])
         self.assertEqual([took_fast_path(m) for m in hook.messages], [True, True])
+
+    async def test_type_changed(self) -> None:
+        """
+        A hook that turns an unchanged big TEXT message into BINARY: the
+        peer gets a BINARY message with the same bytes (not the original
+        frame).
+        """
+        text = "t" * (100 * KIB)
+
+        class Retype:
+            def websocket_message(self, flow: Any) -> None:
+                message = flow.websocket.messages[-1]
+                if message.from_client:
+                    message.type = Opcode.BINARY
+
+        proxy, server, client, peer = await self.setup(Retype())
+        client.send_text(text)
+        got = await peer.next_message(timeout=10)
+        self.assertTrue(got.is_binary)
+        self.assertEqual(digest(got.payload), digest(text.encode()))
+
+    async def test_invalid_utf8_set_by_hook(self) -> None:
+        """
+        A hook setting content that is not UTF-8 on a big TEXT message: the
+        peer gets valid text (U+FFFD for the bad bytes, as on the small-message
+        path) instead of a frame it must reject.
+        """
+
+        class Garble:
+            def websocket_message(self, flow: Any) -> None:
+                message = flow.websocket.messages[-1]
+                if message.from_client:
+                    message.content = b"\xff" + b"a" * (100 * KIB)
+
+        proxy, server, client, peer = await self.setup(Garble())
+        client.send_text("x" * (100 * KIB))
+        got = await peer.next_message(timeout=10)
+        self.assertFalse(got.is_binary)
+        self.assertEqual(digest(got.payload), digest("\ufffd".encode() + b"a" * (100 * KIB)))
 
     async def test_big_text_unchanged(self) -> None:
         """
@@ -572,6 +613,21 @@ class BigFrameRawTests(unittest.TestCase):
         self.assertEqual((first, is_masked, close_code(payload)), (0x88, False, 1009))
         closed = await peer.wait_closed()
         self.assertEqual(closed.code, 1001)
+        await wait_until(lambda: "websocket_error" in events.names)
+        self.assertIn("too large", events.flows[0].error.msg)
+        self.assertEqual(len(peer.received), 0)
+
+    async def test_over_body_size_limit_in_one_read(self) -> None:
+        """
+        A small frame over body_size_limit arriving in one read (wsproto's
+        one-event path): Close 1009 to the client, "too large" in the error.
+        """
+        events = Events()
+        proxy, server, client, peer = await self.raw_setup(events, body_size_limit="1k")
+        client.send(masked(0x82, b"z" * (10 * KIB)))
+        data = await client.wait_closed()
+        frames = parse_frames(data)
+        self.assertEqual([(f, close_code(p)) for f, _, p in frames], [(0x88, 1009)])
         await wait_until(lambda: "websocket_error" in events.names)
         self.assertIn("too large", events.flows[0].error.msg)
         self.assertEqual(len(peer.received), 0)
