@@ -14,6 +14,7 @@ from typing import Any
 
 from zope.interface import implementer
 
+from interceptor.certs import CA_BASENAME
 from interceptor.http import Response
 from interceptor.interfaces import IRequest
 from interceptor.tlsconfig import certstore_for
@@ -88,7 +89,7 @@ class Onboarding:
             from cryptography.hazmat.primitives import hashes
 
             items = "\n".join(
-                f'<li><a href="/cert/{name}">interceptor-ca-cert{suffix}</a> ({html.escape(use)})</li>'
+                f'<li><a href="/cert/{name}">{CA_BASENAME}-cert{suffix}</a> ({html.escape(use)})</li>'
                 for name, (suffix, _, use) in _FORMATS.items()
             )
             fingerprint = store.ca_cert.fingerprint(hashes.SHA256()).hex(":").upper()
@@ -106,7 +107,7 @@ class Onboarding:
                 data,
                 {
                     "Content-Type": mime,
-                    "Content-Disposition": f'attachment; filename="interceptor-ca-cert{suffix}"',
+                    "Content-Disposition": f'attachment; filename="{CA_BASENAME}-cert{suffix}"',
                 },
             )
             return

@@ -70,6 +70,18 @@ def scenario_params(name: str, args: argparse.Namespace) -> tuple[int, int, int]
     return args.large, LARGE, 2
 
 
+def send_frames(sock: socket.socket, data: bytes, count: int) -> None:
+    """Send C{count} copies of the frame C{data}, in writes of about 8 MiB."""
+    per = max(1, min(count, (8 << 20) // len(data)))
+    blob = data * per
+    left = count
+    while left >= per:
+        sock.sendall(blob)
+        left -= per
+    if left:
+        sock.sendall(data * left)
+
+
 def payload_of(size: int) -> bytes:
     return SMALL if size == len(SMALL) else (b"\xa5\x5a" * (size // 2))
 
@@ -137,15 +149,7 @@ def handle(conn: socket.socket) -> None:
             if not chunk:
                 return
             rest += chunk
-        data = frame(payload_of(size), opcode, False)
-        blob = data * min(count, max(1, (8 << 20) // len(data)))
-        per = len(blob) // len(data)
-        left = count
-        while left >= per:
-            conn.sendall(blob)
-            left -= per
-        if left:
-            conn.sendall(data * left)
+        send_frames(conn, frame(payload_of(size), opcode, False), count)
     # wait for the client to go away
     try:
         while conn.recv(65536):
@@ -197,15 +201,8 @@ def run_scenario(name: str, args: argparse.Namespace, server_port: int, proxy_po
     try:
         if direction == "up":
             data = frame(payload_of(size), opcode, True)
-            blob = data * min(count, max(1, (8 << 20) // len(data)))
-            per = len(blob) // len(data)
             start = time.perf_counter()
-            left = count
-            while left >= per:
-                sock.sendall(blob)
-                left -= per
-            if left:
-                sock.sendall(data * left)
+            send_frames(sock, data, count)
             done = frame(b"done", 1, False)
             got = rest
             while len(got) < len(done):

@@ -41,6 +41,8 @@ _LEAF_VALIDITY = datetime.timedelta(days=365)
 # recently used goes first.  Bounded: a client visiting many hosts must not grow
 # the proxy without end.
 _LEAF_CACHE_SIZE = 1024
+# The CA certificate files handed to clients (see L{CertStore.ca_file}).
+_CLIENT_SUFFIXES = (".pem", ".cer", ".p12")
 
 PrivateKey = Any
 
@@ -91,7 +93,7 @@ class Leaf:
         already (without a context of its own).
     """
 
-    __slots__ = ("cert", "key", "chain", "names", "_pem", "contexts", "first_use")
+    __slots__ = ("cert", "key", "chain", "names", "contexts", "first_use")
 
     def __init__(
         self, cert: x509.Certificate, key: PrivateKey, chain: Sequence[x509.Certificate], names: tuple
@@ -100,7 +102,6 @@ class Leaf:
         self.key = key
         self.chain = list(chain)
         self.names = names
-        self._pem: Optional[bytes] = None
         self.contexts: dict = {}
         self.first_use: set = set()
 
@@ -224,9 +225,9 @@ class CertStore:
             store.write_files()
             return store
         store = cls.from_pem_file(path, confdir)
-        for suffix in (".pem", ".cer", ".p12"):
+        for suffix in _CLIENT_SUFFIXES:
             try:
-                with open(os.path.join(confdir, CA_BASENAME + "-cert" + suffix), "rb") as f:
+                with open(store.ca_file(suffix), "rb") as f:
                     store._client_files[suffix] = f.read()
             except OSError:
                 pass
@@ -239,7 +240,7 @@ class CertStore:
         confdir = self.confdir
         assert confdir is not None
         os.makedirs(confdir, exist_ok=True)
-        cert_pem = self.ca_cert.public_bytes(serialization.Encoding.PEM)
+        cert_pem = self.ca_cert_bytes(".pem")
         key_pem = self.ca_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -250,10 +251,9 @@ class CertStore:
         with os.fdopen(fd, "wb") as f:
             f.write(key_pem + cert_pem)
         os.chmod(secret, 0o600)
-        p12 = self.ca_cert_bytes(".p12")
-        for suffix, data in ((".pem", cert_pem), (".cer", cert_pem), (".p12", p12)):
-            with open(os.path.join(confdir, CA_BASENAME + "-cert" + suffix), "wb") as f:
-                f.write(data)
+        for suffix in _CLIENT_SUFFIXES:
+            with open(self.ca_file(suffix), "wb") as f:
+                f.write(self.ca_cert_bytes(suffix))
 
     def ca_cert_bytes(self, suffix: str = ".pem") -> bytes:
         """
@@ -300,9 +300,9 @@ class CertStore:
             leaves[key] = leaf  # the newest again: dropped last
         else:
             leaf = self._mint(key)
-            if len(self._leaves) >= _LEAF_CACHE_SIZE:
-                self._leaves.pop(next(iter(self._leaves)))
-            self._leaves[key] = leaf
+            if len(leaves) >= _LEAF_CACHE_SIZE:
+                leaves.pop(next(iter(leaves)))
+            leaves[key] = leaf
         return leaf
 
     def _mint(self, names: tuple[str, ...]) -> Leaf:

@@ -161,6 +161,8 @@ _ENCODERS: dict[str, _Codec] = {
 
 
 def _codings(encoding: str) -> list[str]:
+    if "," not in encoding:
+        return [encoding.strip().lower()]
     return [e.strip() for e in encoding.lower().split(",")]
 
 
@@ -172,12 +174,7 @@ def decode(data: bytes, encoding: str) -> bytes:
     reverse order.  Raises ``ValueError`` for an unknown coding or for data
     that is not valid for it.
     """
-    if "," in encoding:
-        names = _codings(encoding)
-        names.reverse()
-    else:
-        names = [encoding.strip().lower()]
-    for name in names:
+    for name in reversed(_codings(encoding)):
         fn = _DECODERS.get(name)
         if fn is None:
             raise ValueError(f"Unknown content encoding: {name!r}")
@@ -195,9 +192,8 @@ def encode(data: bytes, encoding: str) -> bytes:
     zlib-wrapped stream as RFC 9110 requires.  Raises ``ValueError`` for an
     unknown coding.
     """
-    names = _codings(encoding) if "," in encoding else [encoding.strip().lower()]
     fns: list[_Codec] = []
-    for name in names:
+    for name in _codings(encoding):
         fn = _ENCODERS.get(name)
         if fn is None:
             raise ValueError(f"Unknown content encoding: {name!r}")

@@ -276,14 +276,22 @@ class _TunnelOpener(Protocol):
             ))
 
 
-class _OpenerFactory(Factory):
+class _OneProtocolFactory(Factory):
+    """
+    Hands one prepared protocol to an endpoint, quietly (also used by
+    L{interceptor.layers.upstream}).
+    """
+
     noisy = False
 
-    def __init__(self, opener: _TunnelOpener) -> None:
-        self.opener = opener
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol_instance = protocol
 
     def buildProtocol(self, addr: Any) -> Protocol:
-        return self.opener
+        """
+        The prepared protocol.
+        """
+        return self.protocol_instance
 
 
 @implementer(IStreamClientEndpoint)
@@ -319,7 +327,7 @@ class ConnectTunnelEndpoint:
         """
         done: Deferred = Deferred()
         opener = _TunnelOpener(self, protocolFactory, done)
-        connecting = self.proxy.connect(_OpenerFactory(opener))
+        connecting = self.proxy.connect(_OneProtocolFactory(opener))
 
         def not_connected(failure: Failure) -> None:
             if opener.done is not None:

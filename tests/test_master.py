@@ -35,6 +35,21 @@ class Ticks:
             return self.returns()
 
 
+def make_slow_ticks():
+    """
+    L{Ticks} whose every tick returns a new unfired Deferred; with the list
+    those Deferreds are appended to, oldest first.
+    """
+    pending = []
+
+    def slow():
+        d = Deferred()
+        pending.append(d)
+        return d
+
+    return Ticks(slow), pending
+
+
 class TickTests(unittest.TestCase):
     """
     tick() fires every tick_interval seconds, never re-entrantly.
@@ -90,14 +105,7 @@ class TickTests(unittest.TestCase):
 
     def test_slow_tick_not_reentrant(self):
         """A tick returning an unfired Deferred is not called again until it fires."""
-        pending = []
-
-        def slow():
-            d = Deferred()
-            pending.append(d)
-            return d
-
-        slow_ticks = Ticks(slow)
+        slow_ticks, pending = make_slow_ticks()
         master, clock = self._master(slow_ticks)
         master.start()
         clock.pump([0.1] * 20)
@@ -108,14 +116,7 @@ class TickTests(unittest.TestCase):
 
     def test_slow_tick_not_reentrant_across_interval_change(self):
         """Restarting the loop with a new tick_interval does not start a tick while one is running."""
-        pending = []
-
-        def slow():
-            d = Deferred()
-            pending.append(d)
-            return d
-
-        slow_ticks = Ticks(slow)
+        slow_ticks, pending = make_slow_ticks()
         master, clock = self._master(slow_ticks)
         master.start()
         clock.advance(0.1)

@@ -13,11 +13,11 @@ class WatchdogTests(unittest.TestCase):
     Watchdog calls expired(silence) after timeout() seconds without touch().
     """
 
-    def _dog(self, limit=5.0):
+    def _dog(self, limit=5.0, **options):
         self.clock = Clock()
         self.limit = limit
         self.expired = []
-        dog = Watchdog(self.clock, lambda: self.limit, self.expired.append)
+        dog = Watchdog(self.clock, lambda: self.limit, self.expired.append, **options)
         return dog
 
     def test_expires_after_silence(self):
@@ -59,10 +59,7 @@ class WatchdogTests(unittest.TestCase):
 
     def test_shrinking_limit_noticed_within_period(self):
         """A limit that shrinks while waiting is noticed at the next look, at most a period later."""
-        self.clock = Clock()
-        self.limit = 300.0
-        self.expired = []
-        dog = Watchdog(self.clock, lambda: self.limit, self.expired.append, period=2.0)
+        dog = self._dog(limit=300.0, period=2.0)
         dog.start()
         self.clock.advance(10.0)
         self.limit = 5.0

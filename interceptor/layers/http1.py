@@ -34,9 +34,8 @@ from twisted.python.failure import Failure
 from interceptor.connection import ServerConnection
 from interceptor.fastwrite import writer_for
 from interceptor.flow import HTTPFlow
-from interceptor.http import Headers, Request, Response
+from interceptor.http import Headers, Request, Response, default_port
 from interceptor.layers.http1_framing import (
-    _DEFAULT_PORTS,
     _HOP_BY_HOP_REQUEST,
     _failed,
     _head_bytes,
@@ -235,8 +234,9 @@ class Http1Layer:
             raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
         if self.target is not None and url.startswith((b"/", b"*")):
             return self._origin_form_request(method, version, url)
-        if self.target is not None and getattr(self.root, "mode", None) is not None \
-                and self.root.mode.kind == "reverse" and url.startswith((b"http://", b"https://")):
+        mode = getattr(self.root, "mode", None)
+        if self.target is not None and mode is not None and mode.kind == "reverse" \
+                and url.startswith((b"http://", b"https://")):
             # Reverse mode: the proxy is the target server, whatever the URL names.
             path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
             return self._origin_form_request(method, version, path)
@@ -257,13 +257,12 @@ class Http1Layer:
             host = raw_host.decode("idna")
         if not host:
             raise BadRequest(f"no host in request URL {url[:200]!r}")
-        port = parsed.port or _DEFAULT_PORTS[scheme]
+        port = parsed.port or default_port(scheme)
         path = (parsed.path or b"/").decode("utf-8", "surrogateescape")
         if parsed.query:
             path += "?" + parsed.query.decode("utf-8", "surrogateescape")
         authority = url[len(parsed.schema) + 3 :].split(b"/", 1)[0].split(b"?", 1)[0]
         now = time.time()
-        mode = getattr(self.root, "mode", None)
         if mode is not None and mode.kind == "upstream" and scheme == "http":
             auth = proxy_authorization(self.options.upstream_auth)
             if auth is not None:
@@ -566,8 +565,6 @@ class Http1Layer:
             return result
 
         return d.addBoth(settled)
-
-
 
 
 def _reuse_key(upstream: Any) -> tuple[str, Optional[str]]:

@@ -24,7 +24,6 @@ from interceptor.options import parse_size
 
 __all__ = ["error_response"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _BODILESS_STATUS = frozenset((204, 304))
 _HOP_BY_HOP_REQUEST = frozenset((b"proxy-connection",))
 _DEFAULT_BUFFER = 65536
@@ -134,13 +133,29 @@ def _prepare_streamed(message: Any, chunked_ok: bool, transform: bool) -> str:
     return _Framing.CLOSE
 
 
+def _write_message(write: Callable[[bytes], None], head: bytes, body: bytes, framing: str) -> None:
+    """
+    Send a buffered message: C{head}, then C{body} framed as C{framing}
+    (from L{_prepare_buffered}); a small body goes out in the same write.
+    """
+    if framing == _Framing.CHUNKED:
+        write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
+    elif framing == _Framing.NONE or not body:
+        write(head)
+    elif len(body) < 65536:
+        write(head + body)
+    else:
+        write(head)
+        write(body)
+
+
 class _BodyWriter:
     """
     Writes body pieces to a transport with the chosen framing, applying an
     addon's chunk transform on the way.
     """
 
-    __slots__ = ("write_out", "framing", "transform", "sent")
+    __slots__ = ("write_out", "framing", "transform")
 
     def __init__(
         self, write_out: Callable[[bytes], None], framing: str, transform: Optional[Callable]
@@ -148,7 +163,6 @@ class _BodyWriter:
         self.write_out = write_out
         self.framing = framing
         self.transform = transform
-        self.sent = 0
 
     def write(self, data: bytes) -> None:
         """
@@ -160,7 +174,6 @@ class _BodyWriter:
                 data = b"".join(data)
         if not data or self.framing == _Framing.NONE:
             return
-        self.sent += len(data)
         if self.framing == _Framing.CHUNKED:
             self.write_out(_chunk(data))
         else:

@@ -22,7 +22,6 @@ from interceptor.layers.http1_framing import (
     _BODILESS_STATUS,
     _BULK_THRESHOLD,
     _BodyWriter,
-    _chunk,
     _content_length,
     _Framing,
     _head_bytes,
@@ -30,6 +29,7 @@ from interceptor.layers.http1_framing import (
     _prepare_streamed,
     _size_option,
     _wants_close,
+    _write_message,
     error_response,
 )
 from interceptor.layers.http1_upstream import UpstreamProtocol
@@ -176,7 +176,6 @@ class Http1Stream(Exchange):
         if waiting is not None:
             waiting()
 
-
     def _after_requestheaders(self) -> None:
         flow = self.flow
         request = flow.request
@@ -271,13 +270,7 @@ class Http1Stream(Exchange):
             return
         framing = _prepare_buffered(request, body, False, True)
         head = _head_bytes(self._request_line(), request.headers)
-        if framing == _Framing.CHUNKED:
-            upstream.write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
-        elif len(body) < 65536:
-            upstream.write(head + body)
-        else:
-            upstream.write(head)
-            upstream.write(body)
+        _write_message(upstream.write, head, body, framing)
 
     # -- response ---------------------------------------------------------
 
@@ -396,18 +389,7 @@ class Http1Stream(Exchange):
             or 100 <= response.status_code < 200
         )
         framing = _prepare_buffered(response, body, bodiless, self._client_chunked_ok())
-        head = self._response_head()
-        write = self.layer.write
-        if framing == _Framing.CHUNKED:
-            write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
-        elif framing == _Framing.LENGTH and body:
-            if len(body) < 65536:
-                write(head + body)
-            else:
-                write(head)
-                write(body)
-        else:
-            write(head)
+        _write_message(self.layer.write, self._response_head(), body, framing)
         if self._early_response and _wants_close(response.headers):
             self.client_keep_alive = False
         self._finish()

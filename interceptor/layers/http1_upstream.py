@@ -165,7 +165,7 @@ class UpstreamProtocol(Protocol):
         self.server_conn.peername = (peer.host, peer.port)
         host = self.transport.getHost()
         self.server_conn.sockname = (host.host, host.port)
-        raw = self.transport.transport if self.tls is not None else self.transport
+        raw = self._raw_transport()
         self.gate = ReadGate(raw)
         self.write = writer_for(self.transport)
         _no_delay(raw)
@@ -274,10 +274,8 @@ class UpstreamProtocol(Protocol):
                 stream.switch_protocols(data[e.args[0]:])
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__ or e
-            if isinstance(cause, ResponseTooLarge):
-                self._invalid(str(cause))
-                return
-            _log.failure("Error handling an upstream response", Failure(cause))
+            if not isinstance(cause, ResponseTooLarge):
+                _log.failure("Error handling an upstream response", Failure(cause))
             self._invalid(str(cause))
         except httptools.HttpParserError as e:
             self._invalid(str(e))
@@ -352,10 +350,8 @@ class UpstreamProtocol(Protocol):
         buf += data
         end = buf.find(b"\r\n\r\n", start)
         if end < 0:
-            if len(buf) > self.master.options.max_header_size:
-                self._invalid(
-                    f"the response header block exceeds {self.master.options.max_header_size} bytes"
-                )
+            if len(buf) > self._max_header_size:
+                self._invalid(f"the response header block exceeds {self._max_header_size} bytes")
             return
         head, rest = bytes(buf[: end + 4]), buf[end + 4 :]
         self._head_only = bytearray()
@@ -402,9 +398,7 @@ class UpstreamProtocol(Protocol):
     def _count_head(self, size: int) -> None:
         self._head_size += size
         if self._head_size > self._max_header_size:
-            raise ResponseTooLarge(
-                f"the response header block exceeds {self.master.options.max_header_size} bytes"
-            )
+            raise ResponseTooLarge(f"the response header block exceeds {self._max_header_size} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from http import HTTPStatus
 from typing import Any, Callable, Optional
 
 from h2.config import H2Configuration
@@ -46,14 +45,17 @@ from zope.interface import implementer
 
 from interceptor.connection import ServerConnection
 from interceptor.flow import Error, HTTPFlow
-from interceptor.http import Headers, Request, Response
+from interceptor.http import Headers, Request, Response, _reason_phrase
 from interceptor.layers.exchange import Exchange, wants_streaming
 from interceptor.layers.http1_framing import (
-    _chunk,
+    _BODILESS_STATUS,
+    _BodyWriter,
     _content_length,
+    _Framing,
     _head_bytes,
     _prepare_buffered,
     _size_option,
+    _write_message,
     error_response,
 )
 from interceptor.layers.http1_upstream import UpstreamProtocol
@@ -187,11 +189,9 @@ def response_from_h2(headers: list[tuple[bytes, bytes]]) -> Response:
             status = int(value)
         elif name[:1] != b":":
             fields.append((name, value))
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    return Response("HTTP/2.0", status, reason, Headers(fields), None, timestamp_start=time.time())
+    return Response(
+        "HTTP/2.0", status, _reason_phrase(status), Headers(fields), None, timestamp_start=time.time()
+    )
 
 
 class _Output:
@@ -459,6 +459,7 @@ class H2Stream(Exchange):
         self.out = _Output()
         self._acks: list[Callable[[], None]] = []
         self.upstream: Any = None  # an H2Upstream or an HTTP/1 UpstreamProtocol
+        self._request_writer: Optional[_BodyWriter] = None  # to an HTTP/1 upstream
         self.body_limit = _size_option(layer.options, "body_size_limit")
         self.stream_limit = _size_option(layer.options, "stream_large_bodies")
         self._waiting_for_body: Optional[Callable[[], None]] = None
@@ -620,6 +621,10 @@ class H2Stream(Exchange):
 
         d.addCallbacks(connected, failed)
 
+    def _http1_head(self) -> bytes:
+        request = self.flow.request
+        return _head_bytes(f"{request.method} {request.path} HTTP/1.1", request.headers)
+
     def _send_buffered_request(self) -> None:
         request = self.flow.request
         body = request.raw_content or b""
@@ -627,11 +632,7 @@ class H2Stream(Exchange):
             self.upstream.send_request(self, request, body, end=True)
             return
         framing = _prepare_buffered(request, body, False, True)
-        head = _head_bytes(f"{request.method} {request.path} HTTP/1.1", request.headers)
-        if framing == "chunked":
-            self.upstream.write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
-        else:
-            self.upstream.write(head + body)
+        _write_message(self.upstream.write, self._http1_head(), body, framing)
 
     def _start_streamed_request(self) -> None:
         request = self.flow.request
@@ -639,11 +640,13 @@ class H2Stream(Exchange):
         if isinstance(self.upstream, H2Upstream):
             self.upstream.send_request(self, request, b"", end=False)
         else:
+            framing = _Framing.LENGTH
             if request.headers.get(b"content-length") is None:
                 request.headers[b"Transfer-Encoding"] = b"chunked"
-            self.upstream.write(
-                _head_bytes(f"{request.method} {request.path} HTTP/1.1", request.headers)
-            )
+                framing = _Framing.CHUNKED
+            self.upstream.write(self._http1_head())
+            # The transform is applied before the writer (for both upstreams).
+            self._request_writer = _BodyWriter(self.upstream.write, framing, None)
         for data in pending:
             self._forward_request_data(data, 0)
         if self.request_done:
@@ -668,17 +671,15 @@ class H2Stream(Exchange):
 
             self.upstream.send_data(self, data, ack)
         else:
-            chunked = self.flow.request.headers.get(b"content-length") is None
-            if data:
-                self.upstream.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            self._request_writer.write(data)
             if flow_controlled:
                 self.layer.conn.acknowledge_received_data(flow_controlled, self.stream_id)
 
     def _end_upstream_request(self) -> None:
         if isinstance(self.upstream, H2Upstream):
             self.upstream.end_request(self, message_trailers(self.flow.request))
-        elif self.flow.request.headers.get(b"content-length") is None:
-            self.upstream.write(b"0\r\n\r\n")
+        else:
+            self._request_writer.finish()
 
     # -- response ---------------------------------------------------------
 
@@ -814,24 +815,27 @@ class H2Stream(Exchange):
             return self._kill()
         response = flow.response
         body = response.raw_content or b""
-        if flow.request.method == "HEAD" or response.status_code in (204, 304):
+        if flow.request.method == "HEAD" or response.status_code in _BODILESS_STATUS:
             body = b""
         elif _content_length(response.headers) not in (None, len(body)):
             response.headers[b"content-length"] = str(len(body)).encode()
         self.finished = True
         self.response_started = True
+        trailers = message_trailers(response)
         conn = self.layer.conn
         try:
-            conn.send_headers(self.stream_id, h2_response_headers(response), end_stream=not body and not message_trailers(response))
+            conn.send_headers(
+                self.stream_id, h2_response_headers(response), end_stream=not body and not trailers
+            )
         except H2Error as e:
             _log.info("{flow}: cannot send the response: {e}", flow=flow, e=e)
             self.layer.stream_done(self)
             return
-        if body or message_trailers(response):
+        if body or trailers:
             self.out.chunks.append(body)
             self.out.size += len(body)
             self.out.end = True
-            self.out.trailers = message_trailers(response)
+            self.out.trailers = trailers
             self.pump()
         else:
             self.layer.flush()
@@ -872,7 +876,7 @@ class H2Stream(Exchange):
                 if started:
                     layer.conn.reset_stream(self.stream_id, ErrorCodes.INTERNAL_ERROR)
                 else:
-                    response = error_response(status, HTTPStatus(status).phrase, detail)
+                    response = error_response(status, _reason_phrase(status), detail)
                     layer.conn.send_headers(self.stream_id, h2_response_headers(response))
                     layer.conn.send_data(self.stream_id, response.raw_content, end_stream=True)
             except H2Error:

@@ -381,14 +381,7 @@ class TcpLayer:
             self.server_conn.error = self._error
         self.master.addons.trigger("serverdisconnect", self.server_conn)
         if not self._client_lost:
-            try:
-                self.client_transport.unregisterProducer()
-            except Exception:
-                pass
-            if self._error is not None:
-                self.client_transport.abortConnection()
-            else:
-                self.client_transport.loseConnection()
+            self._close_other_side(self.client_transport)
         self._maybe_finish()
 
     def connection_lost(self, reason: Failure) -> None:
@@ -401,17 +394,22 @@ class TcpLayer:
             self._error = f"client: {reason.getErrorMessage()}"
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None and not self._upstream_lost:
-            try:
-                upstream.transport.unregisterProducer()
-            except Exception:
-                pass
-            if self._error is not None:
-                upstream.transport.abortConnection()
-            else:
-                upstream.transport.loseConnection()
+            self._close_other_side(upstream.transport)
         elif upstream is None and not self._connecting:
             self._upstream_lost = True
         self._maybe_finish()
+
+    def _close_other_side(self, transport: Any) -> None:
+        # One side closed: stop the other side's transport pulling from it,
+        # then close that side too (abruptly after an error).
+        try:
+            transport.unregisterProducer()
+        except Exception:
+            pass
+        if self._error is not None:
+            transport.abortConnection()
+        else:
+            transport.loseConnection()
 
     def _maybe_finish(self) -> None:
         if self._finished or not (self._client_lost and self._upstream_lost):

@@ -20,7 +20,6 @@ C{allow_hosts}) are passed through untouched.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -35,6 +34,7 @@ from interceptor.connection import ServerConnection
 from interceptor.layers.http1 import Http1Layer, UpstreamProtocol
 from interceptor.layers.http2 import Http2Layer, switch_to_h2
 from interceptor.layers.relay import RelayLayer
+from interceptor.modes import matches_hosts
 from interceptor.tls import (
     ClientHello,
     FastTLSFactory,
@@ -61,18 +61,9 @@ def is_passthrough(options: Any, host: str, port: int, sni: Optional[str]) -> bo
     Whether a TLS connection to C{host:port} (with C{sni}) is passed
     through undecrypted, by C{ignore_hosts} and C{allow_hosts}.
     """
-    targets = [f"{host}:{port}"]
-    if sni and sni != host:
-        targets.append(f"{sni}:{port}")
-
-    def matches(patterns: list[str]) -> bool:
-        return any(re.search(p, t, re.IGNORECASE) for p in patterns for t in targets)
-
-    if options.ignore_hosts and matches(options.ignore_hosts):
+    if matches_hosts(options.ignore_hosts, host, port, sni):
         return True
-    if options.allow_hosts and not matches(options.allow_hosts):
-        return True
-    return False
+    return bool(options.allow_hosts) and not matches_hosts(options.allow_hosts, host, port, sni)
 
 
 @implementer(IHandshakeListener)
@@ -163,6 +154,9 @@ class TlsLayer:
                       client=self.root.client_conn.address, n=_MAX_HELLO_BYTES)
             self.root.transport.loseConnection()
             return
+        if self.client_hello is not None:
+            # Parsed already; the bytes wait for the client TLS connection.
+            return
         try:
             hello = parse_client_hello(self._buffer)
         except NotTLS as e:
@@ -170,7 +164,7 @@ class TlsLayer:
                       client=self.root.client_conn.address, error=str(e))
             self.root.transport.loseConnection()
             return
-        if hello is None or self.client_hello is not None:
+        if hello is None:
             return
         self._stop_hello_timer()
         self.client_hello = hello
@@ -220,11 +214,11 @@ class TlsLayer:
 
     def _upstream_ready(self, upstream: UpstreamProtocol) -> None:
         server_conn = upstream.server_conn
+        options = self.master.options
         names = [self.client_hello.sni or self.address[0]]
-        if self.master.options.upstream_cert:
+        if options.upstream_cert:
             for cert in server_conn.certificate_list[:1]:
                 names += certificate_names(cert)
-        options = self.master.options
         client_h2 = options.http2 and _ALPN_H2 in self.client_hello.alpn_protocols
         upstream_h2 = server_conn.alpn == _ALPN_H2
         if client_h2 and (upstream_h2 or options.http2_translate):

@@ -26,27 +26,15 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.protocol import Factory, Protocol
 
-from interceptor.modes import ConnectTunnelEndpoint, parse_mode, proxy_authorization
+from interceptor.modes import (
+    ConnectTunnelEndpoint,
+    _OneProtocolFactory,
+    parse_mode,
+    proxy_authorization,
+)
 from interceptor.tls import FastTLSFactory
 
 __all__ = ["open_connection"]
-
-
-class _OneProtocolFactory(Factory):
-    """
-    Hands one prepared protocol to an endpoint, quietly.
-    """
-
-    noisy = False
-
-    def __init__(self, protocol: Protocol) -> None:
-        self.protocol_instance = protocol
-
-    def buildProtocol(self, addr: Any) -> Protocol:
-        """
-        The prepared protocol.
-        """
-        return self.protocol_instance
 
 
 def _endpoint(reactor: Any, address: tuple[str, int], timeout: float) -> Any:

@@ -345,7 +345,7 @@ class WebSocketLayer:
         Whether a message of C{size} so far is over C{body_size_limit}; if
         so its sender gets Close 1009 and the flow fails.
         """
-        if self.message_limit is None or size <= self.message_limit:
+        if self._within_limit(size):
             return False
         self._invalid(side, CloseConnection(
             code=1009, reason=f"message larger than body_size_limit ({self.message_limit} bytes)"))
@@ -357,11 +357,10 @@ class WebSocketLayer:
         wsproto: only while the connection is open and the message is within
         C{body_size_limit} (wsproto's path reports the rest).
         """
-        return (
-            not self.finished
-            and side.conn.state is _OPEN
-            and (self.message_limit is None or length <= self.message_limit)
-        )
+        return not self.finished and side.conn.state is _OPEN and self._within_limit(length)
+
+    def _within_limit(self, size: int) -> bool:
+        return self.message_limit is None or size <= self.message_limit
 
     def _big_frame(self, side: _Side, opcode: int, frame: bytes, header_length: int,
                    key: Optional[bytes]) -> None:

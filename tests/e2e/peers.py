@@ -57,6 +57,7 @@ __all__ = [
     "sleep",
     "wait_until",
     "http_response",
+    "ok_handler",
     "LoopbackServer",
     "LoopbackClient",
     "TrackedConnection",
@@ -106,6 +107,13 @@ def http_response(
     head = b"HTTP/1.1 %d %s\r\n" % (status, reason)
     head += b"".join(b"%s: %s\r\n" % (n, v) for n, v in headers)
     return head + b"\r\n" + body
+
+
+def ok_handler(conn: Any, request: Any) -> None:
+    """
+    A L{RawServer} handler answering 200 "ok" to every request.
+    """
+    conn.write(http_response(200, b"ok"))
 
 
 def find_header(

@@ -23,19 +23,13 @@ from tests.e2e.peers import (
     agent_request,
     curl,
     http_response,
+    ok_handler,
     parse_responses,
     proxy_agent,
     sleep,
     unused_port,
     wait_until,
 )
-
-
-def ok_handler(conn, request):
-    """
-    Answer 200 "ok".
-    """
-    conn.write(http_response(200, b"ok"))
 
 
 class EventOrderTests(unittest.TestCase):

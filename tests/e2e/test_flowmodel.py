@@ -23,6 +23,7 @@ from tests.e2e.peers import (
     WebServer,
     curl,
     http_response,
+    ok_handler,
     proxy_agent,
     agent_request,
 )
@@ -280,7 +281,7 @@ class ContentEncodingTests(unittest.TestCase):
                 flow.request.content = flow.request.content + b" and more"
 
         proxy = await start_proxy(self, Modify(), read_timeout=2.0)
-        server = await RawServer.start(self, lambda c, r: c.write(http_response(200, b"ok")))
+        server = await RawServer.start(self, ok_handler)
         body = gzip.compress(b"request body")
         client = await RawClient.connect(self, proxy.port_number)
         client.send(

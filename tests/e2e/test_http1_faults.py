@@ -19,19 +19,13 @@ from tests.e2e.peers import (
     Recorder,
     curl,
     http_response,
+    ok_handler,
     parse_responses,
     pattern,
     sleep,
     unused_port,
     wait_until,
 )
-
-
-def ok_handler(conn, request):
-    """
-    Answer 200 "ok" to every request.
-    """
-    conn.write(http_response(200, b"ok"))
 
 
 class _Base(unittest.TestCase):

@@ -614,6 +614,31 @@ class TranslationTests(_Base):
         self.assertEqual([f.request.http_version for f in flows], ["HTTP/2.0"] * 3)
         self.assert_events(recorder, flows)
 
+    async def test_streamed_upload_translated_to_http1(self):
+        """A streamed h2 upload to an HTTP/1.1-only server: Content-Length kept when sent, else chunked; a transform applies."""
+
+        class Stream:
+            def requestheaders(self, flow):
+                flow.request.stream = (lambda data: data.upper()) if flow.request.path == "/t" else True
+
+        h1 = await TlsHttp1Server.start(self, self.pki)
+        proxy = await self.proxy(Stream(), http2_translate=True)
+        client = await self.client(proxy, h1.port)
+        body = b"abc" * 20_000
+        cases = [("/cl", [(b"content-length", b"%d" % len(body))], body),
+                 ("/chunked", [], body), ("/t", [], body.upper())]
+        for path, headers, expected in cases:
+            response = await bounded(client.request("POST", path, headers, body=body).done, 10)
+            self.assertEqual(response.status, 200, response.body)
+            echoed = json.loads(bytes(response.body))
+            sent = dict(echoed["headers"])
+            self.assertEqual(echoed["body"].encode("latin-1"), expected, path)
+            if headers:
+                self.assertEqual((sent.get("content-length"), sent.get("transfer-encoding")),
+                                 (str(len(body)), None), path)
+            else:
+                self.assertEqual(sent.get("transfer-encoding"), "chunked", path)
+
     @needs_curl
     async def test_http1_client_to_h2_only_server(self):
         """An HTTP/1.1 client (curl --http1.1) through the proxy to an h2-only server is translated to h2 upstream."""

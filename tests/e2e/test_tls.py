@@ -34,7 +34,6 @@ from interceptor.layers.tls import TlsLayer
 from interceptor.master import Master
 from interceptor.options import OptionsError, proxy_options
 from interceptor.testing import start_proxy
-from interceptor.tls import ServerTLS
 from tests.e2e.peers import (
     RawClient,
     Recorder,
@@ -47,6 +46,7 @@ from tests.e2e.tlspeers import (
     EchoServer,
     HttpsServer,
     TestCA,
+    key_pem,
     pem_of,
     tunnel_tls,
     urllib_get,
@@ -147,6 +147,16 @@ class TlsTestCase(unittest.TestCase):
         The proxy's client-facing CA certificate file.
         """
         return os.path.join(self.confdir, CA_CERT)
+
+    def write_file(self, *parts: bytes) -> str:
+        """
+        A new file in the test's temporary directory holding C{parts}, one
+        after the other; its absolute path.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"".join(parts))
+        return path
 
 
 # -- 1. CONNECT ----------------------------------------------------------------
@@ -398,9 +408,7 @@ class CATests(TlsTestCase):
                     "interceptor-ca-cert.cer", "interceptor-ca-cert.p12"]),
         )
         await first.stop()
-        trusted = os.path.join(self.mktemp())
-        with open(trusted, "wb") as f:
-            f.write(files[CA_CERT])
+        trusted = self.write_file(files[CA_CERT])
         second = await self.proxy()
         for name, content in files.items():
             with open(os.path.join(self.confdir, name), "rb") as f:
@@ -441,15 +449,8 @@ class CATests(TlsTestCase):
                                   cafile=self.proxy_ca, server_hostname="localhost")
         self.assertIsNone(before.error)
         cert, key = CertStore.create_ca("switched CA")
-        ca_file = os.path.abspath(self.mktemp())
-        with open(ca_file, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-            f.write(pem_of(cert))
-        cert_only = os.path.abspath(self.mktemp())
-        with open(cert_only, "wb") as f:
-            f.write(pem_of(cert))
+        ca_file = self.write_file(key_pem(key), pem_of(cert))
+        cert_only = self.write_file(pem_of(cert))
         proxy.master.options.update(ca_file=ca_file)
         after = await tunnel_tls(proxy.port_number, "localhost", server.port,
                                  cafile=cert_only, server_hostname="localhost")
@@ -470,9 +471,7 @@ class CATests(TlsTestCase):
 
     def test_ca_file_without_key(self):
         """A ca_file holding only a certificate is an OptionsError naming the file."""
-        path = os.path.abspath(self.mktemp())
-        with open(path, "wb") as f:
-            f.write(pem_of(self.ca.cert))
+        path = self.write_file(pem_of(self.ca.cert))
         master = self._master(ca_file=path)
         error = self.assertRaises(OptionsError, master.start)
         self.assertIn(path, str(error))
@@ -481,12 +480,7 @@ class CATests(TlsTestCase):
         """A ca_file whose key does not match its certificate is an OptionsError naming the file."""
         cert, _ = CertStore.create_ca("one")
         _, other_key = CertStore.create_ca("two")
-        path = os.path.abspath(self.mktemp())
-        with open(path, "wb") as f:
-            f.write(other_key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
-            f.write(pem_of(cert))
+        path = self.write_file(key_pem(other_key), pem_of(cert))
         master = self._master(ca_file=path)
         error = self.assertRaises(OptionsError, master.start)
         self.assertIn(path, str(error))
@@ -698,9 +692,7 @@ class VerificationTests(TlsTestCase):
     async def test_trusted_ca_bundle(self):
         """ssl_verify_upstream_trusted_ca takes a bundle of several CA certificates."""
         other, _ = CertStore.create_ca("unrelated")
-        bundle = os.path.abspath(self.mktemp())
-        with open(bundle, "wb") as f:
-            f.write(pem_of(other) + pem_of(self.ca.cert))
+        bundle = self.write_file(pem_of(other), pem_of(self.ca.cert))
         proxy = await self.proxy(ssl_verify_upstream_trusted_ca=bundle)
         server = await HttpsServer.start(self, self.ca)
         result = await curl(self, "-x", proxy.url, "--cacert", self.proxy_ca, server.url("/hello"))
@@ -829,9 +821,7 @@ class OnboardingTests(TlsTestCase):
         """The PEM from /cert/pem is the CA that signs the intercepted connections."""
         proxy = await self.proxy(Onboarding())
         result = await curl(self, "-x", proxy.url, "http://interceptor.it/cert/pem")
-        path = os.path.abspath(self.mktemp())
-        with open(path, "wb") as f:
-            f.write(result.body)
+        path = self.write_file(result.body)
         server = await HttpsServer.start(self, self.ca)
         result = await curl(self, "-x", proxy.url, "--cacert", path, server.url("/hello"))
         self.assertEqual((result.code, result.status), (0, 200), result.stderr)
@@ -839,12 +829,7 @@ class OnboardingTests(TlsTestCase):
     async def test_served_pem_with_user_ca_file(self):
         """With ca_file, /cert/pem serves the user's CA certificate (the one signing the leaves)."""
         cert, key = CertStore.create_ca("my own CA")
-        ca_file = os.path.abspath(self.mktemp())
-        with open(ca_file, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-            f.write(pem_of(cert))
+        ca_file = self.write_file(key_pem(key), pem_of(cert))
         proxy = await self.proxy(Onboarding(), ca_file=ca_file)
         result = await curl(self, "-x", proxy.url, "http://interceptor.it/cert/pem")
         self.assertEqual((result.code, result.status), (0, 200), result.stderr)

@@ -64,6 +64,63 @@ class _SilentServer(Protocol):
         self.factory.lost.append(reason)
 
 
+def listen_silent_server(testcase: Any) -> Any:
+    """
+    A raw server answering the WebSocket handshake (its connections
+    keep every byte they receive in C{buffer}); the factory, with the
+    port in C{port_number}, its open connections in C{connections} and
+    the reasons of the lost ones in C{lost}.
+    """
+    factory = Factory.forProtocol(_SilentServer)
+    factory.connections, factory.lost = [], []
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    testcase.addCleanup(port.stopListening)
+    testcase.addCleanup(lambda: [c.transport.abortConnection() for c in factory.connections])
+    factory.port_number = port.getHost().port
+    return factory
+
+
+async def relay_setup(
+    testcase: Any, path: str, *addons: Any, compression: bool = False, **options: Any
+) -> tuple:
+    """
+    An autobahn server, a proxy with C{addons} and C{options}, and an
+    autobahn client connected to the server's C{path} through the proxy;
+    C{(proxy, server, client, peer)}, C{peer} being the server's side.
+    """
+    server = await start_websocket_server(testcase, compression=compression)
+    proxy = await start_proxy(testcase, *addons, **options)
+    client = await connect_websocket(testcase, server.url(path), proxy=proxy,
+                                     compression=compression)
+    peer = await server.next_connection()
+    return proxy, server, client, peer
+
+
+async def raw_handshake(testcase: Any, proxy: Any, port: int) -> RawClient:
+    """
+    A raw client through C{proxy} that has sent L{HANDSHAKE} for the
+    server on C{port} and received the head of the answer.
+    """
+    client = await RawClient.connect(testcase, proxy.port_number)
+    client.send(HANDSHAKE % (port, port))
+    await client.wait_for(lambda data: b"\r\n\r\n" in data)
+    return client
+
+
+async def raw_setup(testcase: Any, *addons: Any, echo: bool = True, **options: Any) -> tuple:
+    """
+    A raw client through the proxy to an autobahn server, after the
+    handshake; the client's received bytes are cleared.
+    """
+    server = await start_websocket_server(testcase, echo=echo)
+    proxy = await start_proxy(testcase, *addons, **options)
+    client = await raw_handshake(testcase, proxy, server.port)
+    testcase.assertTrue(bytes(client.received).startswith(b"HTTP/1.1 101"))
+    peer = await server.next_connection()
+    client.received.clear()
+    return proxy, server, client, peer
+
+
 class Events:
     """
     An addon recording the WebSocket events and the messages it saw.
@@ -114,13 +171,8 @@ class WebSocketRelayTests(unittest.TestCase):
     Messages relayed between autobahn peers through the proxy.
     """
 
-    async def setup(self, *addons: Any, compression: bool = False, **options: Any) -> tuple:
-        server = await start_websocket_server(self, compression=compression)
-        proxy = await start_proxy(self, *addons, **options)
-        client = await connect_websocket(self, server.url("/chat"), proxy=proxy,
-                                         compression=compression)
-        peer = await server.next_connection()
-        return proxy, server, client, peer
+    async def setup(self, *addons: Any, **options: Any) -> tuple:
+        return await relay_setup(self, "/chat", *addons, **options)
 
     async def test_text_and_binary(self) -> None:
         """Text and binary messages reach the server and the echo comes back, with events in order."""
@@ -396,14 +448,7 @@ class WebSocketFaultTests(unittest.TestCase):
     async def test_invalid_frame(self) -> None:
         """An invalid frame from the client: Close 1002 to it, 1001 to the server, websocket_error."""
         events = Events()
-        server = await start_websocket_server(self)
-        proxy = await start_proxy(self, events)
-        client = await RawClient.connect(self, proxy.port_number)
-        client.send(HANDSHAKE % (server.port, server.port))
-        await client.wait_for(lambda data: b"\r\n\r\n" in data)
-        self.assertTrue(bytes(client.received).startswith(b"HTTP/1.1 101"))
-        peer = await server.next_connection()
-        client.received.clear()
+        proxy, server, client, peer = await raw_setup(self, events)
         client.send(b"\x83\x80abcd")  # reserved opcode 3
         data = await client.wait_closed()
         self.assertEqual(data[:1], b"\x88")
@@ -418,9 +463,7 @@ class WebSocketFaultTests(unittest.TestCase):
         events = Events()
         server = await start_websocket_server(self)
         proxy = await start_proxy(self, events, body_size_limit="4k")
-        client = await RawClient.connect(self, proxy.port_number)
-        client.send(HANDSHAKE % (server.port, server.port))
-        await client.wait_for(lambda data: b"\r\n\r\n" in data)
+        client = await raw_handshake(self, proxy, server.port)
         peer = await server.next_connection()
         client.received.clear()
         # Unfinished binary frames (FIN clear), 1 KiB each, masked with a zero key.
@@ -437,16 +480,12 @@ class WebSocketFaultTests(unittest.TestCase):
     async def test_close_handshake_timeout(self) -> None:
         """A server that never answers the Close: websocket_error after read_timeout, the client is answered."""
         events = Events()
-        factory = Factory.forProtocol(_SilentServer)
-        factory.connections, factory.lost = [], []
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.addCleanup(lambda: [c.transport.abortConnection() for c in factory.connections])
+        factory = listen_silent_server(self)
         proxy = await start_proxy(self, events, read_timeout=0.3)
         # autobahn's own close timeout (batched, so it may fire early) must
         # not beat the proxy's.
         client = await connect_websocket(
-            self, f"ws://127.0.0.1:{port.getHost().port}/", proxy=proxy, closeHandshakeTimeout=5
+            self, f"ws://127.0.0.1:{factory.port_number}/", proxy=proxy, closeHandshakeTimeout=5
         )
         closed = await client.close(1000, "bye")
         self.assertEqual(closed.code, 1001)

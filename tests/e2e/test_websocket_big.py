@@ -15,16 +15,20 @@ import hashlib
 import os
 from typing import Any, Optional
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
-from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
+from interceptor.testing import start_proxy
 from interceptor.websocket import Opcode, inject
 from interceptor.wsframes import BIG, apply_mask, frame_header
-from tests.e2e.peers import RawClient, sleep, wait_until
-from tests.e2e.test_websocket import HANDSHAKE, Events, _SilentServer
+from tests.e2e.peers import sleep, wait_until
+from tests.e2e.test_websocket import (
+    Events,
+    listen_silent_server,
+    raw_handshake,
+    raw_setup,
+    relay_setup,
+)
 
 KIB = 1024
 
@@ -135,13 +139,8 @@ class BigFrameRelayTests(unittest.TestCase):
 
     timeout = 60
 
-    async def setup(self, *addons: Any, compression: bool = False, **options: Any) -> tuple:
-        server = await start_websocket_server(self, compression=compression)
-        proxy = await start_proxy(self, *addons, **options)
-        client = await connect_websocket(self, server.url("/big"), proxy=proxy,
-                                         compression=compression)
-        peer = await server.next_connection()
-        return proxy, server, client, peer
+    async def setup(self, *addons: Any, **options: Any) -> tuple:
+        return await relay_setup(self, "/big", *addons, **options)
 
     async def test_modify_binary_both_ways(self) -> None:
         """
@@ -520,34 +519,6 @@ class BigFrameRawTests(unittest.TestCase):
 
     timeout = 60
 
-    async def raw_setup(self, *addons: Any, echo: bool = True, **options: Any) -> tuple:
-        """
-        A raw client through the proxy to an autobahn server, after the
-        handshake; the client's received bytes are cleared.
-        """
-        server = await start_websocket_server(self, echo=echo)
-        proxy = await start_proxy(self, *addons, **options)
-        client = await RawClient.connect(self, proxy.port_number)
-        client.send(HANDSHAKE % (server.port, server.port))
-        await client.wait_for(lambda data: b"\r\n\r\n" in data)
-        self.assertTrue(bytes(client.received).startswith(b"HTTP/1.1 101"))
-        peer = await server.next_connection()
-        client.received.clear()
-        return proxy, server, client, peer
-
-    async def raw_server(self) -> Any:
-        """
-        A raw server answering the WebSocket handshake (its connections
-        keep every byte they receive in C{buffer}).
-        """
-        factory = Factory.forProtocol(_SilentServer)
-        factory.connections, factory.lost = [], []
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.addCleanup(lambda: [c.transport.abortConnection() for c in factory.connections])
-        factory.port_number = port.getHost().port
-        return factory
-
     async def test_order_in_one_write(self) -> None:
         """
         Small text, big binary, ping, small text in one write: the server
@@ -555,7 +526,7 @@ class BigFrameRawTests(unittest.TestCase):
         in order.
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events)
+        proxy, server, client, peer = await raw_setup(self, events)
         payload = os.urandom(100 * KIB)
         client.send(
             masked(0x81, b"first") + masked(0x82, payload) + masked(0x89, b"ping!")
@@ -583,7 +554,7 @@ class BigFrameRawTests(unittest.TestCase):
         1001 to the server, websocket_error saying "invalid UTF-8".
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events)
+        proxy, server, client, peer = await raw_setup(self, events)
         client.send(masked(0x81, "é".encode() * 40000 + b"\xff" + b"z" * 100))
         data = await client.wait_closed()
         frames = parse_frames(data)
@@ -604,7 +575,7 @@ class BigFrameRawTests(unittest.TestCase):
         client, 1001 to the server, "too large" in the error.
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events, body_size_limit="100k")
+        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="100k")
         client.send(masked(0x82, os.urandom(200 * KIB)))
         data = await client.wait_closed()
         frames = parse_frames(data)
@@ -623,7 +594,7 @@ class BigFrameRawTests(unittest.TestCase):
         one-event path): Close 1009 to the client, "too large" in the error.
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events, body_size_limit="1k")
+        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="1k")
         client.send(masked(0x82, b"z" * (10 * KIB)))
         data = await client.wait_closed()
         frames = parse_frames(data)
@@ -638,7 +609,7 @@ class BigFrameRawTests(unittest.TestCase):
         arrives whole.
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events, body_size_limit="100k")
+        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="100k")
         payload = os.urandom(100 * KIB)  # exactly the limit
         client.send(masked(0x82, payload))
         got = await peer.next_message()
@@ -656,7 +627,7 @@ class BigFrameRawTests(unittest.TestCase):
         server receives every message whole and in order.
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events, echo=False)
+        proxy, server, client, peer = await raw_setup(self, events, echo=False)
         big1, big2 = os.urandom(100 * KIB), os.urandom(BIG)
         stream = (masked(0x82, big1) + masked(0x81, b"between") + masked(0x82, big2)
                   + masked(0x81, b"end"))
@@ -681,7 +652,7 @@ class BigFrameRawTests(unittest.TestCase):
         1001 to the server.
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events)
+        proxy, server, client, peer = await raw_setup(self, events)
         client.send(unmasked(0x82, b"u" * 100000))
         data = await client.wait_closed()
         frames = parse_frames(data)
@@ -697,7 +668,7 @@ class BigFrameRawTests(unittest.TestCase):
         invalid: Close 1002 to the client.
         """
         events = Events()
-        proxy, server, client, peer = await self.raw_setup(events)
+        proxy, server, client, peer = await raw_setup(self, events)
         client.send(masked(0xC2, b"r" * 100000))
         data = await client.wait_closed()
         frames = parse_frames(data)
@@ -712,7 +683,7 @@ class BigFrameRawTests(unittest.TestCase):
         byte-identical (same masking key); a changed one is masked anew; a
         big frame from the server reaches the client as it was sent.
         """
-        factory = await self.raw_server()
+        factory = listen_silent_server(self)
 
         class Change:
             def websocket_message(self, flow: Any) -> None:
@@ -721,9 +692,7 @@ class BigFrameRawTests(unittest.TestCase):
                     message.content = message.content[6:] + b"+"
 
         proxy = await start_proxy(self, Change())
-        client = await RawClient.connect(self, proxy.port_number)
-        client.send(HANDSHAKE % (factory.port_number, factory.port_number))
-        await client.wait_for(lambda data: b"\r\n\r\n" in data)
+        client = await raw_handshake(self, proxy, factory.port_number)
         self.assertTrue(bytes(client.received).startswith(b"HTTP/1.1 101"))
         client.received.clear()
         await wait_until(lambda: factory.connections)
@@ -759,12 +728,10 @@ class BigFrameRawTests(unittest.TestCase):
         A masked big frame from the server is invalid: Close 1002 to the
         server, 1001 to the client, websocket_error.
         """
-        factory = await self.raw_server()
+        factory = listen_silent_server(self)
         events = Events()
         proxy = await start_proxy(self, events)
-        client = await RawClient.connect(self, proxy.port_number)
-        client.send(HANDSHAKE % (factory.port_number, factory.port_number))
-        await client.wait_for(lambda data: b"\r\n\r\n" in data)
+        client = await raw_handshake(self, proxy, factory.port_number)
         client.received.clear()
         await wait_until(lambda: factory.connections)
         server = factory.connections[0]

@@ -70,7 +70,10 @@ def pem_of(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _key_pem(key: Any) -> bytes:
+def key_pem(key: Any) -> bytes:
+    """
+    The unencrypted PKCS#8 PEM encoding of the private key C{key}.
+    """
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -184,7 +187,7 @@ class TestCA:
         key_path = os.path.join(directory, "server-key.pem")
         cert_path = os.path.join(directory, "server-cert.pem")
         with open(key_path, "wb") as f:
-            f.write(_key_pem(key))
+            f.write(key_pem(key))
         with open(cert_path, "wb") as f:
             f.write(pem_of(cert) + pem_of(self.cert))
         return key_path, cert_path
