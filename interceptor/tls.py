@@ -22,6 +22,7 @@ from service_identity.cryptography import (
     verify_certificate_ip_address,
 )
 from twisted.internet import tcp
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
@@ -35,6 +36,7 @@ from interceptor.certs import Leaf, names_of
 from interceptor.fastwrite import writer_for
 
 __all__ = [
+    "server_name_for",
     "ClientHello",
     "parse_client_hello",
     "NotTLS",
@@ -144,6 +146,14 @@ def _parse_hello_body(body: bytes) -> ClientHello:
         return ClientHello(sni, alpn)
     except (IndexError, UnicodeError) as e:
         raise NotTLS(f"malformed ClientHello: {e}") from None
+
+
+def server_name_for(host: str) -> Optional[str]:
+    """
+    The server name (SNI) to send when connecting to C{host}: none for an
+    IP address literal, which RFC 6066 does not allow there.
+    """
+    return None if isIPAddress(host) or isIPv6Address(host) else host
 
 
 # -- the client-facing side ---------------------------------------------------

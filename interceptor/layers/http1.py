@@ -26,7 +26,6 @@ from collections import deque
 from typing import Any, Callable, Optional
 
 import httptools
-from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -46,6 +45,7 @@ from interceptor.layers.http1_framing import (
 from interceptor.layers.http1_stream import Http1Stream
 from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.modes import proxy_authorization
+from interceptor.tls import server_name_for
 from interceptor.watchdog import Watchdog
 
 __all__ = ["Http1Layer", "Http1Stream", "UpstreamProtocol", "BadRequest", "error_response"]
@@ -523,7 +523,7 @@ class Http1Layer:
             if self.target is not None and host == self.target[1] and self.sni:
                 sni = self.sni
             else:
-                sni = None if isIPAddress(host) or isIPv6Address(host) else host
+                sni = server_name_for(host)
             tls = (sni, [b"http/1.1"])
         elif scheme != "http":
             return _failed(ConnectionError(f"unsupported scheme {scheme!r}"))

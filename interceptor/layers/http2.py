@@ -60,6 +60,7 @@ from interceptor.layers.http1_framing import (
 )
 from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.proxy import ReadGate
+from interceptor.tls import server_name_for
 
 __all__ = ["Http2Layer", "H2Stream", "H2Upstream", "CONNECTION_HEADERS", "switch_to_h2"]
 
@@ -576,7 +577,7 @@ class H2Stream(Exchange):
         tls = None
         offers_h2 = False
         if request.scheme == "https":
-            sni = layer.sni if same_server and layer.sni else request.host
+            sni = layer.sni if same_server and layer.sni else server_name_for(request.host)
             offers_h2 = same_server and self.master.options.http2
             tls = (sni, [b"h2", b"http/1.1"] if offers_h2 else [b"http/1.1"])
         if offers_h2:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -43,6 +42,7 @@ from interceptor.tls import (
     ServerTLS,
     certificate_names,
     parse_client_hello,
+    server_name_for,
 )
 from interceptor.tlsconfig import certstore_for
 
@@ -184,14 +184,14 @@ class TlsLayer:
         if mode is not None and mode.kind == "reverse":
             # The proxy stands for the reverse target: the server is reached
             # under the target's own name, over TLS only if the target says so.
-            sni: Optional[str] = None if _is_ip(host) else host
+            sni: Optional[str] = server_name_for(host)
             if mode.scheme != "https":
                 self.inner = Http1Layer(self.root, transport=None, target=("http", host, port))
                 alpn = _ALPN_HTTP1 if hello.alpn_protocols else None
                 self._start_client_tls([hello.sni or host], alpn)
                 return
         else:
-            sni = hello.sni or (None if _is_ip(host) else host)
+            sni = hello.sni or server_name_for(host)
         self.inner = Http1Layer(self.root, transport=None, target=("https", host, port), sni=sni)
         options = self.master.options
         supported = (_ALPN_H2, _ALPN_HTTP1) if options.http2 else (_ALPN_HTTP1,)
@@ -281,6 +281,3 @@ class TlsLayer:
         elif self.inner is not None:
             self.inner.connection_lost(reason)
 
-
-def _is_ip(host: str) -> bool:
-    return isIPAddress(host) or isIPv6Address(host)

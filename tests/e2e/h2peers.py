@@ -125,13 +125,14 @@ class TestPKI:
         self.cert = crypto.X509.from_cryptography(leaf)
         self.key = crypto.PKey.from_cryptography_key(key)
 
-    def server_context_factory(self, alpn: Sequence[bytes], offers: list) -> Any:
+    def server_context_factory(self, alpn: Sequence[bytes], offers: list,
+                               names: Optional[list] = None) -> Any:
         """
         A context factory for C{listenSSL} choosing from C{alpn} (server
         preference order) and appending each client's offer list to
-        C{offers}.
+        C{offers} (and the server name it sent, or None, to C{names}).
         """
-        return _ServerContextFactory(self, list(alpn), offers)
+        return _ServerContextFactory(self, list(alpn), offers, names)
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -141,10 +142,12 @@ class _ServerContextFactory:
         connection.set_app_data(tlsProtocol)
         return connection
 
-    def __init__(self, pki: TestPKI, alpn: list[bytes], offers: list) -> None:
+    def __init__(self, pki: TestPKI, alpn: list[bytes], offers: list,
+                 names: Optional[list] = None) -> None:
         self.pki = pki
         self.alpn = alpn
         self.offers = offers
+        self.names = names
         self._context: Optional[SSL.Context] = None
 
     def getContext(self) -> SSL.Context:
@@ -156,6 +159,8 @@ class _ServerContextFactory:
 
             def select(conn: SSL.Connection, protocols: list[bytes]) -> bytes:
                 self.offers.append(list(protocols))
+                if self.names is not None:
+                    self.names.append(conn.get_servername())
                 for proto in self.alpn:
                     if proto in protocols:
                         return proto
@@ -496,6 +501,7 @@ class TlsHttp1Server(LoopbackServer):
     C{alpn}); every path answers with the request as JSON.
 
     @ivar alpn_offers: The ALPN lists clients offered.
+    @ivar server_names: The server name (SNI) each client sent, or None.
     """
 
     def __init__(self) -> None:
@@ -504,6 +510,7 @@ class TlsHttp1Server(LoopbackServer):
         self.site.noisy = False
         self.site.log = lambda request: None
         self.alpn_offers: list = []
+        self.server_names: list = []
 
     @property
     def protocols(self) -> list:
@@ -521,7 +528,8 @@ class TlsHttp1Server(LoopbackServer):
         """
         server = cls()
         wrapping = tracking_factory(server.site, server.connections)
-        server._listen(testcase, wrapping, pki.server_context_factory(alpn, server.alpn_offers))
+        server._listen(testcase, wrapping,
+                       pki.server_context_factory(alpn, server.alpn_offers, server.server_names))
         return server
 
 

@@ -556,6 +556,7 @@ class TranslationTests(_Base):
             self.assertNotIn(name, names)
         self.assertEqual(response.header(b"content-type"), b"application/json")
         self.assertEqual(h1.alpn_offers, [[b"http/1.1"]])
+        self.assertEqual(h1.server_names, [None])  # no SNI for an IP address (RFC 6066)
         self.assertEqual(server.streams, [])
         [flow] = recorder.flows()
         self.assertEqual(flow.request.http_version, "HTTP/2.0")
