@@ -27,6 +27,7 @@ import os
 from typing import Any, Iterable, Optional, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -82,6 +83,19 @@ def names_of(cert: x509.Certificate) -> list[str]:
     return names
 
 
+def _self_signed(cert: x509.Certificate) -> bool:
+    """
+    Whether C{cert} is a root: issued by itself, under its own key.
+    """
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 class Leaf:
     """
     A minted certificate with the key it certifies and the chain to send.
@@ -131,6 +145,12 @@ class CertStore:
             ca_key.public_key()
         )
         self._leaf_key_id = x509.SubjectKeyIdentifier.from_public_key(self.leaf_key.public_key())
+        # What goes after the leaf in the handshake: nothing for a root CA
+        # (clients that trust the proxy have it already; RFC 8446 4.4.2 lets
+        # a trust anchor be left out, and parsing it again costs every
+        # client a certificate per handshake), the CA itself if it is an
+        # intermediate (a user-supplied CA signed by another).
+        self._chain = [] if _self_signed(ca_cert) else [ca_cert]
         self._leaves: dict[tuple[str, ...], Leaf] = {}
         self._client_files: dict[str, bytes] = {}
         self._hash = hashes.SHA256()
@@ -330,4 +350,4 @@ class CertStore:
                 x509.SubjectAlternativeName([general_name(n) for n in names]), critical=False
             )
         cert = builder.sign(self.ca_key, self._hash)
-        return Leaf(cert, self.leaf_key, [self.ca_cert], names)
+        return Leaf(cert, self.leaf_key, self._chain, names)

@@ -146,6 +146,19 @@ class ConfdirTests(unittest.TestCase):
         self.assertEqual(leaf.cert.issuer, cert.subject)
         openssl_verify(cert, leaf.cert)
 
+    def test_intermediate_ca_sent(self):
+        """A CA signed by another (an intermediate) is the chain sent after its leaves."""
+        from tests.e2e.tlspeers import intermediate_ca
+
+        root, cert, key = intermediate_ca("intermediate CA")
+        leaf = CertStore(cert, key).leaf_for(["example.org"])
+        self.assertEqual(leaf.chain, [cert])
+        store = crypto.X509Store()
+        store.add_cert(crypto.X509.from_cryptography(root))
+        crypto.X509StoreContext(
+            store, crypto.X509.from_cryptography(leaf.cert), [crypto.X509.from_cryptography(cert)]
+        ).verify_certificate()
+
     def test_ca_file_rsa(self):
         """A user CA with an RSA key signs leaves."""
         from cryptography.hazmat.primitives import hashes
@@ -252,7 +265,7 @@ class LeafTests(unittest.TestCase):
         now = datetime.datetime.now(datetime.timezone.utc)
         self.assertLess(leaf.cert.not_valid_before_utc, now)
         self.assertGreater(leaf.cert.not_valid_after_utc, now)
-        self.assertEqual(leaf.chain, [self.store.ca_cert])
+        self.assertEqual(leaf.chain, [])  # the CA is a root: not sent
         self.assertIs(leaf.key, self.store.leaf_key)
         openssl_verify(self.store.ca_cert, leaf.cert)
 

@@ -46,8 +46,10 @@ from tests.e2e.tlspeers import (
     EchoServer,
     HttpsServer,
     TestCA,
+    intermediate_ca,
     key_pem,
     pem_of,
+    peer_chain,
     tunnel_tls,
     urllib_get,
 )
@@ -440,6 +442,29 @@ class CATests(TlsTestCase):
         self.assertIsNone(seen.error)
         leaf = x509.load_der_x509_certificate(seen.peer_der)
         self.assertEqual(leaf.issuer, cert.subject)
+
+    async def test_root_ca_not_sent(self):
+        """The proxy's own (root) CA is not sent after the leaf: clients that trust it have it; they still verify leaf and CA."""
+        proxy = await self.proxy()
+        server = await HttpsServer.start(self, self.ca)
+        presented, verified = await peer_chain(proxy.port_number, "localhost", server.port,
+                                               self.proxy_ca, "localhost")
+        ca = x509.load_pem_x509_certificate(open(self.proxy_ca, "rb").read())
+        self.assertEqual(presented, ["CN=localhost"])
+        self.assertEqual(verified, ["CN=localhost", ca.subject.rfc4514_string()])
+
+    async def test_intermediate_ca_file(self):
+        """A user CA that is an intermediate is sent after the leaf, so clients trusting only the root verify."""
+        root, cert, key = intermediate_ca("my intermediate")
+        proxy = await self.proxy(ca_file=self.write_file(key_pem(key), pem_of(cert)))
+        server = await HttpsServer.start(self, self.ca)
+        root_only = self.write_file(pem_of(root))
+        presented, verified = await peer_chain(proxy.port_number, "localhost", server.port,
+                                               root_only, "localhost")
+        self.assertEqual(presented, ["CN=localhost", "CN=my intermediate"])
+        self.assertEqual(verified, ["CN=localhost", "CN=my intermediate", root.subject.rfc4514_string()])
+        result = await curl(self, "-x", proxy.url, "--cacert", root_only, server.url("/hello"))
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
 
     async def test_ca_file_changed_at_runtime(self):
         """Setting ca_file on a running proxy makes new connections get leaves from the new CA."""

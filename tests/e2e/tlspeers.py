@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import select
 import socket
 import ssl
 import urllib.error
@@ -53,6 +54,8 @@ __all__ = [
     "urllib_get",
     "in_thread",
     "pem_of",
+    "intermediate_ca",
+    "peer_chain",
 ]
 
 _TIMEOUT = 5.0
@@ -461,6 +464,106 @@ def _tunnel_tls(
         return result
     finally:
         raw.close()
+
+
+def _peer_chain(
+    proxy_port: int, host: str, port: int, cafile: str, server_hostname: str
+) -> tuple[list[str], list[str]]:
+    raw = socket.create_connection(("127.0.0.1", proxy_port), timeout=_TIMEOUT)
+    try:
+        raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = raw.recv(1)
+            if not chunk:
+                raise ConnectionError(f"CONNECT answered {head!r}")
+            head += chunk
+        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        context.load_verify_locations(cafile)
+        context.set_verify(SSL.VERIFY_PEER, lambda *args: bool(args[-1]))
+        connection = SSL.Connection(context, raw)
+        connection.set_tlsext_host_name(server_hostname.encode())
+        connection.set_connect_state()
+        while True:
+            try:
+                connection.do_handshake()
+                break
+            except SSL.WantReadError:
+                # (The socket has a timeout, so OpenSSL sees it as non-blocking.)
+                if not select.select([raw], [], [], _TIMEOUT)[0]:
+                    raise TimeoutError("TLS handshake through the proxy timed out")
+
+        def common_names(certs: Any) -> list[str]:
+            return [c.to_cryptography().subject.rfc4514_string() for c in certs or ()]
+
+        return (
+            common_names(connection.get_peer_cert_chain()),
+            common_names(connection.get_verified_chain()),
+        )
+    finally:
+        raw.close()
+
+
+def peer_chain(proxy_port: int, host: str, port: int, cafile: str, server_hostname: str) -> Deferred:
+    """
+    In a thread: CONNECT to C{host:port} through the proxy, then a TLS
+    handshake with pyOpenSSL trusting only C{cafile}.
+
+    @return: A Deferred firing with (the subjects of the certificates the
+        server presented, the subjects of the chain the client verified,
+        leaf first); it fails if verification fails.
+    """
+    return in_thread(_peer_chain, proxy_port, host, port, cafile, server_hostname)
+
+
+def intermediate_ca(common_name: str) -> tuple:
+    """
+    A root CA and an intermediate CA for C{common_name} signed by it.
+
+    @return: (root certificate, intermediate certificate, intermediate key).
+    """
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name + " root")])
+    root_cert = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(days=1))
+        .not_valid_after(_now() + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(root_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(days=1))
+        .not_valid_after(_now() + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            critical=False,
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    return root_cert, cert, key
 
 
 def tunnel_tls(
