@@ -200,10 +200,13 @@ class _Output:
     Data waiting to be sent on one HTTP/2 stream, within flow control.
     """
 
-    __slots__ = ("chunks", "size", "end", "trailers", "on_sent")
+    __slots__ = ("chunks", "offset", "size", "end", "trailers", "on_sent")
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
+        self.chunks: deque[bytes] = deque()
+        # How much of chunks[0] is sent already (a big body goes out a
+        # frame at a time; copying its rest for each frame was quadratic).
+        self.offset = 0
         self.size = 0
         self.end = False
         self.trailers: Optional[list] = None
@@ -216,16 +219,20 @@ def _pump(conn: H2Connection, stream_id: int, out: _Output) -> bool:
 
     @return: Whether everything, including the end of the stream, was sent.
     """
-    while out.chunks:
+    chunks = out.chunks
+    while chunks:
         window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
         if window <= 0:
             return False
-        chunk = out.chunks[0]
-        if len(chunk) <= window:
-            out.chunks.pop(0)
+        whole, start = chunks[0], out.offset
+        end = start + window
+        if end >= len(whole):
+            chunk = whole[start:] if start else whole
+            chunks.popleft()
+            out.offset = 0
         else:
-            out.chunks[0] = chunk[window:]
-            chunk = chunk[:window]
+            chunk = whole[start:end]
+            out.offset = end
         conn.send_data(stream_id, chunk)
         out.size -= len(chunk)
         if out.on_sent is not None:

@@ -765,6 +765,25 @@ class AddonTests(_Base):
         self.assertEqual(bytes(stream.body), b"HELLO!")
         self.assertEqual(stream.header(b"content-length"), b"6")
 
+    async def test_large_buffered_bodies(self):
+        """A 4 MiB upload and a 4 MiB response, buffered (not streamed), cross h2 on both sides intact."""
+        size = 4 * 1024 * 1024
+
+        def handler(stream):
+            stream.respond(200, [(b"content-length", b"%d" % size)], pattern(size)[::-1])
+
+        proxy = await self.proxy()
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        response = await bounded(
+            client.request("POST", "/big", [(b"content-length", b"%d" % size)],
+                           body=pattern(size)).done, 20
+        )
+        self.assertEqual(response.status, 200)
+        self.assertTrue(bytes(response.body) == pattern(size)[::-1])
+        [stream] = server.streams
+        self.assertTrue(bytes(stream.body) == pattern(size))
+
     async def test_streamed_bodies_with_transform(self):
         """stream_large_bodies streams a large h2 upload and download through; a response.stream transform applies."""
         size = 300_000
