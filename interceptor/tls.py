@@ -21,19 +21,15 @@ from service_identity.cryptography import (
     verify_certificate_hostname,
     verify_certificate_ip_address,
 )
-from twisted.internet import tcp
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
-from twisted.internet.protocol import Protocol
-from twisted.protocols.policies import ProtocolWrapper
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from zope.interface import classImplements, implementer, providedBy
+from zope.interface import implementer
 
 from interceptor.certs import Leaf, names_of
-from interceptor.fastwrite import writer_for
+from interceptor.fasttls import FastTLSFactory, FastTLSProtocol
 
 __all__ = [
     "server_name_for",
@@ -380,51 +376,3 @@ class UpstreamTLS:
             connection.set_tlsext_host_name(self.sni.encode("idna"))
         connection.set_connect_state()
         return connection
-
-
-class FastTLSProtocol(TLSMemoryBIOProtocol):
-    """
-    L{TLSMemoryBIOProtocol} that declares the wrapped transport's interfaces
-    once per transport class instead of once per connection.
-
-    Twisted's C{makeConnection} calls C{directlyProvides} once for every
-    interface the transport provides, and zope recomputes the resolution
-    order each time: about 6 % of the proxy's CPU per new intercepted
-    connection (it has two TLS connections each).  This subclass does the
-    same work with a class declared once per transport type.
-    """
-
-    _classes: dict[type, type] = {}
-
-    def makeConnection(self, transport: Any) -> None:
-        """
-        As L{TLSMemoryBIOProtocol.makeConnection}, without the per-connection
-        interface declarations.
-        """
-        kind = type(transport)
-        cls = FastTLSProtocol._classes.get(kind)
-        if cls is None:
-            cls = type("FastTLSProtocolFor" + kind.__name__, (FastTLSProtocol,), {})
-            classImplements(cls, *providedBy(transport))
-            FastTLSProtocol._classes[kind] = cls
-        self.__class__ = cls
-        if isinstance(transport, tcp.Connection) and "write" not in transport.__dict__:
-            # Encrypted records go straight to the socket when nothing is
-            # buffered (see interceptor.fastwrite).
-            transport.write = writer_for(transport)
-        self._tlsConnection = self.factory._creatorCallable(self)
-        self._appSendBuffer = []
-        Protocol.makeConnection(self, transport)
-        self.factory.registerProtocol(self)
-        if self._connectWrapped:
-            ProtocolWrapper.makeConnection(self, transport)
-        self._checkHandshakeStatus()
-
-
-class FastTLSFactory(TLSMemoryBIOFactory):
-    """
-    A L{TLSMemoryBIOFactory} building L{FastTLSProtocol}s.
-    """
-
-    protocol = FastTLSProtocol
-    noisy = False

@@ -1,0 +1,202 @@
+# -*- test-case-name: tests.test_fasttls,tests.e2e.test_tls -*-
+"""
+Twisted's memory-BIO TLS protocol with less Python between the socket and
+OpenSSL: the proxy runs two TLS connections per intercepted client, and
+every request and response crosses four TLS record operations.
+
+    factory = FastTLSFactory(creator, isClient, wrappedFactory)
+
+L{FastTLSProtocol} is a L{TLSMemoryBIOProtocol}; it changes how, not what:
+
+1. C{makeConnection} declares the transport's interfaces once per
+   transport class (Twisted calls C{directlyProvides} per connection, and
+   zope recomputes the resolution order each time: ~6 % of the proxy's CPU
+   per new intercepted connection), and gives a TCP transport the direct
+   writer of L{interceptor.fastwrite}.
+2. Once the handshake is done, records are read and written with
+   OpenSSL's C{SSL_read}/C{SSL_write}/C{BIO_read}/C{BIO_write} through
+   pyOpenSSL's own bindings, into one reused buffer, and "nothing more to
+   read" is a return code rather than a raised C{WantReadError}: pyOpenSSL
+   allocates a buffer and raises an exception on most calls (9.8 against
+   2.9 µs per encrypt-and-decrypt of a 200-byte message, measured in a
+   loop; an HTTPS keep-alive request through the proxy cost 112 µs of
+   CPU, against 65 µs in plain HTTP, and 86-99 µs with this path).
+   Anything but success or "want read" goes back to Twisted's
+   own code, which calls pyOpenSSL again and raises the proper error, so
+   errors, alerts and shutdown behave exactly as in Twisted.
+
+If a pyOpenSSL release no longer has those bindings, the protocol falls
+back to Twisted's record path (L{FAST_RECORDS} is then False).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import tcp
+from twisted.internet.protocol import Protocol
+from twisted.protocols.policies import ProtocolWrapper
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from zope.interface import classImplements, providedBy
+
+from interceptor.fastwrite import writer_for
+
+__all__ = ["FastTLSProtocol", "FastTLSFactory", "FAST_RECORDS"]
+
+try:
+    from OpenSSL import SSL as _SSL
+    from OpenSSL._util import ffi as _ffi
+    from OpenSSL._util import lib as _lib
+
+    _SSL_read = _lib.SSL_read
+    _SSL_write = _lib.SSL_write
+    _BIO_read = _lib.BIO_read
+    _BIO_write = _lib.BIO_write
+    _SSL_get_error = _lib.SSL_get_error
+    _WANT_READ = _lib.SSL_ERROR_WANT_READ
+    _probe = _SSL.Connection(_SSL.Context(_SSL.TLS_METHOD), None)
+    FAST_RECORDS = all(hasattr(_probe, a) for a in ("_ssl", "_into_ssl", "_from_ssl"))
+    del _probe
+except (ImportError, AttributeError):  # pragma: no cover - older/newer pyOpenSSL
+    FAST_RECORDS = False
+"""Whether records go through OpenSSL directly (see the module docstring)."""
+
+# Reads land here and are copied out at once; the reactor is one thread.
+_BUFFER_SIZE = 1 << 16
+_buffer = _ffi.new("char[]", _BUFFER_SIZE) if FAST_RECORDS else None
+_bytes_of = _ffi.buffer if FAST_RECORDS else None
+_from_buffer = _ffi.from_buffer if FAST_RECORDS else None
+# Encrypted records are written to the transport every this many bytes of
+# a big write (four full TLS records).
+_WRITE_CHUNK = 1 << 16
+
+
+class FastTLSProtocol(TLSMemoryBIOProtocol):
+    """
+    A L{TLSMemoryBIOProtocol} with cheaper set-up and record handling (see
+    the module docstring).
+    """
+
+    _classes: dict[type, type] = {}
+    _ssl: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """
+        As L{TLSMemoryBIOProtocol.makeConnection}, without the per-connection
+        interface declarations.
+        """
+        kind = type(transport)
+        cls = FastTLSProtocol._classes.get(kind)
+        if cls is None:
+            cls = type("FastTLSProtocolFor" + kind.__name__, (FastTLSProtocol,), {})
+            classImplements(cls, *providedBy(transport))
+            FastTLSProtocol._classes[kind] = cls
+        self.__class__ = cls
+        if isinstance(transport, tcp.Connection) and "write" not in transport.__dict__:
+            # Encrypted records go straight to the socket when nothing is
+            # buffered (see interceptor.fastwrite).
+            transport.write = writer_for(transport)
+        self._tlsConnection = self.factory._creatorCallable(self)
+        self._appSendBuffer = []
+        Protocol.makeConnection(self, transport)
+        self.factory.registerProtocol(self)
+        if self._connectWrapped:
+            ProtocolWrapper.makeConnection(self, transport)
+        self._checkHandshakeStatus()
+
+    def _checkHandshakeStatus(self) -> None:
+        TLSMemoryBIOProtocol._checkHandshakeStatus(self)
+        if self._handshakeDone and FAST_RECORDS and self._ssl is None:
+            connection = self._tlsConnection
+            self._ssl = connection._ssl
+            self._into = connection._into_ssl
+            self._from = connection._from_ssl
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Encrypted bytes from the transport: decrypt and deliver them.
+        """
+        if self._ssl is None or self._appSendBuffer:
+            TLSMemoryBIOProtocol.dataReceived(self, data)
+            return
+        if _BIO_write(self._into, data, len(data)) != len(data):
+            # (A memory BIO takes everything; let pyOpenSSL report otherwise.)
+            self._tlsConnection.bio_write(data)
+        self._flushReceiveBIO()
+
+    def _flushReceiveBIO(self) -> None:
+        ssl = self._ssl
+        if ssl is None:
+            TLSMemoryBIOProtocol._flushReceiveBIO(self)
+            return
+        while not self._lostTLSConnection:
+            n = _SSL_read(ssl, _buffer, _BUFFER_SIZE)
+            if n > 0:
+                data = _bytes_of(_buffer, n)[:]
+                if not self._aborted:
+                    ProtocolWrapper.dataReceived(self, data)
+                continue
+            if _SSL_get_error(ssl, n) == _WANT_READ:
+                break
+            # Closed, or an error: Twisted's loop asks pyOpenSSL again, which
+            # raises the matching exception, and handles it.
+            TLSMemoryBIOProtocol._flushReceiveBIO(self)
+            return
+        self._flushSendBIO()
+
+    def _flushSendBIO(self) -> None:
+        if self._ssl is None:
+            TLSMemoryBIOProtocol._flushSendBIO(self)
+            return
+        source = self._from
+        n = _BIO_read(source, _buffer, _BUFFER_SIZE)
+        if n <= 0:
+            return
+        data = _bytes_of(_buffer, n)[:]
+        if n == _BUFFER_SIZE:
+            pieces = [data]
+            while n == _BUFFER_SIZE:
+                n = _BIO_read(source, _buffer, _BUFFER_SIZE)
+                if n > 0:
+                    pieces.append(_bytes_of(_buffer, n)[:])
+            data = b"".join(pieces)
+        self.transport.write(data)
+
+    def _write(self, data: bytes) -> None:
+        ssl = self._ssl
+        if ssl is None or self._lostTLSConnection or type(data) is not bytes:
+            TLSMemoryBIOProtocol._write(self, data)
+            return
+        # pyOpenSSL contexts allow partial writes (SSL_write returns after
+        # each record) and a moving write buffer, so the bytes are handed
+        # over in place, a record at a time, and flushed to the transport
+        # every _WRITE_CHUNK bytes.
+        pointer = _from_buffer(data)
+        sent, total, flushed = 0, len(data), 0
+        while sent < total:
+            n = _SSL_write(ssl, pointer + sent, min(total - sent, _WRITE_CHUNK))
+            if n <= 0:
+                self._flushSendBIO()
+                if _SSL_get_error(ssl, n) == _WANT_READ:
+                    # (TLS 1.2 renegotiation.) As Twisted does: keep the
+                    # bytes until the peer has answered.
+                    self._bufferedWrite(data[sent:])
+                    return
+                # An error: Twisted's code asks pyOpenSSL again, which
+                # raises it, and closes the connection.
+                TLSMemoryBIOProtocol._write(self, data[sent:])
+                return
+            sent += n
+            if sent - flushed >= _WRITE_CHUNK:
+                flushed = sent
+                self._flushSendBIO()
+        self._flushSendBIO()
+
+
+class FastTLSFactory(TLSMemoryBIOFactory):
+    """
+    A L{TLSMemoryBIOFactory} building L{FastTLSProtocol}s.
+    """
+
+    protocol = FastTLSProtocol
+    noisy = False
