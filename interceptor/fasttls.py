@@ -116,7 +116,7 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
         """
         Encrypted bytes from the transport: decrypt and deliver them.
         """
-        if self._ssl is None or self._appSendBuffer:
+        if self._ssl is None or self._appSendBuffer or type(data) is not bytes:
             TLSMemoryBIOProtocol.dataReceived(self, data)
             return
         if _BIO_write(self._into, data, len(data)) != len(data):
@@ -176,14 +176,16 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
         while sent < total:
             n = _SSL_write(ssl, pointer + sent, min(total - sent, _WRITE_CHUNK))
             if n <= 0:
-                self._flushSendBIO()
+                # (Asked before anything else can touch OpenSSL's error queue.)
                 if _SSL_get_error(ssl, n) == _WANT_READ:
                     # (TLS 1.2 renegotiation.) As Twisted does: keep the
                     # bytes until the peer has answered.
+                    self._flushSendBIO()
                     self._bufferedWrite(data[sent:])
                     return
                 # An error: Twisted's code asks pyOpenSSL again, which
-                # raises it, and closes the connection.
+                # raises it, sends what is queued (records, the alert) and
+                # closes the connection.
                 TLSMemoryBIOProtocol._write(self, data[sent:])
                 return
             sent += n

@@ -8,10 +8,11 @@ L{FastTLSProtocol} talking over an in-memory pair of transports
 from __future__ import annotations
 
 from OpenSSL import SSL
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from twisted.test import iosim
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface import implementer
 
@@ -129,3 +130,27 @@ class FastTLSTests(unittest.TestCase):
         self.assertEqual(self.server.received, [])
         self.assertIsNotNone(self.server.lost)
         self.assertTrue(self.server.lost.check(SSL.Error), self.server.lost)
+
+    def test_answer_and_close_from_inside_a_read(self):
+        """A protocol that writes and closes from inside dataReceived: its answer arrives, then a clean close."""
+        server = self.server
+
+        def answer(data):
+            Peer.dataReceived(server, data)
+            server.transport.write(b"answer to " + data)
+            server.transport.loseConnection()
+
+        server.dataReceived = answer
+        self.client.transport.write(b"question")
+        self.pump.flush()
+        self.assertEqual(self.client.data, b"answer to question")
+        self.assertIsNotNone(self.client.lost)
+        self.assertTrue(self.client.lost.check(ConnectionDone), self.client.lost)
+
+    def test_eof_without_close_notify(self):
+        """TCP closing under an established TLS connection (no close_notify) is a lost connection, not a clean one."""
+        self.client.transport.write(b"partial")
+        self.pump.flush()
+        self.server_tls.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.server.data, b"partial")
+        self.assertTrue(self.server.lost.check(ConnectionLost), self.server.lost)
