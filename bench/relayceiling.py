@@ -11,11 +11,12 @@ proxies given, and prints the median MB/s of each and its ratio to direct.
 The built-in relays are the least a proxy can do: read the absolute-form
 request head, connect to the server, forward the request in origin form,
 then move the response with blocking calls in one thread per connection
-and no parsing at all: "splice" (Linux splice(2) through a 1 MiB pipe, as
-interceptor's streamed bodies do) and "copy" (recv_into/sendall with a
-1 MiB buffer).  A proxy that matches "splice" has no overhead left to
-remove; the gap between "splice" and direct is the second loopback TCP hop
-(bench/proxybench.py's S4-http-streamed compares against direct).
+and no parsing at all: "splice" (Linux splice(2) through a 1 MiB pipe)
+and "copy" (recv_into/sendall with a 1 MiB buffer; interceptor's streamed
+bodies do the same, non-blocking).  A proxy that matches them has no
+overhead left to remove; the gap between them and direct is the second
+loopback TCP hop (bench/proxybench.py's S4-http-streamed compares against
+direct).
 
 Run a proxy with streaming on (``twistd -n interceptor --set
 stream_large_bodies=1m``) for a fair comparison.  Every download is

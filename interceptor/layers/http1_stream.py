@@ -297,7 +297,7 @@ class Http1Stream(Exchange):
             self._start_streamed_response()
         elif length is not None and length >= _BULK_THRESHOLD and not self.upstream.multiplexed:
             # A large buffered body: count it in, in big pieces, past the parser.
-            self.upstream.want_raw_body(splice=False)
+            self.upstream.want_raw_body(direct=False)
         complete, self._complete_pending = self._complete_pending, None
         if complete is not None:
             self.response_complete(complete)

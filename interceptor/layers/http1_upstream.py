@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_tls,tests.e2e.test_splice -*-
+# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_tls,tests.e2e.test_bodyrelay -*-
 """
 The proxy's HTTP/1 connections to upstream servers: plain or TLS (with
 certificate checks), reused across the keep-alive requests of one client
@@ -11,7 +11,7 @@ stream being answered::
     upstream.begin(stream); upstream.write(request_bytes)
 
 Large unchanged bodies are counted through without the parser, and between
-plain sockets moved with splice(2) (L{interceptor.splice}).
+plain sockets moved through one reused buffer (L{interceptor.bodyrelay}).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from interceptor.layers.http1_framing import (
 )
 from interceptor.layers.upstream import open_connection
 from interceptor.proxy import ReadGate
-from interceptor.splice import SpliceRelay
+from interceptor.bodyrelay import BodyRelay
 from interceptor.tls import UpstreamTLS, check_hostname
 from interceptor.tlsconfig import UpstreamTLSError, upstream_contexts
 from interceptor.watchdog import Watchdog
@@ -109,8 +109,8 @@ class UpstreamProtocol(Protocol):
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
         self._want_raw = False
-        self._splice_ok = True
-        self._splice: Optional[SpliceRelay] = None
+        self._direct_ok = True
+        self._body_relay: Optional[BodyRelay] = None
         self._raw_left = 0
         self._raw_keep_alive = True
         self._framed = False
@@ -280,14 +280,14 @@ class UpstreamProtocol(Protocol):
         except httptools.HttpParserError as e:
             self._invalid(str(e))
 
-    def want_raw_body(self, splice: bool = True) -> None:
+    def want_raw_body(self, direct: bool = True) -> None:
         """
         The stream relays this response's Content-Length body unchanged:
         once the current piece is parsed, count the rest through instead of
         parsing it, reading in bigger pieces.
         """
         self._want_raw = True
-        self._splice_ok = splice
+        self._direct_ok = direct
 
     def _enter_raw(self) -> None:
         self._want_raw = False
@@ -298,14 +298,15 @@ class UpstreamProtocol(Protocol):
         self._raw_left = length - stream.response_size
         self._raw_keep_alive = self._parser.should_keep_alive()
         self._parser = httptools.HttpResponseParser(self)
-        if self._splice_ok and self._raw_left >= _BULK_THRESHOLD and SpliceRelay.possible(
+        if self._direct_ok and self._raw_left >= _BULK_THRESHOLD and BodyRelay.possible(
             self.transport, self.layer.transport
         ):
-            # Plain TCP on both sides: move the body inside the kernel.
-            self._splice = SpliceRelay(
-                self.transport, self.layer.transport, self._raw_left, self._spliced, self._moved
+            # Plain TCP on both sides: socket to socket, past Twisted's
+            # read and write buffers.
+            self._body_relay = BodyRelay(
+                self.transport, self.layer.transport, self._raw_left, self._relayed, self._moved
             )
-            self._splice.start()
+            self._body_relay.start()
             return
         self._raw_transport().bufferSize = _BULK_BUFFER
 
@@ -319,8 +320,8 @@ class UpstreamProtocol(Protocol):
         if self.stream is not None:
             self.stream.response_size += count
 
-    def _spliced(self) -> None:
-        self._splice = None
+    def _relayed(self) -> None:
+        self._body_relay = None
         self._raw_left = 0
         self._framed = True
         self.on_message_complete_with(self._raw_keep_alive)
@@ -524,9 +525,9 @@ class UpstreamProtocol(Protocol):
         """
         self.connected = False
         self.watchdog.stop()
-        if self._splice is not None:
-            self._splice.abandon()
-            self._splice = None
+        if self._body_relay is not None:
+            self._body_relay.abandon()
+            self._body_relay = None
         self.server_conn.timestamp_end = time.time()
         if self._ready is not None:
             detail = reason.getErrorMessage() if reason is not None else "connection closed"

@@ -1,13 +1,13 @@
 """
-Streamed bodies relayed unchanged between plain TCP sockets go through
-splice(2): the bytes arrive whole and in order, keep-alive goes on after
-them, a slow reader is not buffered for, and a transform still sees every
-byte (no splice then).
+Streamed bodies relayed unchanged between plain TCP sockets go socket to
+socket through a L{BodyRelay}: the bytes arrive whole and in order,
+keep-alive goes on after them, a slow reader is not buffered for, and a
+transform still sees every byte (no direct relay then).
 """
 
 from twisted.trial import unittest
 
-from interceptor import splice
+from interceptor import bodyrelay
 from interceptor.testing import start_proxy
 from tests.e2e.peers import RawClient, WebServer, curl, pattern, sleep
 
@@ -16,31 +16,27 @@ SIZE = 3 * 1024 * 1024
 
 class _Counting:
     """
-    Counts the SpliceRelay objects started during a test.
+    Counts the BodyRelay objects started during a test.
     """
 
     def __init__(self, testcase: unittest.TestCase) -> None:
         self.started = 0
-        original = splice.SpliceRelay.start
+        original = bodyrelay.BodyRelay.start
 
-        def start(relay: splice.SpliceRelay) -> None:
+        def start(relay: bodyrelay.BodyRelay) -> None:
             self.started += 1
             original(relay)
 
-        testcase.patch(splice.SpliceRelay, "start", start)
+        testcase.patch(bodyrelay.BodyRelay, "start", start)
 
 
-class SpliceRelayTests(unittest.TestCase):
+class BodyRelayTests(unittest.TestCase):
     """
     End-to-end: curl and a raw client through the proxy to a twisted.web server.
     """
 
-    def setUp(self) -> None:
-        if not splice.AVAILABLE:
-            raise unittest.SkipTest("os.splice is not available on this platform")
-
-    async def test_large_streamed_body_is_spliced_whole(self):
-        """A 3 MiB streamed response is moved by splice and arrives byte for byte."""
+    async def test_large_streamed_body_is_relayed_whole(self):
+        """A 3 MiB streamed response is moved by a BodyRelay and arrives byte for byte."""
         counting = _Counting(self)
         proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0)
         web = await WebServer.start(self)
@@ -49,8 +45,8 @@ class SpliceRelayTests(unittest.TestCase):
         self.assertEqual(result.body, pattern(SIZE))
         self.assertEqual(counting.started, 1)
 
-    async def test_keep_alive_after_splice(self):
-        """After a spliced body the same client connection carries another request."""
+    async def test_keep_alive_after_relay(self):
+        """After a relayed body the same client connection carries another request."""
         proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0)
         web = await WebServer.start(self)
         client = await RawClient.connect(self, proxy.port_number)
@@ -72,17 +68,17 @@ class SpliceRelayTests(unittest.TestCase):
         (layer_owner,) = list(proxy.master.factories[0].connections)
         upstream = layer_owner.layer.upstream
         self.assertIsNotNone(upstream)
-        relay = upstream._splice
-        self.assertIsNotNone(relay, "the body is not being spliced")
+        relay = upstream._body_relay
+        self.assertIsNotNone(relay, "the body is not being relayed directly")
         # Far less than the body has left the server: the kernel buffers and
-        # the one pipe hold what the client has not read.
+        # the relay's one buffer hold what the client has not read.
         self.assertGreater(relay.left, big // 2)
         client.transport.resumeProducing()
         received = await client.wait_for(lambda data: len(data) > big, timeout=20)
         self.assertTrue(received.endswith(pattern(big)[-1000:]))
 
-    async def test_transform_bypasses_splice(self):
-        """A chunk-transforming stream sees every byte: no splice is used."""
+    async def test_transform_bypasses_direct_relay(self):
+        """A chunk-transforming stream sees every byte: no BodyRelay is used."""
         counting = _Counting(self)
 
         class Upper:
