@@ -8,8 +8,9 @@ through one reused 1 MiB buffer, outside Twisted's read and write paths:
 
 The relay takes over the source's C{doRead} for as long as it runs: it
 receives into its buffer (C{recv_into}) and sends from it.  When the
-destination cannot take more, it stops reading the source and waits for
-the destination to become writable, so no more than the buffer is held.
+destination cannot take more, it waits for the destination to become
+writable and reads the source only until the buffer is full, so no more
+than the buffer is held.
 When the count is reached it gives the source back to Twisted and calls
 C{done()}.  Used for streamed bodies relayed unchanged
 (C{stream_large_bodies}), where the proxy neither looks at nor changes the
@@ -99,7 +100,8 @@ class BodyRelay:
             n = self.source.socket.recv_into(self._buffer[end:], room)
         except (BlockingIOError, InterruptedError):
             return None
-        except OSError:
+        except (OSError, AttributeError):
+            # (AttributeError: Twisted drops the socket of a closed connection.)
             self._give_back()
             return main.CONNECTION_LOST
         if n == 0:
@@ -131,7 +133,7 @@ class BodyRelay:
                     self.destination.doWrite = self._writable
                     self.destination.startWriting()
                 return
-            except OSError:
+            except (OSError, AttributeError):
                 # The client has gone; its connectionLost cleans up.
                 self.source.stopReading()
                 return
