@@ -30,13 +30,11 @@ from typing import Any, Callable, Optional
 
 from twisted.internet import main, tcp
 
+from interceptor.fastwrite import writes_directly
+
 __all__ = ["BodyRelay"]
 
 _BUFFER_SIZE = 1 << 20
-
-
-def _plain_tcp(transport: Any) -> bool:
-    return isinstance(transport, tcp.Connection) and not transport.TLS and transport.connected
 
 
 class BodyRelay:
@@ -73,11 +71,11 @@ class BodyRelay:
         the destination's write buffer (which would be overtaken).
         """
         return (
-            _plain_tcp(source)
-            and _plain_tcp(destination)
-            and not destination.disconnecting
-            and not destination._tempDataBuffer
-            and len(destination.dataBuffer) <= destination.offset
+            isinstance(source, tcp.Connection)
+            and not source.TLS
+            and source.connected
+            and isinstance(destination, tcp.Connection)
+            and writes_directly(destination)
         )
 
     def start(self) -> None:

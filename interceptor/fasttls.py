@@ -119,8 +119,8 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
         if self._ssl is None or self._appSendBuffer or type(data) is not bytes:
             TLSMemoryBIOProtocol.dataReceived(self, data)
             return
-        if _BIO_write(self._into, data, len(data)) != len(data):
-            # (A memory BIO takes everything; let pyOpenSSL report otherwise.)
+        if _BIO_write(self._into, data, len(data)) <= 0:
+            # (A memory BIO takes all or nothing; let pyOpenSSL report why.)
             self._tlsConnection.bio_write(data)
         self._flushReceiveBIO()
 

@@ -20,7 +20,22 @@ from typing import Any, Callable
 
 from twisted.internet import tcp
 
-__all__ = ["writer_for"]
+__all__ = ["writer_for", "writes_directly"]
+
+
+def writes_directly(transport: Any) -> bool:
+    """
+    Whether bytes may go straight to C{transport}'s socket now: a plain,
+    open TCP connection with nothing waiting in Twisted's write buffer
+    (which they would overtake).
+    """
+    return not (
+        transport._tempDataBuffer
+        or len(transport.dataBuffer) > transport.offset
+        or transport.TLS
+        or transport.disconnecting
+        or not transport.connected
+    )
 
 
 def writer_for(transport: Any) -> Callable[[bytes], None]:
@@ -35,14 +50,7 @@ def writer_for(transport: Any) -> Callable[[bytes], None]:
     sock = transport.socket
 
     def write(data: bytes) -> None:
-        t = transport
-        if (
-            t._tempDataBuffer
-            or len(t.dataBuffer) > t.offset
-            or t.TLS
-            or t.disconnecting
-            or not t.connected
-        ):
+        if not writes_directly(transport):
             fallback(data)
             return
         try:

@@ -148,9 +148,11 @@ class ConfdirTests(unittest.TestCase):
 
     def test_intermediate_ca_sent(self):
         """A CA signed by another (an intermediate) is the chain sent after its leaves."""
-        from tests.e2e.tlspeers import intermediate_ca
+        from tests.e2e.tlspeers import TestCA
 
-        root, cert, key = intermediate_ca("intermediate CA")
+        root_ca = TestCA("intermediate CA root")
+        root = root_ca.cert
+        cert, key = root_ca.intermediate("intermediate CA")
         leaf = CertStore(cert, key).leaf_for(["example.org"])
         self.assertEqual(leaf.chain, [cert])
         store = crypto.X509Store()

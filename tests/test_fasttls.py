@@ -47,6 +47,26 @@ class Peer(Protocol):
         return b"".join(self.received)
 
 
+def tls_pair(name: str, greet: bool = True) -> tuple:
+    """
+    A server and a client L{FastTLSProtocol} for C{name} (the server's
+    certificate from a new CA, the client not verifying), connected in
+    memory; (server peer, client peer, server TLS, client TLS, pump).
+    """
+    store = CertStore(*CertStore.create_ca("fasttls test CA"))
+    server, client = Peer(), Peer()
+    server_tls = FastTLSFactory(
+        ServerTLS.for_leaf(store.leaf_for([name]), None), False, Factory.forProtocol(lambda: server)
+    ).buildProtocol(None)
+    client_tls = FastTLSFactory(
+        UpstreamTLS(UpstreamContexts().get(True, None, []), name), True,
+        Factory.forProtocol(lambda: client),
+    ).buildProtocol(None)
+    pump = iosim.connect(server_tls, iosim.makeFakeServer(server_tls),
+                         client_tls, iosim.makeFakeClient(client_tls), greet=greet)
+    return server, client, server_tls, client_tls, pump
+
+
 class FastTLSTests(unittest.TestCase):
     """
     Records cross intact both ways; closes and errors end the connection as
@@ -54,19 +74,7 @@ class FastTLSTests(unittest.TestCase):
     """
 
     def setUp(self):
-        store = CertStore(*CertStore.create_ca("fasttls test CA"))
-        server_creator = ServerTLS.for_leaf(store.leaf_for(["a.test"]), None)
-        context = UpstreamContexts().get(True, None, [])
-        client_creator = UpstreamTLS(context, "a.test")
-        self.server, self.client = Peer(), Peer()
-        server_tls = FastTLSFactory(server_creator, False, Factory.forProtocol(lambda: self.server))
-        client_tls = FastTLSFactory(client_creator, True, Factory.forProtocol(lambda: self.client))
-        self.server_tls = server_tls.buildProtocol(None)
-        self.client_tls = client_tls.buildProtocol(None)
-        self.pump = iosim.connect(
-            self.server_tls, iosim.makeFakeServer(self.server_tls),
-            self.client_tls, iosim.makeFakeClient(self.client_tls),
-        )
+        self.server, self.client, self.server_tls, self.client_tls, self.pump = tls_pair("a.test")
 
     def test_direct_record_path_in_use(self):
         """After the handshake both sides read and write records through OpenSSL directly."""
@@ -94,14 +102,7 @@ class FastTLSTests(unittest.TestCase):
 
     def test_write_before_handshake(self):
         """Bytes written before the handshake completes are sent once it does."""
-        store = CertStore(*CertStore.create_ca("fasttls test CA 2"))
-        server, client = Peer(), Peer()
-        server_tls = FastTLSFactory(ServerTLS.for_leaf(store.leaf_for(["b.test"]), None), False,
-                                    Factory.forProtocol(lambda: server)).buildProtocol(None)
-        client_tls = FastTLSFactory(UpstreamTLS(UpstreamContexts().get(True, None, []), "b.test"),
-                                    True, Factory.forProtocol(lambda: client)).buildProtocol(None)
-        pump = iosim.connect(server_tls, iosim.makeFakeServer(server_tls),
-                             client_tls, iosim.makeFakeClient(client_tls), greet=False)
+        server, client, _, _, pump = tls_pair("b.test", greet=False)
         client.transport.write(b"early bytes")
         pump.flush()
         self.assertEqual(server.data, b"early bytes")

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from interceptor.bodyrelay import BodyRelay
 from interceptor.connection import ServerConnection
 from interceptor.fastwrite import writer_for
 from interceptor.http import Headers, Response
@@ -42,7 +43,6 @@ from interceptor.layers.http1_framing import (
 )
 from interceptor.layers.upstream import open_connection
 from interceptor.proxy import ReadGate
-from interceptor.bodyrelay import BodyRelay
 from interceptor.tls import UpstreamTLS, check_hostname
 from interceptor.tlsconfig import UpstreamTLSError, upstream_contexts
 from interceptor.watchdog import Watchdog

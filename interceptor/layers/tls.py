@@ -280,4 +280,3 @@ class TlsLayer:
             self.tls.connectionLost(reason)
         elif self.inner is not None:
             self.inner.connection_lost(reason)
-

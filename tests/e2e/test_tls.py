@@ -46,7 +46,6 @@ from tests.e2e.tlspeers import (
     EchoServer,
     HttpsServer,
     TestCA,
-    intermediate_ca,
     key_pem,
     pem_of,
     peer_chain,
@@ -455,7 +454,9 @@ class CATests(TlsTestCase):
 
     async def test_intermediate_ca_file(self):
         """A user CA that is an intermediate is sent after the leaf, so clients trusting only the root verify."""
-        root, cert, key = intermediate_ca("my intermediate")
+        root_ca = TestCA("my intermediate root")
+        root = root_ca.cert
+        cert, key = root_ca.intermediate("my intermediate")
         proxy = await self.proxy(ca_file=self.write_file(key_pem(key), pem_of(cert)))
         server = await HttpsServer.start(self, self.ca)
         root_only = self.write_file(pem_of(root))

@@ -519,6 +519,22 @@ class BigFrameRawTests(unittest.TestCase):
 
     timeout = 60
 
+    async def assert_rejected(self, client: Any, peer: Any, events: Any, code: int,
+                              server_code: Optional[int] = 1001) -> str:
+        """
+        The proxy closed the client with one unmasked Close frame of
+        C{code}, the server with C{server_code} (unless None), fired
+        C{websocket_error}, and forwarded nothing; the error message.
+        """
+        data = await client.wait_closed()
+        self.assertEqual([(f, m, close_code(p)) for f, m, p in parse_frames(data)],
+                         [(0x88, False, code)], data[:200])
+        if server_code is not None:
+            self.assertEqual((await peer.wait_closed()).code, server_code)
+        await wait_until(lambda: "websocket_error" in events.names)
+        self.assertEqual(len(peer.received), 0)
+        return events.flows[0].error.msg
+
     async def test_order_in_one_write(self) -> None:
         """
         Small text, big binary, ping, small text in one write: the server
@@ -556,17 +572,9 @@ class BigFrameRawTests(unittest.TestCase):
         events = Events()
         proxy, server, client, peer = await raw_setup(self, events)
         client.send(masked(0x81, "é".encode() * 40000 + b"\xff" + b"z" * 100))
-        data = await client.wait_closed()
-        frames = parse_frames(data)
-        self.assertEqual(len(frames), 1, data[:200])
-        first, is_masked, payload = frames[0]
-        self.assertEqual((first, is_masked, close_code(payload)), (0x88, False, 1007))
-        closed = await peer.wait_closed()
-        self.assertEqual(closed.code, 1001)
-        await wait_until(lambda: "websocket_error" in events.names)
-        self.assertIn("invalid UTF-8", events.flows[0].error.msg)
-        self.assertIn("client", events.flows[0].error.msg)
-        self.assertEqual(len(peer.received), 0)
+        error = await self.assert_rejected(client, peer, events, 1007)
+        self.assertIn("invalid UTF-8", error)
+        self.assertIn("client", error)
         self.assertEqual(len(events.seen), 0)
 
     async def test_over_body_size_limit(self) -> None:
@@ -577,16 +585,7 @@ class BigFrameRawTests(unittest.TestCase):
         events = Events()
         proxy, server, client, peer = await raw_setup(self, events, body_size_limit="100k")
         client.send(masked(0x82, os.urandom(200 * KIB)))
-        data = await client.wait_closed()
-        frames = parse_frames(data)
-        self.assertEqual(len(frames), 1, data[:200])
-        first, is_masked, payload = frames[0]
-        self.assertEqual((first, is_masked, close_code(payload)), (0x88, False, 1009))
-        closed = await peer.wait_closed()
-        self.assertEqual(closed.code, 1001)
-        await wait_until(lambda: "websocket_error" in events.names)
-        self.assertIn("too large", events.flows[0].error.msg)
-        self.assertEqual(len(peer.received), 0)
+        self.assertIn("too large", await self.assert_rejected(client, peer, events, 1009))
 
     async def test_over_body_size_limit_in_one_read(self) -> None:
         """
@@ -596,12 +595,8 @@ class BigFrameRawTests(unittest.TestCase):
         events = Events()
         proxy, server, client, peer = await raw_setup(self, events, body_size_limit="1k")
         client.send(masked(0x82, b"z" * (10 * KIB)))
-        data = await client.wait_closed()
-        frames = parse_frames(data)
-        self.assertEqual([(f, close_code(p)) for f, _, p in frames], [(0x88, 1009)])
-        await wait_until(lambda: "websocket_error" in events.names)
-        self.assertIn("too large", events.flows[0].error.msg)
-        self.assertEqual(len(peer.received), 0)
+        error = await self.assert_rejected(client, peer, events, 1009, server_code=None)
+        self.assertIn("too large", error)
 
     async def test_under_body_size_limit(self) -> None:
         """
@@ -654,13 +649,8 @@ class BigFrameRawTests(unittest.TestCase):
         events = Events()
         proxy, server, client, peer = await raw_setup(self, events)
         client.send(unmasked(0x82, b"u" * 100000))
-        data = await client.wait_closed()
-        frames = parse_frames(data)
-        self.assertEqual([(f, close_code(p)) for f, _, p in frames], [(0x88, 1002)])
-        self.assertEqual((await peer.wait_closed()).code, 1001)
-        await wait_until(lambda: "websocket_error" in events.names)
-        self.assertIn("client sent an invalid frame", events.flows[0].error.msg)
-        self.assertEqual(len(peer.received), 0)
+        error = await self.assert_rejected(client, peer, events, 1002)
+        self.assertIn("client sent an invalid frame", error)
 
     async def test_reserved_bit_big_frame(self) -> None:
         """
@@ -670,12 +660,7 @@ class BigFrameRawTests(unittest.TestCase):
         events = Events()
         proxy, server, client, peer = await raw_setup(self, events)
         client.send(masked(0xC2, b"r" * 100000))
-        data = await client.wait_closed()
-        frames = parse_frames(data)
-        self.assertEqual([(f, close_code(p)) for f, _, p in frames], [(0x88, 1002)])
-        self.assertEqual((await peer.wait_closed()).code, 1001)
-        await wait_until(lambda: "websocket_error" in events.names)
-        self.assertEqual(len(peer.received), 0)
+        await self.assert_rejected(client, peer, events, 1002)
 
     async def test_original_frame_forwarded(self) -> None:
         """

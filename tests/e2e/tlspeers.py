@@ -54,7 +54,6 @@ __all__ = [
     "urllib_get",
     "in_thread",
     "pem_of",
-    "intermediate_ca",
     "peer_chain",
 ]
 
@@ -165,6 +164,35 @@ class TestCA:
             .sign(self.key, hashes.SHA256())
         )
         self._issued[cache_key] = (cert, key)
+        return cert, key
+
+    def intermediate(self, common_name: str) -> tuple[x509.Certificate, Any]:
+        """
+        A CA certificate for C{common_name} signed by this one (an
+        intermediate CA), and its key.
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
         return cert, key
 
     def cert_path(self, testcase: Any) -> str:
@@ -514,56 +542,6 @@ def peer_chain(proxy_port: int, host: str, port: int, cafile: str, server_hostna
         leaf first); it fails if verification fails.
     """
     return in_thread(_peer_chain, proxy_port, host, port, cafile, server_hostname)
-
-
-def intermediate_ca(common_name: str) -> tuple:
-    """
-    A root CA and an intermediate CA for C{common_name} signed by it.
-
-    @return: (root certificate, intermediate certificate, intermediate key).
-    """
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name + " root")])
-    root_cert = (
-        x509.CertificateBuilder()
-        .subject_name(root_name)
-        .issuer_name(root_name)
-        .public_key(root_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(days=1))
-        .not_valid_after(_now() + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
-        )
-        .sign(root_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(root_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(days=1))
-        .not_valid_after(_now() + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
-            critical=False,
-        )
-        .sign(root_key, hashes.SHA256())
-    )
-    return root_cert, cert, key
 
 
 def tunnel_tls(
