@@ -146,6 +146,14 @@ class BodyRelay:
         else:
             self.source.startReading()
 
+    @property
+    def stalled(self) -> bool:
+        """
+        Whether the destination cannot take more right now (the relay is
+        waiting for it to drain).
+        """
+        return self._waiting
+
     def _writable(self) -> Any:
         self._drain()
         return None

@@ -439,7 +439,8 @@ def proxy_options(**values: Any) -> Options:
         float,
         60.0,
         "Seconds a client or server may stay silent while a request or "
-        "response is in progress.",
+        "response is in progress and the proxy is waiting for it (not while "
+        "the other side holds it back).",
     )
     add("idle_timeout", float, 300.0, "Seconds an idle keep-alive client connection stays open.")
     add("max_header_size", int, 65536, "Largest accepted header block, in bytes.")

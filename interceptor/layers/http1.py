@@ -429,6 +429,11 @@ class Http1Layer:
 
     def _timeout(self) -> Optional[float]:
         if self._in_head or self.receiving is not None:
+            if self.gate.holds:
+                # The proxy is not reading (the server is not taking the
+                # body, or a hook holds the flow): not the client's silence.
+                self.watchdog.touch()
+                return None
             return self.options.read_timeout
         if not self.streams:
             return self.options.idle_timeout

@@ -167,7 +167,16 @@ class UpstreamProtocol(Protocol):
         self.server_conn.sockname = (host.host, host.port)
         raw = self._raw_transport()
         self.gate = ReadGate(raw)
-        self.write = writer_for(self.transport)
+        write = writer_for(self.transport)
+        touch = self.watchdog.touch
+
+        def write_and_touch(data: bytes) -> None:
+            # Handing the server (part of) a request is progress too: a
+            # server waiting for a slowly streamed body is not silent.
+            touch()
+            write(data)
+
+        self.write = write_and_touch
         _no_delay(raw)
         self.watchdog.start()
         if self.tls is None:
@@ -469,9 +478,22 @@ class UpstreamProtocol(Protocol):
 
     def _timeout(self) -> Optional[float]:
         # While a request is outstanding, and during the TLS handshake.
-        if self.stream is not None or self._ready is not None:
+        if self._ready is not None:
             return self.master.options.read_timeout
-        return None
+        if self.stream is None:
+            return None
+        if self._held_back():
+            # The client is not taking the response: the server's silence
+            # is ours, not its own.  Counting starts again when it resumes.
+            self.watchdog.touch()
+            return None
+        return self.master.options.read_timeout
+
+    def _held_back(self) -> bool:
+        relay = self._body_relay
+        if relay is not None:
+            return relay.stalled
+        return self.gate is not None and self.gate.holds > 0
 
     def _timed_out(self, silence: float) -> None:
         stream = self.stream
