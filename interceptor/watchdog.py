@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_watchdog -*-
 """
-A cheap inactivity timer for connections.
+Cheap inactivity timers: L{Watchdog} for a connection, L{SilenceWatch}
+for the streams of a multiplexed one.
 
     dog = Watchdog(reactor, lambda: 30.0, on_silence)
     dog.start()
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-__all__ = ["Watchdog"]
+__all__ = ["SilenceWatch", "Watchdog"]
 
 
 class Watchdog:
@@ -95,3 +96,75 @@ class Watchdog:
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+
+
+class SilenceWatch:
+    """
+    Inactivity timers for the many streams of one connection, all looked
+    at by one timer:
+
+        watch = SilenceWatch(reactor, 7.5, limit, expired)
+        watch.touch(stream)      # activity on stream: restart its count
+        watch.forget(stream)     # stream is over
+        watch.stop()             # the connection is over
+
+    C{limit(stream)} returns the silence allowed of C{stream} right now, or
+    None while it is not to be counted (the proxy itself holds it back);
+    its count then restarts.  C{expired(stream, silence)} is called once,
+    after the stream is forgotten.
+    """
+
+    __slots__ = ("clock", "period", "limit", "expired", "last", "_call")
+
+    def __init__(
+        self,
+        clock: Any,
+        period: float,
+        limit: Callable[[Any], Optional[float]],
+        expired: Callable[[Any, float], None],
+    ) -> None:
+        self.clock = clock
+        self.period = period
+        self.limit = limit
+        self.expired = expired
+        self.last: dict[Any, float] = {}
+        self._call: Any = None
+
+    def touch(self, key: Any) -> None:
+        """
+        Something happened on C{key}: restart its count.
+        """
+        self.last[key] = self.clock.seconds()
+        if self._call is None:
+            self._call = self.clock.callLater(self.period, self._check)
+
+    def forget(self, key: Any) -> None:
+        """
+        Stop watching C{key}.
+        """
+        self.last.pop(key, None)
+
+    def _check(self) -> None:
+        self._call = None
+        now = self.clock.seconds()
+        silent = []
+        for key, last in list(self.last.items()):
+            limit = self.limit(key)
+            if limit is None:
+                self.last[key] = now
+            elif now - last >= limit:
+                del self.last[key]
+                silent.append((key, now - last))
+        for key, silence in silent:
+            self.expired(key, silence)
+        if self.last and self._call is None:
+            self._call = self.clock.callLater(self.period, self._check)
+
+    def stop(self) -> None:
+        """
+        Stop watching everything.
+        """
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        self.last.clear()

@@ -5,7 +5,7 @@ Tests for L{interceptor.watchdog}: the inactivity timer, on a L{Clock}.
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from interceptor.watchdog import Watchdog
+from interceptor.watchdog import SilenceWatch, Watchdog
 
 
 class WatchdogTests(unittest.TestCase):
@@ -108,3 +108,71 @@ class WatchdogTests(unittest.TestCase):
         self.assertEqual(self.expired, [1.0])
         self.clock.advance(0.5)
         self.assertEqual(self.expired, [1.0, 1.0])
+
+
+class SilenceWatchTests(unittest.TestCase):
+    """
+    SilenceWatch times many keys with one timer that looks every period.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.held = set()
+        self.expired = []
+        self.watch = SilenceWatch(
+            self.clock, 1.0, lambda key: None if key in self.held else 4.0,
+            lambda key, silence: self.expired.append((key, silence)),
+        )
+
+    def test_each_key_expires_after_its_own_silence(self):
+        """Keys touched at different times expire separately, each once, and are then forgotten."""
+        self.watch.touch("a")
+        self.clock.advance(2)
+        self.watch.touch("b")
+        self.clock.advance(2)
+        self.assertEqual(self.expired, [("a", 4.0)])
+        self.clock.advance(2)
+        self.assertEqual(self.expired, [("a", 4.0), ("b", 4.0)])
+        self.assertEqual(self.watch.last, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_one_timer(self):
+        """However many keys are touched, one call is scheduled."""
+        for key in range(100):
+            self.watch.touch(key)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_touch_restarts_count(self):
+        """A touch restarts that key's count."""
+        self.watch.touch("a")
+        self.clock.advance(3)
+        self.watch.touch("a")
+        self.clock.advance(3)
+        self.assertEqual(self.expired, [])
+        self.clock.advance(1)
+        self.assertEqual(self.expired, [("a", 4.0)])
+
+    def test_held_key_not_counted(self):
+        """While limit() says None the key does not expire; counting restarts from the last look."""
+        self.watch.touch("a")
+        self.held.add("a")
+        self.clock.advance(10)
+        self.assertEqual(self.expired, [])
+        self.held.discard("a")
+        self.clock.advance(3)
+        self.assertEqual(self.expired, [])
+        self.clock.advance(1)
+        self.assertEqual(self.expired, [("a", 4.0)])
+
+    def test_forget_and_stop(self):
+        """A forgotten key never expires; stop() cancels the timer."""
+        self.watch.touch("a")
+        self.watch.touch("b")
+        self.watch.forget("a")
+        self.clock.advance(5)
+        self.assertEqual([key for key, _ in self.expired], ["b"])
+        self.watch.touch("c")
+        self.watch.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(10)
+        self.assertEqual([key for key, _ in self.expired], ["b"])

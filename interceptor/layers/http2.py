@@ -61,6 +61,7 @@ from interceptor.layers.http1_framing import (
 from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.proxy import ReadGate
 from interceptor.tls import server_name_for
+from interceptor.watchdog import SilenceWatch, Watchdog
 
 __all__ = ["Http2Layer", "H2Stream", "H2Upstream", "CONNECTION_HEADERS", "switch_to_h2"]
 
@@ -272,6 +273,10 @@ class Http2Layer:
         self.h2_waiters: Optional[list[Callable[[], None]]] = None
         self.upstream_error: Optional[str] = None
         self.closing = False
+        self.idle = Watchdog.for_connection(self.master, self._idle_limit, self._idle_expired)
+        self.silence = SilenceWatch(
+            self.master.reactor, self.options.read_timeout / 4, self._request_limit, self._request_silent
+        )
 
     def __repr__(self) -> str:
         return f"<Http2Layer {self.client_conn!r}>"
@@ -284,6 +289,7 @@ class Http2Layer:
         self.conn.initiate_connection()
         _settings(self.conn, client=False)
         self.flush()
+        self.idle.start()
 
     def start(self) -> None:
         """
@@ -304,6 +310,7 @@ class Http2Layer:
         """
         if self.closing:
             return
+        self.idle.touch()
         try:
             events = self.conn.receive_data(data)
         except (ProtocolError, H2Error) as e:
@@ -331,6 +338,8 @@ class Http2Layer:
         self.streams[event.stream_id] = stream
         if event.stream_ended is not None:
             stream.request_done = True
+        else:
+            self.silence.touch(stream)
         stream.start()
 
     def _data_received(self, event: DataReceived) -> None:
@@ -338,11 +347,13 @@ class Http2Layer:
         if stream is None:
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             return
+        self.silence.touch(stream)
         stream.request_body(event.data, event.flow_controlled_length)
 
     def _stream_ended(self, event: StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None:
+            self.silence.forget(stream)
             stream.request_complete()
 
     def _trailers_received(self, event: TrailersReceived) -> None:
@@ -353,6 +364,7 @@ class Http2Layer:
     def _stream_reset(self, event: StreamReset) -> None:
         stream = self.streams.pop(event.stream_id, None)
         if stream is not None:
+            self.silence.forget(stream)
             stream.client_failed(f"client reset the stream (error code {event.error_code!r})")
 
     def _window_updated(self, event: WindowUpdated) -> None:
@@ -386,6 +398,33 @@ class Http2Layer:
         A stream has finished both ways.
         """
         self.streams.pop(stream.stream_id, None)
+        self.silence.forget(stream)
+
+    # -- timeouts ---------------------------------------------------------
+
+    def _idle_limit(self) -> Optional[float]:
+        return None if self.streams else self.options.idle_timeout
+
+    def _idle_expired(self, silence: float) -> None:
+        _log.info("{client}: HTTP/2 connection idle for {silence:.1f} s; closing",
+                  client=self.client_conn.address, silence=silence)
+        try:
+            self.conn.close_connection()
+            self.flush()
+        except H2Error:
+            pass
+        self.close()
+
+    def _request_limit(self, stream: "H2Stream") -> Optional[float]:
+        # Not counted once answered, or while the server has not taken
+        # what the client sent (its window stays closed by that much).
+        if stream.finished or stream.request_unacked:
+            return None
+        return self.options.read_timeout
+
+    def _request_silent(self, stream: "H2Stream", silence: float) -> None:
+        stream.client_timed_out(silence)
+        self.flush()
 
     def close(self) -> None:
         """
@@ -393,16 +432,22 @@ class Http2Layer:
         """
         if not self.closing:
             self.closing = True
+            self._stop_timers()
             if self.upstream_h2 is not None:
                 self.upstream_h2.close()
             if self.transport is not None:
                 self.transport.loseConnection()
+
+    def _stop_timers(self) -> None:
+        self.idle.stop()
+        self.silence.stop()
 
     def connection_lost(self, reason: Failure) -> None:
         """
         The client went away.
         """
         self.closing = True
+        self._stop_timers()
         for stream in list(self.streams.values()):
             stream.client_failed("client disconnected")
         self.streams.clear()
@@ -474,6 +519,8 @@ class H2Stream(Exchange):
         self._head_pending = False
         self._complete_pending = False
         self._held = False
+        # Request data acknowledgements waiting for the server to take it.
+        self.request_unacked = 0
 
     def __repr__(self) -> str:
         return f"<H2Stream {self.stream_id} {self.flow!r}>"
@@ -669,8 +716,10 @@ class H2Stream(Exchange):
             ack = None
             if flow_controlled:
                 conn, sid = self.layer.conn, self.stream_id
+                self.request_unacked += 1
 
                 def ack() -> None:
+                    self.request_unacked -= 1
                     try:
                         conn.acknowledge_received_data(flow_controlled, sid)
                     except H2Error:
@@ -894,6 +943,13 @@ class H2Stream(Exchange):
 
         self.master.addons.trigger("error", self.flow).addCallback(answer)
 
+    def client_timed_out(self, silence: float) -> None:
+        """
+        The client sent nothing on this stream for C{silence} seconds in
+        the middle of its request: answer 408.
+        """
+        self._answer_error(408, f"The client sent nothing for {silence:.1f} s while sending a request.")
+
     def client_failed(self, message: str) -> None:
         """
         The client reset the stream or went away.
@@ -947,7 +1003,7 @@ class _UpStream:
     while the server's concurrency limit is reached, then its output.
     """
 
-    __slots__ = ("stream", "headers", "sid", "out", "acks")
+    __slots__ = ("stream", "headers", "sid", "out", "acks", "unacked")
 
     def __init__(self, stream: Any, headers: list) -> None:
         self.stream = stream
@@ -955,6 +1011,9 @@ class _UpStream:
         self.sid: Optional[int] = None
         self.out = _Output()
         self.acks: list[Callable[[], None]] = []
+        # Response bytes the client has not taken yet (the server's window
+        # stays closed by that much).
+        self.unacked = 0
 
 
 @implementer(IHandshakeListener)
@@ -982,6 +1041,9 @@ class H2Upstream(Protocol):
         self.waiting: deque[_UpStream] = deque()
         self.usable = True
         self.gate: Optional[ReadGate] = None
+        self.silence = SilenceWatch(
+            self.master.reactor, self.master.options.read_timeout / 4, self._stream_limit, self._stream_silent
+        )
 
     def begin(self, stream: Any) -> None:
         """
@@ -996,8 +1058,10 @@ class H2Upstream(Protocol):
             self.reset(stream)
         else:
             up = self.by_stream.pop(stream, None)
-            if up is not None and up.sid is not None:
-                self.streams.pop(up.sid, None)
+            if up is not None:
+                self.silence.forget(up)
+                if up.sid is not None:
+                    self.streams.pop(up.sid, None)
 
     def want_raw_body(self) -> None:
         """
@@ -1049,6 +1113,7 @@ class H2Upstream(Protocol):
             conn.send_headers(sid, up.headers, end_stream=only_headers)
             if only_headers:
                 out.end = False
+            self.silence.touch(up)
             self._pump(up)
 
     def _pump(self, up: _UpStream) -> None:
@@ -1078,6 +1143,8 @@ class H2Upstream(Protocol):
             up.out.size += len(data)
         if ack is not None:
             up.acks.append(ack)
+        if up.sid is not None:
+            self.silence.touch(up)
         self._pump(up)
         self.flush()
 
@@ -1090,6 +1157,8 @@ class H2Upstream(Protocol):
             return
         up.out.end = True
         up.out.trailers = trailers
+        if up.sid is not None:
+            self.silence.touch(up)
         self._pump(up)
         self.flush()
 
@@ -1100,6 +1169,7 @@ class H2Upstream(Protocol):
         up = self.by_stream.pop(stream, None)
         if up is None:
             return
+        self.silence.forget(up)
         if up.sid is None:
             try:
                 self.waiting.remove(up)
@@ -1140,6 +1210,16 @@ class H2Upstream(Protocol):
         self.flush()
 
     def _handle(self, event: Any) -> None:
+        sid = getattr(event, "stream_id", None)
+        if sid:
+            up = self.streams.get(sid)
+            if up is not None:
+                self.silence.touch(up)
+        elif isinstance(event, WindowUpdated):
+            # The server took request data: progress for every stream still sending.
+            for up in self.streams.values():
+                if up.out.size or up.out.end:
+                    self.silence.touch(up)
         if isinstance(event, ResponseReceived):
             up = self.streams.get(event.stream_id)
             if up is not None:
@@ -1152,7 +1232,8 @@ class H2Upstream(Protocol):
             if up is None:
                 self.conn.acknowledge_received_data(amount, sid)
                 return
-            up.stream.response_body(event.data, lambda: self._ack(amount, sid))
+            up.unacked += amount
+            up.stream.response_body(event.data, lambda: self._ack(amount, up))
         elif isinstance(event, TrailersReceived):
             up = self.streams.get(event.stream_id)
             if up is not None and up.stream.flow.response is not None:
@@ -1165,6 +1246,7 @@ class H2Upstream(Protocol):
             up = self.streams.pop(event.stream_id, None)
             if up is not None:
                 self.by_stream.pop(up.stream, None)
+                self.silence.forget(up)
                 up.stream.fail(f"the server reset the stream (error code {event.error_code!r})", 502)
         elif isinstance(event, PushedStreamReceived):
             self.conn.reset_stream(event.pushed_stream_id, ErrorCodes.REFUSED_STREAM)
@@ -1180,9 +1262,10 @@ class H2Upstream(Protocol):
                 after=event.last_stream_id,
             )
 
-    def _ack(self, amount: int, sid: int) -> None:
+    def _ack(self, amount: int, up: _UpStream) -> None:
+        up.unacked -= amount
         try:
-            self.conn.acknowledge_received_data(amount, sid)
+            self.conn.acknowledge_received_data(amount, up.sid)
         except H2Error:
             return
         self.flush()
@@ -1191,13 +1274,26 @@ class H2Upstream(Protocol):
         up = self.streams.pop(sid, None)
         if up is not None:
             self.by_stream.pop(up.stream, None)
+            self.silence.forget(up)
             up.stream.response_complete(True)
+
+    def _stream_limit(self, up: _UpStream) -> Optional[float]:
+        # Not counted while the client has not taken what the server sent.
+        if up.unacked > 0:
+            return None
+        return self.master.options.read_timeout
+
+    def _stream_silent(self, up: _UpStream, silence: float) -> None:
+        host, port = self.address
+        up.stream.fail(f"{host}:{port} sent nothing on the stream for {silence:.1f} s (read timeout)", 504)
+        self.flush()
 
     def _fail_all(self, message: str, after: int = -1) -> None:
         for sid, up in list(self.streams.items()):
             if sid > after:
                 self.streams.pop(sid, None)
                 self.by_stream.pop(up.stream, None)
+                self.silence.forget(up)
                 up.stream.fail(message, 502)
         waiting, self.waiting = list(self.waiting), deque()
         for up in waiting:
@@ -1235,6 +1331,7 @@ class H2Upstream(Protocol):
         """
         self.usable = False
         self.connected = 0
+        self.silence.stop()
         self.server_conn.timestamp_end = time.time()
         self._fail_all(
             f"{self.server_conn.address[0]}:{self.server_conn.address[1]} closed the connection"

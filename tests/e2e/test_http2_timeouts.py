@@ -1,0 +1,129 @@
+"""
+Timeouts over HTTP/2, per stream: a server stream that stays silent for
+read_timeout is answered 504 (or reset once the response started) while
+the other streams go on; a client that stops reading is not timed out; a
+client stream silent in the middle of its request gets a 408; an idle
+client connection is closed (GOAWAY) after idle_timeout.
+"""
+
+from h2.errors import ErrorCodes
+
+from tests.e2e.h2peers import bounded
+from tests.e2e.peers import Recorder, sleep, wait_until
+from tests.e2e.test_http2 import _Base, path_handler
+
+BIG = 4 * 1024 * 1024
+
+
+def _silent_on(prefix: bytes, started: bool = False):
+    """
+    A handler answering every path but those starting with C{prefix}: those
+    get nothing (or, with C{started}, a head and 1000 bytes of a longer body).
+    """
+
+    def handler(stream):
+        if not stream.path.startswith(prefix):
+            path_handler(stream)
+        elif started:
+            stream.respond(200, [(b"content-length", b"100000")], b"x" * 1000, end=False)
+
+    return handler
+
+
+class ServerSilenceTests(_Base):
+    """
+    h2 client -> proxy -> h2 server, read_timeout 1 s.
+    """
+
+    async def test_silent_stream_answered_504(self):
+        """A stream the server never answers gets a 504 and one error event; a stream beside it is answered."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder, read_timeout=1.0)
+        server = await self.h2_server(_silent_on(b"/silent"))
+        client = await self.client(proxy, server.port)
+        silent = client.request("GET", "/silent")
+        good = client.request("GET", "/good")
+        await bounded(good.done)
+        self.assertEqual(good.status, 200)
+        await bounded(silent.done, 6.0)
+        self.assertEqual(silent.status, 504)
+        self.assertIn(b"read timeout", bytes(silent.body))
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+        (flow,) = [f for f in recorder.flows() if f.request.path == "/silent"]
+        self.assertIn("read timeout", flow.error.msg)
+        self.assertFalse(client.closed)
+        # The server's stream was cancelled.
+        (stream,) = [s for s in server.streams if s.path == b"/silent"]
+        self.assertTrue(await wait_until(lambda: stream.reset_code == ErrorCodes.CANCEL))
+
+    async def test_silent_mid_response_resets_stream(self):
+        """A server that stops in the middle of a body: the client's stream is reset, error fires."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder, read_timeout=1.0, stream_large_bodies="1k")
+        server = await self.h2_server(_silent_on(b"/stall", started=True))
+        client = await self.client(proxy, server.port)
+        response = await bounded(client.request("GET", "/stall").done, 6.0)
+        self.assertEqual(response.status, 200)
+        self.assertIsNotNone(response.reset_code)
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+        self.assertIn("read timeout", recorder.flows()[0].error.msg)
+
+    async def test_client_not_reading_is_not_timed_out(self):
+        """A client that reads nothing for 3 s holds a streamed response back; it then arrives whole."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder, read_timeout=1.0, stream_large_bodies="64k")
+
+        def big(stream):
+            stream.respond(200, [(b"content-length", b"%d" % BIG)], b"b" * BIG)
+
+        server = await self.h2_server(big)
+        client = await self.client(proxy, server.port, auto_ack=False)
+        response = client.request("GET", "/big")
+        await sleep(3.0)
+        self.assertFalse(response.done.called)
+        client.acknowledge(response.stream_id)
+        await bounded(response.done, 10.0)
+        self.assertEqual((response.status, len(response.body), response.reset_code), (200, BIG, None))
+        self.assertEqual(recorder.count("error"), 0)
+
+
+class ClientSilenceTests(_Base):
+    """
+    The client's side of an h2 connection.
+    """
+
+    async def test_silent_request_body_408(self):
+        """A client stream that sends half a body and nothing more gets a 408; the connection stays."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder, read_timeout=1.0)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        half = client.request("POST", "/half", headers=[(b"content-length", b"100")], body=b"x" * 50, end=False)
+        await bounded(half.done, 6.0)
+        self.assertEqual(half.status, 408)
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+        good = await bounded(client.request("GET", "/after").done)
+        self.assertEqual(good.status, 200)
+
+    async def test_server_not_taking_upload(self):
+        """A server that takes none of a streamed upload gets the timeout (504), not the client (408)."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder, read_timeout=1.0, stream_large_bodies="64k")
+        server = await self.h2_server(path_handler, auto_ack=False)
+        client = await self.client(proxy, server.port)
+        upload = client.request("POST", "/up", headers=[(b"content-length", b"%d" % BIG)], body=b"u" * BIG)
+        await bounded(upload.done, 6.0)
+        self.assertEqual(upload.status, 504)
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+        self.assertIn("read timeout", recorder.flows()[0].error.msg)
+
+    async def test_idle_connection_closed(self):
+        """An h2 client connection with no open stream is closed with GOAWAY after idle_timeout."""
+        proxy = await self.proxy(idle_timeout=1.0)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        first = await bounded(client.request("GET", "/one").done)
+        self.assertEqual(first.status, 200)
+        self.assertTrue(await wait_until(lambda: client.closed, 6.0))
+        self.assertIsNotNone(client.terminated)
+        self.assertEqual(client.terminated.error_code, ErrorCodes.NO_ERROR)
