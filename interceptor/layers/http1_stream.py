@@ -212,7 +212,7 @@ class Http1Stream(Exchange):
         if upstream.multiplexed:
             upstream.send_request(self, request, b"", end=False)
             self.request_writer = _BodyWriter(
-                lambda data: upstream.send_data(self, data, None), _Framing.LENGTH, transform
+                lambda data: self._send_to_h2(upstream, data), _Framing.LENGTH, transform
             )
         else:
             framing = _prepare_streamed(request, True, transform is not None)
@@ -224,6 +224,22 @@ class Http1Stream(Exchange):
         self.layer.gate.release()
         if self.request_done:
             self._finish_streamed_request()
+
+    def _send_to_h2(self, upstream: Any, data: bytes) -> None:
+        # Read no more of the client while the server's window keeps this
+        # piece waiting in the proxy.
+        gate = self.layer.gate
+        state = {"acked": False, "held": False}
+
+        def ack() -> None:
+            state["acked"] = True
+            if state["held"]:
+                gate.release()
+
+        upstream.send_data(self, data, ack)
+        if not state["acked"]:
+            state["held"] = True
+            gate.hold()
 
     def _finish_streamed_request(self) -> None:
         self.request_writer.finish()
@@ -302,6 +318,11 @@ class Http1Stream(Exchange):
         if complete is not None:
             self.response_complete(complete)
 
+    def _bodiless_response(self) -> bool:
+        # A response to HEAD, or a status that never has a body.
+        status = self.flow.response.status_code
+        return self.flow.request.method == "HEAD" or status in _BODILESS_STATUS or 100 <= status < 200
+
     def _client_chunked_ok(self) -> bool:
         return self.flow.request.http_version == "HTTP/1.1"
 
@@ -312,7 +333,7 @@ class Http1Stream(Exchange):
             response.stream = True
         framing = (
             _Framing.NONE
-            if self.upstream.bodiless
+            if self._bodiless_response()
             else _prepare_streamed(response, self._client_chunked_ok(), transform is not None)
         )
         if framing == _Framing.CLOSE:
@@ -383,12 +404,7 @@ class Http1Stream(Exchange):
             return self._kill()
         response = flow.response
         body = response.raw_content or b""
-        bodiless = (
-            flow.request.method == "HEAD"
-            or response.status_code in _BODILESS_STATUS
-            or 100 <= response.status_code < 200
-        )
-        framing = _prepare_buffered(response, body, bodiless, self._client_chunked_ok())
+        framing = _prepare_buffered(response, body, self._bodiless_response(), self._client_chunked_ok())
         _write_message(self.layer.write, self._response_head(), body, framing)
         if self._early_response and _wants_close(response.headers):
             self.client_keep_alive = False

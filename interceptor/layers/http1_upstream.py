@@ -17,7 +17,7 @@ plain sockets moved through one reused buffer (L{interceptor.bodyrelay}).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import httptools
 from twisted.internet.defer import Deferred
@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.bodyrelay import BodyRelay
+from interceptor.flowcontrol import AckValve
 from interceptor.connection import ServerConnection
 from interceptor.fastwrite import writer_for
 from interceptor.http import Headers, Response
@@ -111,6 +112,7 @@ class UpstreamProtocol(Protocol):
         self._want_raw = False
         self._direct_ok = True
         self._body_relay: Optional[BodyRelay] = None
+        self._valve: Optional[AckValve] = None
         self._raw_left = 0
         self._raw_keep_alive = True
         self._framed = False
@@ -223,6 +225,25 @@ class UpstreamProtocol(Protocol):
             self._paired = False
             if self.layer.client_conn.timestamp_end is None:
                 self.layer.transport.unregisterProducer()
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """
+        Run C{callback} once this connection's write buffer has room (now,
+        if it has).  For a connection carrying one HTTP/2 client stream,
+        never paired with a client transport: it paces that stream's
+        window by what the server takes.
+        """
+        if self._valve is None:
+            if self.transport is None or not self.connected:
+                callback()
+                return
+            self._valve = AckValve(self.transport)
+        self._valve.run(callback)
+
+    def _detach_valve(self) -> None:
+        valve, self._valve = self._valve, None
+        if valve is not None:
+            valve.detach()
 
     def _pair(self) -> None:
         # Each side's read gate produces for the other side's transport.
@@ -524,6 +545,7 @@ class UpstreamProtocol(Protocol):
         """
         if not self.closing:
             self.closing = True
+            self._detach_valve()
             if self.transport is not None:
                 self.transport.loseConnection()
             elif self._connecting is not None:
@@ -534,6 +556,7 @@ class UpstreamProtocol(Protocol):
         Drop the connection now.
         """
         self.closing = True
+        self._detach_valve()
         if self.transport is not None:
             if self.connected:
                 self.transport.abortConnection()
@@ -547,6 +570,7 @@ class UpstreamProtocol(Protocol):
         """
         self.connected = False
         self.watchdog.stop()
+        self._detach_valve()
         if self._body_relay is not None:
             self._body_relay.abandon()
             self._body_relay = None

@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.connection import ServerConnection
+from interceptor.flowcontrol import AckValve
 from interceptor.flow import Error, HTTPFlow
 from interceptor.http import Headers, Request, Response, _reason_phrase
 from interceptor.layers.exchange import Exchange, wants_streaming
@@ -712,25 +713,28 @@ class H2Stream(Exchange):
         transform = self.flow.request.stream
         if callable(transform):
             data = transform(data)
+        ack = self._request_ack(flow_controlled) if flow_controlled else None
         if isinstance(self.upstream, H2Upstream):
-            ack = None
-            if flow_controlled:
-                conn, sid = self.layer.conn, self.stream_id
-                self.request_unacked += 1
-
-                def ack() -> None:
-                    self.request_unacked -= 1
-                    try:
-                        conn.acknowledge_received_data(flow_controlled, sid)
-                    except H2Error:
-                        return
-                    self.layer.flush()
-
             self.upstream.send_data(self, data, ack)
         else:
             self._request_writer.write(data)
-            if flow_controlled:
-                self.layer.conn.acknowledge_received_data(flow_controlled, self.stream_id)
+            if ack is not None:
+                self.upstream.when_drained(ack)
+
+    def _request_ack(self, flow_controlled: int) -> Callable[[], None]:
+        # Opens the client's window for this piece once the server has it.
+        conn, sid = self.layer.conn, self.stream_id
+        self.request_unacked += 1
+
+        def ack() -> None:
+            self.request_unacked -= 1
+            try:
+                conn.acknowledge_received_data(flow_controlled, sid)
+            except H2Error:
+                return
+            self.layer.flush()
+
+        return ack
 
     def _end_upstream_request(self) -> None:
         if isinstance(self.upstream, H2Upstream):
@@ -1041,14 +1045,29 @@ class H2Upstream(Protocol):
         self.waiting: deque[_UpStream] = deque()
         self.usable = True
         self.gate: Optional[ReadGate] = None
+        # With an HTTP/1 client (translation): acknowledgements wait while
+        # the client's write buffer is full.
+        self._valve: Optional[AckValve] = None
         self.silence = SilenceWatch(
             self.master.reactor, self.master.options.read_timeout / 4, self._stream_limit, self._stream_silent
         )
 
     def begin(self, stream: Any) -> None:
         """
-        Nothing to reserve: streams are opened by L{send_request}.
+        An HTTP/1 client's request is about to be sent (streams are opened
+        by L{send_request}): pace the server by that client's transport.
         """
+        transport = getattr(self.layer, "transport", None)
+        if self._valve is None and transport is not None:
+            self._valve = AckValve(transport)
+
+    def unpair(self) -> None:
+        """
+        Stop pacing the server by the HTTP/1 client's transport.
+        """
+        valve, self._valve = self._valve, None
+        if valve is not None:
+            valve.detach()
 
     def end(self, stream: Any, broken: bool = False) -> None:
         """
@@ -1057,11 +1076,9 @@ class H2Upstream(Protocol):
         if broken:
             self.reset(stream)
         else:
-            up = self.by_stream.pop(stream, None)
+            up = self.by_stream.get(stream)
             if up is not None:
-                self.silence.forget(up)
-                if up.sid is not None:
-                    self.streams.pop(up.sid, None)
+                self._forget(up)
 
     def want_raw_body(self) -> None:
         """
@@ -1166,17 +1183,12 @@ class H2Upstream(Protocol):
         """
         Cancel C{stream}'s upstream stream.
         """
-        up = self.by_stream.pop(stream, None)
+        up = self.by_stream.get(stream)
         if up is None:
             return
-        self.silence.forget(up)
+        self._forget(up)
         if up.sid is None:
-            try:
-                self.waiting.remove(up)
-            except ValueError:
-                pass
             return
-        self.streams.pop(up.sid, None)
         try:
             self.conn.reset_stream(up.sid, ErrorCodes.CANCEL)
         except H2Error:
@@ -1202,9 +1214,9 @@ class H2Upstream(Protocol):
             except Exception:
                 _log.failure("Error handling an HTTP/2 event from the server: {event}", event=event)
                 sid = getattr(event, "stream_id", None)
-                up = self.streams.pop(sid, None) if sid else None
+                up = self.streams.get(sid) if sid else None
                 if up is not None:
-                    self.by_stream.pop(up.stream, None)
+                    self._forget(up)
                     up.stream.fail("internal error while handling the server's response", 502)
         self._open_waiting()
         self.flush()
@@ -1243,10 +1255,9 @@ class H2Upstream(Protocol):
         elif isinstance(event, StreamEnded):
             self._ended(event.stream_id)
         elif isinstance(event, StreamReset):
-            up = self.streams.pop(event.stream_id, None)
+            up = self.streams.get(event.stream_id)
             if up is not None:
-                self.by_stream.pop(up.stream, None)
-                self.silence.forget(up)
+                self._forget(up)
                 up.stream.fail(f"the server reset the stream (error code {event.error_code!r})", 502)
         elif isinstance(event, PushedStreamReceived):
             self.conn.reset_stream(event.pushed_stream_id, ErrorCodes.REFUSED_STREAM)
@@ -1263,6 +1274,12 @@ class H2Upstream(Protocol):
             )
 
     def _ack(self, amount: int, up: _UpStream) -> None:
+        if self._valve is not None:
+            self._valve.run(lambda: self._ack_now(amount, up))
+        else:
+            self._ack_now(amount, up)
+
+    def _ack_now(self, amount: int, up: _UpStream) -> None:
         up.unacked -= amount
         try:
             self.conn.acknowledge_received_data(amount, up.sid)
@@ -1271,11 +1288,26 @@ class H2Upstream(Protocol):
         self.flush()
 
     def _ended(self, sid: int) -> None:
-        up = self.streams.pop(sid, None)
+        up = self.streams.get(sid)
         if up is not None:
-            self.by_stream.pop(up.stream, None)
-            self.silence.forget(up)
+            self._forget(up)
             up.stream.response_complete(True)
+
+    def _forget(self, up: _UpStream) -> None:
+        # The exchange on this stream is over, whichever way it ended.
+        self.by_stream.pop(up.stream, None)
+        if up.sid is not None:
+            self.streams.pop(up.sid, None)
+        else:
+            try:
+                self.waiting.remove(up)
+            except ValueError:
+                pass
+        self.silence.forget(up)
+        # Whoever waits for the server to take request data need not any more.
+        acks, up.acks = up.acks, []
+        for ack in acks:
+            ack()
 
     def _stream_limit(self, up: _UpStream) -> Optional[float]:
         # Not counted while the client has not taken what the server sent.
@@ -1291,13 +1323,10 @@ class H2Upstream(Protocol):
     def _fail_all(self, message: str, after: int = -1) -> None:
         for sid, up in list(self.streams.items()):
             if sid > after:
-                self.streams.pop(sid, None)
-                self.by_stream.pop(up.stream, None)
-                self.silence.forget(up)
+                self._forget(up)
                 up.stream.fail(message, 502)
-        waiting, self.waiting = list(self.waiting), deque()
-        for up in waiting:
-            self.by_stream.pop(up.stream, None)
+        for up in list(self.waiting):
+            self._forget(up)
             up.stream.fail(message, 502)
 
     # -- life cycle -------------------------------------------------------
@@ -1308,6 +1337,7 @@ class H2Upstream(Protocol):
         """
         self.usable = False
         self.connected = 0
+        self.unpair()
         if self.transport is not None:
             try:
                 self.conn.close_connection()
@@ -1322,6 +1352,7 @@ class H2Upstream(Protocol):
         """
         self.usable = False
         self.connected = 0
+        self.unpair()
         if self.transport is not None:
             self.transport.abortConnection()
 
@@ -1331,6 +1362,7 @@ class H2Upstream(Protocol):
         """
         self.usable = False
         self.connected = 0
+        self.unpair()
         self.silence.stop()
         self.server_conn.timestamp_end = time.time()
         self._fail_all(

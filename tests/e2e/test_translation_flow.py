@@ -1,0 +1,94 @@
+"""
+Translation between an HTTP/1.1 side and an HTTP/2 side keeps working for
+streamed bodies and keeps backpressure: an HTTP/2 peer is paced through
+its window by what the HTTP/1 side takes, so a slow reader or a server
+that does not read never makes the proxy buffer a whole body.
+"""
+
+from twisted.internet.defer import ensureDeferred
+
+from tests.e2e.h2peers import proxy_ca_path
+from tests.e2e.peers import RawServer, curl, sleep
+from tests.e2e.test_http2 import _Base, path_handler
+
+BIG = 64 * 1024 * 1024
+
+
+def _big(size: int):
+    def handler(stream):
+        stream.respond(200, [(b"content-length", b"%d" % size)], b"b" * size)
+
+    return handler
+
+
+class Http1ClientToH2ServerTests(_Base):
+    """
+    curl --http1.1 through the proxy (http2_translate) to an h2-only server.
+    """
+
+    async def _curl(self, proxy, server, path, *extra):
+        return await curl(
+            self, "--http1.1", *extra, "-x", proxy.url, "--cacert", proxy_ca_path(proxy),
+            f"https://127.0.0.1:{server.port}{path}", timeout=8,
+        )
+
+    async def test_streamed_response(self):
+        """An 8 MiB response over stream_large_bodies arrives whole over HTTP/1.1."""
+        proxy = await self.proxy(http2_translate=True, stream_large_bodies="64k")
+        server = await self.h2_server(_big(8 << 20))
+        result = await self._curl(proxy, server, "/big")
+        self.assertEqual((result.code, result.status, len(result.body)), (0, 200, 8 << 20))
+
+    async def test_connection_close(self):
+        """A request with Connection: close is answered and the connection closed cleanly."""
+        proxy = await self.proxy(http2_translate=True)
+        server = await self.h2_server(path_handler)
+        result = await self._curl(proxy, server, "/c", "-H", "Connection: close")
+        self.assertEqual((result.code, result.status, result.body), (0, 200, b"/c 0"))
+
+    async def test_slow_reader_paces_server(self):
+        """A client reading 200 KB/s for 2 s: the server sends no more than windows and buffers allow."""
+        proxy = await self.proxy(http2_translate=True, stream_large_bodies="64k")
+        server = await self.h2_server(_big(BIG))
+        await self._curl(proxy, server, "/big", "--limit-rate", "200k", "--max-time", "2")
+        self.assertLess(server.streams[0].sent, 16 << 20)
+
+    async def test_upload_to_server_not_reading(self):
+        """A streamed upload to a server that opens no window: the proxy holds about one window of it."""
+        proxy = await self.proxy(http2_translate=True, stream_large_bodies="64k", read_timeout=10.0)
+        server = await self.h2_server(path_handler, auto_ack=False)
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"u" * BIG)
+        upload = ensureDeferred(self._curl(proxy, server, "/up", "--max-time", "2", "--data-binary", "@" + path))
+        await sleep(1.5)
+        (root,) = list(proxy.master.factories[0].connections)
+        upstream = root.layer.inner.upstream
+        pending = [up.out.size for up in upstream.streams.values()]
+        self.assertEqual(len(pending), 1)
+        self.assertLess(pending[0], 4 << 20)
+        await upload
+
+
+class H2ClientToHttp1ServerTests(_Base):
+    """
+    An h2 client whose stream an addon re-targets to a plain HTTP/1.1 server.
+    """
+
+    async def test_upload_to_server_not_reading(self):
+        """The client's window stays closed while the HTTP/1.1 server reads nothing: it cannot send it all."""
+        stuck = await RawServer.start(
+            self, lambda conn, request: None, on_connect=lambda conn: conn.transport.pauseProducing()
+        )
+
+        class Retarget:
+            def requestheaders(self, flow):
+                flow.request.scheme = "http"
+                flow.request.port = stuck.port
+
+        proxy = await self.proxy(Retarget(), stream_large_bodies="64k", read_timeout=10.0)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        upload = client.request("POST", "/up", headers=[(b"content-length", b"%d" % BIG)], body=b"u" * BIG)
+        await sleep(2.0)
+        self.assertLess(client.sent[upload.stream_id], 32 << 20)
