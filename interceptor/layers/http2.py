@@ -37,7 +37,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -249,6 +249,37 @@ def _pump(conn: H2Connection, stream_id: int, out: _Output) -> bool:
     return False
 
 
+@implementer(IPushProducer)
+class _ClientWrites:
+    """
+    The push producer of an HTTP/2 client's transport: while its write
+    buffer is full the streams send nothing more (their output then waits
+    in the proxy, bounded, and holds their servers back), however large
+    the windows the client granted.
+    """
+
+    def __init__(self, layer: "Http2Layer") -> None:
+        self.layer = layer
+
+    def pauseProducing(self) -> None:
+        """
+        The client is not reading fast enough.
+        """
+        self.layer.write_paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The write buffer has drained: send again.
+        """
+        self.layer.write_paused = False
+        self.layer.pump_all()
+
+    def stopProducing(self) -> None:
+        """
+        The client has gone; connection_lost cleans up.
+        """
+
+
 class Http2Layer:
     """
     The client-facing HTTP/2 layer of one connection.
@@ -274,6 +305,8 @@ class Http2Layer:
         self.h2_waiters: Optional[list[Callable[[], None]]] = None
         self.upstream_error: Optional[str] = None
         self.closing = False
+        self.write_paused = False
+        self._producing = False
         self.idle = Watchdog.for_connection(self.master, self._idle_limit, self._idle_expired)
         self.silence = SilenceWatch(
             self.master.reactor, self.options.read_timeout / 4, self._request_limit, self._request_silent
@@ -287,6 +320,12 @@ class Http2Layer:
         Write to C{transport}; send our preface and settings.
         """
         self.transport = transport
+        try:
+            transport.registerProducer(_ClientWrites(self), True)
+            self._producing = True
+        except RuntimeError:
+            _log.info("{client}: HTTP/2 writes not paced (the transport has a producer)",
+                      client=self.client_conn.address)
         self.conn.initiate_connection()
         _settings(self.conn, client=False)
         self.flush()
@@ -374,8 +413,14 @@ class Http2Layer:
             if stream is not None:
                 stream.pump()
         else:
-            for stream in list(self.streams.values()):
-                stream.pump()
+            self.pump_all()
+
+    def pump_all(self) -> None:
+        """
+        Let every stream send what its windows allow.
+        """
+        for stream in list(self.streams.values()):
+            stream.pump()
 
     def _terminated(self, event: ConnectionTerminated) -> None:
         for stream in list(self.streams.values()):
@@ -437,7 +482,15 @@ class Http2Layer:
             if self.upstream_h2 is not None:
                 self.upstream_h2.close()
             if self.transport is not None:
+                self._stop_producing()
                 self.transport.loseConnection()
+
+    def _stop_producing(self) -> None:
+        # A TLS transport shuts down only once no producer is registered.
+        if self._producing:
+            self._producing = False
+            self.write_paused = False
+            self.transport.unregisterProducer()
 
     def _stop_timers(self) -> None:
         self.idle.stop()
@@ -824,6 +877,8 @@ class H2Stream(Exchange):
         Send queued response data as the client's windows allow.
         """
         if self.finished and not self.out.chunks and not self.out.end:
+            return
+        if self.layer.write_paused:
             return
         conn = self.layer.conn
         try:

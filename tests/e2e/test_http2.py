@@ -517,6 +517,29 @@ class FlowControlTests(_Base):
         self.assertEqual((response.status, bytes(response.body)), (200, b"/upload %d" % self.SIZE))
         self.assertTrue(bytes(arrived[0].body) == body)
 
+    async def test_client_not_reading_socket_bounds_buffering(self):
+        """A client granting 2 GiB windows but reading nothing from its socket still holds the server back."""
+        size = 96 * 1024 * 1024
+        chunk = b"b" * (1 << 20)
+
+        def handler(stream):
+            stream.respond(200, [(b"content-length", b"%d" % size)], end=False)
+            for _ in range(size // len(chunk)):
+                stream.send(chunk)
+            stream.send(b"", end=True)
+
+        proxy = await self.proxy(stream_large_bodies="64k")
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+        client.flush()
+        await sleep(0.2)
+        client.transport.pauseProducing()
+        client.request("GET", "/big")
+        await sleep(1.5)
+        self.assertLess(server.streams[0].sent, 32 * 1024 * 1024)
+
 
 class TranslationTests(_Base):
     """
