@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+from twisted.internet.defer import Deferred, succeed
+
 __all__ = ["Exchange", "wants_streaming"]
 
 
@@ -36,9 +38,35 @@ class Exchange:
     """
 
     flow: Any
+    master: Any
     request_chunks: list[bytes]
     request_done: bool
     _waiting_for_body: Optional[Callable[[], None]]
+    _running: Optional[Deferred] = None
+    """The hooks of an event still running for this flow, if any."""
+    announced = True
+    """Whether addons have seen this flow (its first event has fired)."""
+
+    def _fire_error(self) -> Deferred:
+        """
+        Fire C{error} for the flow once hooks still running for it are done,
+        so that no addon sees an event after C{error}.
+        """
+        trigger = self.master.addons.trigger
+        if not self.announced:
+            # A request answered before its turn came (pipelined behind
+            # another): addons never saw it, so no error for it either.
+            return succeed(None)
+        running = self._running
+        if running is None:
+            return trigger("error", self.flow)
+        fired: Deferred = Deferred()
+
+        def after(_: Any) -> None:
+            trigger("error", self.flow).chainDeferred(fired)
+
+        running.addBoth(after)
+        return fired
 
     def _trigger(self, event: str, then: Callable[[], None]) -> None:
         raise NotImplementedError

@@ -186,6 +186,7 @@ class Http1Layer:
         self._head_seen = 0
         self._url = b""
         self._fields = []
+        self._trailers: list[tuple[bytes, bytes]] = []
 
     def on_url(self, url: bytes) -> None:
         """
@@ -201,6 +202,10 @@ class Http1Layer:
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self._max_header_size:
             raise self._too_large()
+        if not self._in_head:
+            # After a chunked body: a trailer field, never a header.
+            self._trailers.append((name, value))
+            return
         if len(name) == 16 and name.lower() in _HOP_BY_HOP_REQUEST:
             return
         self._fields.append((name, value))
@@ -235,12 +240,12 @@ class Http1Layer:
         if self.target is not None and url.startswith((b"/", b"*")):
             return self._origin_form_request(method, version, url)
         mode = getattr(self.root, "mode", None)
-        if self.target is not None and mode is not None and mode.kind == "reverse" \
-                and url.startswith((b"http://", b"https://")):
+        absolute = url[:8].lower().startswith((b"http://", b"https://"))
+        if self.target is not None and mode is not None and mode.kind == "reverse" and absolute:
             # Reverse mode: the proxy is the target server, whatever the URL names.
             path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
             return self._origin_form_request(method, version, path)
-        if not url.startswith((b"http://", b"https://")):
+        if not absolute:
             raise BadRequest(
                 "regular proxy mode expects absolute-form requests "
                 f"(e.g. GET http://example.org/ HTTP/1.1), not {url[:200]!r}"
@@ -314,6 +319,8 @@ class Http1Layer:
         """
         stream, self.receiving = self.receiving, None
         if stream is not None:
+            if self._trailers:
+                stream.flow.request.trailers = Headers(self._trailers)
             stream.request_complete()
 
     def _upgrade(self, rest: bytes) -> None:
@@ -538,7 +545,8 @@ class Http1Layer:
             # https request must never go out on a plain connection (or to
             # a server verified under another name).
             same = current.address == address and _reuse_key(current) == (scheme, sni)
-            if same and current.connected and current.stream is None:
+            closing = getattr(current, "closing", False)
+            if same and current.connected and current.stream is None and not closing:
                 return succeed(current)
             waiters = getattr(current, "ready_waiters", None)
             if same and waiters is not None and current.stream is None:

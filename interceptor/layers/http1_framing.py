@@ -99,12 +99,29 @@ def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: boo
     headers = message.headers
     if bodiless:
         return _Framing.NONE
+    if chunked_ok and getattr(message, "trailers", None) and not _is_chunked(headers):
+        # Trailers travel only after a chunked body.
+        if b"content-length" in headers:
+            del headers[b"content-length"]
+        coding = headers.get(b"transfer-encoding")
+        headers[b"Transfer-Encoding"] = coding + b", chunked" if coding else b"chunked"
+        return _Framing.CHUNKED
     if _is_chunked(headers):
         if chunked_ok:
             return _Framing.CHUNKED
         del headers[b"transfer-encoding"]
         headers[b"Content-Length"] = str(len(body)).encode()
         return _Framing.LENGTH
+    coding = headers.get(b"transfer-encoding")
+    if coding is not None:
+        # Another transfer coding last (e.g. gzip): the body is still so
+        # coded and may not go with a Content-Length (RFC 9112 6.1).
+        if b"content-length" in headers:
+            del headers[b"content-length"]
+        if chunked_ok:
+            headers[b"Transfer-Encoding"] = coding + b", chunked"
+            return _Framing.CHUNKED
+        return _Framing.CLOSE
     length = _content_length(headers)
     if length is None and not body and isinstance(message, Request):
         return _Framing.NONE
@@ -133,13 +150,32 @@ def _prepare_streamed(message: Any, chunked_ok: bool, transform: bool) -> str:
     return _Framing.CLOSE
 
 
-def _write_message(write: Callable[[bytes], None], head: bytes, body: bytes, framing: str) -> None:
+def message_trailers(message: Any) -> Optional[list]:
+    """
+    A message's trailers as an HTTP/2 header block, or None.
+    """
+    trailers = getattr(message, "trailers", None)
+    if not trailers:
+        return None
+    return [(name.lower(), value) for name, value in trailers.fields]
+
+
+def _last_chunk(trailers: Optional[Headers]) -> bytes:
+    # The end of a chunked body, with the trailer fields if there are any.
+    return b"0\r\n" + (trailers.to_bytes() if trailers else b"") + b"\r\n"
+
+
+def _write_message(
+    write: Callable[[bytes], None], head: bytes, body: bytes, framing: str,
+    trailers: Optional[Headers] = None,
+) -> None:
     """
     Send a buffered message: C{head}, then C{body} framed as C{framing}
-    (from L{_prepare_buffered}); a small body goes out in the same write.
+    (from L{_prepare_buffered}) and, chunked, the C{trailers}; a small body
+    goes out in the same write.
     """
     if framing == _Framing.CHUNKED:
-        write(head + (_chunk(body) if body else b"") + b"0\r\n\r\n")
+        write(head + (_chunk(body) if body else b"") + _last_chunk(trailers))
     elif framing == _Framing.NONE or not body:
         write(head)
     elif len(body) < 65536:
@@ -179,12 +215,13 @@ class _BodyWriter:
         else:
             self.write_out(data)
 
-    def finish(self) -> None:
+    def finish(self, trailers: Optional[Headers] = None) -> None:
         """
-        Send the end of the body, if the framing has one.
+        Send the end of the body, if the framing has one (with C{trailers}
+        when chunked; other framings cannot carry them).
         """
         if self.framing == _Framing.CHUNKED:
-            self.write_out(b"0\r\n\r\n")
+            self.write_out(_last_chunk(trailers))
 
 
 def _no_delay(transport: Any) -> None:

@@ -31,6 +31,7 @@ from interceptor.layers.http1_framing import (
     _wants_close,
     _write_message,
     error_response,
+    message_trailers,
 )
 from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.layers.websocket import (
@@ -62,6 +63,7 @@ class Http1Stream(Exchange):
         self.body_limit = _size_option(self.options, "body_size_limit")
         self.stream_limit = _size_option(self.options, "stream_large_bodies")
         self.holding_client = False
+        self.announced = False
         self.upgrade_data: list[bytes] = []
         self.websocket = False
         self.request_chunks: list[bytes] = []
@@ -93,6 +95,7 @@ class Http1Stream(Exchange):
         if self._rejection is not None:
             self._client_error(*self._rejection)
             return
+        self.announced = True
         if self.flow.request.method == "GET" and self.options.websocket and (
             is_websocket_upgrade(self.flow.request.headers)
         ):
@@ -117,10 +120,12 @@ class Http1Stream(Exchange):
         Fire an event; call C{then} when its hooks are done, holding C{hold}
         (a read gate) meanwhile if they take time.
         """
+        if self.finished:
+            # The flow ended (error): no event follows.
+            return
         addons = self.master.addons
         if not addons.has_hooks(event):
-            if not self.finished:
-                then()
+            then()
             return
         d = addons.trigger(event, self.flow)
         if d.called:
@@ -128,8 +133,10 @@ class Http1Stream(Exchange):
             return
         if hold is not None:
             hold.hold()
+        self._running = d
 
         def resume(_: Any) -> None:
+            self._running = None
             if hold is not None:
                 hold.release()
             if not self.finished:
@@ -182,6 +189,11 @@ class Http1Stream(Exchange):
         if flow.killed:
             return self._kill()
         if flow.response is not None:
+            if self._awaits_continue():
+                # The client sends its body only after a 100 Continue: answer
+                # now (the connection closes after it; a body that still
+                # comes is not read).
+                return self._send_early_response()
             return self._when_request_read(self._send_early_response)
         length = _content_length(request.headers)
         limit = self.body_limit
@@ -189,13 +201,23 @@ class Http1Stream(Exchange):
             return self._client_error(
                 413, "Payload Too Large", f"The request body ({length} bytes) exceeds {limit} bytes."
             )
-        expect = request.headers.get(b"expect")
-        if expect is not None and expect.lower() == b"100-continue":
+        if self._awaits_continue():
             del request.headers[b"expect"]
             self.layer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if wants_streaming(request, length, self.stream_limit):
             return self._stream_request()
         self._when_request_read(self._request_read)
+
+    def _awaits_continue(self) -> bool:
+        # RFC 9110 10.1.1: an HTTP/1.0 request's expectation is ignored.
+        request = self.flow.request
+        expect = request.headers.get(b"expect")
+        return (
+            expect is not None
+            and expect.lower() == b"100-continue"
+            and request.http_version == "HTTP/1.1"
+            and not self.request_done
+        )
 
     def _send_early_response(self) -> None:
         self._early_response = True
@@ -216,7 +238,12 @@ class Http1Stream(Exchange):
             )
         else:
             framing = _prepare_streamed(request, True, transform is not None)
-            upstream.write(_head_bytes(self._request_line(), request.headers))
+            line = self._request_line()
+            if framing == _Framing.CHUNKED and request.http_version == "HTTP/1.0":
+                # HTTP/1.0 has no chunked framing and a request body cannot be
+                # close-delimited: this hop speaks HTTP/1.1.
+                line = line.rsplit(" ", 1)[0] + " HTTP/1.1"
+            upstream.write(_head_bytes(line, request.headers))
             self.request_writer = _BodyWriter(upstream.write, framing, transform)
         pending, self.request_chunks = self.request_chunks, []
         for data in pending:
@@ -242,9 +269,9 @@ class Http1Stream(Exchange):
             gate.hold()
 
     def _finish_streamed_request(self) -> None:
-        self.request_writer.finish()
+        self.request_writer.finish(self.flow.request.trailers)
         if self.upstream is not None and self.upstream.multiplexed:
-            self.upstream.end_request(self)
+            self.upstream.end_request(self, message_trailers(self.flow.request))
         self._trigger("request", lambda: None)
 
     def _request_line(self) -> str:
@@ -286,7 +313,7 @@ class Http1Stream(Exchange):
             return
         framing = _prepare_buffered(request, body, False, True)
         head = _head_bytes(self._request_line(), request.headers)
-        _write_message(upstream.write, head, body, framing)
+        _write_message(upstream.write, head, body, framing, request.trailers)
 
     # -- response ---------------------------------------------------------
 
@@ -308,8 +335,13 @@ class Http1Stream(Exchange):
         limit = self.body_limit
         if limit is not None and length is not None and length > limit:
             return self.fail(f"The response body ({length} bytes) exceeds {limit} bytes.", 502)
+        if limit is not None and self.response_size > limit:
+            # (More arrived while the hooks ran.)
+            return self.fail(f"The response body exceeds {limit} bytes.", 502)
         stream_limit = self.stream_limit
-        if wants_streaming(response, length, stream_limit):
+        if wants_streaming(response, length, stream_limit) or (
+            stream_limit is not None and self.response_size > stream_limit
+        ):
             self._start_streamed_response()
         elif length is not None and length >= _BULK_THRESHOLD and not self.upstream.multiplexed:
             # A large buffered body: count it in, in big pieces, past the parser.
@@ -355,8 +387,14 @@ class Http1Stream(Exchange):
         version = response.http_version
         if version.startswith("HTTP/2"):
             version = "HTTP/1.1"
-        first = f"{version} {response.status_code} {response.reason}"
-        return _head_bytes(first, response.headers)
+        reason = response.reason
+        try:
+            # Read as ISO-8859-1 (as mitmproxy does), so any byte comes back as sent.
+            reason_bytes = reason.encode("latin-1")
+        except UnicodeEncodeError:
+            reason_bytes = reason.encode("utf-8", "surrogateescape")
+        first = f"{version} {response.status_code} ".encode("ascii") + reason_bytes
+        return first + b"\r\n" + response.headers.to_bytes() + b"\r\n"
 
     def response_body(self, data: bytes, ack: Optional[Callable[[], None]] = None) -> None:
         """
@@ -390,8 +428,11 @@ class Http1Stream(Exchange):
         response.timestamp_end = time.time()
         if not upstream_keep_alive:
             self.upstream.close()
+        # The server's part is over: its closing or silence from now on (while
+        # the response hooks run) is no fault of this exchange.
+        self.upstream.end(self)
         if self.response_writer is not None:
-            self.response_writer.finish()
+            self.response_writer.finish(response.trailers)
             self._trigger("response", self._finish)
             return
         response.load_body(b"".join(self.response_chunks))
@@ -405,7 +446,9 @@ class Http1Stream(Exchange):
         response = flow.response
         body = response.raw_content or b""
         framing = _prepare_buffered(response, body, self._bodiless_response(), self._client_chunked_ok())
-        _write_message(self.layer.write, self._response_head(), body, framing)
+        if framing == _Framing.CLOSE:
+            self.client_keep_alive = False
+        _write_message(self.layer.write, self._response_head(), body, framing, response.trailers)
         if self._early_response and _wants_close(response.headers):
             self.client_keep_alive = False
         self._finish()
@@ -464,7 +507,8 @@ class Http1Stream(Exchange):
             upstream.transport.write(data)
         layer.hand_over(upstream.transport.write)
         upstream.relay_to(layer.transport)
-        self._trigger("response", lambda: None)
+        # (Not _trigger: the exchange is over, but its response event is due.)
+        self.master.addons.trigger("response", self.flow)
 
     # -- failures ---------------------------------------------------------
 
@@ -513,7 +557,7 @@ class Http1Stream(Exchange):
             layer.write_response_head_and_body(error_response(status, reason, detail))
             layer.stream_finished(self, keep_alive=False)
 
-        self.master.addons.trigger("error", self.flow).addCallback(answer)
+        self._fire_error().addCallback(answer)
 
     def client_failed(self, message: str) -> None:
         """
@@ -525,7 +569,7 @@ class Http1Stream(Exchange):
         self.flow.error = Error(message)
         if self.upstream is not None:
             self.upstream.end(self, broken=True)
-        self.master.addons.trigger("error", self.flow)
+        self._fire_error()
 
     def _kill(self) -> None:
         """
@@ -535,6 +579,6 @@ class Http1Stream(Exchange):
         if self.upstream is not None:
             self.upstream.end(self, broken=True)
         self.layer.abort()
-        self.master.addons.trigger("error", self.flow)
+        self._fire_error()
 
 

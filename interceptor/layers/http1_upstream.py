@@ -104,6 +104,7 @@ class UpstreamProtocol(Protocol):
         self.gate: Any = None
         self._parser = httptools.HttpResponseParser(self)
         self._fields: list[tuple[bytes, bytes]] = []
+        self._trailers: Optional[list[tuple[bytes, bytes]]] = None
         self._reason = b""
         self._head_size = 0
         self._max_header_size = layer.master.options.max_header_size
@@ -415,6 +416,7 @@ class UpstreamProtocol(Protocol):
         httptools: a response starts.
         """
         self._fields = []
+        self._trailers = None
         self._reason = b""
         self._head_size = 0
         self._framed = False
@@ -438,6 +440,10 @@ class UpstreamProtocol(Protocol):
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self._max_header_size:
             self._count_head(0)
+        if self._trailers is not None:
+            # After a chunked body: a trailer field, never a header.
+            self._trailers.append((name, value))
+            return
         self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -447,6 +453,7 @@ class UpstreamProtocol(Protocol):
         parser = self._head_parser or self._parser
         status = parser.get_status_code()
         stream = self.stream
+        self._trailers = []
         if (100 <= status < 200 and status != 101) or stream is None:
             return
         response = Response(
@@ -485,6 +492,9 @@ class UpstreamProtocol(Protocol):
         if 100 <= status < 200:
             return
         self._framed = True
+        stream = self.stream
+        if self._trailers and stream is not None and stream.flow.response is not None:
+            stream.flow.response.trailers = Headers(self._trailers)
         self.on_message_complete_with(self._parser.should_keep_alive())
 
     def on_message_complete_with(self, keep_alive: bool) -> None:

@@ -58,6 +58,7 @@ from interceptor.layers.http1_framing import (
     _size_option,
     _write_message,
     error_response,
+    message_trailers,
 )
 from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.proxy import ReadGate
@@ -582,14 +583,19 @@ class H2Stream(Exchange):
     # -- hooks ------------------------------------------------------------
 
     def _trigger(self, event: str, then: Callable[[], None]) -> None:
+        if self.finished:
+            # The flow ended (error): no event follows.
+            return
         addons = self.master.addons
         if not addons.has_hooks(event):
-            if not self.finished:
-                then()
+            then()
             return
         d = addons.trigger(event, self.flow)
+        if not d.called:
+            self._running = d
 
         def resume(_: Any) -> None:
+            self._running = None
             if not self.finished:
                 try:
                     then()
@@ -741,7 +747,7 @@ class H2Stream(Exchange):
             self.upstream.send_request(self, request, body, end=True)
             return
         framing = _prepare_buffered(request, body, False, True)
-        _write_message(self.upstream.write, self._http1_head(), body, framing)
+        _write_message(self.upstream.write, self._http1_head(), body, framing, request.trailers)
 
     def _start_streamed_request(self) -> None:
         request = self.flow.request
@@ -793,7 +799,7 @@ class H2Stream(Exchange):
         if isinstance(self.upstream, H2Upstream):
             self.upstream.end_request(self, message_trailers(self.flow.request))
         else:
-            self._request_writer.finish()
+            self._request_writer.finish(self.flow.request.trailers)
 
     # -- response ---------------------------------------------------------
 
@@ -1000,7 +1006,7 @@ class H2Stream(Exchange):
             layer.flush()
             layer.stream_done(self)
 
-        self.master.addons.trigger("error", self.flow).addCallback(answer)
+        self._fire_error().addCallback(answer)
 
     def client_timed_out(self, silence: float) -> None:
         """
@@ -1018,7 +1024,7 @@ class H2Stream(Exchange):
         self.finished = True
         self.flow.error = Error(message)
         self._drop_upstream()
-        self.master.addons.trigger("error", self.flow)
+        self._fire_error()
 
     def _drop_upstream(self) -> None:
         upstream = self.upstream
@@ -1036,7 +1042,7 @@ class H2Stream(Exchange):
             pass
         self.layer.flush()
         self.layer.stream_done(self)
-        self.master.addons.trigger("error", self.flow)
+        self._fire_error()
 
     # the HTTP/1 upstream's stream interface
     def switch_protocols(self, rest: bytes) -> None:
@@ -1044,16 +1050,6 @@ class H2Stream(Exchange):
         HTTP/2 streams cannot switch protocols.
         """
         self.fail("the server switched protocols on an HTTP/2 stream", 502)
-
-
-def message_trailers(message: Any) -> Optional[list]:
-    """
-    A message's trailers as an HTTP/2 header block, or None.
-    """
-    trailers = getattr(message, "trailers", None)
-    if not trailers:
-        return None
-    return [(name.lower(), value) for name, value in trailers.fields]
 
 
 class _UpStream:
