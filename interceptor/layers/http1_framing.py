@@ -185,6 +185,27 @@ def _write_message(
         write(body)
 
 
+def drop_length_if_transformed(message: Any) -> None:
+    """
+    A message streamed through a chunk transform may change length: its
+    Content-Length no longer holds (over HTTP/2 the DATA frames then carry
+    the length; over HTTP/1 chunked framing does).
+    """
+    if callable(message.stream) and b"content-length" in message.headers:
+        del message.headers[b"content-length"]
+
+
+def transformed(transform: Callable, data: bytes) -> bytes:
+    """
+    C{data} through an addon's chunk transform (C{message.stream}), which
+    may return bytes or an iterable of bytes.
+    """
+    out = transform(data)
+    if isinstance(out, (bytes, bytearray)):
+        return out
+    return b"".join(out)
+
+
 class _BodyWriter:
     """
     Writes body pieces to a transport with the chosen framing, applying an
@@ -205,9 +226,7 @@ class _BodyWriter:
         Send one piece of the body.
         """
         if self.transform is not None:
-            data = self.transform(data)
-            if not isinstance(data, (bytes, bytearray)):
-                data = b"".join(data)
+            data = transformed(self.transform, data)
         if not data or self.framing == _Framing.NONE:
             return
         if self.framing == _Framing.CHUNKED:

@@ -30,6 +30,7 @@ from interceptor.layers.http1_framing import (
     _size_option,
     _wants_close,
     _write_message,
+    drop_length_if_transformed,
     error_response,
     message_trailers,
 )
@@ -120,8 +121,8 @@ class Http1Stream(Exchange):
         Fire an event; call C{then} when its hooks are done, holding C{hold}
         (a read gate) meanwhile if they take time.
         """
-        if self.finished:
-            # The flow ended (error): no event follows.
+        if self.flow.error is not None:
+            # No event follows error.
             return
         addons = self.master.addons
         if not addons.has_hooks(event):
@@ -232,6 +233,7 @@ class Http1Stream(Exchange):
         request = self.flow.request
         transform = request.stream if callable(request.stream) else None
         if upstream.multiplexed:
+            drop_length_if_transformed(request)
             upstream.send_request(self, request, b"", end=False)
             self.request_writer = _BodyWriter(
                 lambda data: self._send_to_h2(upstream, data), _Framing.LENGTH, transform

@@ -28,6 +28,7 @@ from h2.events import (
     ConnectionTerminated,
     DataReceived,
     PushedStreamReceived,
+    RemoteSettingsChanged,
     RequestReceived,
     ResponseReceived,
     StreamEnded,
@@ -57,8 +58,10 @@ from interceptor.layers.http1_framing import (
     _prepare_buffered,
     _size_option,
     _write_message,
+    drop_length_if_transformed,
     error_response,
     message_trailers,
+    transformed,
 )
 from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.proxy import ReadGate
@@ -377,10 +380,17 @@ class Http2Layer:
         flow = HTTPFlow(self.client_conn, None, request)
         stream = H2Stream(self, event.stream_id, flow)
         self.streams[event.stream_id] = stream
-        if event.stream_ended is not None:
+        if request.method == "CONNECT":
+            # Tunnels inside an h2 stream (RFC 9113 8.5) are not relayed:
+            # refuse this stream only, before any event.
+            stream.announced = False
             stream.request_done = True
-        else:
+            stream._client_error(501, "CONNECT over HTTP/2 is not supported by this proxy.")
+            return
+        if event.stream_ended is None:
             self.silence.touch(stream)
+        # (An END_STREAM on the headers also comes as its own StreamEnded
+        # event, which completes the request.)
         stream.start()
 
     def _data_received(self, event: DataReceived) -> None:
@@ -463,9 +473,9 @@ class Http2Layer:
         self.close()
 
     def _request_limit(self, stream: "H2Stream") -> Optional[float]:
-        # Not counted once answered, or while the server has not taken
-        # what the client sent (its window stays closed by that much).
-        if stream.finished or stream.request_unacked:
+        # Not counted once the flow failed, or while the server has not
+        # taken what the client sent (its window stays closed by that much).
+        if stream.flow.error is not None or stream.request_unacked:
             return None
         return self.options.read_timeout
 
@@ -526,6 +536,9 @@ _CLIENT_HANDLERS: dict[type, Callable[[Http2Layer, Any], None]] = {
     TrailersReceived: Http2Layer._trailers_received,
     StreamReset: Http2Layer._stream_reset,
     WindowUpdated: Http2Layer._window_updated,
+    # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window
+    # without a WINDOW_UPDATE (RFC 9113 6.9.2).
+    RemoteSettingsChanged: lambda layer, event: layer.pump_all(),
     ConnectionTerminated: Http2Layer._terminated,
 }
 
@@ -576,6 +589,7 @@ class H2Stream(Exchange):
         self._held = False
         # Request data acknowledgements waiting for the server to take it.
         self.request_unacked = 0
+        self._response_sent = False
 
     def __repr__(self) -> str:
         return f"<H2Stream {self.stream_id} {self.flow!r}>"
@@ -583,8 +597,8 @@ class H2Stream(Exchange):
     # -- hooks ------------------------------------------------------------
 
     def _trigger(self, event: str, then: Callable[[], None]) -> None:
-        if self.finished:
-            # The flow ended (error): no event follows.
+        if self.flow.error is not None:
+            # No event follows error.
             return
         addons = self.master.addons
         if not addons.has_hooks(event):
@@ -643,6 +657,7 @@ class H2Stream(Exchange):
         waiting, self._waiting_for_body = self._waiting_for_body, None
         if waiting is not None:
             waiting()
+        self._done_if_complete()
 
     def _after_requestheaders(self) -> None:
         flow = self.flow
@@ -752,6 +767,7 @@ class H2Stream(Exchange):
     def _start_streamed_request(self) -> None:
         request = self.flow.request
         pending, self.request_chunks = self.request_chunks, []
+        drop_length_if_transformed(request)
         if isinstance(self.upstream, H2Upstream):
             self.upstream.send_request(self, request, b"", end=False)
         else:
@@ -771,7 +787,7 @@ class H2Stream(Exchange):
     def _forward_request_data(self, data: bytes, flow_controlled: int) -> None:
         transform = self.flow.request.stream
         if callable(transform):
-            data = transform(data)
+            data = transformed(transform, data)
         ack = self._request_ack(flow_controlled) if flow_controlled else None
         if isinstance(self.upstream, H2Upstream):
             self.upstream.send_data(self, data, ack)
@@ -832,6 +848,7 @@ class H2Stream(Exchange):
             response.stream = True
         self.response_streaming = True
         self.response_started = True
+        drop_length_if_transformed(response)
         conn = self.layer.conn
         conn.send_headers(self.stream_id, h2_response_headers(response))
         pending, self.response_chunks = self.response_chunks, []
@@ -848,7 +865,7 @@ class H2Stream(Exchange):
         if self.response_streaming:
             transform = self.flow.response.stream
             if callable(transform):
-                data = transform(data)
+                data = transformed(transform, data)
             self._queue(data, ack)
             self.pump()
             return
@@ -900,6 +917,14 @@ class H2Stream(Exchange):
                 ack()
         self.layer.flush()
         if done and self.finished:
+            self._response_sent = True
+            self._done_if_complete()
+
+    def _done_if_complete(self) -> None:
+        # A stream is over once its response has gone out and its request
+        # has come in (a server may answer before the end of an upload; the
+        # rest is still relayed, and request still fires).
+        if self._response_sent and self.request_done:
             self.layer.stream_done(self)
 
     def response_complete(self, keep_alive: bool = True) -> None:
@@ -1011,8 +1036,19 @@ class H2Stream(Exchange):
     def client_timed_out(self, silence: float) -> None:
         """
         The client sent nothing on this stream for C{silence} seconds in
-        the middle of its request: answer 408.
+        the middle of its request: answer 408 (or, when the response has
+        already been sent, give up the rest of the request).
         """
+        if self.finished:
+            _log.info("{flow}: the client sent nothing more of its request for {silence:.1f} s "
+                      "after the response; stream reset", flow=self.flow, silence=silence)
+            self._drop_upstream()
+            try:
+                self.layer.conn.reset_stream(self.stream_id, ErrorCodes.CANCEL)
+            except H2Error:
+                pass
+            self.layer.stream_done(self)
+            return
         self._answer_error(408, f"The client sent nothing for {silence:.1f} s while sending a request.")
 
     def client_failed(self, message: str) -> None:
@@ -1027,6 +1063,12 @@ class H2Stream(Exchange):
         self._fire_error()
 
     def _drop_upstream(self) -> None:
+        # The server's window gets back what was held for the client: it
+        # will never be sent now (else the upstream connection's window
+        # shrinks for good with every such stream).
+        acks, self._acks = self._acks, []
+        for ack in acks:
+            ack()
         upstream = self.upstream
         if isinstance(upstream, H2Upstream):
             upstream.reset(self)
@@ -1058,7 +1100,7 @@ class _UpStream:
     while the server's concurrency limit is reached, then its output.
     """
 
-    __slots__ = ("stream", "headers", "sid", "out", "acks", "unacked")
+    __slots__ = ("stream", "headers", "sid", "out", "acks", "unacked", "sent_end", "response_done")
 
     def __init__(self, stream: Any, headers: list) -> None:
         self.stream = stream
@@ -1069,6 +1111,9 @@ class _UpStream:
         # Response bytes the client has not taken yet (the server's window
         # stays closed by that much).
         self.unacked = 0
+        # Whether the request's end went out, and the response's came in.
+        self.sent_end = False
+        self.response_done = False
 
 
 @implementer(IHandshakeListener)
@@ -1124,12 +1169,15 @@ class H2Upstream(Protocol):
         """
         C{stream} is done; a broken exchange resets its upstream stream.
         """
-        if broken:
+        up = self.by_stream.get(stream)
+        if up is None:
+            return
+        if broken or not up.sent_end:
+            # (An exchange over before its request went out whole: the
+            # server's stream must not stay half open.)
             self.reset(stream)
         else:
-            up = self.by_stream.get(stream)
-            if up is not None:
-                self._forget(up)
+            self._forget(up)
 
     def want_raw_body(self) -> None:
         """
@@ -1181,6 +1229,7 @@ class H2Upstream(Protocol):
             conn.send_headers(sid, up.headers, end_stream=only_headers)
             if only_headers:
                 out.end = False
+                up.sent_end = True
             self.silence.touch(up)
             self._pump(up)
 
@@ -1188,7 +1237,10 @@ class H2Upstream(Protocol):
         if up.sid is None:
             return
         try:
-            _pump(self.conn, up.sid, up.out)
+            if _pump(self.conn, up.sid, up.out):
+                up.sent_end = True
+                if up.response_done:
+                    self._forget(up)
         except H2Error:
             return
         if up.acks and up.out.size <= _HIGH_WATER:
@@ -1316,6 +1368,9 @@ class H2Upstream(Protocol):
             for sid, up in list(self.streams.items()):
                 if event.stream_id in (0, sid):
                     self._pump(up)
+        elif isinstance(event, RemoteSettingsChanged):
+            for up in list(self.streams.values()):
+                self._pump(up)
         elif isinstance(event, ConnectionTerminated):
             self.usable = False
             self.connected = 0
@@ -1340,9 +1395,16 @@ class H2Upstream(Protocol):
 
     def _ended(self, sid: int) -> None:
         up = self.streams.get(sid)
-        if up is not None:
+        if up is None:
+            return
+        if up.sent_end:
             self._forget(up)
-            up.stream.response_complete(True)
+        else:
+            # Answered before the end of the request: the rest of it still
+            # goes to the server, then the stream is done.
+            up.response_done = True
+            self.silence.forget(up)
+        up.stream.response_complete(True)
 
     def _forget(self, up: _UpStream) -> None:
         # The exchange on this stream is over, whichever way it ended.
@@ -1362,7 +1424,7 @@ class H2Upstream(Protocol):
 
     def _stream_limit(self, up: _UpStream) -> Optional[float]:
         # Not counted while the client has not taken what the server sent.
-        if up.unacked > 0:
+        if up.unacked > 0 or up.response_done:
             return None
         return self.master.options.read_timeout
 

@@ -191,7 +191,7 @@ class TlsLayer:
                 self._start_client_tls([hello.sni or host], alpn)
                 return
         else:
-            sni = hello.sni or server_name_for(host)
+            sni = server_name_for(hello.sni or host)
         self.inner = Http1Layer(self.root, transport=None, target=("https", host, port), sni=sni)
         options = self.master.options
         supported = (_ALPN_H2, _ALPN_HTTP1) if options.http2 else (_ALPN_HTTP1,)
@@ -238,10 +238,21 @@ class TlsLayer:
         self._start_client_tls(names, alpn)
 
     def _upstream_failed(self, failure: Failure) -> None:
-        # The client still gets a certificate and then a 502 naming the reason.
+        # The client still gets a certificate and then a 502 naming the
+        # reason, in the HTTP version it asked for first.
+        error = failure.getErrorMessage()
         self.inner.upstream = None
-        self.inner.upstream_error = failure.getErrorMessage()
-        self._start_client_tls([self.client_hello.sni or self.address[0]], None)
+        self.inner.upstream_error = error
+        alpn = None
+        for offered in self.client_hello.alpn_protocols:
+            if offered == _ALPN_HTTP1 or (offered == _ALPN_H2 and self.master.options.http2):
+                alpn = offered
+                break
+        if alpn == _ALPN_H2:
+            host, port = self.address
+            self.inner = Http2Layer(self.root, ("https", host, port), sni=self.inner.sni)
+            self.inner.upstream_error = error
+        self._start_client_tls([self.client_hello.sni or self.address[0]], alpn)
 
     def _start_client_tls(self, names: list[str], alpn: Optional[bytes]) -> None:
         if self._lost:
