@@ -44,6 +44,7 @@ from interceptor.layers.http1_framing import (
 )
 from interceptor.layers.http1_stream import Http1Stream
 from interceptor.layers.http1_upstream import UpstreamProtocol
+from interceptor.layers.http2 import switch_to_h2
 from interceptor.modes import proxy_authorization
 from interceptor.tls import server_name_for
 from interceptor.watchdog import Watchdog
@@ -536,7 +537,10 @@ class Http1Layer:
                 sni = self.sni
             else:
                 sni = server_name_for(host)
-            tls = (sni, [b"http/1.1"])
+            options = self.master.options
+            # With http2_translate the server may speak h2 to this HTTP/1 client.
+            translate = options.http2 and options.http2_translate
+            tls = (sni, [b"h2", b"http/1.1"] if translate else [b"http/1.1"])
         elif scheme != "http":
             return _failed(ConnectionError(f"unsupported scheme {scheme!r}"))
         current = self.upstream
@@ -567,6 +571,16 @@ class Http1Layer:
         upstream.ready_waiters = []
         d = self.master.addons.trigger("serverconnect", server_conn)
         d.addCallback(lambda _: upstream.connect())
+
+        def speak_h2(connected: Any) -> Any:
+            if server_conn.alpn != b"h2":
+                return connected
+            h2 = switch_to_h2(connected, self)
+            if self.upstream is upstream:
+                self.upstream = h2
+            return h2
+
+        d.addCallback(speak_h2)
 
         def settled(result: Any) -> Any:
             waiters, upstream.ready_waiters = upstream.ready_waiters, None

@@ -416,6 +416,7 @@ class TunnelResult:
     @ivar peer_der: The DER certificate the TLS server presented.
     @ivar peer: C{ssl.getpeercert()} of it (verified).
     @ivar alpn: The ALPN protocol negotiated, or None.
+    @ivar version: The TLS version negotiated (e.g. C{"TLSv1.3"}), or None.
     @ivar response: The bytes read after sending the request.
     @ivar error: The C{ssl} error if the handshake failed, else None.
     """
@@ -425,6 +426,7 @@ class TunnelResult:
         self.peer_der: Optional[bytes] = None
         self.peer: Optional[dict] = None
         self.alpn: Optional[str] = None
+        self.version: Optional[str] = None
         self.response = b""
         self.error: Optional[BaseException] = None
 
@@ -445,6 +447,7 @@ def _tunnel_tls(
     alpn: Optional[Sequence[str]],
     request: Optional[bytes],
     verify: bool,
+    tls_max: Optional[ssl.TLSVersion] = None,
 ) -> TunnelResult:
     result = TunnelResult()
     raw = socket.create_connection(("127.0.0.1", proxy_port), timeout=_TIMEOUT)
@@ -463,11 +466,15 @@ def _tunnel_tls(
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if verify:
             context.load_verify_locations(cafile)
+            # (Without a name to check, the chain is still verified.)
+            context.check_hostname = server_hostname is not None
         else:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         if alpn:
             context.set_alpn_protocols(list(alpn))
+        if tls_max is not None:
+            context.maximum_version = tls_max
         try:
             tls = context.wrap_socket(raw, server_hostname=server_hostname)
         except (ssl.SSLError, ssl.CertificateError, OSError) as e:
@@ -477,6 +484,7 @@ def _tunnel_tls(
         result.peer_der = tls.getpeercert(binary_form=True)
         result.peer = tls.getpeercert() if verify else None
         result.alpn = tls.selected_alpn_protocol()
+        result.version = tls.version()
         if request:
             tls.sendall(request)
             data = b""
@@ -553,17 +561,19 @@ def tunnel_tls(
     alpn: Optional[Sequence[str]] = None,
     request: Optional[bytes] = None,
     verify: bool = True,
+    tls_max: Optional[ssl.TLSVersion] = None,
 ) -> Deferred:
     """
     In a thread: CONNECT to C{host:port} through the proxy, then a TLS
     handshake with Python's C{ssl} trusting only C{cafile} (SNI
     C{server_hostname}; none for an IP address), then send C{request}
-    (which should ask the server to close) and read until the end.
+    (which should ask the server to close) and read until the end; at
+    most TLS version C{tls_max} if given.
 
     @return: A Deferred firing with a L{TunnelResult}.
     """
     return in_thread(
-        _tunnel_tls, proxy_port, host, port, cafile, server_hostname, alpn, request, verify
+        _tunnel_tls, proxy_port, host, port, cafile, server_hostname, alpn, request, verify, tls_max
     )
 
 
