@@ -121,6 +121,7 @@ class ProxyProtocol(Protocol):
         self.mode: ProxyMode = parse_mode(master.options.mode)
         self.socks_username: Optional[str] = None
         self._early: list[bytes] = []
+        self._early_eof = False
         self._detect_buffer = b""
         self._detect_timer: Any = None
 
@@ -208,6 +209,9 @@ class ProxyProtocol(Protocol):
         self.buffer_input()
         self._early[:0] = [rest] if rest else []
         self.dataReceived = self._detect
+        # A client that shuts its writing half before the protocol is known
+        # gets raw TCP with its bytes and its FIN (see readConnectionLost).
+        alsoProvides(self, IHalfCloseableProtocol)
         # A client that says nothing (the server may speak first): relay as
         # raw TCP after read_timeout.
         self._detect_timer = self.master.reactor.callLater(
@@ -220,10 +224,17 @@ class ProxyProtocol(Protocol):
     def _detect_timed_out(self) -> None:
         self._detect_timer = None
         if self.dataReceived == self._detect and self.client_conn.timestamp_end is None:
-            from interceptor.layers.tcp import TcpLayer
+            self._detect_as_tcp()
 
-            buffered, self._detect_buffer = self._detect_buffer, b""
-            self.switch_layer(TcpLayer(self, self.tunnel_address), [buffered])
+    def _detect_as_tcp(self) -> None:
+        # Relay what arrived so far as raw TCP.
+        from interceptor.layers.tcp import TcpLayer
+
+        if self._detect_timer is not None and self._detect_timer.active():
+            self._detect_timer.cancel()
+        self._detect_timer = None
+        buffered, self._detect_buffer = self._detect_buffer, b""
+        self.switch_layer(TcpLayer(self, self.tunnel_address), [buffered])
 
     def _detect(self, data: bytes) -> None:
         buffered = self._detect_buffer = self._detect_buffer + data
@@ -284,6 +295,9 @@ class ProxyProtocol(Protocol):
             for data in early:
                 if self.layer is chosen:
                     chosen.data_received(data)
+            if self._early_eof and self.layer is chosen:
+                self._early_eof = False
+                self.readConnectionLost()
 
         return d.addCallback(switch)
 
@@ -323,7 +337,13 @@ class ProxyProtocol(Protocol):
         The client shut its writing half (only for layers that relay
         half-closes, see L{next_layer}).
         """
+        if self.dataReceived == self._detect:
+            self._early_eof = True
+            self._detect_as_tcp()
+            return
         layer = self.layer
+        if self._early_eof:
+            return  # (told once the next layer is in charge)
         if layer is not None and hasattr(layer, "read_connection_lost"):
             layer.read_connection_lost()
         else:

@@ -113,6 +113,7 @@ class Http1Layer:
         self.parser = httptools.HttpRequestParser(self)
         self.streams: deque[Http1Stream] = deque()
         self.receiving: Optional[Http1Stream] = None
+        self._completed: Optional[Http1Stream] = None
         self.upstream: Optional[UpstreamProtocol] = None
         self.closing = False
         self._in_head = False
@@ -319,6 +320,7 @@ class Http1Layer:
         httptools: the request is complete.
         """
         stream, self.receiving = self.receiving, None
+        self._completed = stream
         if stream is not None:
             if self._trailers:
                 stream.flow.request.trailers = Headers(self._trailers)
@@ -330,12 +332,14 @@ class Http1Layer:
             return
         # An Upgrade request (e.g. WebSocket): its stream relays the rest once
         # the server has answered; bytes arriving meanwhile wait with it.
-        stream = self.receiving
+        # (httptools completes the request before it reports the upgrade.)
+        stream = self.receiving or self._completed
         if stream is not None:
             stream.upgrade_data.append(rest)
             self.hand_over(stream.upgrade_data.append)
-            stream.request_complete()
-            self.receiving = None
+            if self.receiving is stream:
+                self.receiving = None
+                stream.request_complete()
 
     def hand_over(
         self,

@@ -479,10 +479,19 @@ class Http1Stream(Exchange):
 
     def switch_protocols(self, rest: bytes) -> None:
         """
-        The server answered an Upgrade request with 101: hand the rest of
-        the connection to the WebSocket layer (a WebSocket upgrade, with the
-        option C{websocket} on), or relay it as raw bytes in both directions.
+        The server answered an Upgrade request with 101: after the
+        C{responseheaders} hooks (the server is not read meanwhile), hand
+        the rest of the connection to the WebSocket layer (a WebSocket
+        upgrade, with the option C{websocket} on), or relay it as raw bytes
+        in both directions.
         """
+        self._trigger("responseheaders", lambda: self._switch(rest), self.upstream.gate)
+
+    def _switch(self, rest: bytes) -> None:
+        if self.flow.killed:
+            return self._kill()
+        if not self.upstream.connected:
+            return self.fail("the server closed the connection after its 101", 502)
         response = self.flow.response
         response.timestamp_end = time.time()
         self.layer.write(self._response_head())

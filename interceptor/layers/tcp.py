@@ -155,8 +155,9 @@ class TcpLayer:
 
     def start(self) -> None:
         """
-        Fire C{tcp_start}, then connect (now, or on the first client bytes
-        with C{connection_strategy=lazy}).
+        Fire C{tcp_start}, then connect once its hooks are done (or on the
+        first client bytes with C{connection_strategy=lazy}); a flow killed
+        in C{tcp_start} never reaches the server.
         """
         addons = self.master.addons
         if self.emit_events and any(addons.has_hooks(e) for e in _EVENTS):
@@ -166,7 +167,11 @@ class TcpLayer:
             if not d.called:
                 self._hold()
                 d.addCallback(lambda _: self._release())
-            d.addCallback(lambda _: self.kill() if self.flow.killed else None)
+            d.addCallback(lambda _: self.kill() if self.flow.killed else self._started())
+        else:
+            self._started()
+
+    def _started(self) -> None:
         if self.master.options.connection_strategy != "lazy":
             self.connect()
 
@@ -184,7 +189,7 @@ class TcpLayer:
         Open the server connection (after C{serverconnect}); the client is
         not read meanwhile.
         """
-        if self._connecting or self._client_lost:
+        if self._connecting or self._client_lost or (self.flow is not None and self.flow.killed):
             return
         self._connecting = True
         self._hold()
@@ -238,11 +243,11 @@ class TcpLayer:
         if self._pending_eof:
             self._shut_write(transport)
         if (
-            not self._watch_messages
+            self.flow is None
             and not self._to_server.queue
             and self.client_transport is self.root.transport
         ):
-            # Nobody looks at the bytes: relay them without the queues.
+            # No addon handles TCP events: relay the bytes without the queues.
             self.root.dataReceived = self._write_server
             upstream.dataReceived = self._write_client
         self._release()
@@ -273,6 +278,11 @@ class TcpLayer:
             if data is _EOF:
                 self._forward_eof(direction)
             else:
+                if self.flow is not None:
+                    # Recorded for the addons that handle other TCP events.
+                    self.flow.messages.append(
+                        TCPMessage(from_client, data, self.master.reactor.seconds())
+                    )
                 self._forward(from_client, data)
             return
         direction.queue.append(data)
@@ -327,6 +337,9 @@ class TcpLayer:
             self._write_client(data)
 
     def _forward_eof(self, direction: _Direction) -> None:
+        if direction.eof:
+            # (Twisted tells again when a paused reader is resumed after EOF.)
+            return
         direction.eof = True
         if direction.from_client:
             if self.upstream is not None:

@@ -119,6 +119,13 @@ def _split(data: Any, sizes: list[int]) -> list[Any]:
     return pieces
 
 
+
+def _wire_size(data: Any) -> int:
+    # A message's size in bytes: text counts as its UTF-8 encoding.
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode("utf-8"))
+    return len(data)
+
 class _Side:
     """
     One peer of the relay: its wsproto connection, its transport, and the
@@ -313,13 +320,13 @@ class WebSocketLayer:
             if kind is BytesMessage or kind is TextMessage:
                 if event.frame_finished and event.message_finished and not side.chunks:
                     # A whole message in one frame: the common case.
-                    if self._too_big(side, len(event.data)):
+                    if self._too_big(side, _wire_size(event.data)):
                         break
                     self._message(side, kind is TextMessage, event.data, None)
                     continue
                 side.chunks.append(event.data)
                 side.frame_size += len(event.data)
-                side.message_size += len(event.data)
+                side.message_size += _wire_size(event.data)
                 if self._too_big(side, side.message_size):
                     break
                 if event.frame_finished:
