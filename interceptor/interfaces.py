@@ -221,7 +221,8 @@ class IResponseHeaders(Interface):
     def responseheaders(flow):
         """
         Called when a response's headers have arrived, before its body is
-        read.  Setting C{flow.response.stream} here streams the body.
+        read (also for a 101 Switching Protocols, before the connection
+        switches).  Setting C{flow.response.stream} here streams the body.
 
         @param flow: An L{interceptor.flow.HTTPFlow} with non-None C{request}
             and C{response}; the response has no content yet.
@@ -252,7 +253,9 @@ class IError(Interface):
         """
         Called when a flow fails: an upstream that refuses, resets, times out
         or answers with an invalid response, or a client that goes away.  A
-        valid HTTP error response is a response, not an error.
+        valid HTTP error response is a response, not an error.  It is the
+        flow's last event: it comes after the hooks of an event still
+        running for the flow, and no event follows it.
 
         @param flow: A flow with a non-None C{error}
             (C{flow.error.msg} says what happened).
