@@ -11,6 +11,7 @@ The option C{flow_detail} sets how much: 0 nothing (C{-q}), 1 one line
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, Optional, TextIO
 
@@ -32,6 +33,19 @@ def human_size(size: int) -> str:
             return f"{size}{unit}" if unit == "b" else f"{size:.1f}{unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+# C0 controls but tab and newline, DEL, and C1 controls: shown escaped, so a
+# peer cannot drive the user's terminal (as mitmdump escapes them).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    # Bytes that were not UTF-8 (surrogate escapes) become \xNN, and
+    # control characters \xNN too: any terminal can print the result.
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _address(address: Any) -> str:
@@ -73,7 +87,7 @@ class Dumper:
 
     def _write(self, text: str) -> None:
         out = self.outfile or sys.__stdout__
-        out.write(text + "\n")
+        out.write(_printable(text) + "\n")
         out.flush()
 
     def _first_line(self, flow: Any) -> str:

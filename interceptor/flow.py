@@ -13,6 +13,7 @@ Flows: one exchange the proxy saw, with what addons may inspect and change.
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from typing import Any, Optional
@@ -54,6 +55,12 @@ class Flow:
     @ivar error: An L{Error} once it failed, else None.
     @ivar metadata: A dict for addons' own notes.
     @ivar killed: Whether L{kill} was called.
+    @ivar marked: A marker an addon may set (mitmproxy's; "" for none).
+    @ivar comment: A comment an addon may set.
+    @ivar is_replay: Always None: the proxy does not replay flows.
+    @ivar intercepted: Always False: flows are held by returning a
+        Deferred from a hook, not by mitmproxy's intercept.
+    @ivar live: True for a flow the proxy is handling; False on a L{copy}.
     """
 
     type = "flow"
@@ -68,6 +75,20 @@ class Flow:
         self.metadata: dict[str, Any] = {}
         self.killed = False
         self.timestamp_created = time.time()
+        self.marked = ""
+        self.comment = ""
+        self.is_replay: Optional[str] = None
+        self.intercepted = False
+        self.live = True
+
+    def copy(self) -> "Flow":
+        """
+        A deep copy with a new id, not live (as mitmproxy's C{Flow.copy}).
+        """
+        duplicate = copy.deepcopy(self)
+        duplicate._id = None
+        duplicate.live = False
+        return duplicate
 
     @property
     def id(self) -> str:
@@ -117,6 +138,13 @@ class HTTPFlow(Flow):
         self.request = request
         self.response: Any = None
         self.websocket: Any = None
+
+    @property
+    def timestamp_start(self) -> Optional[float]:
+        """
+        When the request started (C{request.timestamp_start}).
+        """
+        return self.request.timestamp_start if self.request is not None else None
 
     @property
     def messages(self) -> list:

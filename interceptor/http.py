@@ -41,9 +41,14 @@ Usage::
 from __future__ import annotations
 
 import codecs
+import email.parser
+import email.policy
 import http as _stdlib_http
+import json as _json
+import re
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar, overload
 
@@ -103,12 +108,13 @@ class Headers(MutableMapping[str, str]):
     ``", "`` by ``[]``/``get``; use :meth:`get_all` to see them separately.
 
     A lowercase-name index is built on the first lookup.  All methods keep it
-    up to date; if you replace an element of ``fields`` in place by one with a
-    different name, reassign ``headers.fields = headers.fields`` afterwards
-    (appends and deletions are detected automatically).
+    up to date; edits of ``fields`` that change its length or its last field
+    are detected; if you replace another element of ``fields`` in place by one
+    with a different name, reassign ``headers.fields = headers.fields``
+    afterwards.
     """
 
-    __slots__ = ("_fields", "_index", "_ilen")
+    __slots__ = ("_fields", "_index", "_ilen", "_ilast")
 
     def __init__(self, fields: list[tuple[bytes, bytes]] | None = None, **kwargs: str) -> None:
         """
@@ -126,6 +132,7 @@ class Headers(MutableMapping[str, str]):
         self._fields = fields
         self._index: dict[bytes, list[int]] | None = None
         self._ilen = 0
+        self._ilast: tuple[bytes, bytes] | None = None
 
     # -- internals --------------------------------------------------------
 
@@ -133,7 +140,9 @@ class Headers(MutableMapping[str, str]):
         """Return the lowercase-name -> field positions index, (re)building it if needed."""
         idx = self._index
         fields = self._fields
-        if idx is None or self._ilen != len(fields):
+        # A changed length or last field means ``fields`` was edited directly
+        # (a deletion, an append, or both).
+        if idx is None or self._ilen != len(fields) or (fields and fields[-1] is not self._ilast):
             idx = {}
             i = 0
             for name, _ in fields:
@@ -146,6 +155,7 @@ class Headers(MutableMapping[str, str]):
                 i += 1
             self._index = idx
             self._ilen = i
+            self._ilast = fields[-1] if fields else None
         return idx
 
     def _raw(self, key: str | bytes) -> bytes | None:
@@ -201,9 +211,12 @@ class Headers(MutableMapping[str, str]):
             fields.append((kb, vb))
             idx[lk] = [len(fields) - 1]
             self._ilen = len(fields)
+            self._ilast = fields[-1]
         elif len(pos) == 1:
             i = pos[0]
             fields[i] = (fields[i][0], vb)
+            if i == len(fields) - 1:
+                self._ilast = fields[i]
         else:
             i = pos[0]
             fields[i] = (fields[i][0], vb)
@@ -334,6 +347,7 @@ class Headers(MutableMapping[str, str]):
             else:
                 pos.append(len(fields) - 1)
             self._ilen = len(fields)
+            self._ilast = fields[-1]
 
     def insert(self, index: int, key: str | bytes, value: str | bytes) -> None:
         """Insert a field at position ``index`` of ``fields``."""
@@ -639,6 +653,10 @@ def _split_path(path: str) -> tuple[str, str, str]:
 # ---------------------------------------------------------------------------
 
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
+_CSS_CHARSET = re.compile(rb"""@charset ["']([a-zA-Z0-9_.:-]+)["'];""", re.IGNORECASE)
+
+
 def _charset_of(content_type: bytes | None) -> str | None:
     """The ``charset=`` parameter of a Content-Type value (validated codec name) or None."""
     if not content_type:
@@ -837,8 +855,32 @@ class Message:
     def content(self, value: bytes | None) -> None:
         self.set_content(value)
 
-    def _charset(self) -> str:
-        return _charset_of(self.headers.get(b"content-type")) or "utf-8"
+    def _charset(self, content: bytes | None = None) -> str:
+        content_type = self.headers.get(b"content-type")
+        declared = _charset_of(content_type)
+        if declared is None and content and content_type:
+            # As mitmproxy guesses: an HTML <meta> charset, a CSS @charset.
+            kind = content_type.split(b";")[0].strip().lower()
+            pattern = _META_CHARSET if kind == b"text/html" else (
+                _CSS_CHARSET if kind == b"text/css" else None
+            )
+            match = pattern.search(content[:4096]) if pattern is not None else None
+            if match:
+                declared = _charset_of(b"x; charset=" + match.group(1))
+        if declared in ("gb2312", "gbk"):
+            declared = "gb18030"  # (a superset, as mitmproxy and browsers read them)
+        return declared or "utf-8"
+
+    def json(self, **kwargs: Any) -> Any:
+        """
+        The decoded body parsed as JSON (C{json.loads(content, **kwargs)}).
+
+        @raise ValueError: There is no body, or it is not JSON.
+        """
+        content = self.get_content()
+        if content is None:
+            raise ValueError("no content")
+        return _json.loads(content, **kwargs)
 
     def get_text(self, strict: bool = True) -> str | None:
         """
@@ -850,7 +892,7 @@ class Message:
         if content is None:
             return None
         try:
-            return content.decode(self._charset(), _SE)
+            return content.decode(self._charset(content), _SE)
         except UnicodeDecodeError:
             if strict:
                 raise
@@ -1144,17 +1186,16 @@ class Request(Message):
     def _get_cookies(self) -> list[tuple[str, str]]:
         out = []
         for line in self.headers.get_all("cookie"):
-            for part in line.split(";"):
-                name, _, value = part.partition("=")
-                name = name.strip()
-                value = value.strip()
+            for name, value in _cookie_pairs(line):
                 if name or value:
-                    out.append((name, value))
+                    out.append((name, value or ""))
         return out
 
     def _set_cookies(self, pairs: list[tuple[str, str]]) -> None:
         if pairs:
-            self.headers["cookie"] = "; ".join(f"{k}={v}" if k else v for k, v in pairs)
+            self.headers["cookie"] = "; ".join(
+                f"{k}={_cookie_value(v)}" if k else _cookie_value(v) for k, v in pairs
+            )
         elif b"cookie" in self.headers:
             del self.headers[b"cookie"]
 
@@ -1189,6 +1230,47 @@ class Request(Message):
             self.headers["content-type"] = "application/x-www-form-urlencoded"
         self.set_content(_qs_encode(pairs, old).encode("ascii"))
 
+    def _get_multipart_form(self) -> list[tuple[bytes, bytes]]:
+        content_type = self.headers.get(b"content-type") or b""
+        if not content_type.lower().startswith(b"multipart/form-data"):
+            return []
+        content = self.get_content(strict=False) or b""
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type + b"\r\n\r\n" + content
+        )
+        if not message.is_multipart():
+            return []
+        pairs = []
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name is not None:
+                pairs.append((str(name).encode("utf-8", _SE), part.get_payload(decode=True) or b""))
+        return pairs
+
+    def _set_multipart_form(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        boundary = uuid.uuid4().hex
+        body = b"".join(
+            b"--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
+            % (boundary.encode(), _b(name).replace(b'"', b"%22"), _b(value))
+            for name, value in pairs
+        ) + b"--%s--\r\n" % boundary.encode()
+        self.headers["content-type"] = f"multipart/form-data; boundary={boundary}"
+        self.set_content(body)
+
+    @property
+    def multipart_form(self) -> MultiDictView[bytes]:
+        """
+        The multipart/form-data body as a MultiDictView of field name to
+        value, bytes (as in mitmproxy; empty for other content types; file
+        parts give their content).  Modifications rewrite the body (fields
+        only) and set that Content-Type with a new boundary.
+        """
+        return MultiDictView(self._get_multipart_form, self._set_multipart_form)
+
+    @multipart_form.setter
+    def multipart_form(self, value: Iterable[tuple[bytes, bytes]] | Mapping[bytes, bytes]) -> None:
+        self._set_multipart_form(_pairs(value))
+
     @property
     def urlencoded_form(self) -> MultiDictView[str]:
         """
@@ -1207,25 +1289,130 @@ class Request(Message):
 # Response
 # ---------------------------------------------------------------------------
 
-CookieAttrs = list[tuple[str, str | None]]
-"""Set-Cookie attributes as ``(name, value)`` pairs; value None for flags like ``Secure``."""
+class CookieAttrs(list):
+    """
+    Set-Cookie attributes as ``(name, value)`` pairs, in order; value None
+    for flags like ``Secure``.  Also read and written by attribute name
+    (case-insensitive), as mitmproxy's attribute MultiDict is:
+    ``attrs["Path"]``, ``attrs.get("domain")``, ``"secure" in attrs``.
+    """
+
+    def _find(self, key: str) -> int:
+        key = key.lower()
+        for i, (name, _) in enumerate(self):
+            if name.lower() == key:
+                return i
+        return -1
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            i = self._find(key)
+            if i < 0:
+                raise KeyError(key)
+            return list.__getitem__(self, i)[1]
+        return list.__getitem__(self, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(key, str):
+            i = self._find(key)
+            if i < 0:
+                self.append((key, value))
+            else:
+                list.__setitem__(self, i, (list.__getitem__(self, i)[0], value))
+            return
+        list.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        if isinstance(key, str):
+            i = self._find(key)
+            if i < 0:
+                raise KeyError(key)
+            key = i
+        list.__delitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return self._find(key) >= 0
+        return list.__contains__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """
+        The value of attribute C{key}, or C{default}.
+        """
+        i = self._find(key)
+        return default if i < 0 else list.__getitem__(self, i)[1]
+
+
+def _cookie_pairs(line: str) -> list[tuple[str, str | None]]:
+    """
+    The ``name=value`` pairs of a Cookie or Set-Cookie line, split at ``;``
+    outside double quotes; quoted values unquoted; value None without ``=``.
+    """
+    pairs: list[tuple[str, str | None]] = []
+    i, n = 0, len(line)
+    while i < n:
+        end = line.find(";", i)
+        eq = line.find("=", i)
+        if end < 0:
+            end = n
+        if eq < 0 or eq > end:
+            pairs.append((line[i:end].strip(), None))
+            i = end + 1
+            continue
+        name = line[i:eq].strip()
+        j = eq + 1
+        while j < n and line[j] in " \t":
+            j += 1
+        if j < n and line[j] == '"':
+            value, j = _read_quoted(line, j)
+            end = line.find(";", j)
+            if end < 0:
+                end = n
+        else:
+            value = line[j:end].strip()
+        pairs.append((name, value))
+        i = end + 1
+    return pairs
+
+
+def _read_quoted(line: str, start: int) -> tuple[str, int]:
+    # The quoted string at line[start] (a '"'), unescaped; and where it ends.
+    out = []
+    i = start + 1
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and i + 1 < len(line):
+            out.append(line[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    return "".join(out), i
+
+
+_COOKIE_SPECIAL = re.compile(r'[\s;,"\\]')
+
+
+def _cookie_value(value: str) -> str:
+    # Quoted (as mitmproxy does) when it would not read back as one value.
+    if _COOKIE_SPECIAL.search(value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
 
 
 def _parse_set_cookie(line: str) -> tuple[str, tuple[str, CookieAttrs]]:
-    parts = line.split(";")
-    name, eq, value = parts[0].partition("=")
-    if not eq:  # RFC 6265bis: a nameless cookie
+    pairs = _cookie_pairs(line) or [("", None)]
+    name, value = pairs[0]
+    if value is None:  # RFC 6265bis: a nameless cookie
         name, value = "", name
-    attrs: CookieAttrs = []
-    for part in parts[1:]:
-        k, eq, v = part.partition("=")
-        k = k.strip()
-        if k or eq:
-            attrs.append((k, v.strip() if eq else None))
-    return name.strip(), (value.strip(), attrs)
+    attrs = CookieAttrs((k, v) for k, v in pairs[1:] if k or v is not None)
+    return name, (value, attrs)
 
 
 def _format_set_cookie(name: str, value: str, attrs: Iterable[tuple[str, str | None]]) -> str:
+    value = _cookie_value(value)
     parts = [f"{name}={value}" if name else value]
     parts.extend(k if v is None else f"{k}={v}" for k, v in attrs)
     return "; ".join(parts)

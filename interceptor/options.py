@@ -538,9 +538,33 @@ def proxy_options(**values: Any) -> Options:
         choices=["eager", "lazy"],
     )
     opts.subscribe(_check_mode)
+    opts.subscribe(_check_sizes_and_patterns)
     if values:
         opts.update(**values)
     return opts
+
+
+_SIZE_OPTIONS = ("body_size_limit", "stream_large_bodies", "websocket_history_size")
+_PATTERN_OPTIONS = ("ignore_hosts", "allow_hosts", "tcp_hosts")
+
+
+def _check_sizes_and_patterns(options: Options, updated: set[str]) -> None:
+    """
+    Reject a size that does not parse and a host pattern that is not a
+    regular expression, when they are set (not when a connection first
+    needs them, when a typo would silently turn a limit off).
+    """
+    for name in updated.intersection(_SIZE_OPTIONS):
+        try:
+            parse_size(getattr(options, name))
+        except ValueError as e:
+            raise OptionsError(f"option {name}: {e}") from None
+    for name in updated.intersection(_PATTERN_OPTIONS):
+        for pattern in getattr(options, name):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise OptionsError(f"option {name}: invalid pattern {pattern!r}: {e}") from None
 
 
 def _check_mode(options: Options, updated: set[str]) -> None:

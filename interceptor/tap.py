@@ -30,6 +30,20 @@ __all__ = ["Options", "makeService", "DEFAULT_LISTEN"]
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
 
+
+def _check_endpoint(description: str) -> None:
+    """
+    A usage error for an endpoint string Twisted cannot parse (instead of
+    a traceback when the service starts).
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError) as e:
+        raise usage.UsageError(f"--listen {description}: {e}") from None
+
 class Options(usage.Options):
     """
     Options of C{twistd interceptor}; every proxy option is also reachable
@@ -107,6 +121,8 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        for description in self["listen"]:
+            _check_endpoint(description)
         self._use_terminal_logger()
 
     def _use_terminal_logger(self) -> None:

@@ -258,6 +258,33 @@ class _Collect(ProcessProtocol):
         self.ended.callback(reason.value)
 
 
+def spawn_twistd(testcase, argv, cwd, env=None):
+    """
+    Start C{twistd} with C{argv} in C{cwd} (C{env}: the environment, by
+    default this one without PYTHONPATH); the child is killed if still
+    running at cleanup, and cleanup waits until it has ended.
+
+    @return: (its L{_Collect} protocol, its process transport)
+    """
+    protocol = _Collect()
+    if env is None:
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+    transport = reactor.spawnProcess(protocol, TWISTD, [TWISTD, *argv], env=env, path=cwd)
+
+    def kill_if_running():
+        try:
+            transport.signalProcess("KILL")
+        except error.ProcessExitedAlready:
+            pass
+
+    # Cleanups run last-added first: kill the child if it still runs,
+    # then wait until it has ended (no process left behind).
+    testcase.addCleanup(lambda: protocol.ended)
+    testcase.addCleanup(kill_if_running)
+    return protocol, transport
+
+
 class TwistdProcessTests(unittest.TestCase):
     """
     Real C{twistd interceptor} processes, each bounded by a timeout.
@@ -266,22 +293,7 @@ class TwistdProcessTests(unittest.TestCase):
     timeout = 30
 
     def _spawn(self, args, cwd):
-        protocol = _Collect()
-        env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
-        transport = reactor.spawnProcess(protocol, TWISTD, [TWISTD, *args], env=env, path=cwd)
-
-        def kill_if_running():
-            try:
-                transport.signalProcess("KILL")
-            except error.ProcessExitedAlready:
-                pass
-
-        # Cleanups run last-added first: kill the child if it still runs,
-        # then wait until it has ended (no process left behind).
-        self.addCleanup(lambda: protocol.ended)
-        self.addCleanup(kill_if_running)
-        return protocol, transport
+        return spawn_twistd(self, args, cwd)
 
     async def _within(self, d, seconds, what, protocol):
         """

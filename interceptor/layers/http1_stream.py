@@ -477,21 +477,23 @@ class Http1Stream(Exchange):
         connection = headers.get(b"connection") or b""
         return headers.get(b"upgrade") is not None and b"upgrade" in connection.lower()
 
-    def switch_protocols(self, rest: bytes) -> None:
+    def switch_protocols(self, after: list[bytes]) -> None:
         """
         The server answered an Upgrade request with 101: after the
         C{responseheaders} hooks (the server is not read meanwhile), hand
         the rest of the connection to the WebSocket layer (a WebSocket
         upgrade, with the option C{websocket} on), or relay it as raw bytes
-        in both directions.
+        in both directions.  C{after} holds the server's bytes after the 101
+        (more are appended until the switch).
         """
-        self._trigger("responseheaders", lambda: self._switch(rest), self.upstream.gate)
+        self._trigger("responseheaders", lambda: self._switch(after), self.upstream.gate)
 
-    def _switch(self, rest: bytes) -> None:
+    def _switch(self, after: list[bytes]) -> None:
         if self.flow.killed:
             return self._kill()
         if not self.upstream.connected:
             return self.fail("the server closed the connection after its 101", 502)
+        rest = b"".join(after)
         response = self.flow.response
         response.timestamp_end = time.time()
         self.layer.write(self._response_head())

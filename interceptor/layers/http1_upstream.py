@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import httptools
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -62,6 +62,50 @@ class ResponseTooLarge(Exception):
     Raised from a parser callback: the response head is over
     C{max_header_size}.
     """
+
+
+@implementer(IPushProducer)
+class _GateProducer:
+    """
+    The client's read gate as the producer of one upstream transport:
+    holds it while that transport's write buffer is full, and gives the
+    hold back when the two are unpaired (an upstream replaced or closed
+    while full must not leave the client unread).
+    """
+
+    __slots__ = ("gate", "paused")
+
+    def __init__(self, gate: ReadGate) -> None:
+        self.gate = gate
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        """
+        The server is not taking the client's bytes: stop reading them.
+        """
+        if not self.paused:
+            self.paused = True
+            self.gate.hold()
+
+    def resumeProducing(self) -> None:
+        """
+        The server has taken them: read on.
+        """
+        if self.paused:
+            self.paused = False
+            self.gate.release()
+
+    def stopProducing(self) -> None:
+        """
+        The upstream transport has gone.
+        """
+        self.give_back()
+
+    def give_back(self) -> None:
+        """
+        Release the hold, if this producer holds the gate.
+        """
+        self.resumeProducing()
 
 
 @implementer(IHandshakeListener)
@@ -114,6 +158,7 @@ class UpstreamProtocol(Protocol):
         self._direct_ok = True
         self._body_relay: Optional[BodyRelay] = None
         self._valve: Optional[AckValve] = None
+        self._client_producer: Optional[_GateProducer] = None
         self._raw_left = 0
         self._raw_keep_alive = True
         self._framed = False
@@ -226,6 +271,12 @@ class UpstreamProtocol(Protocol):
             self._paired = False
             if self.layer.client_conn.timestamp_end is None:
                 self.layer.transport.unregisterProducer()
+            # (Both ways: this TLS transport too closes only without one.)
+            if self.transport is not None and self.connected:
+                self.transport.unregisterProducer()
+            producer, self._client_producer = self._client_producer, None
+            if producer is not None:
+                producer.give_back()
 
     def when_drained(self, callback: Callable[[], None]) -> None:
         """
@@ -250,7 +301,8 @@ class UpstreamProtocol(Protocol):
         # Each side's read gate produces for the other side's transport.
         if not self._paired and self.layer.transport is not None:
             self._paired = True
-            self.transport.registerProducer(self.layer.gate, True)
+            self._client_producer = _GateProducer(self.layer.gate)
+            self.transport.registerProducer(self._client_producer, True)
             self.layer.transport.registerProducer(self.gate, True)
 
     def begin(self, stream: Http1Stream) -> None:
@@ -302,7 +354,11 @@ class UpstreamProtocol(Protocol):
                 self._invalid("101 Switching Protocols to a request that did not ask to upgrade")
             else:
                 self.stream = None
-                stream.switch_protocols(data[e.args[0]:])
+                # Bytes after the 101 wait for the switch (responseheaders
+                # hooks may take time; TLS may deliver more records meanwhile).
+                after: list[bytes] = [data[e.args[0]:]]
+                self.dataReceived = after.append
+                stream.switch_protocols(after)
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__ or e
             if not isinstance(cause, ResponseTooLarge):
@@ -556,6 +612,7 @@ class UpstreamProtocol(Protocol):
         if not self.closing:
             self.closing = True
             self._detach_valve()
+            self.unpair()
             if self.transport is not None:
                 self.transport.loseConnection()
             elif self._connecting is not None:
@@ -567,6 +624,7 @@ class UpstreamProtocol(Protocol):
         """
         self.closing = True
         self._detach_valve()
+        self.unpair()
         if self.transport is not None:
             if self.connected:
                 self.transport.abortConnection()

@@ -456,6 +456,9 @@ class Http2Layer:
         """
         self.streams.pop(stream.stream_id, None)
         self.silence.forget(stream)
+        if not self.streams:
+            # Idle from now on (not from the client's last frame).
+            self.idle.touch()
 
     # -- timeouts ---------------------------------------------------------
 
@@ -1087,7 +1090,7 @@ class H2Stream(Exchange):
         self._fire_error()
 
     # the HTTP/1 upstream's stream interface
-    def switch_protocols(self, rest: bytes) -> None:
+    def switch_protocols(self, after: list) -> None:
         """
         HTTP/2 streams cannot switch protocols.
         """
@@ -1155,7 +1158,13 @@ class H2Upstream(Protocol):
         """
         transport = getattr(self.layer, "transport", None)
         if self._valve is None and transport is not None:
-            self._valve = AckValve(transport)
+            try:
+                self._valve = AckValve(transport)
+            except RuntimeError:
+                # (Another producer still paces that transport: the windows
+                # then open as data arrives, unpaced.)
+                _log.info("{server}: HTTP/2 upstream not paced by its HTTP/1 client",
+                          server=self.address)
 
     def unpair(self) -> None:
         """

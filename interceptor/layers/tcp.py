@@ -135,6 +135,8 @@ class TcpLayer:
         self.upstream: Optional[_TcpUpstream] = None
         self.layer: Any = None
         self._watch_messages = False
+        # Whether the tcp_start hooks are done (connecting waits for them).
+        self._tcp_started = False
         self._pending: list[bytes] = []
         self._pending_eof = False
         self._connecting = False
@@ -172,7 +174,8 @@ class TcpLayer:
             self._started()
 
     def _started(self) -> None:
-        if self.master.options.connection_strategy != "lazy":
+        self._tcp_started = True
+        if self.master.options.connection_strategy != "lazy" or self._pending:
             self.connect()
 
     def _hold(self) -> None:
@@ -271,7 +274,13 @@ class TcpLayer:
         A chunk (or the end, C{None}) from one side: run its C{tcp_message}
         hooks in order, then forward it.
         """
-        if from_client and self.upstream is None and not self._connecting and data is not _EOF:
+        if (
+            from_client
+            and self.upstream is None
+            and not self._connecting
+            and data is not _EOF
+            and self._tcp_started
+        ):
             self.connect()
         direction = self._to_server if from_client else self._to_client
         if not self._watch_messages or data is _EOF and not direction.busy:

@@ -1,0 +1,103 @@
+"""
+The flow output of real proxies (in-process and `twistd -n interceptor`
+subprocesses) and the command line's error handling.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import error
+from twisted.trial import unittest
+
+from tests.e2e.peers import RawServer, curl, http_response, unused_port, wait_until
+from tests.test_tap import spawn_twistd
+
+
+def _latin_header_handler(conn, request):
+    """
+    Answer with a header value that is not UTF-8.
+    """
+    conn.write(http_response(200, b"body", [(b"X-Latin", b"caf\xe9"),
+                                            (b"Content-Type", b"text/plain")]))
+
+
+class TwistdProbeTests(unittest.TestCase):
+    """
+    Real C{twistd -n interceptor} processes on 127.0.0.1.
+    """
+
+    timeout = 40
+
+    def _spawn(self, *args):
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONIOENCODING")}
+        # An ordinary UTF-8 terminal (e.g. LANG=en_US.UTF-8): stdout errors="strict".
+        # (C.UTF-8/POSIX locales would give surrogateescape instead.)
+        env["PYTHONIOENCODING"] = "utf-8:strict"
+        argv = ["-n", "--pidfile=", "interceptor", "--confdir", os.path.join(cwd, "conf"), *args]
+        return spawn_twistd(self, argv, cwd, env)
+
+    async def _ended(self, protocol, seconds=15):
+        ok = await wait_until(lambda: protocol.ended.called, seconds)
+        self.assertTrue(ok, protocol.output.decode(errors="replace"))
+
+    async def test_options_lists_and_exits(self):
+        """twistd -n interceptor --options lists every option and exits with status 0."""
+        protocol, _ = self._spawn("--options")
+        await self._ended(protocol)
+        out = protocol.output.decode(errors="replace")
+        reason = await protocol.ended
+        self.assertIsInstance(reason, error.ProcessDone, out)
+        for name in ("flow_detail", "termlog_verbosity", "stream_large_bodies", "mode"):
+            self.assertIn(name, out)
+        self.assertNotIn("Traceback", out)
+
+    async def test_bad_listen_clear_error(self):
+        """A --listen that is no endpoint string fails with a clear message, not a traceback."""
+        protocol, _ = self._spawn("--listen", "nonsense:1")
+        await self._ended(protocol)
+        out = protocol.output.decode(errors="replace")
+        self.assertNotIn("Traceback", out)
+        self.assertIn("nonsense", out)
+
+    async def test_bad_set_clear_error(self):
+        """--set flow_detail=abc: a usage error naming the option, no traceback."""
+        protocol, _ = self._spawn("--set", "flow_detail=abc")
+        await self._ended(protocol)
+        out = protocol.output.decode(errors="replace")
+        reason = await protocol.ended
+        self.assertIsInstance(reason, error.ProcessTerminated, out)
+        self.assertIn("flow_detail", out)
+        self.assertNotIn("Traceback", out)
+
+    async def _run_proxy_and_request(self, *args):
+        port = await unused_port()
+        protocol, _ = self._spawn("--listen", f"tcp:{port}:interface=127.0.0.1", *args)
+        server = await RawServer.start(self, _latin_header_handler)
+        result = None
+        for _ in range(30):  # -q hides the "listening" line: poll until the proxy answers
+            result = await curl(self, "-x", f"http://127.0.0.1:{port}", server.url("/latin"))
+            if result.status == 200:
+                break
+            await wait_until(lambda: False, 0.3)
+        self.assertEqual(result.status, 200, protocol.output.decode(errors="replace"))
+        await wait_until(lambda: b"/latin" in protocol.output, 3)
+        return protocol
+
+    async def test_verbose_non_utf8_header_printed(self):
+        """
+        -v prints the headers; a server header with a non-UTF-8 byte must not
+        break the output (UnicodeEncodeError on stdout) and lose the flow.
+        """
+        protocol = await self._run_proxy_and_request("-v")
+        out = protocol.output.decode(errors="replace")
+        self.assertIn("GET http://127.0.0.1", out)
+        self.assertIn("X-Latin", out)
+        self.assertNotIn("UnicodeEncodeError", out)
+
+    async def test_quiet_prints_no_flow(self):
+        protocol = await self._run_proxy_and_request("-q")
+        out = protocol.output.decode(errors="replace")
+        self.assertNotIn("/latin", out)
