@@ -167,6 +167,9 @@ class Http1Layer:
         except httptools.HttpParserError as e:
             self._reject(400, "Bad Request", f"Malformed request: {e}")
             return
+        finally:
+            # (Only an upgrade in this same feed needs the stream just completed.)
+            self._completed = None
         if self._in_head:
             # A head that never ends (e.g. one endless header line).
             self._head_seen += len(data)
