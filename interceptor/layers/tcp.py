@@ -135,8 +135,10 @@ class TcpLayer:
         self.upstream: Optional[_TcpUpstream] = None
         self.layer: Any = None
         self._watch_messages = False
-        # Whether the tcp_start hooks are done (connecting waits for them).
+        # Whether the tcp_start hooks are done (connecting, and tcp_message
+        # for bytes that arrive meanwhile, wait for them).
         self._tcp_started = False
+        self._before_start: list[tuple[bool, Any]] = []
         self._pending: list[bytes] = []
         self._pending_eof = False
         self._connecting = False
@@ -175,6 +177,9 @@ class TcpLayer:
 
     def _started(self) -> None:
         self._tcp_started = True
+        early, self._before_start = self._before_start, []
+        for from_client, data in early:
+            self.received(from_client, data)
         if self.master.options.connection_strategy != "lazy" or self._pending:
             self.connect()
 
@@ -274,6 +279,9 @@ class TcpLayer:
         A chunk (or the end, C{None}) from one side: run its C{tcp_message}
         hooks in order, then forward it.
         """
+        if not self._tcp_started and self.flow is not None:
+            self._before_start.append((from_client, data))
+            return
         if (
             from_client
             and self.upstream is None

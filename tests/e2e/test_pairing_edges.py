@@ -192,6 +192,29 @@ class TcpStartBeforeConnectTests(unittest.TestCase):
         self.assertEqual(server.connections, [], "a flow killed in tcp_start still connected to the server")
 
 
+    async def test_tcp_message_after_async_tcp_start(self):
+        """Bytes that arrive while an async tcp_start runs: tcp_message fires after it, and they reach the server."""
+        events = []
+
+        class Slow:
+            def tcp_start(self, flow):
+                events.append("tcp_start")
+                d = Deferred()
+                reactor.callLater(0.3, lambda: (events.append("tcp_start done"), d.callback(None)))
+                return d
+
+            def tcp_message(self, flow):
+                events.append("tcp_message")
+
+        proxy = await start_proxy(self, Slow())
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"\x00hello raw tcp")
+        received = await client.wait_for(lambda data: b"hello raw tcp" in data, timeout=3)
+        self.assertIn(b"hello raw tcp", received)
+        self.assertEqual(events[:3], ["tcp_start", "tcp_start done", "tcp_message"])
+
+
 class TlsUpstreamCloseTests(_Base):
     async def test_replaced_tls_upstream_is_closed(self):
         """The client's next request goes elsewhere: the proxy closes its first (TLS, HTTP/1.1) upstream connection."""
