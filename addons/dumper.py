@@ -44,7 +44,10 @@ def _printable(text: str) -> str:
     # Bytes that were not UTF-8 (surrogate escapes) become \xNN, and
     # control characters \xNN too: any terminal can print the result.
     if not text.isascii():
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that is no escaped byte
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 

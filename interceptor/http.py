@@ -908,7 +908,8 @@ class Message:
             self.set_content(None)
             return
         try:
-            data = text.encode(self._charset(), _SE)
+            # (The charset get_text used, a sniffed <meta> one included.)
+            data = text.encode(self._charset(self.get_content(strict=False)), _SE)
         except UnicodeEncodeError:
             ct = self.headers.get("content-type") or "text/plain"
             params = [
@@ -1342,11 +1343,45 @@ class CookieAttrs(list):
         i = self._find(key)
         return default if i < 0 else list.__getitem__(self, i)[1]
 
+    def pop(self, key: Any = -1, *default: Any) -> Any:
+        """
+        By name: remove attribute C{key} and return its value (or
+        C{default}); by index: remove and return that pair, as a list does.
+        """
+        if not isinstance(key, str):
+            return list.pop(self, key)
+        i = self._find(key)
+        if i < 0:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        return list.pop(self, i)[1]
+
+    def keys(self) -> list[str]:
+        """
+        The attribute names, in order.
+        """
+        return [name for name, _ in self]
+
+    def values(self) -> list[str | None]:
+        """
+        The attribute values, in order.
+        """
+        return [value for _, value in self]
+
+    def items(self) -> list[tuple[str, str | None]]:
+        """
+        The ``(name, value)`` pairs, in order.
+        """
+        return list(self)
+
 
 def _cookie_pairs(line: str) -> list[tuple[str, str | None]]:
     """
     The ``name=value`` pairs of a Cookie or Set-Cookie line, split at ``;``
-    outside double quotes; quoted values unquoted; value None without ``=``.
+    outside double quotes; values as sent (a quoted one keeps its quotes:
+    cookies have no escapes and servers see the quotes); value None
+    without ``=``.
     """
     pairs: list[tuple[str, str | None]] = []
     i, n = 0, len(line)
@@ -1364,41 +1399,21 @@ def _cookie_pairs(line: str) -> list[tuple[str, str | None]]:
         while j < n and line[j] in " \t":
             j += 1
         if j < n and line[j] == '"':
-            value, j = _read_quoted(line, j)
-            end = line.find(";", j)
+            close = line.find('"', j + 1)
+            end = line.find(";", close + 1 if close >= 0 else n)
             if end < 0:
                 end = n
-        else:
-            value = line[j:end].strip()
+        value = line[j:end].strip()
         pairs.append((name, value))
         i = end + 1
     return pairs
 
 
-def _read_quoted(line: str, start: int) -> tuple[str, int]:
-    # The quoted string at line[start] (a '"'), unescaped; and where it ends.
-    out = []
-    i = start + 1
-    while i < len(line):
-        c = line[i]
-        if c == "\\" and i + 1 < len(line):
-            out.append(line[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            return "".join(out), i + 1
-        out.append(c)
-        i += 1
-    return "".join(out), i
-
-
-_COOKIE_SPECIAL = re.compile(r'[\s;,"\\]')
-
-
 def _cookie_value(value: str) -> str:
-    # Quoted (as mitmproxy does) when it would not read back as one value.
-    if _COOKIE_SPECIAL.search(value):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # As given, unless a ';' would split it: then in double quotes (a value
+    # read with its quotes is written back as it was).
+    if ";" in value and not (len(value) >= 2 and value[0] == value[-1] == '"'):
+        return '"' + value + '"'
     return value
 
 

@@ -41,7 +41,7 @@ def _check_endpoint(description: str) -> None:
 
     try:
         serverFromString(reactor, description)
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, OSError) as e:
         raise usage.UsageError(f"--listen {description}: {e}") from None
 
 class Options(usage.Options):

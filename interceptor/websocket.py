@@ -27,6 +27,7 @@ negotiated C{permessage-deflate}.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any, Optional, Union
 
@@ -210,6 +211,13 @@ class WebSocketData:
         self.timestamp_start = time.time()
         self.timestamp_end: Optional[float] = None
         self._relay: Any = None
+
+    def __deepcopy__(self, memo: dict) -> "WebSocketData":
+        # A copy (Flow.copy) keeps the data, not the live relay behind it.
+        duplicate = WebSocketData.__new__(WebSocketData)
+        for name, value in self.__dict__.items():
+            setattr(duplicate, name, None if name == "_relay" else copy.deepcopy(value, memo))
+        return duplicate
 
     @property
     def live(self) -> bool:

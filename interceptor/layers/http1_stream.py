@@ -491,9 +491,17 @@ class Http1Stream(Exchange):
     def _switch(self, after: list[bytes]) -> None:
         if self.flow.killed:
             return self._kill()
-        if not self.upstream.connected:
-            return self.fail("the server closed the connection after its 101", 502)
         rest = b"".join(after)
+        if not self.upstream.connected:
+            if not rest:
+                return self.fail("the server closed the connection after its 101", 502)
+            # It sent its last bytes and closed while the hooks ran: the
+            # client still gets the switch and those bytes, then the close.
+            self.finished = True
+            self.layer.write(self._response_head() + rest)
+            self.layer.close()
+            self.master.addons.trigger("response", self.flow)
+            return
         response = self.flow.response
         response.timestamp_end = time.time()
         self.layer.write(self._response_head())

@@ -58,6 +58,8 @@ class _UpgradeThenData(Protocol):
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n"
             )
             self.transport.write(b"x" * 40000 + b"hello-from-server")
+            if getattr(self, "close_after", False):
+                self.transport.loseConnection()
 
     def connectionLost(self, reason=None):
         self.closed = True
@@ -72,8 +74,11 @@ class _TlsUpgradeServer(LoopbackServer):
         factory = Factory.forProtocol(self._build)
         self._listen(testcase, factory, tls=_ServerCreator(_server_context(cert, key, ca.cert, (b"http/1.1",))))
 
+    close_after = False
+
     def _build(self):
         p = _UpgradeThenData()
+        p.close_after = self.close_after
         self.connections.append(p)
         return p
 
@@ -100,6 +105,20 @@ class UpgradeOverTlsTests(unittest.TestCase):
         data = await client.wait_for(lambda d: b"hello-from-server" in d, 4.0)
         self.assertIn(b" 101 ", data.split(b"\r\n", 1)[0] + b" ", data)
         self.assertIn(b"hello-from-server", data)
+
+    async def test_server_closes_during_async_hook(self):
+        """The TLS server sends 101, its last bytes and closes while the hook runs: the client gets all of it, then the close."""
+        server = _TlsUpgradeServer(self)
+        server.close_after = True
+        proxy = await start_proxy(self, _SlowResponseHeaders(), confdir=self.mktemp(), ssl_insecure=True)
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(
+            b"GET https://127.0.0.1:%d/up HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"Connection: Upgrade\r\nUpgrade: foo\r\n\r\n" % (server.port, server.port)
+        )
+        data = await client.wait_closed(4.0)
+        self.assertTrue(data.startswith(b"HTTP/1.1 101 "), data[:100])
+        self.assertTrue(data.endswith(b"hello-from-server"), data[-100:])
 
     async def test_control_without_hook(self):
         """(Control: the same exchange without the hook works.)"""
