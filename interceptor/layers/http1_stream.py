@@ -355,7 +355,9 @@ class Http1Stream(Exchange):
     def _bodiless_response(self) -> bool:
         # A response to HEAD, or a status that never has a body.
         status = self.flow.response.status_code
-        return self.flow.request.method == "HEAD" or status in _BODILESS_STATUS or 100 <= status < 200
+        return (
+            self.flow.request.method == "HEAD" or status in _BODILESS_STATUS or 100 <= status < 200
+        )
 
     def _client_chunked_ok(self) -> bool:
         return self.flow.request.http_version == "HTTP/1.1"
@@ -447,7 +449,9 @@ class Http1Stream(Exchange):
             return self._kill()
         response = flow.response
         body = response.raw_content or b""
-        framing = _prepare_buffered(response, body, self._bodiless_response(), self._client_chunked_ok())
+        framing = _prepare_buffered(
+            response, body, self._bodiless_response(), self._client_chunked_ok()
+        )
         if framing == _Framing.CLOSE:
             self.client_keep_alive = False
         _write_message(self.layer.write, self._response_head(), body, framing, response.trailers)

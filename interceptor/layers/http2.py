@@ -313,7 +313,10 @@ class Http2Layer:
         self._producing = False
         self.idle = Watchdog.for_connection(self.master, self._idle_limit, self._idle_expired)
         self.silence = SilenceWatch(
-            self.master.reactor, self.options.read_timeout / 4, self._request_limit, self._request_silent
+            self.master.reactor,
+            self.options.read_timeout / 4,
+            self._request_limit,
+            self._request_silent,
         )
 
     def __repr__(self) -> str:
@@ -1052,7 +1055,9 @@ class H2Stream(Exchange):
                 pass
             self.layer.stream_done(self)
             return
-        self._answer_error(408, f"The client sent nothing for {silence:.1f} s while sending a request.")
+        self._answer_error(
+            408, f"The client sent nothing for {silence:.1f} s while sending a request."
+        )
 
     def client_failed(self, message: str) -> None:
         """
@@ -1148,7 +1153,10 @@ class H2Upstream(Protocol):
         # the client's write buffer is full.
         self._valve: Optional[AckValve] = None
         self.silence = SilenceWatch(
-            self.master.reactor, self.master.options.read_timeout / 4, self._stream_limit, self._stream_silent
+            self.master.reactor,
+            self.master.options.read_timeout / 4,
+            self._stream_limit,
+            self._stream_silent,
         )
 
     def begin(self, stream: Any) -> None:
@@ -1439,7 +1447,9 @@ class H2Upstream(Protocol):
 
     def _stream_silent(self, up: _UpStream, silence: float) -> None:
         host, port = self.address
-        up.stream.fail(f"{host}:{port} sent nothing on the stream for {silence:.1f} s (read timeout)", 504)
+        up.stream.fail(
+            f"{host}:{port} sent nothing on the stream for {silence:.1f} s (read timeout)", 504
+        )
         self.flush()
 
     def _fail_all(self, message: str, after: int = -1) -> None:
