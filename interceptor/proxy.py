@@ -53,14 +53,20 @@ class ReadGate:
     Each L{hold} must be matched by one L{release}.  The gate is also the
     push producer registered on the I{other} side's transport: when that
     side's write buffer fills, Twisted calls L{pauseProducing}, which holds
-    this side, so a fast sender never outruns a slow receiver.
+    this side, so a fast sender never outruns a slow receiver.  Whoever
+    unregisters it from that transport calls L{resumeProducing} too, so a
+    hold the full buffer took is given back (Twisted does not resume a
+    producer it lets go of).
+
+    @ivar peer_full: Whether the other side's full write buffer holds it.
     """
 
-    __slots__ = ("transport", "holds")
+    __slots__ = ("transport", "holds", "peer_full")
 
     def __init__(self, transport: Any) -> None:
         self.transport = transport
         self.holds = 0
+        self.peer_full = False
 
     def hold(self) -> None:
         """
@@ -82,13 +88,18 @@ class ReadGate:
         """
         The other side's write buffer is full.
         """
-        self.hold()
+        if not self.peer_full:
+            self.peer_full = True
+            self.hold()
 
     def resumeProducing(self) -> None:
         """
-        The other side's write buffer has drained.
+        The other side's write buffer has drained (or the gate no longer
+        produces for it).
         """
-        self.release()
+        if self.peer_full:
+            self.peer_full = False
+            self.release()
 
     def stopProducing(self) -> None:
         """

@@ -99,13 +99,6 @@ def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: boo
     headers = message.headers
     if bodiless:
         return _Framing.NONE
-    if chunked_ok and getattr(message, "trailers", None) and not _is_chunked(headers):
-        # Trailers travel only after a chunked body.
-        if b"content-length" in headers:
-            del headers[b"content-length"]
-        coding = headers.get(b"transfer-encoding")
-        headers[b"Transfer-Encoding"] = coding + b", chunked" if coding else b"chunked"
-        return _Framing.CHUNKED
     if _is_chunked(headers):
         if chunked_ok:
             return _Framing.CHUNKED
@@ -113,13 +106,14 @@ def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: boo
         headers[b"Content-Length"] = str(len(body)).encode()
         return _Framing.LENGTH
     coding = headers.get(b"transfer-encoding")
-    if coding is not None:
-        # Another transfer coding last (e.g. gzip): the body is still so
-        # coded and may not go with a Content-Length (RFC 9112 6.1).
+    if coding is not None or (chunked_ok and getattr(message, "trailers", None)):
+        # A body still under another transfer coding (e.g. gzip) may not go
+        # with a Content-Length (RFC 9112 6.1), and trailers travel only
+        # after a chunked body.
         if b"content-length" in headers:
             del headers[b"content-length"]
         if chunked_ok:
-            headers[b"Transfer-Encoding"] = coding + b", chunked"
+            headers[b"Transfer-Encoding"] = coding + b", chunked" if coding else b"chunked"
             return _Framing.CHUNKED
         return _Framing.CLOSE
     length = _content_length(headers)
@@ -257,10 +251,8 @@ def _not_attached(data: bytes) -> None:
 
 
 def _size_option(options: Any, name: str) -> Optional[int]:
-    try:
-        return parse_size(getattr(options, name))
-    except ValueError:
-        return None
+    # (The options reject a size that does not parse when it is set.)
+    return parse_size(getattr(options, name))
 
 
 def _failed(error: Exception) -> Deferred:

@@ -246,7 +246,7 @@ class Http1Stream(Exchange):
                 # close-delimited: this hop speaks HTTP/1.1.
                 line = line.rsplit(" ", 1)[0] + " HTTP/1.1"
             upstream.write(_head_bytes(line, request.headers))
-            self.request_writer = _BodyWriter(upstream.write, framing, transform)
+            self.request_writer = _BodyWriter(upstream.write_body, framing, transform)
         pending, self.request_chunks = self.request_chunks, []
         for data in pending:
             self.request_writer.write(data)

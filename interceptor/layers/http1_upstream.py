@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import httptools
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -62,50 +62,6 @@ class ResponseTooLarge(Exception):
     Raised from a parser callback: the response head is over
     C{max_header_size}.
     """
-
-
-@implementer(IPushProducer)
-class _GateProducer:
-    """
-    The client's read gate as the producer of one upstream transport:
-    holds it while that transport's write buffer is full, and gives the
-    hold back when the two are unpaired (an upstream replaced or closed
-    while full must not leave the client unread).
-    """
-
-    __slots__ = ("gate", "paused")
-
-    def __init__(self, gate: ReadGate) -> None:
-        self.gate = gate
-        self.paused = False
-
-    def pauseProducing(self) -> None:
-        """
-        The server is not taking the client's bytes: stop reading them.
-        """
-        if not self.paused:
-            self.paused = True
-            self.gate.hold()
-
-    def resumeProducing(self) -> None:
-        """
-        The server has taken them: read on.
-        """
-        if self.paused:
-            self.paused = False
-            self.gate.release()
-
-    def stopProducing(self) -> None:
-        """
-        The upstream transport has gone.
-        """
-        self.give_back()
-
-    def give_back(self) -> None:
-        """
-        Release the hold, if this producer holds the gate.
-        """
-        self.resumeProducing()
 
 
 @implementer(IHandshakeListener)
@@ -158,7 +114,6 @@ class UpstreamProtocol(Protocol):
         self._direct_ok = True
         self._body_relay: Optional[BodyRelay] = None
         self._valve: Optional[AckValve] = None
-        self._client_producer: Optional[_GateProducer] = None
         self._raw_left = 0
         self._raw_keep_alive = True
         self._framed = False
@@ -215,16 +170,7 @@ class UpstreamProtocol(Protocol):
         self.server_conn.sockname = (host.host, host.port)
         raw = self._raw_transport()
         self.gate = ReadGate(raw)
-        write = writer_for(self.transport)
-        touch = self.watchdog.touch
-
-        def write_and_touch(data: bytes) -> None:
-            # Handing the server (part of) a request is progress too: a
-            # server waiting for a slowly streamed body is not silent.
-            touch()
-            write(data)
-
-        self.write = write_and_touch
+        self.write = writer_for(self.transport)
         _no_delay(raw)
         self.watchdog.start()
         if self.tls is None:
@@ -271,12 +217,21 @@ class UpstreamProtocol(Protocol):
             self._paired = False
             if self.layer.client_conn.timestamp_end is None:
                 self.layer.transport.unregisterProducer()
-            # (Both ways: this TLS transport too closes only without one.)
+            # (Both ways: this TLS transport too closes only without one;
+            # and an upstream replaced while full must not leave the client
+            # unread.)
             if self.transport is not None and self.connected:
                 self.transport.unregisterProducer()
-            producer, self._client_producer = self._client_producer, None
-            if producer is not None:
-                producer.give_back()
+            self.layer.gate.resumeProducing()
+
+    def write_body(self, data: bytes) -> None:
+        """
+        Send a piece of a streamed request body: handing the server part of
+        a request is progress too (a server waiting for a slowly streamed
+        body is not silent), so its read timeout starts again.
+        """
+        self.watchdog.touch()
+        self.write(data)
 
     def when_drained(self, callback: Callable[[], None]) -> None:
         """
@@ -301,8 +256,7 @@ class UpstreamProtocol(Protocol):
         # Each side's read gate produces for the other side's transport.
         if not self._paired and self.layer.transport is not None:
             self._paired = True
-            self._client_producer = _GateProducer(self.layer.gate)
-            self.transport.registerProducer(self._client_producer, True)
+            self.transport.registerProducer(self.layer.gate, True)
             self.layer.transport.registerProducer(self.gate, True)
 
     def begin(self, stream: Http1Stream) -> None:

@@ -783,7 +783,7 @@ class H2Stream(Exchange):
                 framing = _Framing.CHUNKED
             self.upstream.write(self._http1_head())
             # The transform is applied before the writer (for both upstreams).
-            self._request_writer = _BodyWriter(self.upstream.write, framing, None)
+            self._request_writer = _BodyWriter(self.upstream.write_body, framing, None)
         for data in pending:
             self._forward_request_data(data, 0)
         if self.request_done:
@@ -1253,13 +1253,19 @@ class H2Upstream(Protocol):
     def _pump(self, up: _UpStream) -> None:
         if up.sid is None:
             return
+        out = up.out
+        before = (out.size, out.end)
         try:
-            if _pump(self.conn, up.sid, up.out):
-                up.sent_end = True
-                if up.response_done:
-                    self._forget(up)
+            ended = _pump(self.conn, up.sid, out)
         except H2Error:
             return
+        if (out.size, out.end) != before:
+            # The server took request data: progress on this stream.
+            self.silence.touch(up)
+        if ended:
+            up.sent_end = True
+            if up.response_done:
+                self._forget(up)
         if up.acks and up.out.size <= _HIGH_WATER:
             acks, up.acks = up.acks, []
             for ack in acks:
@@ -1280,8 +1286,6 @@ class H2Upstream(Protocol):
             up.out.size += len(data)
         if ack is not None:
             up.acks.append(ack)
-        if up.sid is not None:
-            self.silence.touch(up)
         self._pump(up)
         self.flush()
 
@@ -1294,8 +1298,6 @@ class H2Upstream(Protocol):
             return
         up.out.end = True
         up.out.trailers = trailers
-        if up.sid is not None:
-            self.silence.touch(up)
         self._pump(up)
         self.flush()
 
@@ -1343,15 +1345,9 @@ class H2Upstream(Protocol):
 
     def _handle(self, event: Any) -> None:
         sid = getattr(event, "stream_id", None)
-        if sid:
-            up = self.streams.get(sid)
-            if up is not None:
-                self.silence.touch(up)
-        elif isinstance(event, WindowUpdated):
-            # The server took request data: progress for every stream still sending.
-            for up in self.streams.values():
-                if up.out.size or up.out.end:
-                    self.silence.touch(up)
+        up = self.streams.get(sid) if sid else None
+        if up is not None:
+            self.silence.touch(up)
         if isinstance(event, ResponseReceived):
             up = self.streams.get(event.stream_id)
             if up is not None:

@@ -180,7 +180,8 @@ class TcpLayer:
         early, self._before_start = self._before_start, []
         for from_client, data in early:
             self.received(from_client, data)
-        if self.master.options.connection_strategy != "lazy" or self._pending:
+        # (Lazy: the replayed bytes connected already, if there were any.)
+        if self.master.options.connection_strategy != "lazy":
             self.connect()
 
     def _hold(self) -> None:
@@ -282,13 +283,7 @@ class TcpLayer:
         if not self._tcp_started and self.flow is not None:
             self._before_start.append((from_client, data))
             return
-        if (
-            from_client
-            and self.upstream is None
-            and not self._connecting
-            and data is not _EOF
-            and self._tcp_started
-        ):
+        if from_client and self.upstream is None and not self._connecting and data is not _EOF:
             self.connect()
         direction = self._to_server if from_client else self._to_client
         if not self._watch_messages or data is _EOF and not direction.busy:

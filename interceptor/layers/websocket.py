@@ -230,16 +230,10 @@ class WebSocketLayer:
         self.started = False
         self.upstream_sink = _UpstreamSink(self)
         self.close_timeout = float(self.master.options.read_timeout)
-        try:
-            self.history_limit = parse_size(self.master.options.websocket_history_size)
-        except ValueError:
-            self.history_limit = None
+        self.history_limit = parse_size(self.master.options.websocket_history_size)
         self.kept_bytes = 0
-        try:
-            # One message is a body: body_size_limit bounds it too.
-            self.message_limit = parse_size(self.master.options.body_size_limit)
-        except ValueError:
-            self.message_limit = None
+        # One message is a body: body_size_limit bounds it too.
+        self.message_limit = parse_size(self.master.options.body_size_limit)
 
     def __repr__(self) -> str:
         return f"<WebSocketLayer {self.flow.request.url}>"

@@ -44,6 +44,9 @@ class _ServerConnection(Protocol):
         behaviour = self.server.behaviour
         if behaviour == "banner":
             self.transport.write(b"220 hello from the server\r\n")
+        elif behaviour == "banner-shut":
+            self.transport.write(b"banner;")
+            self.transport.loseWriteConnection()
         elif behaviour == "flood":
             self.transport.registerProducer(self, True)
             self.resumeProducing()
@@ -94,6 +97,8 @@ class TcpServer(LoopbackServer):
       - C{"echo"}: send back what arrives; close after the client's
         half-close.
       - C{"banner"}: greet first, then echo.
+      - C{"banner-shut"}: send C{banner;} and shut the writing half at once,
+        then read until the client shuts its own.
       - C{"count"}: read until the client half-closes, then answer
         C{got N bytes} and close.
       - C{"reset"}: reset the connection on the first bytes.

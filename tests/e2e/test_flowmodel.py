@@ -202,6 +202,44 @@ class RetargetTests(unittest.TestCase):
         self.assertEqual(response.header(b"content-length"), b"8")
 
 
+class MitmproxyApiTests(unittest.TestCase):
+    """
+    mitmproxy's multipart_form, json() and copy() in hooks on a real
+    exchange: curl -F through the proxy to the echo server.
+    """
+
+    timeout = 15
+
+    async def test_multipart_json_and_copy_in_hooks(self):
+        """An addon reads and rewrites a multipart form, reads the JSON answer and copies the flow."""
+        seen = {}
+
+        class Forms:
+            def request(self, flow):
+                seen["form"] = list(flow.request.multipart_form.fields)
+                flow.request.multipart_form[b"added"] = b"by the proxy"
+
+            def response(self, flow):
+                seen["echo"] = flow.response.json()
+                copy = flow.copy()
+                seen["copy"] = (copy.id != flow.id, copy.live, copy.response.json() == seen["echo"])
+
+        proxy = await start_proxy(self, Forms(), read_timeout=5.0)
+        web = await WebServer.start(self)
+        upload = self.mktemp()
+        with open(upload, "wb") as f:
+            f.write(b"file\r\nbody")
+        result = await curl(
+            self, "-x", proxy.url, "-F", "a=1", "-F", f"f=@{upload}", web.url("/echo")
+        )
+        self.assertEqual(result.status, 200)
+        self.assertEqual(seen["form"], [(b"a", b"1"), (b"f", b"file\r\nbody")])
+        body = seen["echo"]["body"]
+        self.assertIn('name="added"\r\n\r\nby the proxy\r\n', body)
+        self.assertIn("file\r\nbody", body)
+        self.assertEqual(seen["copy"], (True, False, True))
+
+
 class ContentEncodingTests(unittest.TestCase):
     """
     Encoded bodies are decoded for addons and re-encoded when changed.

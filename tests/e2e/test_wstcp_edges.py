@@ -81,6 +81,12 @@ class AllEvents:
     def names(self, *keep: str) -> list[str]:
         return [n for n, _ in self.events if not keep or n in keep]
 
+    def disconnects(self) -> tuple[int, int]:
+        """
+        How many times clientdisconnect and serverdisconnect fired.
+        """
+        return self.count("clientdisconnect"), self.count("serverdisconnect")
+
     def count(self, name: str) -> int:
         return sum(1 for n, _ in self.events if n == name)
 
@@ -174,7 +180,7 @@ class WebSocketProbeTests(unittest.TestCase):
         self.assertEqual([(f, close_code(p)) for f, m, p in frames], [(0x88, 1002)])
         closed = await peer.wait_closed()
         self.assertEqual(closed.code, 1001)
-        await wait_until(lambda: events.count("clientdisconnect") and events.count("serverdisconnect"))
+        await wait_until(lambda: all(events.disconnects()))
         await sleep(0.1)
         self.assertEqual(events.count("websocket_error"), 1)
         self.assertEqual(events.count("websocket_end"), 0)
@@ -207,13 +213,12 @@ class WebSocketProbeTests(unittest.TestCase):
         await client.abort()
         closed = await peer.wait_closed()
         self.assertEqual(closed.code, 1001)
-        await wait_until(lambda: events.count("clientdisconnect") and events.count("serverdisconnect"))
+        await wait_until(lambda: all(events.disconnects()))
         await sleep(0.1)
         self.assertEqual(events.count("websocket_error"), 1)
         self.assertEqual(events.count("websocket_end"), 0)
         self.assertEqual(peer.received, [])
-        self.assertEqual(events.count("clientdisconnect"), 1)
-        self.assertEqual(events.count("serverdisconnect"), 1)
+        self.assertEqual(events.disconnects(), (1, 1))
 
     async def test_masked_small_frame_from_server(self) -> None:
         """A masked (small) frame from the server: 1002 to the server, 1001 to the client, websocket_error once."""
@@ -389,8 +394,7 @@ class WebSocketProbeTests(unittest.TestCase):
         await wait_until(lambda: events.count("websocket_end") + events.count("websocket_error"))
         await sleep(0.1)
         self.assertEqual(events.names("websocket_end", "websocket_error"), ["websocket_end"])
-        self.assertEqual(events.count("clientdisconnect"), 1)
-        self.assertEqual(events.count("serverdisconnect"), 1)
+        self.assertEqual(events.disconnects(), (1, 1))
 
     async def test_server_close_then_fin(self) -> None:
         """The server sends Close then closes TCP at once: the client gets the Close; one end event."""
@@ -494,7 +498,7 @@ class WebSocketProbeTests(unittest.TestCase):
         client.send_text("x")
         await client.next_message()
         await client.close(1000, "done")
-        await wait_until(lambda: events.count("clientdisconnect") and events.count("serverdisconnect"))
+        await wait_until(lambda: all(events.disconnects()))
         await sleep(0.1)
         names = events.names()
         for n in ("clientconnect", "clientdisconnect", "serverconnect", "serverdisconnect",
@@ -561,8 +565,7 @@ class WebSocketProbeTests(unittest.TestCase):
         gate.callback(None)
         await sleep(0.1)
         self.assertEqual(events.names("websocket_end", "websocket_error"), ["websocket_error"])
-        self.assertEqual(events.count("clientdisconnect"), 1)
-        self.assertEqual(events.count("serverdisconnect"), 1)
+        self.assertEqual(events.disconnects(), (1, 1))
 
 
 class SecureWebSocketProbeTests(unittest.TestCase):
@@ -595,55 +598,13 @@ class SecureWebSocketProbeTests(unittest.TestCase):
         peer.drop()
         closed = await client.wait_closed()
         self.assertEqual(closed.code, 1001)
-        await wait_until(lambda: events.count("clientdisconnect") and events.count("serverdisconnect"))
+        await wait_until(lambda: all(events.disconnects()))
         await sleep(0.1)
         self.assertEqual(events.count("websocket_error"), 1)
-        self.assertEqual(events.count("clientdisconnect"), 1)
-        self.assertEqual(events.count("serverdisconnect"), 1)
+        self.assertEqual(events.disconnects(), (1, 1))
 
 
 # -- raw TCP ------------------------------------------------------------------
-
-
-@implementer(IHalfCloseableProtocol)
-class _BannerThenShut(Protocol):
-    """
-    Server: sends a banner, shuts its writing half at once, keeps reading
-    until the client shuts its own.
-    """
-
-    def connectionMade(self) -> None:
-        self.received = bytearray()
-        self.eof = False
-        self.closed = False
-        self.factory.connections.append(self)
-        self.transport.write(b"banner;")
-        self.transport.loseWriteConnection()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def readConnectionLost(self) -> None:
-        self.eof = True
-        self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        pass
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.closed = True
-
-
-def listen_banner_then_shut(testcase: Any) -> Any:
-    factory = Factory.forProtocol(_BannerThenShut)
-    factory.noisy = False
-    factory.connections = []
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-    testcase.addCleanup(port.stopListening)
-    testcase.addCleanup(lambda: [c.transport.abortConnection() for c in factory.connections
-                                 if not c.closed])
-    factory.port = port.getHost().port
-    return factory
 
 
 @implementer(IHalfCloseableProtocol)
@@ -658,7 +619,7 @@ class TcpProbeTests(unittest.TestCase):
     timeout = 30
 
     async def _server_half_close_first(self, *addons: Any) -> tuple:
-        factory = listen_banner_then_shut(self)
+        factory = await TcpServer.start(self, "banner-shut")
         proxy = await start_proxy(self, *addons, tcp_hosts=["127.0.0.1"])
         client = await HalfOpenClient.connect(self, proxy.port_number)
         client.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % factory.port)
@@ -694,8 +655,7 @@ class TcpProbeTests(unittest.TestCase):
         self.assertEqual(events.names("tcp_start", "tcp_end", "tcp_error")[0], "tcp_start")
         self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_end"])
         self.assertEqual(events.seen, [(False, b"banner;"), (True, b"still talking")])
-        self.assertEqual(events.count("clientdisconnect"), 1)
-        self.assertEqual(events.count("serverdisconnect"), 1)
+        self.assertEqual(events.disconnects(), (1, 1))
 
     async def test_messages_recorded_for_tcp_end_only_addon(self) -> None:
         """An addon with only tcp_end (a TCP event) finds the relayed chunks in flow.messages (TCPFlow docs, mitmproxy)."""
@@ -746,12 +706,11 @@ class TcpProbeTests(unittest.TestCase):
         await client.abort()
         await wait_until(lambda: server.connections[0].closed)
         self.assertTrue(server.connections[0].closed)
-        await wait_until(lambda: events.count("clientdisconnect") and events.count("serverdisconnect"))
+        await wait_until(lambda: all(events.disconnects()))
         await wait_until(lambda: events.count("tcp_end") + events.count("tcp_error"))
         await sleep(0.1)
         self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_error"])
-        self.assertEqual(events.count("clientdisconnect"), 1)
-        self.assertEqual(events.count("serverdisconnect"), 1)
+        self.assertEqual(events.disconnects(), (1, 1))
 
     async def test_eof_waits_behind_pending_hook(self) -> None:
         """A half-close right behind a chunk held by a slow hook: the server gets all bytes, then EOF."""
