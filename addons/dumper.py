@@ -17,7 +17,7 @@ from typing import Any, Optional, TextIO
 
 from zope.interface import implementer
 
-from interceptor.interfaces import IConfigure, IError, IResponse
+from interceptor.core.interfaces import IConfigure, IError, IResponse
 
 __all__ = ["Dumper", "human_size"]
 

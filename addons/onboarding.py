@@ -14,10 +14,10 @@ from typing import Any
 
 from zope.interface import implementer
 
-from interceptor.certs import CA_BASENAME
-from interceptor.http import Response
-from interceptor.interfaces import IRequest
-from interceptor.tlsconfig import certstore_for
+from interceptor.tls.certs import CA_BASENAME
+from interceptor.model.http import Response
+from interceptor.core.interfaces import IRequest
+from interceptor.tls.contexts import certstore_for
 
 __all__ = ["Onboarding", "MAGIC_HOST"]
 

@@ -33,8 +33,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from interceptor.interfaces import IConfigure, IDone
-from interceptor.options import OptionsError
+from interceptor.core.interfaces import IConfigure, IDone
+from interceptor.core.options import OptionsError
 
 __all__ = ["Script", "ScriptLoader", "load_script"]
 

@@ -14,8 +14,8 @@ from typing import Any, Optional, TextIO
 
 from zope.interface import implementer
 
-from interceptor.interfaces import IConfigure, IDone, ILog
-from interceptor.log import LEVELS, LogEntry, terminal_claims
+from interceptor.core.interfaces import IConfigure, IDone, ILog
+from interceptor.core.log import LEVELS, LogEntry, terminal_claims
 
 __all__ = ["TermLog"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from zope.interface import implementer
 
-from interceptor.certs import CertError
-from interceptor.interfaces import IConfigure
-from interceptor.options import OptionsError
-from interceptor.tlsconfig import certstore_for
+from interceptor.tls.certs import CertError
+from interceptor.core.interfaces import IConfigure
+from interceptor.core.options import OptionsError
+from interceptor.tls.contexts import certstore_for
 
 __all__ = ["TlsConfig"]
 

@@ -10,7 +10,7 @@ The root protocol fires C{clientconnect}, asks C{next_layer} which layer
 handles the connection's bytes, hands them to that layer, and fires
 C{clientdisconnect} when the connection closes.
 
-The first layer depends on the option C{mode} (L{interceptor.modes}):
+The first layer depends on the option C{mode} (L{interceptor.transport.modes}):
 regular and upstream mode start with HTTP/1 (CONNECT opens a tunnel);
 reverse, transparent and socks5 mode know (or learn, for SOCKS5) where the
 connection goes and treat it as a tunnel to there.  A tunnel's layer is
@@ -28,83 +28,21 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IProtocolNegotiationFactory,
-    IPushProducer,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
-from interceptor.connection import ClientConnection
-from interceptor.modes import ProxyMode, matches_hosts, original_destination, parse_mode
+from interceptor.model.connection import ClientConnection
+from interceptor.transport.modes import ProxyMode, matches_hosts, original_destination, parse_mode
+from interceptor.transport.readgate import ReadGate
 
 __all__ = ["ProxyFactory", "ProxyProtocol", "ReadGate"]
 
 _log = Logger(namespace="interceptor.proxy")
 
 _HTTP_METHOD = re.compile(rb"^[A-Z]{3,16} ")
-
-
-@implementer(IPushProducer)
-class ReadGate:
-    """
-    Pauses reading from a transport for as long as any reason holds it.
-
-    Each L{hold} must be matched by one L{release}.  The gate is also the
-    push producer registered on the I{other} side's transport: when that
-    side's write buffer fills, Twisted calls L{pauseProducing}, which holds
-    this side, so a fast sender never outruns a slow receiver.  Whoever
-    unregisters it from that transport calls L{resumeProducing} too, so a
-    hold the full buffer took is given back (Twisted does not resume a
-    producer it lets go of).
-
-    @ivar peer_full: Whether the other side's full write buffer holds it.
-    """
-
-    __slots__ = ("transport", "holds", "peer_full")
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-        self.holds = 0
-        self.peer_full = False
-
-    def hold(self) -> None:
-        """
-        Stop reading until the matching L{release}.
-        """
-        self.holds += 1
-        if self.holds == 1:
-            self.transport.pauseProducing()
-
-    def release(self) -> None:
-        """
-        Undo one L{hold}; reading resumes when none remains.
-        """
-        self.holds -= 1
-        if self.holds == 0:
-            self.transport.resumeProducing()
-
-    def pauseProducing(self) -> None:
-        """
-        The other side's write buffer is full.
-        """
-        if not self.peer_full:
-            self.peer_full = True
-            self.hold()
-
-    def resumeProducing(self) -> None:
-        """
-        The other side's write buffer has drained (or the gate no longer
-        produces for it).
-        """
-        if self.peer_full:
-            self.peer_full = False
-            self.release()
-
-    def stopProducing(self) -> None:
-        """
-        The other side has gone; the layers close this side themselves.
-        """
 
 
 class ProxyProtocol(Protocol):
@@ -258,7 +196,7 @@ class ProxyProtocol(Protocol):
         from interceptor.layers.http1 import Http1Layer
         from interceptor.layers.tcp import TcpLayer
         from interceptor.layers.tls import TlsLayer
-        from interceptor.tls import NotTLS, looks_like_tls, parse_client_hello
+        from interceptor.tls.handshake import NotTLS, looks_like_tls, parse_client_hello
 
         host, port = self.tunnel_address
         reverse = self.mode.kind == "reverse"
@@ -404,9 +342,9 @@ class ProxyFactory(Factory):
     def __init__(self, master: Any) -> None:
         self.master = master
         self.connections: set[ProxyProtocol] = set()
-        # The layers import each other and this module, so they are imported
-        # late; do it now, when the proxy starts listening, rather than while
-        # the first client waits (~150 ms).
+        # The layers are imported where they are first used; import them
+        # now, when the proxy starts listening, rather than while the first
+        # client waits (~150 ms).
         import interceptor.layers.http1  # noqa: F401
         import interceptor.layers.socks5  # noqa: F401
         import interceptor.layers.tls  # noqa: F401

@@ -39,10 +39,10 @@ from typing import Any, Optional
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from interceptor.interfaces import ILog
-from interceptor.log import LogEntry
-from interceptor.master import Master
-from interceptor.options import Options, proxy_options
+from interceptor.core.interfaces import ILog
+from interceptor.core.log import LogEntry
+from interceptor.core.master import Master
+from interceptor.core.options import Options, proxy_options
 
 __all__ = [
     "LogRecorder",

@@ -9,9 +9,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.trial import unittest
 
-from interceptor.addonmanager import AddonManager, addon_name, get_hook, near_misses
-from interceptor.master import Master
-from interceptor.options import OptionsError, proxy_options
+from interceptor.core.addonmanager import AddonManager, addon_name, get_hook, near_misses
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
 from interceptor.testing import LogRecorder
 
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_allocator -*-
 """
-Tests for L{interceptor.allocator}: freed body-sized buffers are reused
+Tests for L{interceptor.transport.fast.allocator}: freed body-sized buffers are reused
 instead of being page-faulted in again.
 """
 
@@ -14,7 +14,7 @@ import textwrap
 
 from twisted.trial import unittest
 
-from interceptor.allocator import keep_freed_memory
+from interceptor.transport.fast.allocator import keep_freed_memory
 
 # Join 1 MiB bodies from 64 KiB reads and free them, as the proxy does, and
 # print the page faults per body.
@@ -22,7 +22,7 @@ _PROGRAM = textwrap.dedent(
     """
     import resource, sys
     if sys.argv[1] == "tuned":
-        from interceptor.allocator import keep_freed_memory
+        from interceptor.transport.fast.allocator import keep_freed_memory
         assert keep_freed_memory()
     chunks = [bytes([i]) * 65536 for i in range(16)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -18,9 +18,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import crypto
 from twisted.trial import unittest
 
-from interceptor import certs
-from interceptor.certs import CA_BASENAME, CertError, CertStore, names_of
-from interceptor.tlsconfig import certstore_for
+from interceptor.tls import certs
+from interceptor.tls.certs import CA_BASENAME, CertError, CertStore, names_of
+from interceptor.tls.contexts import certstore_for
 
 _PEM = serialization.Encoding.PEM
 
@@ -341,7 +341,7 @@ class CertstoreForTests(unittest.TestCase):
 
     def test_cached_and_reloaded(self):
         """The store is kept while the options stay; a new confdir loads another CA."""
-        from interceptor.options import proxy_options
+        from interceptor.core.options import proxy_options
 
         class FakeMaster:
             options = proxy_options(confdir=self.mktemp())

@@ -10,7 +10,7 @@ import brotli
 import zstandard
 from twisted.trial.unittest import SynchronousTestCase
 
-from interceptor import encoding
+from interceptor.model import encoding
 
 DATA = b"The quick brown fox jumps over the lazy dog. " * 50
 

@@ -10,8 +10,8 @@ from twisted.logger import Logger
 from twisted.trial import unittest
 
 from addons.script import ScriptLoader
-from interceptor.master import Master
-from interceptor.options import OptionsError, proxy_options
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
 from interceptor.testing import LogRecorder
 
 EXAMPLE = os.path.join(

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_fasttls -*-
 """
-Unit tests of L{interceptor.fasttls}: a client and a server
+Unit tests of L{interceptor.transport.fast.fasttls}: a client and a server
 L{FastTLSProtocol} talking over an in-memory pair of transports
 (C{twisted.test.iosim}), with the direct record path on.
 """
@@ -16,10 +16,10 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from interceptor import fasttls
-from interceptor.certs import CertStore
-from interceptor.fasttls import FastTLSFactory, FastTLSProtocol
-from interceptor.tls import ServerTLS, UpstreamContexts, UpstreamTLS
+from interceptor.transport.fast import fasttls
+from interceptor.tls.certs import CertStore
+from interceptor.transport.fast.fasttls import FastTLSFactory, FastTLSProtocol
+from interceptor.tls.handshake import ServerTLS, UpstreamContexts, UpstreamTLS
 
 
 @implementer(IHandshakeListener)

@@ -1,5 +1,5 @@
 """
-Tests for L{interceptor.flowcontrol.AckValve}, on a StringTransport.
+Tests for L{interceptor.transport.flowcontrol.AckValve}, on a StringTransport.
 """
 
 from twisted.internet.interfaces import IPushProducer
@@ -7,7 +7,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from interceptor.flowcontrol import AckValve
+from interceptor.transport.flowcontrol import AckValve
 
 
 class AckValveTests(unittest.TestCase):

@@ -11,8 +11,8 @@ import brotli
 import zstandard
 from twisted.trial.unittest import SynchronousTestCase
 
-from interceptor import encoding
-from interceptor.http import (
+from interceptor.model import encoding
+from interceptor.model.http import (
     Headers,
     MultiDictView,
     Request,

@@ -12,8 +12,8 @@ from twisted.trial import unittest
 from addons.dumper import Dumper
 from addons.script import ScriptLoader
 from addons.termlog import TermLog
-from interceptor import interfaces
-from interceptor.interfaces import EVENT_INTERFACES, EVENTS, FAMILIES
+from interceptor.core import interfaces
+from interceptor.core.interfaces import EVENT_INTERFACES, EVENTS, FAMILIES
 
 # Every event of the spec (shared/spec/events.rst), by family.
 SPEC = {

@@ -9,7 +9,14 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from interceptor.log import LEVELS, LogBridge, LogEntry, level_name, terminal_claims, terminal_observer
+from interceptor.core.log import (
+    LEVELS,
+    LogBridge,
+    LogEntry,
+    level_name,
+    terminal_claims,
+    terminal_observer,
+)
 
 
 def event(fmt="hello {who}", level=LogLevel.info, **fields):

@@ -13,8 +13,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial import unittest
 
-from interceptor.master import Master
-from interceptor.options import OptionsError, proxy_options
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
 from interceptor.testing import LogRecorder
 
 _log = Logger(namespace="tests.test_master")

@@ -12,10 +12,10 @@ from twisted.python import usage
 from twisted.trial import unittest
 
 from addons.dumper import Dumper, human_size
-from interceptor import tap
-from interceptor.connection import ClientConnection
-from interceptor.flow import Error, HTTPFlow
-from interceptor.http import Headers, Request, Response
+from interceptor.core import tap
+from interceptor.model.connection import ClientConnection
+from interceptor.model.flow import Error, HTTPFlow
+from interceptor.model.http import Headers, Request, Response
 
 
 def _request(path="/", headers=(), body=b"", method="GET", scheme="http", host="example.com",

@@ -10,9 +10,9 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 from addons.dumper import _printable
-from interceptor.connection import ClientConnection
-from interceptor.flow import HTTPFlow
-from interceptor.http import Headers, Request, Response, _cookie_pairs, _parse_set_cookie
+from interceptor.model.connection import ClientConnection
+from interceptor.model.flow import HTTPFlow
+from interceptor.model.http import Headers, Request, Response, _cookie_pairs, _parse_set_cookie
 
 
 def _request(headers=(), body=b"", method="GET"):

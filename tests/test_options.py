@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from interceptor.master import Master
-from interceptor.options import Options, OptionsError, parse_size, proxy_options
+from interceptor.core.master import Master
+from interceptor.core.options import Options, OptionsError, parse_size, proxy_options
 
 
 def sample() -> Options:

@@ -13,10 +13,10 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from addons.script import ScriptLoader, load_script
-from interceptor.interfaces import IConfigure, IDone
-from interceptor.log import LogEntry
-from interceptor.master import Master
-from interceptor.options import OptionsError, proxy_options
+from interceptor.core.interfaces import IConfigure, IDone
+from interceptor.core.log import LogEntry
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
 from interceptor.testing import LogRecorder
 
 POLL = 0.5  # ScriptLoader's default reload_interval

@@ -18,10 +18,10 @@ from twisted.python import usage
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from interceptor import tap
-from interceptor.master import Master
-from interceptor.options import proxy_options
-from interceptor.service import ProxyService
+from interceptor.core import tap
+from interceptor.core.master import Master
+from interceptor.core.options import proxy_options
+from interceptor.core.service import ProxyService
 from interceptor.testing import LogRecorder
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")

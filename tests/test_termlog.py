@@ -11,10 +11,10 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from addons.termlog import TermLog
-from interceptor.interfaces import IConfigure, IDone, ILog
-from interceptor.log import LogEntry, terminal_claims
-from interceptor.master import Master
-from interceptor.options import OptionsError, proxy_options
+from interceptor.core.interfaces import IConfigure, IDone, ILog
+from interceptor.core.log import LogEntry, terminal_claims
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
 
 _log = Logger(namespace="tests.test_termlog")
 

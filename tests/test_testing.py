@@ -11,9 +11,9 @@ from twisted.internet.error import CannotListenError, ConnectionRefusedError
 from twisted.internet.protocol import Protocol
 from twisted.trial import unittest
 
-from interceptor.log import LogEntry
-from interceptor.master import Master
-from interceptor.options import OptionsError, proxy_options
+from interceptor.core.log import LogEntry
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
 from interceptor.testing import LogRecorder, RunningProxy, start_proxy
 
 

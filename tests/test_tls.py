@@ -14,8 +14,8 @@ from typing import Optional
 from OpenSSL import SSL, crypto
 from twisted.trial import unittest
 
-from interceptor.certs import CertStore
-from interceptor.tls import (
+from interceptor.tls.certs import CertStore
+from interceptor.tls.handshake import (
     NotTLS,
     ServerTLS,
     UpstreamContexts,

@@ -1,11 +1,11 @@
 """
-Tests for L{interceptor.watchdog}: the inactivity timer, on a L{Clock}.
+Tests for L{interceptor.transport.watchdog}: the inactivity timer, on a L{Clock}.
 """
 
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from interceptor.watchdog import SilenceWatch, Watchdog
+from interceptor.transport.watchdog import SilenceWatch, Watchdog
 
 
 class WatchdogTests(unittest.TestCase):

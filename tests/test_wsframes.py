@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_wsframes -*-
 """
-Tests for L{interceptor.wsframes}: frame boundaries found from headers
+Tests for L{interceptor.model.wsframes}: frame boundaries found from headers
 alone, however the bytes are cut.
 """
 
@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from twisted.trial import unittest
 
-from interceptor.wsframes import BIG, FrameSplitter, apply_mask, frame_header, payload_of
+from interceptor.model.wsframes import BIG, FrameSplitter, apply_mask, frame_header, payload_of
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True, key: Optional[bytes] = None,
@@ -190,7 +190,7 @@ class KeptFrameMessageTests(unittest.TestCase):
     """
 
     def message(self) -> Any:
-        from interceptor.websocket import WebSocketMessage
+        from interceptor.model.websocket import WebSocketMessage
 
         payload = bytes(range(256)) * 400
         whole = frame(2, payload, key=b"\x10\x20\x30\x40")

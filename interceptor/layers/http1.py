@@ -30,10 +30,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from interceptor.connection import ServerConnection
-from interceptor.fastwrite import writer_for
-from interceptor.flow import HTTPFlow
-from interceptor.http import Headers, Request, Response, default_port
+from interceptor.model.connection import ServerConnection
+from interceptor.transport.fast.fastwrite import writer_for
+from interceptor.model.flow import HTTPFlow
+from interceptor.model.http import Headers, Request, Response, default_port
 from interceptor.layers.http1_framing import (
     _HOP_BY_HOP_REQUEST,
     _failed,
@@ -45,9 +45,9 @@ from interceptor.layers.http1_framing import (
 from interceptor.layers.http1_stream import Http1Stream
 from interceptor.layers.http1_upstream import UpstreamProtocol
 from interceptor.layers.http2 import switch_to_h2
-from interceptor.modes import proxy_authorization
-from interceptor.tls import server_name_for
-from interceptor.watchdog import Watchdog
+from interceptor.transport.modes import proxy_authorization
+from interceptor.tls.handshake import server_name_for
+from interceptor.transport.watchdog import Watchdog
 
 __all__ = ["Http1Layer", "Http1Stream", "UpstreamProtocol", "BadRequest", "error_response"]
 

@@ -19,8 +19,8 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from interceptor.http import Headers, Request, Response
-from interceptor.options import parse_size
+from interceptor.model.http import Headers, Request, Response
+from interceptor.core.options import parse_size
 
 __all__ = ["error_response"]
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from interceptor.flow import Error, HTTPFlow
-from interceptor.http import Response
+from interceptor.model.flow import Error, HTTPFlow
+from interceptor.model.http import Response
 from interceptor.layers.exchange import Exchange, wants_streaming
 from interceptor.layers.http1_framing import (
     _BODILESS_STATUS,

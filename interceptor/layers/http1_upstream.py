@@ -27,11 +27,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.bodyrelay import BodyRelay
-from interceptor.flowcontrol import AckValve
-from interceptor.connection import ServerConnection
-from interceptor.fastwrite import writer_for
-from interceptor.http import Headers, Response
+from interceptor.transport.fast.bodyrelay import BodyRelay
+from interceptor.transport.flowcontrol import AckValve
+from interceptor.model.connection import ServerConnection
+from interceptor.transport.fast.fastwrite import writer_for
+from interceptor.model.http import Headers, Response
 from interceptor.layers.http1_framing import (
     _BODILESS_STATUS,
     _BULK_BUFFER,
@@ -42,11 +42,11 @@ from interceptor.layers.http1_framing import (
     _is_chunked,
     _no_delay,
 )
-from interceptor.layers.upstream import open_connection
-from interceptor.proxy import ReadGate
-from interceptor.tls import UpstreamTLS, check_hostname
-from interceptor.tlsconfig import UpstreamTLSError, upstream_contexts
-from interceptor.watchdog import Watchdog
+from interceptor.transport.connect import open_connection
+from interceptor.transport.readgate import ReadGate
+from interceptor.tls.handshake import UpstreamTLS, check_hostname
+from interceptor.tls.contexts import UpstreamTLSError, upstream_contexts
+from interceptor.transport.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from interceptor.layers.http1 import Http1Layer

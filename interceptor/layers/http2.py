@@ -44,10 +44,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.connection import ServerConnection
-from interceptor.flowcontrol import AckValve
-from interceptor.flow import Error, HTTPFlow
-from interceptor.http import Headers, Request, Response, _reason_phrase
+from interceptor.model.connection import ServerConnection
+from interceptor.transport.flowcontrol import AckValve
+from interceptor.model.flow import Error, HTTPFlow
+from interceptor.model.http import Headers, Request, Response, _reason_phrase
 from interceptor.layers.exchange import Exchange, wants_streaming
 from interceptor.layers.http1_framing import (
     _BODILESS_STATUS,
@@ -64,9 +64,9 @@ from interceptor.layers.http1_framing import (
     transformed,
 )
 from interceptor.layers.http1_upstream import UpstreamProtocol
-from interceptor.proxy import ReadGate
-from interceptor.tls import server_name_for
-from interceptor.watchdog import SilenceWatch, Watchdog
+from interceptor.transport.readgate import ReadGate
+from interceptor.tls.handshake import server_name_for
+from interceptor.transport.watchdog import SilenceWatch, Watchdog
 
 __all__ = ["Http2Layer", "H2Stream", "H2Upstream", "CONNECTION_HEADERS", "switch_to_h2"]
 

@@ -38,12 +38,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.connection import ServerConnection
-from interceptor.fastwrite import writer_for
-from interceptor.flow import Error
-from interceptor.layers.upstream import open_connection
-from interceptor.proxy import ReadGate
-from interceptor.tcp import TCPFlow, TCPMessage
+from interceptor.model.connection import ServerConnection
+from interceptor.transport.fast.fastwrite import writer_for
+from interceptor.model.flow import Error
+from interceptor.transport.connect import open_connection
+from interceptor.transport.readgate import ReadGate
+from interceptor.model.tcp import TCPFlow, TCPMessage
 
 __all__ = ["TcpLayer"]
 

@@ -29,12 +29,12 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.connection import ServerConnection
+from interceptor.model.connection import ServerConnection
 from interceptor.layers.http1 import Http1Layer, UpstreamProtocol
 from interceptor.layers.http2 import Http2Layer, switch_to_h2
 from interceptor.layers.relay import RelayLayer
-from interceptor.modes import matches_hosts
-from interceptor.tls import (
+from interceptor.transport.modes import matches_hosts
+from interceptor.tls.handshake import (
     ClientHello,
     FastTLSFactory,
     FastTLSProtocol,
@@ -44,7 +44,7 @@ from interceptor.tls import (
     parse_client_hello,
     server_name_for,
 )
-from interceptor.tlsconfig import certstore_for
+from interceptor.tls.contexts import certstore_for
 
 __all__ = ["TlsLayer", "is_passthrough"]
 

@@ -44,10 +44,10 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode
 from wsproto.utilities import LocalProtocolError
 
-from interceptor.flow import Error
-from interceptor.options import parse_size
-from interceptor.websocket import WebSocketData, WebSocketMessage
-from interceptor.wsframes import BIG, FrameSplitter, apply_mask, frame_header
+from interceptor.model.flow import Error
+from interceptor.core.options import parse_size
+from interceptor.model.websocket import WebSocketData, WebSocketMessage
+from interceptor.model.wsframes import BIG, FrameSplitter, apply_mask, frame_header
 
 __all__ = ["WebSocketLayer", "is_websocket_upgrade", "negotiated_extensions", "supported_offers"]
 
@@ -164,7 +164,7 @@ class _Side:
         self.timer: Any = None
         self.early: Optional[list[bytes]] = []
         # Without extensions, big whole frames skip wsproto (see
-        # interceptor.wsframes): this cuts the side's bytes into frames.
+        # interceptor.model.wsframes): this cuts the side's bytes into frames.
         self.splitter: Optional[FrameSplitter] = None
 
 

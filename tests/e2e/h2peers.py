@@ -55,7 +55,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
-from interceptor.tlsconfig import certstore_for
+from interceptor.tls.contexts import certstore_for
 from tests.e2e.peers import LoopbackServer, find_header, tracking_factory
 
 __all__ = [

@@ -7,7 +7,7 @@ transform still sees every byte (no direct relay then).
 
 from twisted.trial import unittest
 
-from interceptor import bodyrelay
+from interceptor.transport.fast import bodyrelay
 from interceptor.testing import start_proxy
 from tests.e2e.peers import RawClient, WebServer, curl, pattern, sleep
 

@@ -15,7 +15,7 @@ import brotli
 import zstandard
 from twisted.trial import unittest
 
-from interceptor.http import Response
+from interceptor.model.http import Response
 from interceptor.testing import start_proxy
 from tests.e2e.peers import (
     RawClient,

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
-from interceptor.http import Response
+from interceptor.model.http import Response
 from interceptor.testing import start_proxy
 from tests.e2e.peers import (
     RawClient,

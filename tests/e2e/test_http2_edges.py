@@ -19,7 +19,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThread
 
-from interceptor.http import Response
+from interceptor.model.http import Response
 from interceptor.testing import start_proxy
 from tests.e2e.h2peers import (
     H2Response,

@@ -21,9 +21,9 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from interceptor.http import Response
-from interceptor.modes import parse_mode
-from interceptor.options import OptionsError, proxy_options
+from interceptor.model.http import Response
+from interceptor.transport.modes import parse_mode
+from interceptor.core.options import OptionsError, proxy_options
 from interceptor.proxy import ProxyFactory
 from interceptor.testing import start_proxy
 from tests.e2e.peers import Recorder, WebServer, curl, pattern

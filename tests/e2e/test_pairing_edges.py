@@ -154,7 +154,7 @@ class SwitchUpstreamTests(_Base):
 
     async def test_tls_http1_then_h2_server(self):
         """https to an HTTP/1.1 server, then https to an h2 server (http2_translate) on one client connection."""
-        import interceptor.flowcontrol as fc
+        import interceptor.transport.flowcontrol as fc
         raised = []
         original = fc.AckValve.__init__
 

@@ -12,7 +12,7 @@ from twisted.trial import unittest
 
 from interceptor.layers.relay import RelayLayer
 from interceptor.layers.tcp import TcpLayer
-from interceptor.tcp import TCPFlow, TCPMessage
+from interceptor.model.tcp import TCPFlow, TCPMessage
 from interceptor.testing import start_proxy
 from tests.e2e.peers import WebServer, sleep, unused_port, wait_until
 from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel

@@ -27,12 +27,12 @@ from twisted.trial import unittest
 
 from addons.onboarding import Onboarding
 from addons.tlsconfig import TlsConfig
-from interceptor.certs import CertStore
-from interceptor.http import Response
+from interceptor.tls.certs import CertStore
+from interceptor.model.http import Response
 from interceptor.layers.http1 import Http1Layer
 from interceptor.layers.tls import TlsLayer
-from interceptor.master import Master
-from interceptor.options import OptionsError, proxy_options
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
 from interceptor.testing import start_proxy
 from tests.e2e.peers import (
     RawClient,

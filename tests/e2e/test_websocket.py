@@ -21,8 +21,8 @@ from twisted.internet import reactor, ssl
 from twisted.internet.protocol import Factory, Protocol
 
 from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
-from interceptor.tlsconfig import certstore_for
-from interceptor.websocket import inject
+from interceptor.tls.contexts import certstore_for
+from interceptor.model.websocket import inject
 from tests.e2e.peers import RawClient, sleep, wait_until
 from tests.e2e.tlspeers import TestCA, pem_of
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.e2e.test_websocket_big -*-
 """
 End-to-end tests of the WebSocket relay's fast path for big whole frames
-(L{interceptor.wsframes}): without permessage-deflate, an unfragmented
+(L{interceptor.model.wsframes}): without permessage-deflate, an unfragmented
 TEXT or BINARY frame of at least L{BIG} bytes skips wsproto, is kept as it
 came, and is forwarded as-is unless an addon changed it.
 
@@ -19,8 +19,8 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from interceptor.testing import start_proxy
-from interceptor.websocket import Opcode, inject
-from interceptor.wsframes import BIG, apply_mask, frame_header
+from interceptor.model.websocket import Opcode, inject
+from interceptor.model.wsframes import BIG, apply_mask, frame_header
 from tests.e2e.peers import sleep, wait_until
 from tests.e2e.test_websocket import (
     Events,

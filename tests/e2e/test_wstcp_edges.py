@@ -468,7 +468,7 @@ class WebSocketProbeTests(unittest.TestCase):
 
     async def test_drop_and_inject_on_same_message(self) -> None:
         """A hook drops a client message and injects a replacement both ways: peers see only the injected ones."""
-        from interceptor.websocket import inject
+        from interceptor.model.websocket import inject
 
         class Swap:
             def websocket_message(self, flow: Any) -> None:
@@ -576,7 +576,7 @@ class SecureWebSocketProbeTests(unittest.TestCase):
         from cryptography.hazmat.primitives import serialization
         from twisted.internet import ssl
 
-        from interceptor.tlsconfig import certstore_for
+        from interceptor.tls.contexts import certstore_for
         from tests.e2e.tlspeers import TestCA, pem_of
 
         ca = TestCA.shared()
@@ -932,7 +932,7 @@ class Socks5ProbeTests(unittest.TestCase):
 
     async def test_proxyauth_client_without_user_pass(self) -> None:
         """With proxyauth set, a client offering only no-auth gets 0xFF."""
-        from interceptor.options import proxy_options
+        from interceptor.core.options import proxy_options
 
         opts = proxy_options()
         opts.add_option("proxyauth", Optional[str], None, "Proxy credentials.")

@@ -42,7 +42,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from interceptor.certs import general_name
+from interceptor.tls.certs import general_name
 from tests.e2e.peers import LoopbackServer, tracking_factory
 
 __all__ = [

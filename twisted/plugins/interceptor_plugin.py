@@ -4,7 +4,7 @@ from twisted.application.service import ServiceMaker
 
 interceptor = ServiceMaker(
     "interceptor",
-    "interceptor.tap",
+    "interceptor.core.tap",
     "An intercepting HTTP/HTTPS/WebSocket/TCP proxy with Python addons.",
     "interceptor",
 )

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 from twisted.internet import main, tcp
 
-from interceptor.fastwrite import writes_directly
+from interceptor.transport.fast.fastwrite import writes_directly
 
 __all__ = ["BodyRelay"]
 

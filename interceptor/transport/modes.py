@@ -279,7 +279,7 @@ class _TunnelOpener(Protocol):
 class _OneProtocolFactory(Factory):
     """
     Hands one prepared protocol to an endpoint, quietly (also used by
-    L{interceptor.layers.upstream}).
+    L{interceptor.transport.connect}).
     """
 
     noisy = False

@@ -26,13 +26,13 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.protocol import Factory, Protocol
 
-from interceptor.modes import (
+from interceptor.transport.modes import (
     ConnectTunnelEndpoint,
     _OneProtocolFactory,
     parse_mode,
     proxy_authorization,
 )
-from interceptor.tls import FastTLSFactory
+from interceptor.transport.fast.fasttls import FastTLSFactory
 
 __all__ = ["open_connection"]
 

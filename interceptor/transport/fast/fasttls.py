@@ -12,7 +12,7 @@ L{FastTLSProtocol} is a L{TLSMemoryBIOProtocol}; it changes how, not what:
    transport class (Twisted calls C{directlyProvides} per connection, and
    zope recomputes the resolution order each time: ~6 % of the proxy's CPU
    per new intercepted connection), and gives a TCP transport the direct
-   writer of L{interceptor.fastwrite}.
+   writer of L{interceptor.transport.fast.fastwrite}.
 2. Once the handshake is done, records are read and written with
    OpenSSL's C{SSL_read}/C{SSL_write}/C{BIO_read}/C{BIO_write} through
    pyOpenSSL's own bindings, into one reused buffer, and "nothing more to
@@ -39,7 +39,7 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import classImplements, providedBy
 
-from interceptor.fastwrite import writer_for
+from interceptor.transport.fast.fastwrite import writer_for
 
 __all__ = ["FastTLSProtocol", "FastTLSFactory", "FAST_RECORDS"]
 
@@ -94,7 +94,7 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
         self.__class__ = cls
         if isinstance(transport, tcp.Connection) and "write" not in transport.__dict__:
             # Encrypted records go straight to the socket when nothing is
-            # buffered (see interceptor.fastwrite).
+            # buffered (see interceptor.transport.fast.fastwrite).
             transport.write = writer_for(transport)
         self._tlsConnection = self.factory._creatorCallable(self)
         self._appSendBuffer = []

@@ -12,7 +12,7 @@ response and half the proxy's CPU in the kernel's fault path.  With a 4 MiB
 mmap threshold and a 64 MiB trim threshold the same load made ~1 fault per
 response and ran twice as fast, peak RSS unchanged (72 MiB).
 
-    from interceptor.allocator import keep_freed_memory
+    from interceptor.transport.fast.allocator import keep_freed_memory
     keep_freed_memory()        # what `twistd interceptor` does at start
 
 Only glibc has C{mallopt}; elsewhere, or when the user set

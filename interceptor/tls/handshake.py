@@ -28,8 +28,8 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
-from interceptor.certs import Leaf, names_of
-from interceptor.fasttls import FastTLSFactory, FastTLSProtocol
+from interceptor.tls.certs import Leaf, names_of
+from interceptor.transport.fast.fasttls import FastTLSFactory, FastTLSProtocol
 
 __all__ = [
     "server_name_for",

@@ -1,0 +1,201 @@
+# -*- test-case-name: tests.test_master -*-
+"""
+The master: options, the addon chain, the tick loop and the log bridge,
+and the listening ports of one proxy instance.
+
+Embedding the proxy in a Twisted application::
+
+    from interceptor.master import Master
+    from interceptor.options import proxy_options
+
+    master = Master(proxy_options(), addons=[MyAddon()])
+    master.start()
+    d = master.listen("tcp:8080:interface=127.0.0.1")   # fires with the port
+    ...
+    d = master.stop()    # closes ports and connections, waits for done()
+
+The tick loop calls every addon's C{tick()} each C{tick_interval} seconds
+(0.1 by default) on the master's reactor; a tick whose Deferred has not
+fired yet is never started again before it does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from interceptor.core.addonmanager import AddonManager
+from interceptor.core.log import LogBridge, LogEntry
+from interceptor.core.options import Options, OptionsError, proxy_options
+
+__all__ = ["Master"]
+
+_log = Logger(namespace="interceptor.master")
+
+
+class Master:
+    """
+    One proxy instance.
+
+    @ivar options: The L{Options}.
+    @ivar addons: The L{AddonManager}.
+    @ivar running: Whether L{start} has been called and L{stop} not yet.
+    @ivar ports: The listening ports opened by L{listen}.
+    @ivar reactor: The reactor everything runs on (injected for tests).
+    """
+
+    def __init__(
+        self,
+        options: Optional[Options] = None,
+        addons: Iterable[Any] = (),
+        reactor: Optional[IReactorCore] = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self.reactor = reactor
+        self.options = options if options is not None else proxy_options()
+        self.addons = AddonManager(self)
+        self.running = False
+        self.ports: list[IListeningPort] = []
+        self.factories: list[Any] = []
+        self._ticker: Optional[LoopingCall] = None
+        self._ticking: Optional[Deferred] = None
+        self._stopping: Optional[Deferred] = None
+        self._bridge = LogBridge(self._deliver_log, reactor)
+        self.options.subscribe(self._options_changed)
+        self.addons.add(*addons)
+
+    def _deliver_log(self, entry: LogEntry) -> None:
+        self.addons.trigger("log", entry)
+
+    def _options_changed(self, options: Options, updated: set[str]) -> None:
+        if not self.running:
+            return
+        if "tick_interval" in updated:
+            self._check_tick_interval()
+        self.addons.configure_all(options, updated)
+        if "tick_interval" in updated:
+            self._start_ticking()
+
+    def _tick_interval(self) -> float:
+        return getattr(self.options, "tick_interval", 0.1)
+
+    def _check_tick_interval(self) -> None:
+        interval = self._tick_interval()
+        if not interval > 0:
+            raise OptionsError(f"option tick_interval: must be more than 0, got {interval!r}")
+
+    def start(self) -> None:
+        """
+        Start the proxy: addons get C{configure} with every option, the log
+        bridge and the tick loop start.
+
+        @raise OptionsError: An addon rejected the options.
+        """
+        if self.running:
+            return
+        self._check_tick_interval()
+        self.running = True
+        self._bridge.install()
+        self.addons.configure_all(self.options, self.options.keys())
+        for name in sorted(getattr(self.options, "deferred", ())):
+            _log.error("Unknown option {name}: no addon declared it", name=name)
+        self._start_ticking()
+
+    def _start_ticking(self) -> None:
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = self.reactor
+        self._ticker.start(self._tick_interval(), now=False)
+
+    def _tick(self) -> Optional[Deferred]:
+        # The LoopingCall waits for the Deferred; the flag also covers a
+        # tick still running when a new tick_interval restarted the loop.
+        if self._ticking is not None:
+            return None
+        d = self.addons.trigger("tick")
+        finished: list[Any] = []
+        d.addBoth(finished.append)
+        if finished:
+            return None
+        self._ticking = d
+
+        def over(_: Any) -> None:
+            self._ticking = None
+
+        return d.addBoth(over)
+
+    def listen(self, description: str) -> Deferred:
+        """
+        Accept proxy clients on a server endpoint string such as
+        C{"tcp:8080:interface=127.0.0.1"} or C{"ssl:8443:..."}.
+
+        @return: A Deferred firing with the L{IListeningPort}.
+        """
+        from interceptor.proxy import ProxyFactory
+
+        factory = ProxyFactory(self)
+        self.factories.append(factory)
+        endpoint = serverFromString(self.reactor, description)
+        d = endpoint.listen(factory)
+
+        def listening(port: IListeningPort) -> IListeningPort:
+            self.ports.append(port)
+            _log.info("Proxy listening on {address}", address=port.getHost())
+            return port
+
+        return d.addCallback(listening)
+
+    def stop(self) -> Deferred:
+        """
+        Stop the proxy: close the listening ports and every open connection,
+        stop ticking, and call every addon's C{done()}.
+
+        @return: A Deferred firing once all of that has finished (also when
+            called again while the proxy is stopping).
+        """
+        if self._stopping is not None:
+            return _follow(self._stopping)
+        if not self.running and not self.ports:
+            return succeed(None)
+        self.running = False
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+        closing = [d for port in self.ports if (d := port.stopListening()) is not None]
+        self.ports = []
+        for factory in self.factories:
+            closing.append(factory.close_all())
+        self.factories = []
+        d = DeferredList(closing, consumeErrors=True)
+        self._stopping = d
+        d.addCallback(lambda _: self.addons.clear())
+        d.addBoth(self._stopped)
+        return _follow(d)
+
+    def _stopped(self, result: Any) -> Any:
+        self._bridge.uninstall()
+        self._stopping = None
+        return None
+
+
+def _follow(d: Deferred) -> Deferred:
+    """
+    A new Deferred that fires with C{d}'s result, leaving C{d} as it is.
+    """
+    follower: Deferred = Deferred()
+
+    def relay(result: Any) -> Any:
+        follower.callback(None)
+        return result
+
+    d.addBoth(relay)
+    return follower

@@ -1,0 +1,179 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The command line of C{twistd interceptor}::
+
+    twistd -n interceptor                                   # tcp:8080:interface=127.0.0.1
+    twistd -n interceptor --listen tcp:0:interface=127.0.0.1 \\
+        --addon examples/add_header.py --set stream_large_bodies=1m -v
+
+C{makeService(config)} returns the L{ProxyService}.  C{-q} and C{-v} map to
+options: C{-q} sets C{flow_detail=0} and C{termlog_verbosity=warn}, C{-v}
+sets C{flow_detail=2}, C{-vv} C{flow_detail=3} and
+C{termlog_verbosity=debug}; an explicit C{--set} wins over both.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from twisted.python import usage
+
+from interceptor.transport.fast.allocator import keep_freed_memory
+from interceptor.core.defaults import default_addons
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
+from interceptor.core.service import ProxyService
+
+__all__ = ["Options", "makeService", "DEFAULT_LISTEN"]
+
+DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
+
+
+
+def _check_endpoint(description: str) -> None:
+    """
+    A usage error for an endpoint string Twisted cannot parse (instead of
+    a traceback when the service starts).
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        raise usage.UsageError(f"--listen {description}: {e}") from None
+
+class Options(usage.Options):
+    """
+    Options of C{twistd interceptor}; every proxy option is also reachable
+    with C{--set NAME=VALUE} (C{--options} lists them).
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run an intercepting proxy.  --listen takes Twisted endpoint strings "
+        f"(default {DEFAULT_LISTEN}); --set NAME=VALUE sets any option."
+    )
+    optParameters = [
+        ["confdir", None, None, "Directory for the CA and other state (default ~/.interceptor)."],
+        ["mode", "m", None, "Proxy mode (default regular)."],
+    ]
+    optFlags = [
+        ["quiet", "q", "Print no flows and only warnings and errors."],
+        ["options", None, "List every option that --set accepts, and exit."],
+    ]
+
+    def __init__(self) -> None:
+        usage.Options.__init__(self)
+        self["listen"] = []
+        self["addons"] = []
+        self["set"] = []
+        self["verbose"] = 0
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen on this server endpoint string (repeatable).
+        """
+        self["listen"].append(description)
+
+    opt_l = opt_listen
+
+    def opt_addon(self, path: str) -> None:
+        """
+        Load an addon script; it is reloaded when the file changes (repeatable).
+        """
+        self["addons"].append(path)
+
+    opt_s = opt_addon
+
+    def opt_set(self, spec: str) -> None:
+        """
+        Set an option: NAME=VALUE (repeatable).
+        """
+        self["set"].append(spec)
+
+    def opt_verbose(self) -> None:
+        """
+        Print more: -v adds headers to each flow, -vv bodies and debug logs.
+        """
+        self["verbose"] += 1
+
+    opt_v = opt_verbose
+
+    def postOptions(self) -> None:
+        """
+        Build and validate the proxy options.
+
+        @raise usage.UsageError: An unknown option or a bad value.
+        """
+        master = build_master()
+        self["master"] = master
+        if self["options"]:
+            print(master.options.help_text())
+            raise SystemExit(0)
+        for path in self["addons"]:
+            if not os.path.isfile(os.path.expanduser(path)):
+                raise usage.UsageError(f"--addon {path}: no such file")
+        try:
+            apply_command_line(master, self)
+        except OptionsError as e:
+            raise usage.UsageError(str(e)) from None
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        for description in self["listen"]:
+            _check_endpoint(description)
+        self._use_terminal_logger()
+
+    def _use_terminal_logger(self) -> None:
+        # Under "twistd -n" with no --logfile and no --logger, the termlog
+        # addon owns the terminal: install the observer that steps aside for it.
+        parent: Optional[Any] = getattr(self, "parent", None)
+        if parent is None or parent.get("logger") is not None:
+            return
+        if parent.get("nodaemon") and parent.get("logfile") in (None, "", "-"):
+            parent["logger"] = "interceptor.log.terminal_observer"
+
+
+def build_master() -> Master:
+    """
+    A master with the core options and the default addons.
+    """
+    return Master(proxy_options(), addons=default_addons())
+
+
+def apply_command_line(master: Master, config: Options) -> None:
+    """
+    Apply the parsed command line to C{master.options}.
+
+    @raise OptionsError: A bad --set, or a bad value.
+    """
+    values: dict[str, Any] = {}
+    if config["confdir"]:
+        values["confdir"] = config["confdir"]
+    if config["mode"]:
+        values["mode"] = config["mode"]
+    if config["addons"]:
+        values["scripts"] = list(config["addons"])
+    if config["quiet"]:
+        values["flow_detail"] = 0
+        values["termlog_verbosity"] = "warn"
+    elif config["verbose"]:
+        values["flow_detail"] = min(1 + config["verbose"], 4)
+        if config["verbose"] >= 2:
+            values["termlog_verbosity"] = "debug"
+    known = {k: v for k, v in values.items() if k in master.options}
+    master.options.update(**known)
+    if config["set"]:
+        # Options that --addon scripts declare exist only once the scripts
+        # load (when the proxy starts): hold those until then.
+        master.options.set(*config["set"], defer=bool(config["addons"]))
+
+
+def makeService(config: Options) -> ProxyService:
+    """
+    The service C{twistd interceptor} runs (in a process of its own, so it
+    also keeps freed memory for reuse: see L{interceptor.transport.fast.allocator}).
+    """
+    keep_freed_memory()
+    return ProxyService(config["master"], config["listen"], clean_sigterm=True)

@@ -1,0 +1,162 @@
+# -*- test-case-name: tests.e2e.test_events,tests.e2e.test_flowmodel -*-
+"""
+Flows: one exchange the proxy saw, with what addons may inspect and change.
+
+    def response(flow):
+        print(flow.id, flow.request.url, flow.response.status_code)
+        flow.metadata["seen"] = True
+
+    def request(flow):
+        if "ads" in flow.request.host:
+            flow.kill()
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from typing import Any, Optional
+
+from interceptor.model.connection import ClientConnection, ServerConnection
+
+__all__ = ["Flow", "HTTPFlow", "Error"]
+
+
+class Error:
+    """
+    Why a flow failed.
+
+    @ivar msg: A human-readable message.
+    @ivar timestamp: When it happened.
+    """
+
+    __slots__ = ("msg", "timestamp")
+
+    KILLED_MESSAGE = "Connection killed."
+
+    def __init__(self, msg: str, timestamp: Optional[float] = None) -> None:
+        self.msg = msg
+        self.timestamp = time.time() if timestamp is None else timestamp
+
+    def __str__(self) -> str:
+        return self.msg
+
+    def __repr__(self) -> str:
+        return f"Error({self.msg!r})"
+
+
+class Flow:
+    """
+    Fields every kind of flow has.
+
+    @ivar client_conn: The L{ClientConnection} it came from.
+    @ivar server_conn: The L{ServerConnection} it went to, or None.
+    @ivar error: An L{Error} once it failed, else None.
+    @ivar metadata: A dict for addons' own notes.
+    @ivar killed: Whether L{kill} was called.
+    @ivar marked: A marker an addon may set (mitmproxy's; "" for none).
+    @ivar comment: A comment an addon may set.
+    @ivar is_replay: Always None: the proxy does not replay flows.
+    @ivar intercepted: Always False: flows are held by returning a
+        Deferred from a hook, not by mitmproxy's intercept.
+    @ivar live: True for a flow the proxy is handling; False on a L{copy}.
+    """
+
+    type = "flow"
+
+    def __init__(
+        self, client_conn: ClientConnection, server_conn: Optional[ServerConnection] = None
+    ) -> None:
+        self._id: Optional[str] = None
+        self.client_conn = client_conn
+        self.server_conn = server_conn
+        self.error: Optional[Error] = None
+        self.metadata: dict[str, Any] = {}
+        self.killed = False
+        self.timestamp_created = time.time()
+        self.marked = ""
+        self.comment = ""
+        self.is_replay: Optional[str] = None
+        self.intercepted = False
+        self.live = True
+
+    def copy(self) -> "Flow":
+        """
+        A deep copy with a new id, not live (as mitmproxy's C{Flow.copy}).
+        """
+        duplicate = copy.deepcopy(self)
+        duplicate._id = None
+        duplicate.live = False
+        return duplicate
+
+    @property
+    def id(self) -> str:
+        """
+        A unique id (a UUID string), made when first asked for.
+        """
+        if self._id is None:
+            self._id = str(uuid.uuid4())
+        return self._id
+
+    def kill(self) -> None:
+        """
+        Drop the flow: nothing more is sent for it and its client connection
+        is closed.
+        """
+        self.killed = True
+        if self.error is None:
+            self.error = Error(Error.KILLED_MESSAGE)
+
+    @property
+    def killable(self) -> bool:
+        """
+        Whether the flow can still be killed.
+        """
+        return not self.killed
+
+
+class HTTPFlow(Flow):
+    """
+    One HTTP request and its response.
+
+    @ivar request: The L{interceptor.http.Request}.
+    @ivar response: The L{interceptor.http.Response}, or None until one
+        arrives (or an addon sets one).
+    @ivar websocket: The WebSocket data once the flow upgraded, else None.
+    """
+
+    type = "http"
+
+    def __init__(
+        self,
+        client_conn: ClientConnection,
+        server_conn: Optional[ServerConnection] = None,
+        request: Any = None,
+    ) -> None:
+        super().__init__(client_conn, server_conn)
+        self.request = request
+        self.response: Any = None
+        self.websocket: Any = None
+
+    @property
+    def timestamp_start(self) -> Optional[float]:
+        """
+        When the request started (C{request.timestamp_start}).
+        """
+        return self.request.timestamp_start if self.request is not None else None
+
+    @property
+    def messages(self) -> list:
+        """
+        The WebSocket messages of an upgraded flow (C{flow.messages[-1]} is
+        the newest, as the event spec writes it); the same list as
+        C{flow.websocket.messages}.  Empty before an upgrade.
+        """
+        if self.websocket is None:
+            return []
+        return self.websocket.messages
+
+    def __repr__(self) -> str:
+        status = self.response.status_code if self.response is not None else None
+        return f"<HTTPFlow {self.request.method if self.request else ''} {self.request.url if self.request else ''} {status}>"
