@@ -11,7 +11,7 @@ import h2.connection
 import h2.events
 from twisted.trial import unittest
 
-from interceptor.layers.http2 import _Output, _pump
+from interceptor.layers.http2_frames import Output as _Output, pump as _pump
 
 
 def _pair():

@@ -1,24 +1,53 @@
-# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_http2 -*-
+# -*- test-case-name: tests.e2e.test_exchange_pairs,tests.test_exchange -*-
 """
-What every HTTP exchange does whatever the protocol on either side: the
-steps shared by L{interceptor.layers.http1_stream.Http1Stream} and
-L{interceptor.layers.http2.H2Stream}.
+One HTTP request/response exchange, whatever the framing on either side.
 
-A subclass keeps C{flow}, C{request_chunks}, C{request_done} and
-C{_waiting_for_body}, and provides C{_trigger(event, then)}, C{_kill()},
-C{_send_early_response()}, C{_connect(then)} and C{_send_buffered_request}.
+L{HttpExchange} is the state machine every HTTP flow runs through: it fires
+C{websocket_handshake}, C{requestheaders}, C{request}, C{responseheaders},
+C{response} or C{error}, decides whether each body is buffered or streamed,
+enforces C{body_size_limit} and C{stream_large_bodies}, answers with a
+response an addon set, kills, and fails.  It is fed neutral events by the
+two framings that carry it and answers with neutral commands:
+
+    client framing                    HttpExchange                     server framing
+    (HTTP/1 request or HTTP/2 stream) (this module)                    (HTTP/1 connection or HTTP/2 stream)
+    start, request_data, request_end ->            -> send_request[_head], send_request_data, end_request
+    client_failed, client_error                   <- response_head, response_data, response_end,
+    <- send_response[_head], send_response_data,      server_failed (fail), switch_protocols
+       end_response, send_error, kill, finished
+
+Each side is described by an interface in L{interceptor.layers.contracts}
+(L{IClientSide}, L{IServerSide}).  Each rule exists here once, so HTTP/1 and
+HTTP/2 on either side behave the same.
 """
 
 from __future__ import annotations
 
+import enum
+import time
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-__all__ = ["Exchange", "wants_streaming"]
+from interceptor.model.flow import Error, HTTPFlow
+from interceptor.model.http import Message, Response
+from interceptor.layers.contracts import IClientSide, IServerSide
+from interceptor.layers.http1_framing import (
+    _BULK_THRESHOLD,
+    _content_length,
+    _size_option,
+    transformed,
+)
+from interceptor.layers.websocket import is_websocket_upgrade, supported_offers
+
+__all__ = ["HttpExchange", "RequestState", "ResponseState", "wants_streaming"]
+
+_log = Logger(namespace="interceptor.http")
 
 
-def wants_streaming(message: Any, length: Optional[int], limit: Optional[int]) -> bool:
+def wants_streaming(message: Message, length: Optional[int], limit: Optional[int]) -> bool:
     """
     Whether C{message}'s body is streamed: an addon set C{message.stream},
     or its announced C{length} is over C{stream_large_bodies} (C{limit}).
@@ -32,30 +61,172 @@ def wants_streaming(message: Any, length: Optional[int], limit: Optional[int]) -
     return False
 
 
-class Exchange:
+class RequestState(enum.Enum):
     """
-    The request-side steps shared by the HTTP/1 and HTTP/2 streams.
+    Where the request side of an exchange is.
     """
 
-    flow: Any
-    master: Any
-    request_chunks: list[bytes]
-    request_done: bool
-    _waiting_for_body: Optional[Callable[[], None]]
-    _running: Optional[Deferred] = None
-    """The hooks of an event still running for this flow, if any."""
-    announced = True
-    """Whether addons have seen this flow (its first event has fired)."""
+    HEADERS = "headers"
+    """The C{websocket_handshake}/C{requestheaders} hooks run."""
+    READING = "reading"
+    """The body is read into memory until it is complete."""
+    HOOKS = "hooks"
+    """The C{request} hooks run on the whole request."""
+    CONNECTING = "connecting"
+    """Waiting for a server connection (the body waits too when streamed)."""
+    STREAMING = "streaming"
+    """The body goes to the server as it arrives."""
+    SENT = "sent"
+    """The whole request was handed to the server."""
+    ANSWERED = "answered"
+    """Answered without the server: an addon's response, or an error."""
+
+
+class ResponseState(enum.Enum):
+    """
+    Where the response side of an exchange is.
+    """
+
+    WAITING = "waiting"
+    """No response yet."""
+    HEADERS = "headers"
+    """The C{responseheaders} hooks run (the server's body waits)."""
+    READING = "reading"
+    """The body is read into memory until it is complete."""
+    STREAMING = "streaming"
+    """The body goes to the client as it arrives."""
+    HOOKS = "hooks"
+    """The C{response} hooks run on the whole response."""
+    COMPLETE = "complete"
+    """A streamed response went out whole; its C{response} hooks run."""
+    DONE = "done"
+    """The exchange is over: answered, failed or killed."""
+
+
+class _HoldUntilTaken:
+    """
+    The acknowledgement of a piece of request body from a client without
+    flow control of its own (HTTP/1): if the server does not take the piece
+    at once (an HTTP/2 window), the client's reads are held until it does.
+    """
+
+    __slots__ = ("client", "taken", "holding")
+
+    def __init__(self, client: IClientSide) -> None:
+        self.client = client
+        self.taken = False
+        self.holding = False
+
+    def __call__(self) -> None:
+        self.taken = True
+        if self.holding:
+            self.holding = False
+            self.client.release_reads()
+
+    def sent(self) -> None:
+        """
+        The piece was handed to the server side: hold the client if it
+        waits there.
+        """
+        if not self.taken:
+            self.holding = True
+            self.client.hold_reads()
+
+
+class HttpExchange:
+    """
+    One HTTP exchange and the flow addons see for it.
+
+    @ivar client: The L{IClientSide} carrying the request.
+    @ivar server: The L{IServerSide} carrying it to the server, once
+        connected and until the server's part is over.
+    @ivar announced: Whether addons have seen this flow (its first event
+        fired); a request refused before its turn fires nothing.
+    """
+
+    def __init__(self, master: Any, flow: HTTPFlow, client: IClientSide) -> None:
+        self.master = master
+        self.flow = flow
+        self.client = client
+        self.server: Optional[IServerSide] = None
+        options = master.options
+        self.body_limit = _size_option(options, "body_size_limit")
+        self.stream_limit = _size_option(options, "stream_large_bodies")
+        self.request_state = RequestState.HEADERS
+        self.response_state = ResponseState.WAITING
+        self.request_chunks: list[bytes] = []
+        self.request_size = 0
+        self.request_complete = False
+        self.response_chunks: list[bytes] = []
+        self.response_size = 0
+        self.response_started = False
+        self.announced = False
+        self.early_response = False
+        self.websocket = False
+        self._rejection: Optional[tuple[int, str, str]] = None
+        self._after_read: Optional[Callable[[], None]] = None
+        self._end_pending = False
+        self._running: Optional[Deferred] = None
+
+    def __repr__(self) -> str:
+        return f"<HttpExchange {self.request_state.value}/{self.response_state.value} {self.flow!r}>"
+
+    @property
+    def over(self) -> bool:
+        """
+        Whether the exchange is over (nothing more is sent for it).
+        """
+        return self.response_state is ResponseState.DONE
+
+    # -- hooks ------------------------------------------------------------
+
+    def _trigger(self, event: str, then: Callable[[], None], hold: Any = None) -> None:
+        """
+        Fire C{event}; call C{then} once its hooks are done (unless the
+        exchange ended meanwhile), holding C{hold} (a read gate) while they
+        take time.
+        """
+        if self.flow.error is not None:
+            # No event follows error.
+            return
+        addons = self.master.addons
+        if not addons.has_hooks(event):
+            then()
+            return
+        d = addons.trigger(event, self.flow)
+        if d.called:
+            d.addCallback(lambda _: self._resume(then))
+            return
+        if hold is not None:
+            hold.hold()
+        self._running = d
+
+        def resume(_: Any) -> None:
+            self._running = None
+            if hold is not None:
+                hold.release()
+            self._resume(then)
+            self.client.flush()
+
+        d.addCallback(resume)
+        d.addErrback(lambda f: _log.failure("Error while handling {flow}", f, flow=self.flow))
+
+    def _resume(self, then: Callable[[], None]) -> None:
+        if self.over:
+            return
+        try:
+            then()
+        except Exception:
+            _log.failure("Error while handling {flow}", flow=self.flow)
+            self.fail("internal error in the proxy", 502)
 
     def _fire_error(self) -> Deferred:
         """
-        Fire C{error} for the flow once hooks still running for it are done,
-        so that no addon sees an event after C{error}.
+        Fire C{error} once hooks still running for the flow are done, so
+        that no addon sees an event after C{error}.
         """
         trigger = self.master.addons.trigger
         if not self.announced:
-            # A request answered before its turn came (pipelined behind
-            # another): addons never saw it, so no error for it either.
             return succeed(None)
         running = self._running
         if running is None:
@@ -68,46 +239,433 @@ class Exchange:
         running.addBoth(after)
         return fired
 
-    def _trigger(self, event: str, then: Callable[[], None]) -> None:
-        raise NotImplementedError
+    # -- the request ------------------------------------------------------
 
-    def _kill(self) -> None:
-        raise NotImplementedError
+    def start(self) -> None:
+        """
+        The request head is here and it is this exchange's turn: run the
+        request hooks (C{websocket_handshake} first for a WebSocket
+        upgrade).
+        """
+        if self._rejection is not None:
+            self._answer_error(*self._rejection)
+            return
+        self.announced = True
+        request = self.flow.request
+        if (
+            self.client.can_upgrade
+            and request.method == "GET"
+            and self.master.options.websocket
+            and is_websocket_upgrade(request.headers)
+        ):
+            self._trigger("websocket_handshake", self._after_websocket_handshake)
+            return
+        self._trigger("requestheaders", self._after_requestheaders)
 
-    def _send_early_response(self) -> None:
-        raise NotImplementedError
+    def _after_websocket_handshake(self) -> None:
+        self.websocket = True
+        headers = self.flow.request.headers
+        offers = headers.get("sec-websocket-extensions")
+        if offers is not None:
+            # Only extensions the WebSocket layer can relay may be agreed on.
+            del headers["sec-websocket-extensions"]
+            kept = supported_offers(offers)
+            if kept:
+                headers["Sec-WebSocket-Extensions"] = kept
+        self._trigger("requestheaders", self._after_requestheaders)
 
-    def _connect(self, then: Callable[..., None]) -> None:
-        raise NotImplementedError
+    def _after_requestheaders(self) -> None:
+        flow = self.flow
+        request = flow.request
+        if flow.killed:
+            return self._kill()
+        if flow.response is not None:
+            self.request_state = RequestState.ANSWERED
+            if self._awaits_continue():
+                # The client sends its body only after a 100 Continue: answer
+                # now (the connection closes after it).
+                return self._send_early_response()
+            return self._when_request_read(self._send_early_response)
+        length = _content_length(request.headers)
+        limit = self.body_limit
+        if limit is not None and length is not None and length > limit:
+            return self.client_error(
+                413, "Payload Too Large", f"The request body ({length} bytes) exceeds {limit} bytes."
+            )
+        if self._awaits_continue():
+            del request.headers[b"expect"]
+            self.client.send_continue()
+        if wants_streaming(request, length, self.stream_limit):
+            return self._stream_request()
+        self.request_state = RequestState.READING
+        self._when_request_read(self._request_read)
 
-    def _send_buffered_request(self, *upstream: Any) -> None:
-        raise NotImplementedError
+    def _awaits_continue(self) -> bool:
+        # RFC 9110 10.1.1: an HTTP/1.0 request's expectation is ignored.
+        request = self.flow.request
+        expect = request.headers.get(b"expect")
+        return (
+            expect is not None
+            and expect.lower() == b"100-continue"
+            and request.http_version == "HTTP/1.1"
+            and not self.request_complete
+        )
+
+    def _when_request_read(self, then: Callable[[], None]) -> None:
+        if self.request_complete:
+            then()
+        else:
+            self._after_read = then
+
+    def _request_read(self) -> None:
+        # The buffered request is complete: store its body, fire request.
+        self.flow.request.load_body(b"".join(self.request_chunks))
+        self.request_chunks = []
+        self.request_state = RequestState.HOOKS
+        self._trigger("request", self._after_request)
 
     def _after_request(self) -> None:
-        """
-        The C{request} hooks are done: drop a killed flow, answer with the
-        response an addon set, or send the request upstream.
-        """
         flow = self.flow
         if flow.killed:
             return self._kill()
         if flow.response is not None:
+            self.request_state = RequestState.ANSWERED
             return self._send_early_response()
+        self.request_state = RequestState.CONNECTING
         self._connect(self._send_buffered_request)
 
-    def _when_request_read(self, then: Callable[[], None]) -> None:
-        """
-        Call C{then} once the whole request body has arrived.
-        """
-        if self.request_done:
-            then()
-        else:
-            self._waiting_for_body = then
+    def _send_buffered_request(self) -> None:
+        self.request_state = RequestState.SENT
+        request = self.flow.request
+        self.server.send_request(request, request.raw_content or b"")
 
-    def _request_read(self) -> None:
+    def _stream_request(self) -> None:
+        self.request_state = RequestState.CONNECTING
+        self.client.hold_reads()
+        self._connect(self._start_streamed_request)
+
+    def _start_streamed_request(self) -> None:
+        self.request_state = RequestState.STREAMING
+        self.server.send_request_head(self.flow.request)
+        pending, self.request_chunks = self.request_chunks, []
+        for data in pending:
+            self._forward_request(data, None)
+        self.client.release_reads()
+        if self.request_complete:
+            self._finish_streamed_request()
+
+    def _forward_request(self, data: bytes, ack: Optional[Callable[[], None]]) -> None:
+        transform = self.flow.request.stream
+        if callable(transform):
+            data = transformed(transform, data)
+        if ack is not None:
+            self.server.send_request_data(data, ack)
+            return
+        hold = _HoldUntilTaken(self.client)
+        self.server.send_request_data(data, hold)
+        hold.sent()
+
+    def _finish_streamed_request(self) -> None:
+        self.request_state = RequestState.SENT
+        self.server.end_request(self.flow.request)
+        if self.over:
+            self._release_server(False)
+        self._trigger("request", _nothing)
+
+    def request_data(self, data: bytes, ack: Optional[Callable[[], None]] = None) -> None:
         """
-        The buffered request is complete: store its body and fire C{request}.
+        A piece of the request body arrived; C{ack} (HTTP/2: opening the
+        client's window again) runs once it is buffered or has gone on.
         """
-        self.flow.request.load_body(b"".join(self.request_chunks))
-        self.request_chunks = []
-        self._trigger("request", self._after_request)
+        self.request_size += len(data)
+        state = self.request_state
+        if state is RequestState.STREAMING:
+            self._forward_request(data, ack)
+            return
+        if ack is not None:
+            ack()
+        if self._rejection is not None or self.over:
+            return
+        limit = self.body_limit
+        if limit is not None and self.request_size > limit:
+            self.client_error(413, "Payload Too Large", f"The request body exceeds {limit} bytes.")
+            return
+        self.request_chunks.append(data)
+        stream_limit = self.stream_limit
+        if (
+            stream_limit is not None
+            and self.request_size > stream_limit
+            and state is RequestState.READING
+            and self._after_read == self._request_read
+        ):
+            # A body without a Content-Length grew past stream_large_bodies.
+            self._after_read = None
+            self.flow.request.stream = True
+            self._stream_request()
+
+    def request_end(self) -> None:
+        """
+        The whole request has arrived (its trailers are on the request).
+        """
+        self.request_complete = True
+        self.flow.request.timestamp_end = time.time()
+        if self.request_state is RequestState.STREAMING:
+            self._finish_streamed_request()
+        then, self._after_read = self._after_read, None
+        if then is not None:
+            then()
+
+    # -- the server -------------------------------------------------------
+
+    def _connect(self, then: Callable[[], None]) -> None:
+        request = self.flow.request
+        d = self.client.connect(request)
+
+        def connected(server: Optional[IServerSide]) -> None:
+            if server is None or self.over:
+                return
+            self.server = server
+            self.flow.server_conn = server.server_conn
+            then()
+
+        def failed(failure: Failure) -> None:
+            if self.over:
+                return
+            reason = failure.getErrorMessage()
+            where = f"{request.host}:{request.port}"
+            if "timeout" in reason.lower() or "timed out" in reason.lower():
+                self.fail(f"Connecting to {where} timed out ({reason})", 504)
+            else:
+                self.fail(f"Cannot connect to {where}: {reason}", 502)
+
+        d.addCallbacks(connected, failed)
+
+    def server_released(self, server: IServerSide) -> None:
+        """
+        C{server} is done with this exchange (its response is complete
+        there): its closing or silence from now on is no fault of the
+        exchange, and it owes the exchange nothing more.
+        """
+        if self.server is server:
+            self.server = None
+
+    def _release_server(self, broken: bool) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.done(broken)
+
+    # -- the response -----------------------------------------------------
+
+    def response_head(self, response: Response) -> None:
+        """
+        The server's response head arrived.
+        """
+        self.flow.response = response
+        self.response_state = ResponseState.HEADERS
+        self._trigger("responseheaders", self._after_responseheaders, self._server_gate())
+
+    def _server_gate(self) -> Any:
+        server = self.server
+        return server.read_gate if server is not None else None
+
+    def _after_responseheaders(self) -> None:
+        flow = self.flow
+        if flow.killed:
+            return self._kill()
+        response = flow.response
+        length = _content_length(response.headers)
+        limit = self.body_limit
+        if limit is not None and length is not None and length > limit:
+            return self.fail(f"The response body ({length} bytes) exceeds {limit} bytes.", 502)
+        if limit is not None and self.response_size > limit:
+            # (More arrived while the hooks ran.)
+            return self.fail(f"The response body exceeds {limit} bytes.", 502)
+        self.response_state = ResponseState.READING
+        stream_limit = self.stream_limit
+        if wants_streaming(response, length, stream_limit) or (
+            stream_limit is not None and self.response_size > stream_limit
+        ):
+            self._start_streamed_response()
+        elif length is not None and length >= _BULK_THRESHOLD and self.server is not None:
+            # A large buffered body: count it in, in big pieces, past a parser.
+            self.server.relay_body(None)
+        if self._end_pending:
+            self._end_pending = False
+            self.response_end()
+
+    def _start_streamed_response(self) -> None:
+        response = self.flow.response
+        if not response.stream:
+            response.stream = True
+        self.response_state = ResponseState.STREAMING
+        self.response_started = True
+        unchanged = self.client.send_response_head(response)
+        pending, self.response_chunks = self.response_chunks, []
+        for data in pending:
+            self._forward_response(data, None)
+        if unchanged and self.server is not None:
+            self.server.relay_body(self.client.direct_transport)
+
+    def _forward_response(self, data: bytes, ack: Optional[Callable[[], None]]) -> None:
+        transform = self.flow.response.stream
+        if callable(transform):
+            data = transformed(transform, data)
+        self.client.send_response_data(data, ack)
+
+    def response_data(self, data: bytes, ack: Optional[Callable[[], None]] = None) -> None:
+        """
+        A piece of the response body arrived; C{ack} (HTTP/2: opening the
+        server's window again) runs once it is buffered or has gone on.
+        """
+        self.response_size += len(data)
+        state = self.response_state
+        if state is ResponseState.STREAMING:
+            self._forward_response(data, ack)
+            return
+        if ack is not None:
+            ack()
+        if self.over:
+            return
+        self.response_chunks.append(data)
+        if state is ResponseState.HEADERS:
+            return
+        limit = self.body_limit
+        if limit is not None and self.response_size > limit:
+            return self.fail(f"The response body exceeds {limit} bytes.", 502)
+        stream_limit = self.stream_limit
+        if stream_limit is not None and self.response_size > stream_limit:
+            self._start_streamed_response()
+
+    def response_end(self) -> None:
+        """
+        The whole response has arrived (its trailers are on the response).
+        """
+        state = self.response_state
+        if state is ResponseState.HEADERS:
+            self._end_pending = True
+            return
+        if self.over:
+            return
+        response = self.flow.response
+        response.timestamp_end = time.time()
+        if state is ResponseState.STREAMING:
+            self.response_state = ResponseState.COMPLETE
+            self.client.end_response(response)
+            self._trigger("response", self._finish)
+            return
+        response.load_body(b"".join(self.response_chunks))
+        self.response_chunks = []
+        self.response_state = ResponseState.HOOKS
+        self._trigger("response", self._send_buffered_response)
+
+    def _send_early_response(self) -> None:
+        self.early_response = True
+        self.response_started = True
+        self.response_state = ResponseState.HOOKS
+        self._trigger("response", self._send_buffered_response)
+
+    def _send_buffered_response(self) -> None:
+        flow = self.flow
+        if flow.killed:
+            return self._kill()
+        self.response_started = True
+        self.response_state = ResponseState.COMPLETE
+        self.client.send_response(flow.response, self.early_response)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.over:
+            return
+        self.response_state = ResponseState.DONE
+        if self.request_state is not RequestState.STREAMING:
+            # (A server that answered before the end of an upload still
+            # gets the rest of it.)
+            self._release_server(False)
+        self.client.finished()
+
+    def switch_protocols(self, after: list[bytes]) -> None:
+        """
+        The server answered an upgrade with 101 (C{flow.response}): after
+        the C{responseheaders} hooks (the server is not read meanwhile),
+        the client side hands both connections over.  C{after} holds the
+        server's bytes after the 101 (more are appended until the switch).
+        """
+        self.response_state = ResponseState.HEADERS
+        self._trigger("responseheaders", lambda: self._switch(after), self._server_gate())
+
+    def _switch(self, after: list[bytes]) -> None:
+        if self.flow.killed:
+            return self._kill()
+        self.client.switch_protocols(self.server, after)
+
+    def switched(self) -> None:
+        """
+        The client side handed both connections over after a 101: the
+        exchange is over (the layer taking over fires C{response}).
+        """
+        self.response_state = ResponseState.DONE
+        self.server = None
+
+    # -- failures ---------------------------------------------------------
+
+    def fail(self, message: str, status: int = 502) -> None:
+        """
+        The exchange failed on the server's side: fire C{error}, and answer
+        the client with a 502/504 saying why (or break off a response that
+        had started).
+        """
+        if self.over or self.response_state is ResponseState.COMPLETE:
+            return
+        _log.info("{client}: {url}: {detail}", client=self.flow.client_conn.address,
+                  url=self.flow.request.url, detail=message)
+        reason = "Gateway Timeout" if status == 504 else "Bad Gateway"
+        self._answer_error(status, reason, message)
+
+    def client_error(self, status: int, reason: str, detail: str) -> None:
+        """
+        The client's request cannot be served (too large, too slow, ...).
+        Before its turn (pipelined behind another), the answer waits.
+        """
+        if self.over:
+            return
+        if not self.client.in_turn:
+            self._rejection = (status, reason, detail)
+            return
+        self._answer_error(status, reason, detail)
+
+    def _answer_error(self, status: int, reason: str, detail: str) -> None:
+        self.response_state = ResponseState.DONE
+        self.flow.error = Error(detail)
+        self._release_server(True)
+        self.client.abandon()
+        started = self.response_started
+        client = self.client
+        self._fire_error().addCallback(
+            lambda _: client.send_error(status, reason, detail, started)
+        )
+
+    def client_failed(self, message: str) -> None:
+        """
+        The client went away, reset its stream, or broke the protocol.
+        """
+        if self.over or self.response_state is ResponseState.COMPLETE:
+            return
+        self.response_state = ResponseState.DONE
+        self.flow.error = Error(message)
+        self._release_server(True)
+        self.client.abandon()
+        self._fire_error()
+
+    def _kill(self) -> None:
+        """
+        An addon killed the flow: drop both sides, fire C{error}.
+        """
+        self.response_state = ResponseState.DONE
+        self._release_server(True)
+        self.client.abandon()
+        self.client.kill()
+        self._fire_error()
+
+
+def _nothing() -> None:
+    pass

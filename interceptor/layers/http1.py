@@ -4,9 +4,10 @@ HTTP/1.x toward the client: the layer of one client connection.
 
 L{Http1Layer} parses the client's requests (absolute-form, as clients
 configured with a proxy send them) with httptools, runs each as an
-L{Http1Stream} in order (pipelined requests are answered in order), and
-keeps one L{UpstreamProtocol} per client connection for reuse across
-keep-alive requests to the same server.
+L{interceptor.layers.exchange.HttpExchange} whose client side is an
+L{Http1ClientSide} (pipelined requests are answered in order), and keeps
+one server connection per client connection for reuse across keep-alive
+requests to the same server.
 
 Per request the stream fires, in order: C{requestheaders} (before the body
 is read), C{request}, C{serverconnect} when a new upstream connection is
@@ -29,6 +30,7 @@ import httptools
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from interceptor.model.connection import ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
@@ -42,14 +44,23 @@ from interceptor.layers.http1_framing import (
     _not_attached,
     error_response,
 )
-from interceptor.layers.http1_stream import Http1Stream
-from interceptor.layers.http1_upstream import UpstreamProtocol
-from interceptor.layers.http2 import switch_to_h2
+from interceptor.layers.contracts import IEagerLayer, IServerConnection, IServerOwner
+from interceptor.layers.exchange import HttpExchange
+from interceptor.layers.http1_client import Http1ClientSide
+from interceptor.layers.http1_server import Http1ServerConnection, UpstreamProtocol
+from interceptor.layers.http2_server import switch_to_h2
 from interceptor.transport.modes import proxy_authorization
 from interceptor.tls.handshake import server_name_for
 from interceptor.transport.watchdog import Watchdog
 
-__all__ = ["Http1Layer", "Http1Stream", "UpstreamProtocol", "BadRequest", "error_response"]
+__all__ = [
+    "Http1Layer",
+    "Http1ClientSide",
+    "Http1ServerConnection",
+    "UpstreamProtocol",
+    "BadRequest",
+    "error_response",
+]
 
 _log = Logger(namespace="interceptor.http1")
 
@@ -77,14 +88,16 @@ class HeadersTooLarge(BadRequest):
     reason = "Request Header Fields Too Large"
 
 
+@implementer(IEagerLayer, IServerOwner)
 class Http1Layer:
     """
     The client-facing HTTP/1 layer of one client connection.
 
     @ivar root: The L{interceptor.proxy.ProxyProtocol}.
-    @ivar streams: The streams of this connection, oldest first; the first
-        one is being answered, the others are pipelined behind it.
-    @ivar upstream: The current upstream connection (busy or idle), or None.
+    @ivar streams: The requests of this connection (L{Http1ClientSide}),
+        oldest first; the first one is being answered, the others are
+        pipelined behind it.
+    @ivar upstream: The current server connection (busy or idle), or None.
     """
 
     def __init__(
@@ -111,10 +124,16 @@ class Http1Layer:
         self.gate = root.gate
         self.layer: Any = None
         self.parser = httptools.HttpRequestParser(self)
-        self.streams: deque[Http1Stream] = deque()
-        self.receiving: Optional[Http1Stream] = None
-        self._completed: Optional[Http1Stream] = None
-        self.upstream: Optional[UpstreamProtocol] = None
+        self.streams: deque[Http1ClientSide] = deque()
+        self.receiving: Optional[Http1ClientSide] = None
+        self._completed: Optional[Http1ClientSide] = None
+        self.upstream: Optional[IServerConnection] = None
+        # Requests waiting for the server connection being opened.
+        self._upstream_waiters: Optional[list[Deferred]] = None
+        # After an upgrade: where the client's bytes (and its end) go
+        # instead of the parser.
+        self._sink: Optional[Callable[[bytes], Any]] = None
+        self._lost_sink: Optional[Callable[[Failure], Any]] = None
         self.closing = False
         self._in_head = False
         self._head_size = 0
@@ -136,18 +155,62 @@ class Http1Layer:
         self.transport = transport
         self.write = writer_for(transport)
 
+    @property
+    def pairing_transport(self) -> Any:
+        """
+        The client transport a server connection pairs with: each side's
+        read gate produces for the other side's transport.
+        """
+        return self.transport
+
+    def server_lost(self, server: IServerConnection) -> None:
+        """
+        A server connection closed: forget it.
+        """
+        if self.upstream is server:
+            self.upstream = None
+
     def start(self) -> None:
         """
         The layer is now in charge of the connection.
         """
         self.watchdog.start()
 
+    def connect_eagerly(self) -> None:
+        """
+        With C{connection_strategy=eager}, a layer whose server is known
+        (reverse, transparent, socks5 mode, CONNECT tunnels without TLS)
+        connects right away, so C{serverconnect} fires before the first
+        request.
+        """
+        target = self.target
+        if (
+            target is None
+            or self.options.connection_strategy != "eager"
+            or self.upstream is not None
+            or self.transport is not self.root.transport
+        ):
+            return
+        scheme, host, port = target
+
+        def failed(failure: Failure) -> None:
+            # The first request tries again and reports the failure.
+            _log.info("{client}: eager connection to {host}:{port} failed: {error}",
+                      client=self.client_conn.address, host=host, port=port,
+                      error=failure.getErrorMessage())
+
+        self.get_upstream((host, port), scheme).addErrback(failed)
+
     # -- bytes in ---------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         """
-        Parse client bytes; each complete head starts a stream.
+        Parse client bytes; each complete head starts an exchange.
         """
+        sink = self._sink
+        if sink is not None:
+            sink(data)
+            return
         self.watchdog.last = self.master.reactor.seconds()
         if self._bad is not None or self.closing:
             return
@@ -226,14 +289,14 @@ class Http1Layer:
         if request is None:
             return
         flow = HTTPFlow(self.client_conn, None, request)
-        stream = Http1Stream(self, flow, parser.should_keep_alive())
-        self.receiving = stream
-        self.streams.append(stream)
+        side = Http1ClientSide(self, flow, parser.should_keep_alive())
+        self.receiving = side
+        self.streams.append(side)
         if len(self.streams) == 1:
-            stream.start()
+            side.exchange.start()
         else:
             # Pipelined: answer in order, and read no further meanwhile.
-            stream.holding_client = True
+            side.holding_client = True
             self.gate.hold()
 
     def _make_request(self, method: str, version: str) -> Optional[Request]:
@@ -244,7 +307,7 @@ class Http1Layer:
             raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
         if self.target is not None and url.startswith((b"/", b"*")):
             return self._origin_form_request(method, version, url)
-        mode = getattr(self.root, "mode", None)
+        mode = self.root.mode
         absolute = url[:8].lower().startswith((b"http://", b"https://"))
         if self.target is not None and mode is not None and mode.kind == "reverse" and absolute:
             # Reverse mode: the proxy is the target server, whatever the URL names.
@@ -294,7 +357,7 @@ class Http1Layer:
 
     def _origin_form_request(self, method: str, version: str, url: bytes) -> Request:
         scheme, host, port = self.target
-        mode = getattr(self.root, "mode", None)
+        mode = self.root.mode
         if mode is not None and mode.kind == "reverse" and not self.options.keep_host_header:
             fields = [f for f in self._fields if f[0].lower() != b"host"]
             fields.insert(0, (b"Host", mode.authority.encode("idna")))
@@ -315,19 +378,21 @@ class Http1Layer:
         """
         httptools: a piece of the request body.
         """
-        if self.receiving is not None:
-            self.receiving.request_body(data)
+        receiving = self.receiving
+        if receiving is not None:
+            receiving.exchange.request_data(data)
 
     def on_message_complete(self) -> None:
         """
         httptools: the request is complete.
         """
-        stream, self.receiving = self.receiving, None
-        self._completed = stream
-        if stream is not None:
+        side, self.receiving = self.receiving, None
+        self._completed = side
+        if side is not None:
+            exchange = side.exchange
             if self._trailers:
-                stream.flow.request.trailers = Headers(self._trailers)
-            stream.request_complete()
+                exchange.flow.request.trailers = Headers(self._trailers)
+            exchange.request_end()
 
     def _upgrade(self, rest: bytes) -> None:
         if self.parser.get_method() == b"CONNECT":
@@ -336,29 +401,27 @@ class Http1Layer:
         # An Upgrade request (e.g. WebSocket): its stream relays the rest once
         # the server has answered; bytes arriving meanwhile wait with it.
         # (httptools completes the request before it reports the upgrade.)
-        stream = self.receiving or self._completed
-        if stream is not None:
-            stream.upgrade_data.append(rest)
-            self.hand_over(stream.upgrade_data.append)
-            if self.receiving is stream:
+        side = self.receiving or self._completed
+        if side is not None:
+            side.upgrade_data.append(rest)
+            self.hand_over(side.upgrade_data.append)
+            if self.receiving is side:
                 self.receiving = None
-                stream.request_complete()
+                side.exchange.request_end()
 
     def hand_over(
         self,
-        data_received: Callable[[bytes], None],
-        connection_lost: Optional[Callable[[Failure], None]] = None,
+        data_received: Callable[[bytes], Any],
+        connection_lost: Optional[Callable[[Failure], Any]] = None,
     ) -> None:
         """
         The connection was upgraded: from now on the client's bytes (the
-        decrypted ones, under TLS) go to C{data_received}, and its end to
-        C{connection_lost} when given.
+        decrypted ones, under TLS) go to C{data_received} instead of the
+        parser, and its end to C{connection_lost} when given.
         """
-        if self.root.dataReceived == self.data_received:
-            self.root.dataReceived = data_received
-        self.data_received = data_received  # type: ignore[method-assign]
+        self._sink = data_received
         if connection_lost is not None:
-            self.connection_lost = connection_lost  # type: ignore[method-assign]
+            self._lost_sink = connection_lost
 
     def _connect_request(self, rest: bytes) -> None:
         """
@@ -422,11 +485,11 @@ class Http1Layer:
             return
         self._bad = (status, reason, detail)
         self.gate.hold()
-        stream = self.receiving
+        side = self.receiving
         self.receiving = None
-        if stream is not None and stream in self.streams:
-            stream.client_failed(f"client sent an invalid request: {detail}")
-            self.streams.remove(stream)
+        if side is not None and side in self.streams:
+            side.exchange.client_failed(f"client sent an invalid request: {detail}")
+            self.streams.remove(side)
         _log.info(
             "{client}: {status} {reason}: {detail}",
             client=self.client_conn.address,
@@ -474,11 +537,11 @@ class Http1Layer:
         first = f"{response.http_version} {response.status_code} {response.reason}"
         self.write(_head_bytes(first, response.headers) + body)
 
-    def stream_finished(self, stream: "Http1Stream", keep_alive: bool) -> None:
+    def stream_finished(self, side: Http1ClientSide, keep_alive: bool) -> None:
         """
-        A stream has sent its whole response: start the next, or close.
+        A request has been answered: start the next, or close.
         """
-        if self.streams and self.streams[0] is stream:
+        if self.streams and self.streams[0] is side:
             self.streams.popleft()
         if not keep_alive:
             self.close()
@@ -488,7 +551,7 @@ class Http1Layer:
             if following.holding_client:
                 following.holding_client = False
                 self.gate.release()
-            following.start()
+            following.exchange.start()
         elif self._bad is not None:
             self._send_rejection()
 
@@ -499,9 +562,7 @@ class Http1Layer:
         if not self.closing:
             self.closing = True
             if self.upstream is not None:
-                self.upstream.unpair()
-                if self.upstream.stream is None:
-                    self.upstream.close()
+                self.upstream.release()
             self.transport.loseConnection()
 
     def abort(self) -> None:
@@ -513,12 +574,16 @@ class Http1Layer:
 
     def connection_lost(self, reason: Failure) -> None:
         """
-        The client went away: fail the streams in progress, drop upstream.
+        The client went away: fail the exchanges in progress, drop upstream.
         """
+        lost = self._lost_sink
+        if lost is not None:
+            lost(reason)
+            return
         self.closing = True
         self.watchdog.stop()
-        for stream in list(self.streams):
-            stream.client_failed("client disconnected")
+        for side in list(self.streams):
+            side.exchange.client_failed("client disconnected")
         self.streams.clear()
         if self.upstream is not None:
             self.upstream.abort()
@@ -527,12 +592,12 @@ class Http1Layer:
 
     def get_upstream(self, address: tuple[str, int], scheme: str) -> Deferred:
         """
-        An upstream connection to C{address}: the idle one if it goes there,
+        A server connection to C{address}: the idle one if it goes there,
         else a new one (after C{serverconnect}).
         """
-        mode = getattr(self.root, "mode", None)
+        mode = self.root.mode
         via_proxy = None
-        if mode is not None and mode.kind == "upstream" and scheme == "http":
+        if mode.kind == "upstream" and scheme == "http":
             # Upstream mode: plain HTTP requests go to the upstream proxy, in
             # absolute-form, on one reused connection.
             address = via_proxy = mode.address
@@ -555,12 +620,11 @@ class Http1Layer:
             # Reuse only a connection to the same place, in the same way: an
             # https request must never go out on a plain connection (or to
             # a server verified under another name).
-            same = current.address == address and _reuse_key(current) == (scheme, sni)
-            closing = getattr(current, "closing", False)
-            if same and current.connected and current.stream is None and not closing:
+            same = current.address == address and current.reuse_key == (scheme, sni)
+            if same and current.idle():
                 return succeed(current)
-            waiters = getattr(current, "ready_waiters", None)
-            if same and waiters is not None and current.stream is None:
+            waiters = self._upstream_waiters
+            if same and waiters is not None:
                 # Still connecting (an eager connection): wait for it.
                 waiter: Deferred = Deferred()
                 waiters.append(waiter)
@@ -571,15 +635,15 @@ class Http1Layer:
             error, self.upstream_error = self.upstream_error, None
             return _failed(ConnectionError(error))
         server_conn = ServerConnection(address)
-        upstream = UpstreamProtocol(self, server_conn, tls=tls)
+        upstream = Http1ServerConnection(self, server_conn, tls=tls)
         if via_proxy is not None:
             upstream.absolute_form = True
         self.upstream = upstream
-        upstream.ready_waiters = []
+        waiters = self._upstream_waiters = []
         d = self.master.addons.trigger("serverconnect", server_conn)
         d.addCallback(lambda _: upstream.connect())
 
-        def speak_h2(connected: Any) -> Any:
+        def speak_h2(connected: Http1ServerConnection) -> IServerConnection:
             if server_conn.alpn != b"h2":
                 return connected
             h2 = switch_to_h2(connected, self)
@@ -590,7 +654,8 @@ class Http1Layer:
         d.addCallback(speak_h2)
 
         def settled(result: Any) -> Any:
-            waiters, upstream.ready_waiters = upstream.ready_waiters, None
+            if self._upstream_waiters is waiters:
+                self._upstream_waiters = None
             for waiter in waiters:
                 if isinstance(result, Failure):
                     waiter.errback(result)
@@ -599,16 +664,3 @@ class Http1Layer:
             return result
 
         return d.addBoth(settled)
-
-
-def _reuse_key(upstream: Any) -> tuple[str, Optional[str]]:
-    """
-    How an upstream connection reaches its server: C{("https", sni)} for
-    TLS (HTTP/1 or HTTP/2), C{("http", None)} for plain TCP.
-    """
-    tls = getattr(upstream, "tls", None)
-    if tls is not None:
-        return ("https", tls[0])
-    if upstream.server_conn.tls_established:
-        return ("https", upstream.server_conn.sni)
-    return ("http", None)

@@ -80,6 +80,15 @@ def _wants_close(headers: Headers) -> bool:
     return value is not None and b"close" in value.lower()
 
 
+def asks_to_upgrade(headers: Headers) -> bool:
+    """
+    Whether a request asks to switch protocols (an C{Upgrade} header with
+    C{Connection: upgrade}); a 101 to anything else is invalid.
+    """
+    connection = headers.get(b"connection") or b""
+    return headers.get(b"upgrade") is not None and b"upgrade" in connection.lower()
+
+
 class _Framing:
     """
     How a message's body is delimited when the proxy sends it: by

@@ -1,14 +1,15 @@
 # -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_tls,tests.e2e.test_bodyrelay -*-
 """
-The proxy's HTTP/1 connections to upstream servers: plain or TLS (with
-certificate checks), reused across the keep-alive requests of one client
-connection, parsing responses with httptools and handing them to the
-stream being answered::
+HTTP/1 toward the server: the proxy's connections to servers, plain or TLS
+(with certificate checks), reused across the keep-alive requests of one
+client connection, parsing responses with httptools.  While it carries an
+exchange the connection is that exchange's server side
+(L{interceptor.layers.contracts.IServerSide})::
 
-    upstream = UpstreamProtocol(layer, ServerConnection(("example.org", 443)),
-                                tls=("example.org", [b"http/1.1"]))
-    d = upstream.connect()          # fires once connected (and verified)
-    upstream.begin(stream); upstream.write(request_bytes)
+    server = Http1ServerConnection(owner, ServerConnection(("example.org", 443)),
+                                   tls=("example.org", [b"http/1.1"]))
+    d = server.connect()                   # fires once connected (and verified)
+    side = server.open_exchange(exchange)  # then side.send_request(...)
 
 Large unchanged bodies are counted through without the parser, and between
 plain sockets moved through one reused buffer (L{interceptor.bodyrelay}).
@@ -32,16 +33,25 @@ from interceptor.transport.flowcontrol import AckValve
 from interceptor.model.connection import ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.http import Headers, Response
+from interceptor.layers.contracts import IServerConnection, IServerOwner, IServerSide
 from interceptor.layers.http1_framing import (
     _BODILESS_STATUS,
     _BULK_BUFFER,
     _BULK_THRESHOLD,
     _DEFAULT_BUFFER,
+    _BodyWriter,
     _content_length,
     _failed,
+    _Framing,
+    _head_bytes,
     _is_chunked,
     _no_delay,
+    _prepare_buffered,
+    _prepare_streamed,
+    _write_message,
+    asks_to_upgrade,
 )
+from interceptor.layers.http2_headers import http1_headers_for
 from interceptor.transport.connect import open_connection
 from interceptor.transport.readgate import ReadGate
 from interceptor.tls.handshake import UpstreamTLS, check_hostname
@@ -49,10 +59,10 @@ from interceptor.tls.contexts import UpstreamTLSError, upstream_contexts
 from interceptor.transport.watchdog import Watchdog
 
 if TYPE_CHECKING:
-    from interceptor.layers.http1 import Http1Layer
-    from interceptor.layers.http1_stream import Http1Stream
+    from interceptor.layers.exchange import HttpExchange
+    from interceptor.model.http import Request
 
-__all__ = ["UpstreamProtocol"]
+__all__ = ["Http1ServerConnection", "UpstreamProtocol"]
 
 _log = Logger(namespace="interceptor.http1")
 
@@ -64,65 +74,100 @@ class ResponseTooLarge(Exception):
     """
 
 
-@implementer(IHandshakeListener)
-class UpstreamProtocol(Protocol):
+@implementer(IHandshakeListener, IServerConnection, IServerSide)
+class Http1ServerConnection(Protocol):
     """
-    A connection from the proxy to an upstream HTTP/1 server, reused across
-    the keep-alive requests of one client connection.
+    A connection from the proxy to an HTTP/1 server, reused across the
+    keep-alive requests of one client connection, and the server side of
+    the exchange it carries.
 
-    @ivar stream: The L{Http1Stream} being answered, or None when idle.
-    @ivar gate: The L{interceptor.proxy.ReadGate} of this transport.
+    @ivar owner: The L{IServerOwner} (the client layer) it serves.
+    @ivar exchange: The L{HttpExchange} being answered, or None when idle.
+    @ivar gate: The L{interceptor.transport.readgate.ReadGate} of this
+        transport (also the exchange's C{read_gate}).
     """
-
-    multiplexed = False
-    """HTTP/1 carries one exchange at a time."""
 
     absolute_form = False
     """Requests go out in absolute-form (to an upstream proxy, upstream mode)."""
 
-    ready_waiters: Optional[list] = None
-    """While connecting: Deferreds of requests waiting for this connection."""
-
     def __init__(
         self,
-        layer: "Http1Layer",
+        owner: IServerOwner,
         server_conn: ServerConnection,
         tls: Optional[tuple[Optional[str], Sequence[bytes]]] = None,
+        single_use: bool = False,
     ) -> None:
-        self.layer = layer
+        self.owner = owner
         self.tls = tls
+        self.single_use = single_use
         self.verify_error: Optional[str] = None
         self._ready: Optional[Deferred] = None
         self._paired = False
-        self.master = layer.master
+        self.master = owner.master
         self.server_conn = server_conn
         self.address = server_conn.address
-        self.stream: Optional[Http1Stream] = None
+        self.exchange: Optional[HttpExchange] = None
         self.connected = False
         self.closing = False
-        self.bodiless = False
         self.gate: Any = None
         self._parser = httptools.HttpResponseParser(self)
         self._fields: list[tuple[bytes, bytes]] = []
         self._trailers: Optional[list[tuple[bytes, bytes]]] = None
         self._reason = b""
         self._head_size = 0
-        self._max_header_size = layer.master.options.max_header_size
+        self._max_header_size = owner.master.options.max_header_size
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
         self._want_raw = False
-        self._direct_ok = True
+        self._direct_to: Any = None
+        self._request_writer: Optional[_BodyWriter] = None
         self._body_relay: Optional[BodyRelay] = None
         self._valve: Optional[AckValve] = None
         self._raw_left = 0
         self._raw_keep_alive = True
         self._framed = False
+        self._keep_alive = True
+        # Where the server's bytes go instead of the parser once the
+        # connection switched protocols (a list while the switch waits).
+        self._sink: Optional[Callable[[bytes], Any]] = None
         self._relay: Any = None
         self._connecting: Optional[Deferred] = None
         self.watchdog = Watchdog.for_connection(self.master, self._timeout, self._timed_out)
 
     def __repr__(self) -> str:
-        return f"<UpstreamProtocol {self.address}>"
+        return f"<Http1ServerConnection {self.address}>"
+
+    @property
+    def read_gate(self) -> Any:
+        """
+        The read gate of this connection (held while response hooks run).
+        """
+        return self.gate
+
+    @property
+    def reuse_key(self) -> tuple[str, Optional[str]]:
+        """
+        How this connection reaches its server: C{("https", sni)} or
+        C{("http", None)}.
+        """
+        if self.tls is not None:
+            return ("https", self.tls[0])
+        return ("http", None)
+
+    def idle(self) -> bool:
+        """
+        Whether the connection is open and free for a new exchange.
+        """
+        return self.connected and self.exchange is None and not self.closing
+
+    def release(self) -> None:
+        """
+        The client layer closes: stop pairing, and close unless an exchange
+        still uses the connection.
+        """
+        self.unpair()
+        if self.exchange is None:
+            self.close()
 
     def connect(self) -> Deferred:
         """
@@ -215,14 +260,14 @@ class UpstreamProtocol(Protocol):
         """
         if self._paired:
             self._paired = False
-            if self.layer.client_conn.timestamp_end is None:
-                self.layer.transport.unregisterProducer()
+            if self.owner.client_conn.timestamp_end is None:
+                self.owner.pairing_transport.unregisterProducer()
             # (Both ways: this TLS transport too closes only without one;
             # and an upstream replaced while full must not leave the client
             # unread.)
             if self.transport is not None and self.connected:
                 self.transport.unregisterProducer()
-            self.layer.gate.resumeProducing()
+            self.owner.gate.resumeProducing()
 
     def write_body(self, data: bytes) -> None:
         """
@@ -254,30 +299,84 @@ class UpstreamProtocol(Protocol):
 
     def _pair(self) -> None:
         # Each side's read gate produces for the other side's transport.
-        if not self._paired and self.layer.transport is not None:
+        client = self.owner.pairing_transport
+        if not self._paired and client is not None:
             self._paired = True
-            self.transport.registerProducer(self.layer.gate, True)
-            self.layer.transport.registerProducer(self.gate, True)
+            self.transport.registerProducer(self.owner.gate, True)
+            client.registerProducer(self.gate, True)
 
-    def begin(self, stream: Http1Stream) -> None:
+    def open_exchange(self, exchange: HttpExchange) -> IServerSide:
         """
-        C{stream}'s request is about to be sent on this connection.
+        C{exchange}'s request is about to be sent on this connection: this
+        connection is its server side until the response is complete.
         """
-        self.stream = stream
+        self.exchange = exchange
         if not self._paired:
             self._pair()
-        self.bodiless = False
-        self._head_only = bytearray() if stream.flow.request.method == "HEAD" else None
+        self._head_only = bytearray() if exchange.flow.request.method == "HEAD" else None
         self.watchdog.touch()
+        return self
 
-    def end(self, stream: Http1Stream, broken: bool = False) -> None:
+    def done(self, broken: bool) -> None:
         """
-        C{stream} is done with this connection; a broken exchange closes it.
+        The exchange is over before its response completed here; a broken
+        one closes the connection.
         """
-        if self.stream is stream:
-            self.stream = None
+        if self.exchange is not None:
+            self.exchange = None
             if broken:
                 self.abort()
+
+    # -- sending the request ------------------------------------------------
+
+    def _request_line(self, request: Request) -> str:
+        version = request.http_version
+        if version.startswith("HTTP/2"):
+            # An HTTP/2 client's request (translation).
+            http1_headers_for(request)
+            version = "HTTP/1.1"
+        target = request.url if self.absolute_form else request.path
+        return f"{request.method} {target} {version}"
+
+    def send_request(self, request: Request, body: bytes) -> None:
+        """
+        Send a whole buffered request.
+        """
+        line = self._request_line(request)
+        framing = _prepare_buffered(request, body, False, True)
+        _write_message(self.write, _head_bytes(line, request.headers), body, framing, request.trailers)
+
+    def send_request_head(self, request: Request) -> None:
+        """
+        Send a streamed request's head; its body follows.
+        """
+        line = self._request_line(request)
+        framing = _prepare_streamed(request, True, callable(request.stream))
+        if framing == _Framing.CHUNKED and request.http_version == "HTTP/1.0":
+            # HTTP/1.0 has no chunked framing and a request body cannot be
+            # close-delimited: this hop speaks HTTP/1.1.
+            line = line.rsplit(" ", 1)[0] + " HTTP/1.1"
+        self.write(_head_bytes(line, request.headers))
+        self._request_writer = _BodyWriter(self.write_body, framing, None)
+
+    def send_request_data(self, data: bytes, ack: Callable[[], None]) -> None:
+        """
+        Send a piece of a streamed request body.  Paired with an HTTP/1
+        client, backpressure is the transports' (C{ack} runs at once);
+        otherwise C{ack} waits for this connection's write buffer to drain.
+        """
+        self._request_writer.write(data)
+        if self._paired:
+            ack()
+        else:
+            self.when_drained(ack)
+
+    def end_request(self, request: Request) -> None:
+        """
+        The streamed request is complete: its end (and trailers, chunked).
+        """
+        self._request_writer.finish(request.trailers)
+        self._request_writer = None
 
     # -- parsing ----------------------------------------------------------
 
@@ -285,8 +384,12 @@ class UpstreamProtocol(Protocol):
         """
         Parse a piece of the response.
         """
+        sink = self._sink
+        if sink is not None:
+            sink(data)
+            return
         self.watchdog.last = self.master.reactor.seconds()
-        if self.stream is None:
+        if self.exchange is None:
             if data.strip():
                 _log.info("{server}: unexpected data from an idle upstream; closing",
                           server=self.address)
@@ -301,18 +404,18 @@ class UpstreamProtocol(Protocol):
             if self._want_raw:
                 self._enter_raw()
         except httptools.HttpParserUpgrade as e:
-            stream = self.stream
-            if stream is None or stream.flow.response is None:
+            exchange = self.exchange
+            if exchange is None or exchange.flow.response is None:
                 self._invalid("upgrade without a 101 response")
-            elif not stream.asked_to_upgrade():
+            elif not asks_to_upgrade(exchange.flow.request.headers):
                 self._invalid("101 Switching Protocols to a request that did not ask to upgrade")
             else:
-                self.stream = None
+                self.exchange = None
                 # Bytes after the 101 wait for the switch (responseheaders
                 # hooks may take time; TLS may deliver more records meanwhile).
                 after: list[bytes] = [data[e.args[0]:]]
-                self.dataReceived = after.append
-                stream.switch_protocols(after)
+                self._sink = after.append
+                exchange.switch_protocols(after)
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__ or e
             if not isinstance(cause, ResponseTooLarge):
@@ -321,31 +424,35 @@ class UpstreamProtocol(Protocol):
         except httptools.HttpParserError as e:
             self._invalid(str(e))
 
-    def want_raw_body(self, direct: bool = True) -> None:
+    def relay_body(self, direct_to: Any) -> None:
         """
-        The stream relays this response's Content-Length body unchanged:
+        The exchange takes this response's Content-Length body as it is:
         once the current piece is parsed, count the rest through instead of
-        parsing it, reading in bigger pieces.
+        parsing it, reading in bigger pieces, and between plain sockets
+        straight to C{direct_to} when given.
         """
         self._want_raw = True
-        self._direct_ok = direct
+        self._direct_to = direct_to
 
     def _enter_raw(self) -> None:
         self._want_raw = False
-        stream = self.stream
-        length = _content_length(stream.flow.response.headers) if stream else None
-        if stream is None or length is None or stream.response_size >= length:
+        exchange = self.exchange
+        length = _content_length(exchange.flow.response.headers) if exchange else None
+        if exchange is None or length is None or exchange.response_size >= length:
             return
-        self._raw_left = length - stream.response_size
+        self._raw_left = length - exchange.response_size
         self._raw_keep_alive = self._parser.should_keep_alive()
         self._parser = httptools.HttpResponseParser(self)
-        if self._direct_ok and self._raw_left >= _BULK_THRESHOLD and BodyRelay.possible(
-            self.transport, self.layer.transport
+        direct_to = self._direct_to
+        if (
+            direct_to is not None
+            and self._raw_left >= _BULK_THRESHOLD
+            and BodyRelay.possible(self.transport, direct_to)
         ):
             # Plain TCP on both sides: socket to socket, past Twisted's
             # read and write buffers.
             self._body_relay = BodyRelay(
-                self.transport, self.layer.transport, self._raw_left, self._relayed, self._moved
+                self.transport, direct_to, self._raw_left, self._relayed, self._moved
             )
             self._body_relay.start()
             return
@@ -358,8 +465,8 @@ class UpstreamProtocol(Protocol):
 
     def _moved(self, count: int) -> None:
         self.watchdog.last = self.master.reactor.seconds()
-        if self.stream is not None:
-            self.stream.response_size += count
+        if self.exchange is not None:
+            self.exchange.response_size += count
 
     def _relayed(self) -> None:
         self._body_relay = None
@@ -369,13 +476,13 @@ class UpstreamProtocol(Protocol):
 
     def _relay_body(self, data: bytes) -> None:
         left = self._raw_left
-        stream = self.stream
+        exchange = self.exchange
         if len(data) < left:
             self._raw_left = left - len(data)
-            stream.response_body(data)
+            exchange.response_data(data)
             return
         self._raw_left = 0
-        stream.response_body(data[:left] if len(data) > left else data)
+        exchange.response_data(data[:left] if len(data) > left else data)
         self._raw_transport().bufferSize = _DEFAULT_BUFFER
         self._framed = True
         self.on_message_complete_with(self._raw_keep_alive)
@@ -412,13 +519,12 @@ class UpstreamProtocol(Protocol):
             return
         self._head_only = None
         self._framed = True
-        self.bodiless = True
         self.on_message_complete_with(parser.should_keep_alive())
 
     def _invalid(self, detail: str) -> None:
-        stream = self.stream
-        if stream is not None:
-            stream.fail(f"Invalid response from {self.address[0]}:{self.address[1]}: {detail}", 502)
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.fail(f"Invalid response from {self.address[0]}:{self.address[1]}: {detail}", 502)
         self.abort()
 
     def on_message_begin(self) -> None:
@@ -462,9 +568,9 @@ class UpstreamProtocol(Protocol):
         """
         parser = self._head_parser or self._parser
         status = parser.get_status_code()
-        stream = self.stream
+        exchange = self.exchange
         self._trailers = []
-        if (100 <= status < 200 and status != 101) or stream is None:
+        if (100 <= status < 200 and status != 101) or exchange is None:
             return
         response = Response(
             "HTTP/" + parser.get_http_version(),
@@ -474,22 +580,21 @@ class UpstreamProtocol(Protocol):
             None,
             timestamp_start=time.time(),
         )
-        self.bodiless = stream.flow.request.method == "HEAD" or status in _BODILESS_STATUS
         if status == 101:
-            stream.flow.response = response
+            exchange.flow.response = response
             return
         self._framed = (
             _content_length(response.headers) is not None or _is_chunked(response.headers)
         )
-        stream.response_head(response)
+        exchange.response_head(response)
 
     def on_body(self, data: bytes) -> None:
         """
         httptools: a piece of the response body.
         """
-        stream = self.stream
-        if stream is not None:
-            stream.response_body(data)
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.response_data(data)
 
     def on_message_complete(self) -> None:
         """
@@ -502,18 +607,25 @@ class UpstreamProtocol(Protocol):
         if 100 <= status < 200:
             return
         self._framed = True
-        stream = self.stream
-        if self._trailers and stream is not None and stream.flow.response is not None:
-            stream.flow.response.trailers = Headers(self._trailers)
+        exchange = self.exchange
+        if self._trailers and exchange is not None and exchange.flow.response is not None:
+            exchange.flow.response.trailers = Headers(self._trailers)
         self.on_message_complete_with(self._parser.should_keep_alive())
 
     def on_message_complete_with(self, keep_alive: bool) -> None:
         """
-        Hand the completed response to the stream.
+        The response is complete: the server's part of the exchange is over
+        (its closing or silence from now on, while the response hooks run,
+        is no fault of the exchange), and the connection is free.
         """
-        stream = self.stream
-        if stream is not None and stream.flow.response is not None:
-            stream.response_complete(keep_alive)
+        exchange = self.exchange
+        if exchange is None or exchange.flow.response is None:
+            return
+        self.exchange = None
+        exchange.server_released(self)
+        if not keep_alive or self.single_use:
+            self.close()
+        exchange.response_end()
 
     # -- life cycle -------------------------------------------------------
 
@@ -521,7 +633,7 @@ class UpstreamProtocol(Protocol):
         # While a request is outstanding, and during the TLS handshake.
         if self._ready is not None:
             return self.master.options.read_timeout
-        if self.stream is None:
+        if self.exchange is None:
             return None
         if self._held_back():
             # The client is not taking the response: the server's silence
@@ -537,14 +649,14 @@ class UpstreamProtocol(Protocol):
         return self.gate is not None and self.gate.holds > 0
 
     def _timed_out(self, silence: float) -> None:
-        stream = self.stream
+        exchange = self.exchange
         if self._ready is not None:
             self._not_ready(Failure(TimeoutError(
                 f"{self.address[0]}:{self.address[1]} did not complete the TLS handshake "
                 f"within {silence:.1f} s (timed out)"
             )))
-        elif stream is not None:
-            stream.fail(
+        elif exchange is not None:
+            exchange.fail(
                 f"{self.address[0]}:{self.address[1]} sent nothing for {silence:.1f} s "
                 "(read timeout)",
                 504,
@@ -557,7 +669,7 @@ class UpstreamProtocol(Protocol):
         """
         self._relay = transport
         self.watchdog.stop()
-        self.dataReceived = transport.write
+        self._sink = transport.write
 
     def close(self) -> None:
         """
@@ -603,26 +715,28 @@ class UpstreamProtocol(Protocol):
                 f"{self.address[0]}:{self.address[1]} closed the connection during "
                 f"the TLS handshake ({detail})"
             )))
-        if self.layer.upstream is self:
-            self.layer.upstream = None
+        self.owner.server_lost(self)
         if self._relay is not None:
             self._relay.loseConnection()
         elif self._paired:
             self.unpair()
-        stream, self.stream = self.stream, None
-        if stream is not None and not stream.finished:
-            response = stream.flow.response
+        exchange = self.exchange
+        if exchange is not None and not exchange.over:
+            response = exchange.flow.response
             if response is not None and not self._framed and self._head_only is None:
                 # A close-delimited body ends here.
-                self.stream = stream
-                stream.response_complete(False)
-                self.stream = None
+                self.on_message_complete_with(False)
             else:
+                self.exchange = None
                 what = "before responding" if response is None else "in the middle of the response"
-                stream.fail(
+                exchange.fail(
                     f"{self.address[0]}:{self.address[1]} closed the connection {what}"
                     f" ({reason.getErrorMessage() if reason else 'closed'})",
                     502,
                 )
         self.master.addons.trigger("serverdisconnect", self.server_conn)
 
+
+
+UpstreamProtocol = Http1ServerConnection
+"""The name this class had before (kept for addons that import it)."""

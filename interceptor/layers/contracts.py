@@ -1,0 +1,289 @@
+"""
+The contracts between the proxy's layers, as zope interfaces.
+
+Three seams:
+
+- L{ILayer}: what the root protocol (L{interceptor.proxy.ProxyProtocol})
+  asks of the layer in charge of a client connection's bytes.  The root
+  holds exactly one current layer (C{root.layer}) and hands it every read;
+  changing it is the one switch, L{interceptor.proxy.ProxyProtocol.switch_layer}.
+- L{IClientSide} and L{IServerSide}: the two ends of one HTTP exchange
+  (L{interceptor.layers.exchange.HttpExchange}).  The exchange is the same
+  state machine whatever the framing; HTTP/1 and HTTP/2 each provide the
+  two sides, translating bytes or frames to the exchange's neutral events
+  and carrying out its neutral commands.
+- L{IServerOwner}: what a connection to a server needs from the client
+  layer it serves (pairing for backpressure, and being forgotten when it
+  closes).
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+__all__ = [
+    "ILayer",
+    "IHalfCloseLayer",
+    "IEagerLayer",
+    "IClientSide",
+    "IServerSide",
+    "IServerConnection",
+    "IServerOwner",
+]
+
+
+class ILayer(Interface):
+    """
+    A layer in charge of a client connection's bytes.
+    """
+
+    root = Attribute("The root protocol of the client connection.")
+    layer = Attribute(
+        "Set by a next_layer hook to substitute another layer (None by default)."
+    )
+
+    def start() -> None:
+        """
+        The layer is now in charge of the connection.
+        """
+
+    def data_received(data: bytes) -> None:
+        """
+        Bytes from the client.
+        """
+
+    def connection_lost(reason: object) -> None:
+        """
+        The client connection is gone (a Failure).
+        """
+
+
+class IHalfCloseLayer(ILayer):
+    """
+    A layer that relays the client's half-close instead of closing.
+    """
+
+    def read_connection_lost() -> None:
+        """
+        The client shut its writing half.
+        """
+
+
+class IEagerLayer(ILayer):
+    """
+    A layer that can open its server connection before the first request
+    (option C{connection_strategy=eager}).
+    """
+
+    def connect_eagerly() -> None:
+        """
+        Open the connection to the layer's known target now.
+        """
+
+
+class IClientSide(Interface):
+    """
+    The client's end of one HTTP exchange, in its framing (one HTTP/1
+    request on a connection, or one HTTP/2 stream).
+
+    The exchange feeds nothing to it but these commands; the framing feeds
+    the exchange the client's events (C{start}, C{request_data},
+    C{request_end}, C{client_failed}).
+    """
+
+    can_upgrade = Attribute("Whether the request may switch protocols (HTTP/1 only).")
+    chunked_ok = Attribute("Whether the client reads a body without a length (HTTP/1.1, HTTP/2).")
+    direct_transport = Attribute(
+        "The plain transport response bytes may be written to directly, or None."
+    )
+    in_turn = Attribute(
+        "Whether the client is being answered now (HTTP/1: not pipelined behind another)."
+    )
+
+    def connect(request: object) -> object:
+        """
+        A server side for C{request}: a Deferred firing with an
+        L{IServerSide} (a connection reused, or opened after
+        C{serverconnect}), or failing with the reason.
+        """
+
+    def hold_reads() -> None:
+        """
+        Read no more of the client until the matching L{release_reads}.
+        """
+
+    def release_reads() -> None:
+        """
+        Undo one L{hold_reads}.
+        """
+
+    def send_continue() -> None:
+        """
+        Tell a client waiting on C{Expect: 100-continue} to send its body.
+        """
+
+    def send_response_head(response: object) -> bool:
+        """
+        Start a streamed response: its head, the body follows.
+
+        @return: Whether the body goes to the client byte for byte, framed
+            by its Content-Length (the server side may then count it
+            through past its parser).
+        """
+
+    def send_response_data(data: bytes, ack: object) -> None:
+        """
+        A piece of a streamed response; C{ack} (a callable, or None) runs
+        once the piece has left the proxy, or little enough waits here.
+        """
+
+    def end_response(response: object) -> None:
+        """
+        The streamed response is complete (its trailers are on it).
+        """
+
+    def send_response(response: object, early: bool) -> None:
+        """
+        Send a whole buffered response (C{early}: an addon's answer sent
+        before the request went upstream).
+        """
+
+    def send_error(status: int, reason: str, detail: str, started: bool) -> None:
+        """
+        Answer with an error the proxy made, or break off a response that
+        has C{started}; the exchange is over.
+        """
+
+    def abandon() -> None:
+        """
+        The exchange broke off: give back what is held for data that will
+        never be sent (credits of the server's window).
+        """
+
+    def kill() -> None:
+        """
+        An addon killed the flow: drop the client's stream or connection.
+        """
+
+    def switch_protocols(server: object, after: list) -> None:
+        """
+        The server agreed to an upgrade: hand both connections over
+        (C{after}: the server's bytes that followed its 101).
+        """
+
+    def finished(keep_alive: bool) -> None:
+        """
+        The exchange is over on this side (HTTP/1: start the next request,
+        or close).
+        """
+
+    def flush() -> None:
+        """
+        Send what the framing has queued (after a hook's Deferred fired).
+        """
+
+
+class IServerSide(Interface):
+    """
+    The server's end of one HTTP exchange: an HTTP/1 connection carrying
+    it, or a stream of an HTTP/2 connection.
+
+    It feeds the exchange C{response_head}, C{response_data},
+    C{response_end}, C{server_failed} and C{switch_protocols}.
+    """
+
+    server_conn = Attribute("The ServerConnection addons see.")
+    read_gate = Attribute("The ReadGate holding this server's reads, or None (HTTP/2 uses windows).")
+
+    def send_request(request: object, body: bytes) -> None:
+        """
+        Send a whole buffered request.
+        """
+
+    def send_request_head(request: object) -> None:
+        """
+        Start a streamed request: its head, the body follows.
+        """
+
+    def send_request_data(data: bytes, ack: object) -> None:
+        """
+        A piece of a streamed request body; C{ack} (a callable) runs once
+        the server has taken it, or little enough waits here.
+        """
+
+    def end_request(request: object) -> None:
+        """
+        The streamed request is complete (its trailers are on it).
+        """
+
+    def relay_body(direct_to: object) -> None:
+        """
+        The response's counted body goes on unchanged: the framing may
+        count it through past its parser, and write it straight to
+        C{direct_to} (a transport) when given and possible.
+        """
+
+    def done(broken: bool) -> None:
+        """
+        The exchange is over on this side; C{broken}: cancel it (reset the
+        stream, or drop the connection).
+        """
+
+
+class IServerConnection(Interface):
+    """
+    A connection from the proxy to a server (HTTP/1, or HTTP/2 carrying
+    many exchanges), kept by a client layer for reuse.
+    """
+
+    server_conn = Attribute("The ServerConnection addons see.")
+    address = Attribute("The (host, port) it is connected to.")
+    reuse_key = Attribute(
+        'How it reaches its server: ("https", sni) or ("http", None); a request '
+        "reuses it only the same way."
+    )
+
+    def idle() -> bool:
+        """
+        Whether it is open and can carry a new exchange now.
+        """
+
+    def open_exchange(exchange: object) -> IServerSide:
+        """
+        Carry C{exchange}: its L{IServerSide} on this connection.
+        """
+
+    def release() -> None:
+        """
+        The client layer closes: stop pacing it, and close unless an
+        exchange still uses the connection.
+        """
+
+    def close() -> None:
+        """
+        Close once what is written has been sent.
+        """
+
+    def abort() -> None:
+        """
+        Drop the connection now.
+        """
+
+
+class IServerOwner(Interface):
+    """
+    What a server connection needs of the client layer it serves.
+    """
+
+    master = Attribute("The Master.")
+    client_conn = Attribute("The ClientConnection served.")
+    gate = Attribute("The client's ReadGate.")
+    pairing_transport = Attribute(
+        "The client transport a server connection pairs with for "
+        "backpressure (HTTP/1), or None (HTTP/2 paces by windows)."
+    )
+
+    def server_lost(server: object) -> None:
+        """
+        C{server}'s connection closed: forget it.
+        """

@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.e2e.test_http2,tests.test_h2pump -*-
+"""
+What both HTTP/2 sides share: the h2 configuration and settings the proxy
+uses on its connections, and a stream's output queue sent within flow
+control.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Optional
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.settings import SettingCodes
+
+__all__ = ["Output", "pump", "h2_config", "send_settings", "HIGH_WATER"]
+
+_WINDOW = 1 << 24  # our receive windows: 16 MiB per connection
+_STREAM_WINDOW = 1 << 20  # and 1 MiB per stream
+HIGH_WATER = 1 << 20  # pending output per stream before its source is held
+
+
+def h2_config(client_side: bool) -> H2Configuration:
+    """
+    The h2 configuration of a proxy connection: header bytes kept as they
+    are, inbound headers validated, outbound ones sent as the flow has them.
+    """
+    return H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        validate_inbound_headers=True,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
+
+
+def send_settings(conn: H2Connection, client: bool) -> None:
+    """
+    Our settings and windows (no server push toward a server).
+    """
+    values = {SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW, SettingCodes.MAX_CONCURRENT_STREAMS: 256}
+    if client:
+        values[SettingCodes.ENABLE_PUSH] = 0
+    conn.update_settings(values)
+    conn.increment_flow_control_window(_WINDOW - 65535)
+
+
+class Output:
+    """
+    Data waiting to be sent on one HTTP/2 stream, within flow control.
+    """
+
+    __slots__ = ("chunks", "offset", "size", "end", "trailers", "on_sent")
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        # How much of chunks[0] is sent already (a big body goes out a
+        # frame at a time; copying its rest for each frame was quadratic).
+        self.offset = 0
+        self.size = 0
+        self.end = False
+        self.trailers: Optional[list] = None
+        self.on_sent: Optional[Callable[[int], None]] = None
+
+
+def pump(conn: H2Connection, stream_id: int, out: Output) -> bool:
+    """
+    Send as much of C{out} on C{stream_id} as the windows allow.
+
+    @return: Whether everything, including the end of the stream, was sent.
+    """
+    chunks = out.chunks
+    while chunks:
+        window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+        if window <= 0:
+            return False
+        whole, start = chunks[0], out.offset
+        end = start + window
+        if end >= len(whole):
+            chunk = whole[start:] if start else whole
+            chunks.popleft()
+            out.offset = 0
+        else:
+            chunk = whole[start:end]
+            out.offset = end
+        conn.send_data(stream_id, chunk)
+        out.size -= len(chunk)
+        if out.on_sent is not None:
+            out.on_sent(len(chunk))
+    if out.end:
+        if out.trailers:
+            conn.send_headers(stream_id, out.trailers, end_stream=True)
+        else:
+            conn.end_stream(stream_id)
+        out.end = False
+        return True
+    return False
