@@ -34,12 +34,8 @@ from twisted.python.failure import Failure
 from interceptor.model.flow import Error, HTTPFlow
 from interceptor.model.http import Message, Response
 from interceptor.layers.contracts import IClientSide, IServerSide
-from interceptor.layers.http1_framing import (
-    _BULK_THRESHOLD,
-    _content_length,
-    _size_option,
-    transformed,
-)
+from interceptor.core.options import parse_size
+from interceptor.layers.http1_framing import _BULK_THRESHOLD, _content_length, transformed
 from interceptor.layers.websocket import is_websocket_upgrade, supported_offers
 
 __all__ = ["HttpExchange", "RequestState", "ResponseState", "wants_streaming"]
@@ -150,8 +146,9 @@ class HttpExchange:
         self.client = client
         self.server: Optional[IServerSide] = None
         options = master.options
-        self.body_limit = _size_option(options, "body_size_limit")
-        self.stream_limit = _size_option(options, "stream_large_bodies")
+        # (The options reject a size that does not parse when it is set.)
+        self.body_limit = parse_size(options.body_size_limit)
+        self.stream_limit = parse_size(options.stream_large_bodies)
         self.request_state = RequestState.HEADERS
         self.response_state = ResponseState.WAITING
         self.request_chunks: list[bytes] = []

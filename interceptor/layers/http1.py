@@ -45,7 +45,6 @@ from interceptor.layers.http1_framing import (
     error_response,
 )
 from interceptor.layers.contracts import IEagerLayer, IServerConnection, IServerOwner
-from interceptor.layers.exchange import HttpExchange
 from interceptor.layers.http1_client import Http1ClientSide
 from interceptor.layers.http1_server import Http1ServerConnection, UpstreamProtocol
 from interceptor.layers.http2_server import switch_to_h2

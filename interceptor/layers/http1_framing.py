@@ -8,7 +8,7 @@ its upstream connections and the HTTP/2 translation paths.
     writer = _BodyWriter(write, framing, transform=None)
 
 It also holds the small helpers every layer uses: C{error_response} (the
-502/504/4xx the proxy answers itself), C{_size_option}, C{_no_delay}.
+502/504/4xx the proxy answers itself), C{_no_delay}.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from interceptor.model.http import Headers, Request, Response
-from interceptor.core.options import parse_size
 
 __all__ = ["error_response"]
 
@@ -115,7 +114,7 @@ def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: boo
         headers[b"Content-Length"] = str(len(body)).encode()
         return _Framing.LENGTH
     coding = headers.get(b"transfer-encoding")
-    if coding is not None or (chunked_ok and getattr(message, "trailers", None)):
+    if coding is not None or (chunked_ok and message.trailers):
         # A body still under another transfer coding (e.g. gzip) may not go
         # with a Content-Length (RFC 9112 6.1), and trailers travel only
         # after a chunked body.
@@ -157,7 +156,7 @@ def message_trailers(message: Any) -> Optional[list]:
     """
     A message's trailers as an HTTP/2 header block, or None.
     """
-    trailers = getattr(message, "trailers", None)
+    trailers = message.trailers
     if not trailers:
         return None
     return [(name.lower(), value) for name, value in trailers.fields]
@@ -257,11 +256,6 @@ def _no_delay(transport: Any) -> None:
 
 def _not_attached(data: bytes) -> None:
     raise RuntimeError("the layer has no transport yet")
-
-
-def _size_option(options: Any, name: str) -> Optional[int]:
-    # (The options reject a size that does not parse when it is set.)
-    return parse_size(getattr(options, name))
 
 
 def _failed(error: Exception) -> Deferred:

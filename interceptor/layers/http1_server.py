@@ -35,7 +35,6 @@ from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.http import Headers, Response
 from interceptor.layers.contracts import IServerConnection, IServerOwner, IServerSide
 from interceptor.layers.http1_framing import (
-    _BODILESS_STATUS,
     _BULK_BUFFER,
     _BULK_THRESHOLD,
     _DEFAULT_BUFFER,

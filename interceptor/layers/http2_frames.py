@@ -12,9 +12,18 @@ from typing import Callable, Optional
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from h2.events import (
+    DataReceived,
+    RequestReceived,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
 from h2.settings import SettingCodes
 
-__all__ = ["Output", "pump", "h2_config", "send_settings", "HIGH_WATER"]
+__all__ = ["Output", "pump", "h2_config", "send_settings", "stream_id_of", "HIGH_WATER"]
 
 _WINDOW = 1 << 24  # our receive windows: 16 MiB per connection
 _STREAM_WINDOW = 1 << 20  # and 1 MiB per stream
@@ -96,3 +105,24 @@ def pump(conn: H2Connection, stream_id: int, out: Output) -> bool:
         out.end = False
         return True
     return False
+
+
+_STREAM_EVENTS = (
+    RequestReceived,
+    ResponseReceived,
+    DataReceived,
+    StreamEnded,
+    TrailersReceived,
+    StreamReset,
+    WindowUpdated,
+)
+
+
+def stream_id_of(event: object) -> Optional[int]:
+    """
+    The stream an h2 event is about (None for connection-level events, and
+    0 for a connection-level window update).
+    """
+    if isinstance(event, _STREAM_EVENTS):
+        return event.stream_id
+    return None

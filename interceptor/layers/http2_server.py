@@ -41,7 +41,14 @@ from zope.interface import implementer
 
 from interceptor.layers.contracts import IServerConnection, IServerOwner, IServerSide
 from interceptor.layers.http1_framing import drop_length_if_transformed, message_trailers
-from interceptor.layers.http2_frames import HIGH_WATER, Output, h2_config, pump, send_settings
+from interceptor.layers.http2_frames import (
+    HIGH_WATER,
+    Output,
+    h2_config,
+    pump,
+    send_settings,
+    stream_id_of,
+)
 from interceptor.layers.http2_headers import h2_request_headers, response_from_h2
 from interceptor.model.connection import ServerConnection
 from interceptor.model.http import Headers, Request
@@ -336,7 +343,7 @@ class H2ServerConnection(Protocol):
                 self._handle(event)
             except Exception:
                 _log.failure("Error handling an HTTP/2 event from the server: {event}", event=event)
-                sid = getattr(event, "stream_id", None)
+                sid = stream_id_of(event)
                 up = self.streams.get(sid) if sid else None
                 if up is not None:
                     self.forget(up)
@@ -345,7 +352,7 @@ class H2ServerConnection(Protocol):
         self.flush()
 
     def _handle(self, event: Any) -> None:
-        sid = getattr(event, "stream_id", None)
+        sid = stream_id_of(event)
         up = self.streams.get(sid) if sid else None
         if up is not None:
             self.silence.touch(up)
