@@ -209,7 +209,7 @@ class HttpExchange:
         d.addErrback(lambda f: _log.failure("Error while handling {flow}", f, flow=self.flow))
 
     def _resume(self, then: Callable[[], None]) -> None:
-        if self.over:
+        if self.response_state is _DONE:
             return
         try:
             then()
@@ -365,7 +365,7 @@ class HttpExchange:
     def _finish_streamed_request(self) -> None:
         self.request_state = RequestState.SENT
         self.server.end_request(self.flow.request)
-        if self.over:
+        if self.response_state is _DONE:
             self._release_server(False)
         self._trigger("request", _nothing)
 
@@ -381,7 +381,7 @@ class HttpExchange:
             return
         if ack is not None:
             ack()
-        if self._rejection is not None or self.over:
+        if self._rejection is not None or self.response_state is _DONE:
             return
         limit = self.body_limit
         if limit is not None and self.request_size > limit:
@@ -419,14 +419,14 @@ class HttpExchange:
         d = self.client.connect(request)
 
         def connected(server: Optional[IServerSide]) -> None:
-            if server is None or self.over:
+            if server is None or self.response_state is _DONE:
                 return
             self.server = server
             self.flow.server_conn = server.server_conn
             then()
 
         def failed(failure: Failure) -> None:
-            if self.over:
+            if self.response_state is _DONE:
                 return
             reason = failure.getErrorMessage()
             where = f"{request.host}:{request.port}"
@@ -521,7 +521,7 @@ class HttpExchange:
             return
         if ack is not None:
             ack()
-        if self.over:
+        if self.response_state is _DONE:
             return
         self.response_chunks.append(data)
         if state is ResponseState.HEADERS:
@@ -541,7 +541,7 @@ class HttpExchange:
         if state is ResponseState.HEADERS:
             self._end_pending = True
             return
-        if self.over:
+        if self.response_state is _DONE:
             return
         response = self.flow.response
         response.timestamp_end = time.time()
@@ -571,7 +571,7 @@ class HttpExchange:
         self._finish()
 
     def _finish(self) -> None:
-        if self.over:
+        if self.response_state is _DONE:
             return
         self.response_state = ResponseState.DONE
         if self.request_state is not RequestState.STREAMING:
@@ -611,7 +611,7 @@ class HttpExchange:
         the client with a 502/504 saying why (or break off a response that
         had started).
         """
-        if self.over or self.response_state is ResponseState.COMPLETE:
+        if self.response_state in _ENDED:
             return
         _log.info("{client}: {url}: {detail}", client=self.flow.client_conn.address,
                   url=self.flow.request.url, detail=message)
@@ -623,7 +623,7 @@ class HttpExchange:
         The client's request cannot be served (too large, too slow, ...).
         Before its turn (pipelined behind another), the answer waits.
         """
-        if self.over:
+        if self.response_state is _DONE:
             return
         if not self.client.in_turn:
             self._rejection = (status, reason, detail)
@@ -645,7 +645,7 @@ class HttpExchange:
         """
         The client went away, reset its stream, or broke the protocol.
         """
-        if self.over or self.response_state is ResponseState.COMPLETE:
+        if self.response_state in _ENDED:
             return
         self.response_state = ResponseState.DONE
         self.flow.error = Error(message)
@@ -662,6 +662,10 @@ class HttpExchange:
         self.client.abandon()
         self.client.kill()
         self._fire_error()
+
+
+_DONE = ResponseState.DONE
+_ENDED = frozenset((ResponseState.COMPLETE, ResponseState.DONE))
 
 
 def _nothing() -> None:

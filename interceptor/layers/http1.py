@@ -589,17 +589,18 @@ class Http1Layer:
 
     # -- upstream connections ---------------------------------------------
 
-    def get_upstream(self, address: tuple[str, int], scheme: str) -> Deferred:
-        """
-        A server connection to C{address}: the idle one if it goes there,
-        else a new one (after C{serverconnect}).
-        """
+    def _route(
+        self, address: tuple[str, int], scheme: str
+    ) -> tuple[tuple[str, int], bool, Optional[tuple[Optional[str], list[bytes]]], Optional[str]]:
+        # Where a request to address goes, and how: (address, through the
+        # upstream proxy, TLS (sni, ALPN offers), the SNI).
         mode = self.root.mode
-        via_proxy = None
+        via_proxy = False
         if mode.kind == "upstream" and scheme == "http":
             # Upstream mode: plain HTTP requests go to the upstream proxy, in
             # absolute-form, on one reused connection.
-            address = via_proxy = mode.address
+            address = mode.address
+            via_proxy = True
         tls = None
         sni: Optional[str] = None
         if scheme == "https":
@@ -612,8 +613,29 @@ class Http1Layer:
             # With http2_translate the server may speak h2 to this HTTP/1 client.
             translate = options.http2 and options.http2_translate
             tls = (sni, [b"h2", b"http/1.1"] if translate else [b"http/1.1"])
-        elif scheme != "http":
+        return address, via_proxy, tls, sni
+
+    def idle_upstream(self, address: tuple[str, int], scheme: str) -> Optional[IServerConnection]:
+        """
+        The current server connection if it is idle and goes to C{address}
+        the way C{scheme} asks (else None).
+        """
+        current = self.upstream
+        if current is None or scheme not in ("http", "https"):
+            return None
+        address, _, _, sni = self._route(address, scheme)
+        if current.address == address and current.reuse_key == (scheme, sni) and current.idle():
+            return current
+        return None
+
+    def get_upstream(self, address: tuple[str, int], scheme: str) -> Deferred:
+        """
+        A server connection to C{address}: the idle one if it goes there,
+        else a new one (after C{serverconnect}).
+        """
+        if scheme not in ("http", "https"):
             return _failed(ConnectionError(f"unsupported scheme {scheme!r}"))
+        address, via_proxy, tls, sni = self._route(address, scheme)
         current = self.upstream
         if current is not None:
             # Reuse only a connection to the same place, in the same way: an
@@ -635,7 +657,7 @@ class Http1Layer:
             return _failed(ConnectionError(error))
         server_conn = ServerConnection(address)
         upstream = Http1ServerConnection(self, server_conn, tls=tls)
-        if via_proxy is not None:
+        if via_proxy:
             upstream.absolute_form = True
         self.upstream = upstream
         waiters = self._upstream_waiters = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from interceptor.layers.contracts import IClientSide, IServerConnection, IServerSide
@@ -86,7 +86,11 @@ class Http1ClientSide:
         The connection for C{request}: the layer's idle one if it goes
         there, else a new one.
         """
-        d = self.layer.get_upstream((request.host, request.port), request.scheme)
+        address = (request.host, request.port)
+        idle = self.layer.idle_upstream(address, request.scheme)
+        if idle is not None:
+            return succeed(idle.open_exchange(self.exchange))
+        d = self.layer.get_upstream(address, request.scheme)
 
         def connected(connection: IServerConnection) -> Optional[IServerSide]:
             if self.exchange.over:
