@@ -15,13 +15,23 @@ regular and upstream mode start with HTTP/1 (CONNECT opens a tunnel);
 reverse, transparent and socks5 mode know (or learn, for SOCKS5) where the
 connection goes and treat it as a tunnel to there.  A tunnel's layer is
 raw TCP when its destination matches C{tcp_hosts}; otherwise its first
-bytes decide: TLS, HTTP, or raw TCP for anything else.  Every choice goes
-through C{next_layer}, where an addon may substitute another layer.
+bytes decide (L{interceptor.layers.detect.DetectLayer}): TLS, HTTP, or raw
+TCP for anything else.  Every choice goes through C{next_layer}, where an
+addon may substitute another layer.
+
+The contract between the root and its layers is
+L{interceptor.layers.contracts.ILayer}: the root holds one current layer
+(C{root.layer}) and hands it every read through one path
+(L{ProxyProtocol.dataReceived}); the one switch is
+L{ProxyProtocol.switch_layer} (C{next_layer}, then the chosen layer is
+started and fed what arrived meanwhile).  A layer that provides
+L{interceptor.layers.contracts.IHalfCloseLayer} is told about the client's
+half-close; one that provides L{interceptor.layers.contracts.IEagerLayer}
+is asked to connect right away.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -34,6 +44,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
+from interceptor.layers.contracts import IEagerLayer, IHalfCloseLayer, ILayer
 from interceptor.model.connection import ClientConnection
 from interceptor.transport.modes import ProxyMode, matches_hosts, original_destination, parse_mode
 from interceptor.transport.readgate import ReadGate
@@ -42,17 +53,17 @@ __all__ = ["ProxyFactory", "ProxyProtocol", "ReadGate"]
 
 _log = Logger(namespace="interceptor.proxy")
 
-_HTTP_METHOD = re.compile(rb"^[A-Z]{3,16} ")
-
 
 class ProxyProtocol(Protocol):
     """
     The root layer of one client connection.
 
     @ivar client_conn: The L{ClientConnection} addons see.
-    @ivar layer: The layer currently handling the connection's bytes.
+    @ivar layer: The L{ILayer} currently handling the connection's bytes
+        (None until the first one is chosen).
     @ivar gate: The L{ReadGate} of the client transport.
-    @ivar mode: The L{ProxyMode} this connection was accepted in.
+    @ivar mode: The L{ProxyMode} this connection was accepted in (always
+        set: layers read C{root.mode} directly).
     @ivar tunnel_address: Where the connection's bytes go once that is
         known: the CONNECT or SOCKS5 target, the reverse target, the
         original destination in transparent mode; else None.
@@ -62,17 +73,18 @@ class ProxyProtocol(Protocol):
     def __init__(self, master: Any, factory: "ProxyFactory") -> None:
         self.master = master
         self.factory = factory
-        self.layer: Any = None
+        self.layer: Optional[ILayer] = None
         self.client_conn: Optional[ClientConnection] = None
         self.gate: Optional[ReadGate] = None
         self.closed: Deferred = Deferred()
         self.tunnel_address: Optional[tuple[str, int]] = None
         self.mode: ProxyMode = parse_mode(master.options.mode)
         self.socks_username: Optional[str] = None
+        # Whether the next layer is being chosen: the client's bytes (and
+        # its half-close) are kept for it meanwhile.
+        self._choosing = True
         self._early: list[bytes] = []
         self._early_eof = False
-        self._detect_buffer = b""
-        self._detect_timer: Any = None
 
     @property
     def root(self) -> "ProxyProtocol":
@@ -127,16 +139,31 @@ class ProxyProtocol(Protocol):
 
         return self.next_layer(Http1Layer(self))
 
+    def dataReceived(self, data: bytes) -> None:
+        """
+        The one path of the client's bytes: to the current layer's
+        C{data_received}, or, while the next layer is being chosen, kept
+        for it (in order).
+        """
+        if self._choosing:
+            self._early.append(data)
+        else:
+            self.layer.data_received(data)
+
     def buffer_input(self) -> None:
         """
-        Keep the client's bytes until the next layer is chosen.
+        Keep the client's bytes until the next layer is chosen (see
+        L{switch_layer}).
         """
-        self.__dict__.pop("dataReceived", None)
+        self._choosing = True
 
     def switch_layer(self, layer: Any, early: list[bytes] = ()) -> Deferred:
         """
         Hand the connection to C{layer} (through C{next_layer}), feeding it
-        C{early} bytes first.
+        C{early} bytes first, then the bytes that arrive meanwhile.
+
+        This is the one switch: until the chosen layer is in charge, the
+        client's bytes (and its half-close) are kept for it.
         """
         self.buffer_input()
         self._early[:0] = [data for data in early if data]
@@ -146,8 +173,8 @@ class ProxyProtocol(Protocol):
         """
         A tunnel to C{address} is open (CONNECT, SOCKS5, or the target of
         reverse and transparent mode): raw TCP if C{tcp_hosts} matches it,
-        else look at its first bytes to choose the layer (TLS, HTTP, or raw
-        TCP).
+        else a L{DetectLayer} looks at its first bytes to choose the layer
+        (TLS, HTTP, or raw TCP).
         """
         self.tunnel_address = address
         if matches_hosts(self.master.options.tcp_hosts, address[0], address[1]):
@@ -155,76 +182,21 @@ class ProxyProtocol(Protocol):
 
             self.switch_layer(TcpLayer(self, address), [rest])
             return
+        from interceptor.layers.detect import DetectLayer
+
+        # The detection is the root's own step, not a choice addons see: the
+        # layer it picks goes through next_layer.
         self.buffer_input()
         self._early[:0] = [rest] if rest else []
-        self.dataReceived = self._detect
-        # A client that shuts its writing half before the protocol is known
-        # gets raw TCP with its bytes and its FIN (see readConnectionLost).
-        alsoProvides(self, IHalfCloseableProtocol)
-        # A client that says nothing (the server may speak first): relay as
-        # raw TCP after read_timeout.
-        self._detect_timer = self.master.reactor.callLater(
-            self.master.options.read_timeout, self._detect_timed_out
-        )
-        early, self._early = self._early, []
-        for data in early:
-            self._detect(data)
-
-    def _detect_timed_out(self) -> None:
-        self._detect_timer = None
-        if self.dataReceived == self._detect and self.client_conn.timestamp_end is None:
-            self._detect_as_tcp()
-
-    def _detect_as_tcp(self) -> None:
-        # Relay what arrived so far as raw TCP.
-        from interceptor.layers.tcp import TcpLayer
-
-        if self._detect_timer is not None and self._detect_timer.active():
-            self._detect_timer.cancel()
-        self._detect_timer = None
-        buffered, self._detect_buffer = self._detect_buffer, b""
-        self.switch_layer(TcpLayer(self, self.tunnel_address), [buffered])
-
-    def _detect(self, data: bytes) -> None:
-        buffered = self._detect_buffer = self._detect_buffer + data
-        if len(buffered) < 3 or (len(buffered) < 17 and buffered.isalpha() and buffered.isupper()):
-            # Not enough to tell yet (a method name may still be arriving).
-            return
-        if self._detect_timer is not None and self._detect_timer.active():
-            self._detect_timer.cancel()
-        self._detect_timer = None
-        from interceptor.layers.http1 import Http1Layer
-        from interceptor.layers.tcp import TcpLayer
-        from interceptor.layers.tls import TlsLayer
-        from interceptor.tls.handshake import NotTLS, looks_like_tls, parse_client_hello
-
-        host, port = self.tunnel_address
-        reverse = self.mode.kind == "reverse"
-        if looks_like_tls(buffered):
-            try:
-                hello = parse_client_hello(buffered)
-            except NotTLS:
-                hello = None
-            sni = hello.sni if hello is not None else None
-            if sni and matches_hosts(self.master.options.tcp_hosts, sni, port):
-                layer: Any = TcpLayer(self, self.tunnel_address)
-            else:
-                layer = TlsLayer(self, self.tunnel_address)
-        elif reverse:
-            layer = Http1Layer(self, target=(self.mode.scheme, host, port))
-        elif _HTTP_METHOD.match(buffered):
-            layer = Http1Layer(self, target=("http", host, port))
-        else:
-            layer = TcpLayer(self, self.tunnel_address)
-        self._detect_buffer = b""
-        self.switch_layer(layer, [buffered])
+        self._install(DetectLayer(self, address))
 
     def next_layer(self, layer: Any) -> Deferred:
         """
         Fire C{next_layer(layer)} and switch to the layer the addons chose
         (the one given, the one a hook returned, or the one it put in
-        C{layer.layer}).
+        C{layer.layer}); the client's bytes are kept for it meanwhile.
         """
+        self.buffer_input()
         layer.layer = None
         d = self.master.addons.trigger("next_layer", layer)
 
@@ -232,68 +204,45 @@ class ProxyProtocol(Protocol):
             chosen = chosen or layer.layer or layer
             if self.client_conn.timestamp_end is not None:
                 return
-            self.layer = chosen
-            self.dataReceived = chosen.data_received
-            if getattr(chosen, "half_close", False):
-                # The layer relays half-closes: Twisted tells this protocol
-                # about the client's FIN instead of closing the connection.
-                alsoProvides(self, IHalfCloseableProtocol)
-            chosen.start()
-            self._connect_eagerly(chosen)
-            early, self._early = self._early, []
-            for data in early:
-                if self.layer is chosen:
-                    chosen.data_received(data)
-            if self._early_eof and self.layer is chosen:
-                self._early_eof = False
-                self.readConnectionLost()
+            self._install(chosen)
 
         return d.addCallback(switch)
 
-    def _connect_eagerly(self, layer: Any) -> None:
+    def _install(self, layer: ILayer) -> None:
         """
-        With C{connection_strategy=eager}, an HTTP/1 layer whose server is
-        known (reverse, transparent, socks5 mode, CONNECT tunnels) connects
-        right away, so C{serverconnect} fires before the first request.
+        Put C{layer} in charge: start it, then feed it what was kept for it
+        (bytes, then a half-close), as long as it stays in charge.
         """
-        target = getattr(layer, "target", None)
-        if (
-            target is None
-            or self.master.options.connection_strategy != "eager"
-            or getattr(layer, "upstream", True) is not None
-            or not hasattr(layer, "get_upstream")
-            or getattr(layer, "transport", None) is not self.transport
-        ):
-            return
-        scheme, host, port = target
-
-        def failed(failure: Failure) -> None:
-            # The first request tries again and reports the failure.
-            _log.info("{client}: eager connection to {host}:{port} failed: {error}",
-                      client=self.client_conn.address, host=host, port=port,
-                      error=failure.getErrorMessage())
-
-        layer.get_upstream((host, port), scheme).addErrback(failed)
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Bytes before any layer was chosen are kept for it.
-        """
-        self._early.append(data)
+        self.layer = layer
+        self._choosing = False
+        if IHalfCloseLayer.providedBy(layer):
+            # The layer relays half-closes: Twisted tells this protocol
+            # about the client's FIN instead of closing the connection.
+            alsoProvides(self, IHalfCloseableProtocol)
+        layer.start()
+        if IEagerLayer.providedBy(layer):
+            layer.connect_eagerly()
+        early = self._early
+        # (A layer may switch again while fed: the rest is then kept for
+        # the next one, after the bytes it hands back.)
+        while early and not self._choosing:
+            self.layer.data_received(early.pop(0))
+        if self._early_eof and not self._choosing:
+            self._early_eof = False
+            self.readConnectionLost()
 
     def readConnectionLost(self) -> None:
         """
-        The client shut its writing half (only for layers that relay
-        half-closes, see L{next_layer}).
+        The client shut its writing half (only once a layer that relays
+        half-closes was in charge, see L{_install}): an L{IHalfCloseLayer}
+        is told, any other layer's connection is closed.  While the next
+        layer is being chosen, the half-close is kept for it.
         """
-        if self.dataReceived == self._detect:
+        if self._choosing:
             self._early_eof = True
-            self._detect_as_tcp()
             return
         layer = self.layer
-        if self._early_eof:
-            return  # (told once the next layer is in charge)
-        if layer is not None and hasattr(layer, "read_connection_lost"):
+        if IHalfCloseLayer.providedBy(layer):
             layer.read_connection_lost()
         else:
             self.transport.loseConnection()
@@ -309,8 +258,6 @@ class ProxyProtocol(Protocol):
         """
         self.client_conn.timestamp_end = self.master.reactor.seconds()
         self.factory.connections.discard(self)
-        if self._detect_timer is not None and self._detect_timer.active():
-            self._detect_timer.cancel()
         if self.layer is not None:
             try:
                 self.layer.connection_lost(reason)
@@ -345,6 +292,7 @@ class ProxyFactory(Factory):
         # The layers are imported where they are first used; import them
         # now, when the proxy starts listening, rather than while the first
         # client waits (~150 ms).
+        import interceptor.layers.detect  # noqa: F401
         import interceptor.layers.http1  # noqa: F401
         import interceptor.layers.socks5  # noqa: F401
         import interceptor.layers.tls  # noqa: F401

@@ -20,15 +20,19 @@ other side's transport), C{serverconnect}/C{serverdisconnect} still fire.
 
 from __future__ import annotations
 
+from zope.interface import implementer
+
+from interceptor.layers.contracts import IHalfCloseLayer
 from interceptor.layers.tcp import TcpLayer
 
 __all__ = ["RelayLayer"]
 
 
+@implementer(IHalfCloseLayer)
 class RelayLayer(TcpLayer):
     """
     Relays raw bytes between the client and C{address}, firing no TCP
-    events.
+    events (it relays the client's half-close, as L{TcpLayer} does).
 
     @ivar address: The (host, port) the bytes go to.
     @ivar server_conn: The upstream L{ServerConnection}.

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from interceptor.layers.contracts import ILayer
 
 __all__ = ["Socks5Layer", "Socks5Error"]
 
@@ -45,9 +48,12 @@ class Socks5Error(Exception):
     """
 
 
+@implementer(ILayer)
 class Socks5Layer:
     """
-    The SOCKS5 handshake of one client connection.
+    The SOCKS5 handshake of one client connection: C{greeting}, then
+    C{auth} (username/password) when that method was chosen, then
+    C{request}, then C{done} (the tunnel is the root's).
 
     @ivar root: The L{interceptor.proxy.ProxyProtocol}.
     @ivar address: The (host, port) the client asked for, once known.
@@ -56,7 +62,7 @@ class Socks5Layer:
     def __init__(self, root: Any) -> None:
         self.root = root
         self.master = root.master
-        self.layer: Any = None
+        self.layer: Optional[ILayer] = None
         self.address: Optional[tuple[str, int]] = None
         self._buffer = b""
         self._state = "greeting"
@@ -77,8 +83,7 @@ class Socks5Layer:
         self._buffer += data
         try:
             while self._state != "done":
-                step = getattr(self, "_read_" + self._state)()
-                if not step:
+                if not _STEPS[self._state](self):
                     break
         except Socks5Error as e:
             _log.info("{client}: SOCKS5: {error}", client=self.root.client_conn.address, error=str(e))
@@ -189,8 +194,17 @@ class Socks5Layer:
         self._state = "done"
 
 
+#: What reads the client's next message in each state of the handshake;
+#: each returns whether to go on (False: wait for more bytes, or done).
+_STEPS: dict[str, Callable[[Socks5Layer], bool]] = {
+    "greeting": Socks5Layer._read_greeting,
+    "auth": Socks5Layer._read_auth,
+    "request": Socks5Layer._read_request,
+}
+
+
 def _configured_credentials(options: Any) -> Optional[tuple[str, str]]:
-    value = getattr(options, "proxyauth", None) if "proxyauth" in options else None
+    value = options.proxyauth if "proxyauth" in options else None
     if not value or not isinstance(value, str) or ":" not in value or value == "any":
         return None
     user, _, password = value.partition(":")

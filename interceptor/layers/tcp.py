@@ -31,13 +31,15 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Optional
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, ITCPTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from interceptor.layers.contracts import IHalfCloseLayer
 from interceptor.model.connection import ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.flow import Error
@@ -75,7 +77,11 @@ class _TcpUpstream(Protocol):
         """
         Server bytes, on their way to the client.
         """
-        self.layer.received(False, data)
+        layer = self.layer
+        if layer.direct:
+            layer._write_client(data)
+        else:
+            layer.received(False, data)
 
     def readConnectionLost(self) -> None:
         """
@@ -109,21 +115,23 @@ class _Direction:
         self.eof = False
 
 
+@implementer(IHalfCloseLayer)
 class TcpLayer:
     """
-    Relays raw TCP between the client and C{address}, with the TCP events.
+    Relays raw TCP between the client and C{address}, with the TCP events
+    (it relays the client's half-close, hence L{IHalfCloseLayer}).
 
     @ivar root: The L{interceptor.proxy.ProxyProtocol} of the client.
     @ivar address: The (host, port) the bytes go to.
     @ivar server_conn: The L{ServerConnection} to it.
     @ivar flow: The L{TCPFlow} addons see (None when no addon handles a
         TCP event, or for the event-less L{RelayLayer} subclass).
+    @ivar direct: Whether each side's bytes go straight to the other
+        side's writer (both sides up, and no addon handles TCP events).
     """
 
     #: Whether this layer fires the tcp_* events.
     emit_events = True
-    #: The root relays the client's half-close to this layer.
-    half_close = True
 
     def __init__(self, root: Any, address: tuple[str, int], transport: Any = None) -> None:
         self.root = root
@@ -151,6 +159,7 @@ class TcpLayer:
         self._to_client = _Direction(False)
         self._write_client = writer_for(self.client_transport)
         self._write_server: Any = None
+        self.direct = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address}>"
@@ -243,7 +252,9 @@ class TcpLayer:
         transport.registerProducer(self.root.gate, True)
         self.client_transport.registerProducer(upstream.gate, True)
         for t in (transport, self.client_transport):
-            if hasattr(t, "bufferSize"):
+            if isinstance(t, FileDescriptor):
+                # (How much a socket transport reads at once; a wrapper
+                # around one has no read size of its own.)
                 t.bufferSize = _READ_SIZE
         self._write_server = writer_for(transport)
         pending, self._pending = self._pending, []
@@ -251,14 +262,9 @@ class TcpLayer:
             self._write_server(data)
         if self._pending_eof:
             self._shut_write(transport)
-        if (
-            self.flow is None
-            and not self._to_server.queue
-            and self.client_transport is self.root.transport
-        ):
+        if self.flow is None and not self._to_server.queue:
             # No addon handles TCP events: relay the bytes without the queues.
-            self.root.dataReceived = self._write_server
-            upstream.dataReceived = self._write_client
+            self.direct = True
         self._release()
 
     # -- relaying -------------------------------------------------------------
@@ -267,7 +273,10 @@ class TcpLayer:
         """
         Bytes from the client.
         """
-        self.received(True, data)
+        if self.direct:
+            self._write_server(data)
+        else:
+            self.received(True, data)
 
     def read_connection_lost(self) -> None:
         """
@@ -368,11 +377,13 @@ class TcpLayer:
 
     @staticmethod
     def _shut_write(transport: Any) -> None:
-        shut = getattr(transport, "loseWriteConnection", None)
-        if shut is None:
-            transport.loseConnection()
+        # Half-close where the transport can (ITCPTransport.loseWriteConnection;
+        # a TLS wrapper declares the interfaces of the transport it wraps),
+        # else close.
+        if ITCPTransport.providedBy(transport):
+            transport.loseWriteConnection()
         else:
-            shut()
+            transport.loseConnection()
 
     # -- closing --------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.model.connection import ServerConnection
+from interceptor.layers.contracts import ILayer
 from interceptor.layers.http1 import Http1Layer, UpstreamProtocol
 from interceptor.layers.http2 import Http2Layer, switch_to_h2
 from interceptor.layers.relay import RelayLayer
@@ -97,9 +98,13 @@ class _Decrypted(Protocol):
             inner.connection_lost(reason)
 
 
+@implementer(ILayer)
 class TlsLayer:
     """
-    Intercepts TLS on a tunnelled client connection to C{address}.
+    Intercepts TLS on a tunnelled client connection to C{address}: the
+    client's bytes go to the ClientHello parser, then (once the client TLS
+    connection is set up) to the TLS protocol, which hands the decrypted
+    bytes to C{inner}.
 
     @ivar address: The (host, port) the client asked to reach.
     @ivar client_hello: The parsed L{ClientHello}, once read.
@@ -112,7 +117,7 @@ class TlsLayer:
         self.address = address
         self.client_hello: Optional[ClientHello] = None
         self.inner: Any = None
-        self.layer: Any = None
+        self.layer: Optional[ILayer] = None
         self.tls: Optional[TLSMemoryBIOProtocol] = None
         self._buffer = b""
         self._lost = False
@@ -143,7 +148,8 @@ class TlsLayer:
 
     def data_received(self, data: bytes) -> None:
         """
-        Collect the ClientHello, then intercept (or pass through).
+        Collect the ClientHello, then intercept (or pass through); once the
+        client TLS connection is set up, its bytes go to the TLS protocol.
         """
         if self.tls is not None:
             self.tls.dataReceived(data)
@@ -180,8 +186,8 @@ class TlsLayer:
     def _intercept(self, hello: ClientHello) -> None:
         host, port = self.address
         self.root.gate.hold()
-        mode = getattr(self.root, "mode", None)
-        if mode is not None and mode.kind == "reverse":
+        mode = self.root.mode
+        if mode.kind == "reverse":
             # The proxy stands for the reverse target: the server is reached
             # under the target's own name, over TLS only if the target says so.
             sni: Optional[str] = server_name_for(host)
@@ -269,7 +275,6 @@ class TlsLayer:
         self.tls.makeConnection(self.root.transport)
         self.inner.attach_transport(self.tls)
         buffered, self._buffer = self._buffer, b""
-        self.root.dataReceived = self.tls.dataReceived
         self.tls.dataReceived(buffered)
         self.root.gate.release()
 
