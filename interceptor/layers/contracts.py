@@ -171,10 +171,10 @@ class IClientSide(Interface):
         (C{after}: the server's bytes that followed its 101).
         """
 
-    def finished(keep_alive: bool) -> None:
+    def finished() -> None:
         """
         The exchange is over on this side (HTTP/1: start the next request,
-        or close).
+        or close, as keep-alive allows).
         """
 
     def flush() -> None:
@@ -189,7 +189,7 @@ class IServerSide(Interface):
     it, or a stream of an HTTP/2 connection.
 
     It feeds the exchange C{response_head}, C{response_data},
-    C{response_end}, C{server_failed} and C{switch_protocols}.
+    C{response_end}, C{fail} and C{switch_protocols}.
     """
 
     server_conn = Attribute("The ServerConnection addons see.")

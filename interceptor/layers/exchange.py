@@ -13,7 +13,7 @@ two framings that carry it and answers with neutral commands:
     (HTTP/1 request or HTTP/2 stream) (this module)                    (HTTP/1 connection or HTTP/2 stream)
     start, request_data, request_end ->            -> send_request[_head], send_request_data, end_request
     client_failed, client_error                   <- response_head, response_data, response_end,
-    <- send_response[_head], send_response_data,      server_failed (fail), switch_protocols
+    <- send_response[_head], send_response_data,      fail, switch_protocols
        end_response, send_error, kill, finished
 
 Each side is described by an interface in L{interceptor.layers.contracts}
@@ -27,7 +27,7 @@ import enum
 import time
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -129,6 +129,24 @@ class _HoldUntilTaken:
             self.client.hold_reads()
 
 
+class _ClientReads:
+    """
+    The client's reads as a hold/release pair (what C{_trigger} holds
+    while hooks take time).
+    """
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: IClientSide) -> None:
+        self.client = client
+
+    def hold(self) -> None:
+        self.client.hold_reads()
+
+    def release(self) -> None:
+        self.client.release_reads()
+
+
 class HttpExchange:
     """
     One HTTP exchange and the flow addons see for it.
@@ -163,7 +181,9 @@ class HttpExchange:
         self._rejection: Optional[tuple[int, str, str]] = None
         self._after_read: Optional[Callable[[], None]] = None
         self._end_pending = False
-        self._running: Optional[Deferred] = None
+        # Hooks still running for this flow (a streamed request's request
+        # hooks may run beside the response's).
+        self._running: list[Deferred] = []
 
     def __repr__(self) -> str:
         return f"<HttpExchange {self.request_state.value}/{self.response_state.value} {self.flow!r}>"
@@ -196,10 +216,11 @@ class HttpExchange:
             return
         if hold is not None:
             hold.hold()
-        self._running = d
+        running = self._running
+        running.append(d)
 
         def resume(_: Any) -> None:
-            self._running = None
+            running.remove(d)
             if hold is not None:
                 hold.release()
             self._resume(then)
@@ -226,14 +247,14 @@ class HttpExchange:
         if not self.announced:
             return succeed(None)
         running = self._running
-        if running is None:
+        if not running:
             return trigger("error", self.flow)
         fired: Deferred = Deferred()
 
         def after(_: Any) -> None:
             trigger("error", self.flow).chainDeferred(fired)
 
-        running.addBoth(after)
+        DeferredList(list(running), consumeErrors=True).addBoth(after)
         return fired
 
     # -- the request ------------------------------------------------------
@@ -257,9 +278,17 @@ class HttpExchange:
         ):
             self._trigger("websocket_handshake", self._after_websocket_handshake)
             return
-        self._trigger("requestheaders", self._after_requestheaders)
+        self._trigger("requestheaders", self._after_requestheaders, self._client_reads)
+
+    @property
+    def _client_reads(self) -> _ClientReads:
+        # Held while requestheaders hooks take time: a body that should be
+        # streamed is not read into memory meanwhile.
+        return _ClientReads(self.client)
 
     def _after_websocket_handshake(self) -> None:
+        if self.flow.killed:
+            return self._kill()
         self.websocket = True
         headers = self.flow.request.headers
         offers = headers.get("sec-websocket-extensions")
@@ -269,7 +298,7 @@ class HttpExchange:
             kept = supported_offers(offers)
             if kept:
                 headers["Sec-WebSocket-Extensions"] = kept
-        self._trigger("requestheaders", self._after_requestheaders)
+        self._trigger("requestheaders", self._after_requestheaders, self._client_reads)
 
     def _after_requestheaders(self) -> None:
         flow = self.flow
@@ -352,22 +381,34 @@ class HttpExchange:
             self._finish_streamed_request()
 
     def _forward_request(self, data: bytes, ack: Optional[Callable[[], None]]) -> None:
+        server = self.server
+        if server is None:
+            # The server answered and let go before the end of the upload
+            # (an HTTP/1 server): the rest has nowhere to go.
+            if ack is not None:
+                ack()
+            return
         transform = self.flow.request.stream
         if callable(transform):
             data = transformed(transform, data)
         if ack is not None:
-            self.server.send_request_data(data, ack)
+            server.send_request_data(data, ack)
             return
         hold = _HoldUntilTaken(self.client)
-        self.server.send_request_data(data, hold)
+        server.send_request_data(data, hold)
         hold.sent()
 
     def _finish_streamed_request(self) -> None:
         self.request_state = RequestState.SENT
-        self.server.end_request(self.flow.request)
-        if self.response_state is _DONE:
-            self._release_server(False)
-        self._trigger("request", _nothing)
+        if self.server is not None:
+            self.server.end_request(self.flow.request)
+            if self.response_state is _DONE:
+                self._release_server(False)
+        self._trigger("request", self._after_streamed_request)
+
+    def _after_streamed_request(self) -> None:
+        if self.flow.killed:
+            self._kill()
 
     def request_data(self, data: bytes, ack: Optional[Callable[[], None]] = None) -> None:
         """
@@ -381,7 +422,12 @@ class HttpExchange:
             return
         if ack is not None:
             ack()
-        if self._rejection is not None or self.response_state is _DONE:
+        if (
+            self._rejection is not None
+            or self.response_state is _DONE
+            or state is RequestState.ANSWERED
+        ):
+            # (An answered request's body is read only to be dropped.)
             return
         limit = self.body_limit
         if limit is not None and self.request_size > limit:
@@ -457,6 +503,8 @@ class HttpExchange:
         """
         The server's response head arrived.
         """
+        if self.response_state is _DONE:
+            return
         self.flow.response = response
         self.response_state = ResponseState.HEADERS
         self._trigger("responseheaders", self._after_responseheaders, self._server_gate())
@@ -557,7 +605,6 @@ class HttpExchange:
 
     def _send_early_response(self) -> None:
         self.early_response = True
-        self.response_started = True
         self.response_state = ResponseState.HOOKS
         self._trigger("response", self._send_buffered_response)
 
@@ -573,6 +620,10 @@ class HttpExchange:
     def _finish(self) -> None:
         if self.response_state is _DONE:
             return
+        if self.flow.killed:
+            # (Killed in the response hooks of a streamed response: its
+            # connection is dropped all the same.)
+            return self._kill()
         self.response_state = ResponseState.DONE
         if self.request_state is not RequestState.STREAMING:
             # (A server that answered before the end of an upload still
@@ -587,6 +638,8 @@ class HttpExchange:
         the client side hands both connections over.  C{after} holds the
         server's bytes after the 101 (more are appended until the switch).
         """
+        if self.response_state is _DONE:
+            return
         self.response_state = ResponseState.HEADERS
         self._trigger("responseheaders", lambda: self._switch(after), self._server_gate())
 
@@ -630,8 +683,15 @@ class HttpExchange:
             return
         self._answer_error(status, reason, detail)
 
+    def _stop_request(self) -> None:
+        # Nothing more of the request goes anywhere.
+        self._after_read = None
+        if self.request_state is not RequestState.SENT:
+            self.request_state = RequestState.ANSWERED
+
     def _answer_error(self, status: int, reason: str, detail: str) -> None:
         self.response_state = ResponseState.DONE
+        self._stop_request()
         self.flow.error = Error(detail)
         self._release_server(True)
         self.client.abandon()
@@ -648,6 +708,7 @@ class HttpExchange:
         if self.response_state in _ENDED:
             return
         self.response_state = ResponseState.DONE
+        self._stop_request()
         self.flow.error = Error(message)
         self._release_server(True)
         self.client.abandon()
@@ -658,6 +719,7 @@ class HttpExchange:
         An addon killed the flow: drop both sides, fire C{error}.
         """
         self.response_state = ResponseState.DONE
+        self._stop_request()
         self._release_server(True)
         self.client.abandon()
         self.client.kill()
