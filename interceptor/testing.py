@@ -13,6 +13,15 @@ Helpers for trial test suites that run the proxy in-process::
 The proxy listens on C{tcp:0:interface=127.0.0.1}; it is stopped when the
 test ends (C{addCleanup}), leaving a clean reactor.
 
+Timeouts need no waiting: give the proxy a L{twisted.internet.task.Clock}
+for its timers while its sockets stay on the real reactor, bring the
+exchange to the state to test, then move time on::
+
+    clock = Clock()
+    proxy = await start_proxy(self, read_timeout=30, clock=clock)
+    ...                              # a real server that never answers
+    clock.advance(30)                # the proxy answers 504 now
+
 L{LogRecorder} is an addon that keeps the log entries it sees, to check
 what the proxy (or an addon) logged::
 
@@ -120,6 +129,7 @@ def start_proxy(
     options: Optional[Options] = None,
     listen: str = "tcp:0:interface=127.0.0.1",
     reactor: Any = None,
+    clock: Any = None,
     **option_values: Any,
 ) -> Deferred:
     """
@@ -127,11 +137,14 @@ def start_proxy(
 
     @param testcase: A trial C{TestCase}; the proxy is stopped in its
         cleanup.  Pass None to stop it yourself.
+    @param clock: An C{IReactorTime} for the proxy's timers (see
+        L{Master.clock}), e.g. a L{twisted.internet.task.Clock} the test
+        advances; the reactor's own when None.
     @param option_values: Option values to set before starting.
     @return: A Deferred firing with a L{RunningProxy}.
     """
     opts = options if options is not None else proxy_options()
-    master = Master(opts, addons=addons, reactor=reactor)
+    master = Master(opts, addons=addons, reactor=reactor, clock=clock)
     if option_values:
         opts.update(**option_values)
     master.start()

@@ -15,7 +15,7 @@ Embedding the proxy in a Twisted application::
     d = master.stop()    # closes ports and connections, waits for done()
 
 The tick loop calls every addon's C{tick()} each C{tick_interval} seconds
-(0.1 by default) on the master's reactor; a tick whose Deferred has not
+(0.1 by default) on the master's clock; a tick whose Deferred has not
 fired yet is never started again before it does.
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -46,7 +46,13 @@ class Master:
     @ivar addons: The L{AddonManager}.
     @ivar running: Whether L{start} has been called and L{stop} not yet.
     @ivar ports: The listening ports opened by L{listen}.
-    @ivar reactor: The reactor everything runs on (injected for tests).
+    @ivar reactor: The reactor the sockets run on (injected for tests).
+    @ivar clock: The L{IReactorTime} every proxy timer runs on: the tick
+        loop, the read and idle timeouts, the ClientHello, protocol
+        detection, CONNECT tunnel and WebSocket close timers.  It is the
+        reactor unless given; a test passes a L{twisted.internet.task.Clock}
+        to run real sockets but advance the timeouts itself.  Flow
+        timestamps stay real time.
     """
 
     def __init__(
@@ -54,12 +60,14 @@ class Master:
         options: Optional[Options] = None,
         addons: Iterable[Any] = (),
         reactor: Optional[IReactorCore] = None,
+        clock: Optional[IReactorTime] = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
             reactor = global_reactor
         self.reactor = reactor
+        self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
         self.options = options if options is not None else proxy_options()
         self.addons = AddonManager(self)
         self.running = False
@@ -113,7 +121,7 @@ class Master:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self._ticker = LoopingCall(self._tick)
-        self._ticker.clock = self.reactor
+        self._ticker.clock = self.clock
         self._ticker.start(self._tick_interval(), now=False)
 
     def _tick(self) -> Optional[Deferred]:

@@ -68,7 +68,7 @@ class DetectLayer:
         """
         Wait for the first bytes, for at most C{read_timeout} seconds.
         """
-        self._timer = self.master.reactor.callLater(
+        self._timer = self.master.clock.callLater(
             self.master.options.read_timeout, self._timed_out
         )
 

@@ -210,7 +210,7 @@ class Http1Layer:
         if sink is not None:
             sink(data)
             return
-        self.watchdog.last = self.master.reactor.seconds()
+        self.watchdog.last = self.master.clock.seconds()
         if self._bad is not None or self.closing:
             return
         try:

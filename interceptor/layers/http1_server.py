@@ -387,7 +387,7 @@ class Http1ServerConnection(Protocol):
         if sink is not None:
             sink(data)
             return
-        self.watchdog.last = self.master.reactor.seconds()
+        self.watchdog.last = self.master.clock.seconds()
         if self.exchange is None:
             if data.strip():
                 _log.info("{server}: unexpected data from an idle upstream; closing",
@@ -463,7 +463,7 @@ class Http1ServerConnection(Protocol):
         return self.transport.transport if self.tls is not None else self.transport
 
     def _moved(self, count: int) -> None:
-        self.watchdog.last = self.master.reactor.seconds()
+        self.watchdog.last = self.master.clock.seconds()
         if self.exchange is not None:
             self.exchange.response_size += count
 

@@ -122,7 +122,7 @@ class Http2Layer:
         self._producing = False
         self.idle = Watchdog.for_connection(self.master, self._idle_limit, self._idle_expired)
         self.silence = SilenceWatch(
-            self.master.reactor,
+            self.master.clock,
             self.options.read_timeout / 4,
             self._request_limit,
             self._request_silent,

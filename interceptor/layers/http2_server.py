@@ -197,7 +197,7 @@ class H2ServerConnection(Protocol):
         # the client's write buffer is full.
         self._valve: Optional[AckValve] = None
         self.silence = SilenceWatch(
-            self.master.reactor,
+            self.master.clock,
             self.master.options.read_timeout / 4,
             self._stream_limit,
             self._stream_silent,

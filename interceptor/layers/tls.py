@@ -130,7 +130,7 @@ class TlsLayer:
         """
         Wait for the ClientHello, for at most C{read_timeout} seconds.
         """
-        self._hello_timer = self.master.reactor.callLater(
+        self._hello_timer = self.master.clock.callLater(
             self.master.options.read_timeout, self._hello_timed_out
         )
 

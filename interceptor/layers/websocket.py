@@ -195,7 +195,7 @@ class WebSocketLayer:
         self.flow = flow
         self.master = http_layer.master
         self.addons = self.master.addons
-        self.reactor = self.master.reactor
+        self.clock = self.master.clock
         response = flow.response
         accepted = response.headers.get("sec-websocket-extensions")
         data = WebSocketData(accepted)
@@ -717,7 +717,7 @@ class WebSocketLayer:
 
     def _start_timer(self, side: _Side) -> None:
         if side.timer is None and not side.lost:
-            side.timer = self.reactor.callLater(self.close_timeout, self._timed_out, side)
+            side.timer = self.clock.callLater(self.close_timeout, self._timed_out, side)
 
     def _cancel_timer(self, side: _Side) -> None:
         timer, side.timer = side.timer, None

@@ -67,6 +67,7 @@ def open_connection(
             address,
             proxy_authorization(master.options.upstream_auth),
             timeout,
+            master.clock,
         )
     else:
         endpoint = _endpoint(reactor, address, timeout)

@@ -205,8 +205,7 @@ class _TunnelOpener(Protocol):
         if self.endpoint.authorization is not None:
             head += b"Proxy-Authorization: " + self.endpoint.authorization + b"\r\n"
         self.transport.write(head + b"\r\n")
-        reactor = self.endpoint.reactor
-        self.timer = reactor.callLater(self.endpoint.timeout, self._timed_out)
+        self.timer = self.endpoint.clock.callLater(self.endpoint.timeout, self._timed_out)
 
     def _timed_out(self) -> None:
         self.timer = None
@@ -302,6 +301,8 @@ class ConnectTunnelEndpoint:
     @ivar proxy: The endpoint of the upstream proxy itself.
     @ivar address: The (host, port) to tunnel to.
     @ivar authorization: The C{Proxy-Authorization} value, or None.
+    @ivar clock: What times the answer to CONNECT (C{timeout} seconds): the
+        reactor unless given.
     """
 
     def __init__(
@@ -311,8 +312,10 @@ class ConnectTunnelEndpoint:
         address: tuple[str, int],
         authorization: Optional[bytes] = None,
         timeout: float = 10.0,
+        clock: Any = None,
     ) -> None:
         self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
         self.proxy = proxy
         self.address = address
         self.authorization = authorization

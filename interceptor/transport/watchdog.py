@@ -49,10 +49,10 @@ class Watchdog:
         cls, master: Any, timeout: Callable[[], Optional[float]], expired: Callable[[float], None]
     ) -> "Watchdog":
         """
-        A watchdog on C{master}'s reactor that looks four times per
+        A watchdog on C{master}'s clock that looks four times per
         C{read_timeout} (the shortest limit a proxied connection has).
         """
-        return cls(master.reactor, timeout, expired, period=master.options.read_timeout / 4)
+        return cls(master.clock, timeout, expired, period=master.options.read_timeout / 4)
 
     def touch(self) -> None:
         """

@@ -56,6 +56,9 @@ __all__ = [
     "unused_port",
     "sleep",
     "wait_until",
+    "advance",
+    "stable",
+    "unsent",
     "http_response",
     "ok_handler",
     "LoopbackServer",
@@ -75,15 +78,57 @@ def sleep(seconds: float) -> Deferred:
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
     """
-    Poll C{predicate} every 10 ms until it is true or C{timeout} passes.
+    Poll C{predicate} until it is true or C{timeout} seconds pass: at once,
+    then after 1 ms, doubling up to every 10 ms.
 
     @return: Its last value.
     """
-    waited = 0.0
-    while not predicate() and waited < timeout:
-        await sleep(0.01)
-        waited += 0.01
+    deadline = reactor.seconds() + timeout
+    interval = 0.001
+    while not predicate() and reactor.seconds() < deadline:
+        await sleep(interval)
+        interval = min(interval * 2, 0.01)
     return bool(predicate())
+
+
+async def stable(getter: Callable[[], Any], period: float = 0.05, timeout: float = 4.0) -> Any:
+    """
+    Wait until C{getter()} has not changed for C{period} seconds (or
+    C{timeout} passed): for a flow that stops where a peer holds it back.
+
+    @return: Its last value.
+    """
+    last = getter()
+    still_since = reactor.seconds()
+    deadline = still_since + timeout
+    while reactor.seconds() - still_since < period and reactor.seconds() < deadline:
+        await sleep(0.005)
+        now = getter()
+        if now != last:
+            last, still_since = now, reactor.seconds()
+    return last
+
+
+async def advance(clock: Any, seconds: float, step: float = 0.25) -> None:
+    """
+    Move a proxy's L{Clock<twisted.internet.task.Clock>} on by C{seconds}
+    in steps of C{step}, giving the reactor a turn after each step so that
+    what a timer wrote reaches the peers and what they answer reaches the
+    proxy before the next step, as it would in real time.
+    """
+    while seconds > 1e-9:
+        moved = min(step, seconds)
+        clock.advance(moved)
+        seconds -= moved
+        await sleep(0)
+
+
+def unsent(transport: Any) -> int:
+    """
+    How many bytes a Twisted TCP transport holds that the kernel has not
+    taken yet: more than 0 once the other side stops reading.
+    """
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
 def http_response(
@@ -137,13 +182,19 @@ def find_header(
 class TrackedConnection(ProtocolWrapper):
     """
     A connection wrapped by L{tracking_factory}: C{closed} turns true and
-    C{lost} fires when the connection goes.
+    C{lost} fires when the connection goes; C{received} counts the bytes
+    it got.
     """
 
     def __init__(self, factory: Any, wrapped: Any) -> None:
         super().__init__(factory, wrapped)
         self.lost: Deferred = Deferred()
         self.closed = False
+        self.received = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+        super().dataReceived(data)
 
     def connectionLost(self, reason: Any) -> None:
         self.closed = True

@@ -27,7 +27,7 @@ from tests.e2e.h2peers import (
     bounded,
     proxy_ca_path,
 )
-from tests.e2e.peers import RawServer, Recorder, curl, pattern, sleep, wait_until
+from tests.e2e.peers import RawServer, Recorder, curl, pattern, sleep, stable, wait_until
 from tests.e2e.tlspeers import tunnel_tls
 from tests.e2e.test_http2 import CURL_SKIP, HTTP_EVENTS, _Base, path_handler
 
@@ -55,25 +55,6 @@ def base_fields(client, method="GET", path="/"):
         (b":authority", f"{host}:{port}".encode()),
         (b":path", path.encode()),
     ]
-
-
-async def stable(getter, period=0.15, timeout=4.0):
-    """
-    Wait until C{getter()} has not changed for C{period} seconds.
-    """
-    last = getter()
-    still = 0.0
-    waited = 0.0
-    while still < period and waited < timeout:
-        await sleep(0.01)
-        waited += 0.01
-        now = getter()
-        if now == last:
-            still += 0.01
-        else:
-            still = 0.0
-            last = now
-    return last
 
 
 def a_doubler(data):
@@ -314,7 +295,7 @@ class StreamLifecycleTests(_ProbeBase):
             big = client.request("GET", "/big")
             self.assertTrue(await wait_until(lambda: len(server.streams) == i + 1))
             upstream = server.streams[i]
-            await stable(lambda: upstream.sent)
+            await stable(lambda: upstream.sent, 0.15)
             client.reset(big.stream_id)
             await sleep(0.02)
             if server.connections[0].conn.outbound_flow_control_window < 65536:

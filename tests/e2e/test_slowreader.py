@@ -5,12 +5,16 @@ server back, but the server is not silent: the exchange goes on when the
 client reads again.  A server waiting for a slowly streamed upload is not
 silent either, and a client whose upload the server does not take is not
 the one timed out.
+
+The peers are real; the proxy's timers run on a Clock the tests advance
+once the transfer has stopped where the test holds it.
 """
 
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from interceptor.testing import start_proxy
-from tests.e2e.peers import RawClient, RawServer, WebServer, pattern, sleep
+from tests.e2e.peers import RawClient, RawServer, WebServer, advance, pattern, stable, unsent, wait_until
 
 BIG = 24 * 1024 * 1024
 
@@ -44,12 +48,17 @@ class SlowReaderTests(unittest.TestCase):
 
     async def _pause_then_read(self, *addons, **options) -> None:
         errors = Errors()
-        proxy = await start_proxy(self, errors, *addons, read_timeout=1.0, **options)
+        clock = Clock()
+        proxy = await start_proxy(self, errors, *addons, read_timeout=1.0, clock=clock, **options)
         web = await WebServer.start(self)
         client = await RawClient.connect(self, proxy.port_number)
         client.transport.pauseProducing()
         client.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % web.url(f"/bytes?n={BIG}").encode())
-        await sleep(3.0)
+        # The proxy has filled the client's socket and holds the server back.
+        self.assertTrue(await wait_until(lambda: web.connections and unsent(web.connections[0].transport)))
+        held = await stable(lambda: unsent(web.connections[0].transport))
+        await advance(clock, 3.0)
+        self.assertEqual((unsent(web.connections[0].transport), errors.messages()), (held, []))
         client.transport.resumeProducing()
         (response,) = await client.wait_responses(1, timeout=20)
         self.assertEqual(response.body, pattern(BIG))
@@ -77,14 +86,21 @@ class SlowUploadTests(unittest.TestCase):
     async def test_server_waits_for_slow_upload(self):
         """The client sends its body over 3 s in pieces 0.6 s apart: the server answers it."""
         errors = Errors()
-        proxy = await start_proxy(self, errors, read_timeout=1.0, stream_large_bodies="64k")
+        clock = Clock()
+        proxy = await start_proxy(self, errors, read_timeout=1.0, stream_large_bodies="64k", clock=clock)
         web = await WebServer.start(self)
         client = await RawClient.connect(self, proxy.port_number)
         piece = b"x" * 100_000
         client.send(_post_head(web.url("/echo"), 5 * len(piece)))
-        for _ in range(5):
+        # The proxy sends the head on at once (the body is streamed).
+        self.assertTrue(await wait_until(lambda: web.connections and web.connections[0].received))
+        upstream = web.connections[0]
+        head = upstream.received
+        for i in range(5):
             client.send(piece)
-            await sleep(0.6)
+            # The server has the piece: both sides now wait for the client.
+            self.assertTrue(await wait_until(lambda: upstream.received == head + (i + 1) * len(piece)))
+            await advance(clock, 0.6, 0.15)
         (response,) = await client.wait_responses(1, timeout=10)
         self.assertEqual(response.status, 200)
         self.assertEqual(errors.messages(), [])
@@ -92,7 +108,8 @@ class SlowUploadTests(unittest.TestCase):
     async def test_server_not_reading_upload(self):
         """A server that takes none of the body gets the timeout (504), not the client (408)."""
         errors = Errors()
-        proxy = await start_proxy(self, errors, read_timeout=1.0, stream_large_bodies="64k")
+        clock = Clock()
+        proxy = await start_proxy(self, errors, read_timeout=1.0, stream_large_bodies="64k", clock=clock)
         stuck = await RawServer.start(
             self, lambda conn, request: None, on_connect=lambda conn: conn.transport.pauseProducing()
         )
@@ -102,6 +119,10 @@ class SlowUploadTests(unittest.TestCase):
         client.send(_post_head(stuck.url("/"), total))
         for _ in range(total // len(piece)):
             client.send(piece)
+        # The server's socket is full, then the proxy's: the upload stops.
+        await stable(lambda: unsent(client.transport))
+        self.assertEqual(errors.flows, [])
+        await advance(clock, 1.0)
         received = await client.wait_for(lambda data: b"\r\n\r\n" in data, timeout=10)
         self.assertTrue(received.startswith(b"HTTP/1.1 504 "), received[:200])
         self.assertEqual(len(errors.flows), 1)
