@@ -21,8 +21,11 @@ L{tracking_factory} from here.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import struct
+import termios
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -59,6 +62,7 @@ __all__ = [
     "advance",
     "stable",
     "unsent",
+    "read_by_peer",
     "http_response",
     "ok_handler",
     "LoopbackServer",
@@ -91,7 +95,7 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> boo
     return bool(predicate())
 
 
-async def stable(getter: Callable[[], Any], period: float = 0.05, timeout: float = 4.0) -> Any:
+async def stable(getter: Callable[[], Any], period: float = 0.1, timeout: float = 4.0) -> Any:
     """
     Wait until C{getter()} has not changed for C{period} seconds (or
     C{timeout} passed): for a flow that stops where a peer holds it back.
@@ -129,6 +133,32 @@ def unsent(transport: Any) -> int:
     taken yet: more than 0 once the other side stops reading.
     """
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def _queued(transport: Any, request: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(transport.socket.fileno(), request, b"\0\0\0\0"))[0]
+
+
+def read_by_peer(transport: Any) -> bool:
+    """
+    Whether every byte written on the TCP C{transport} has been read by the
+    other end, which runs in this process (the proxy): nothing is left in
+    Twisted's buffer or in the kernel's send queue, and the other end's
+    socket has nothing left to read (Linux ioctls).  The other end handles
+    what it reads at once, so its state is the one to test from then on.
+    """
+    if unsent(transport) or _queued(transport, termios.TIOCOUTQ):
+        return False
+    here, there = transport.getHost(), transport.getPeer()
+    for other in reactor.getReaders():
+        if getattr(other, "socket", None) is None or not hasattr(other, "getPeer"):
+            continue
+        try:
+            if other.getHost() == there and other.getPeer() == here:
+                return _queued(other, termios.FIONREAD) == 0
+        except (OSError, AttributeError):
+            continue
+    return False
 
 
 def http_response(

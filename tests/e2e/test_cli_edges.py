@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet import error
+from twisted.internet import error, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.trial import unittest
 
-from tests.e2e.peers import RawServer, curl, http_response, unused_port, wait_until
+from tests.e2e.peers import RawServer, curl, http_response, sleep, unused_port, wait_until
 from tests.test_tap import spawn_twistd
 
 
@@ -73,17 +75,29 @@ class TwistdProbeTests(unittest.TestCase):
         self.assertNotIn("Traceback", out)
 
     async def _run_proxy_and_request(self, *args):
+        """
+        Start a proxy on a free port, send one request through it once it
+        listens, then stop it with SIGTERM: its whole output is in then.
+        """
         port = await unused_port()
-        protocol, _ = self._spawn("--listen", f"tcp:{port}:interface=127.0.0.1", *args)
+        protocol, transport = self._spawn("--listen", f"tcp:{port}:interface=127.0.0.1", *args)
         server = await RawServer.start(self, _latin_header_handler)
-        result = None
-        for _ in range(30):  # -q hides the "listening" line: poll until the proxy answers
-            result = await curl(self, "-x", f"http://127.0.0.1:{port}", server.url("/latin"))
-            if result.status == 200:
-                break
-            await wait_until(lambda: False, 0.3)
+        # -q hides the "listening" line: try the port until it takes a connection.
+        listening = False
+        while not listening and not protocol.ended.called:
+            try:
+                connection = await TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1).connect(
+                    ClientFactory.forProtocol(Protocol)
+                )
+            except error.ConnectError:
+                await sleep(0.02)
+            else:
+                connection.transport.loseConnection()
+                listening = True
+        result = await curl(self, "-x", f"http://127.0.0.1:{port}", server.url("/latin"))
         self.assertEqual(result.status, 200, protocol.output.decode(errors="replace"))
-        await wait_until(lambda: b"/latin" in protocol.output, 3)
+        transport.signalProcess("TERM")
+        await self._ended(protocol)
         return protocol
 
     async def test_verbose_non_utf8_header_printed(self):
@@ -98,6 +112,7 @@ class TwistdProbeTests(unittest.TestCase):
         self.assertNotIn("UnicodeEncodeError", out)
 
     async def test_quiet_prints_no_flow(self):
+        """-q: a flow through the proxy prints nothing (the whole output, up to the exit, is checked)."""
         protocol = await self._run_proxy_and_request("-q")
         out = protocol.output.decode(errors="replace")
         self.assertNotIn("/latin", out)

@@ -30,7 +30,7 @@ from tests.e2e.h2peers import (
     echo_handler,
     proxy_ca_path,
 )
-from tests.e2e.peers import RawServer, Recorder, WebServer, curl, pattern, sleep, wait_until
+from tests.e2e.peers import RawServer, Recorder, WebServer, curl, pattern, sleep, stable, wait_until
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples")
 
@@ -488,10 +488,9 @@ class FlowControlTests(_Base):
         server = await self.h2_server(handler)
         client = await self.client(proxy, server.port, auto_ack=False)
         response = client.request("GET", "/big")
-        await wait_until(lambda: bool(server_stream), 3)
-        await sleep(0.7)
-        self.assertTrue(server_stream)
-        self.assertLess(server_stream[0].sent, self.BOUND)
+        self.assertTrue(await wait_until(lambda: bool(server_stream), 3))
+        # The response stops where the windows and buffers hold it.
+        self.assertLess(await stable(lambda: server_stream[0].sent), self.BOUND)
         self.assertLess(len(response.body), 128 * 1024)
         client.acknowledge(response.stream_id)
         await bounded(response.done, 10)
@@ -507,10 +506,9 @@ class FlowControlTests(_Base):
         client = await self.client(proxy, server.port)
         body = pattern(self.SIZE)
         response = client.request("POST", "/upload", [(b"content-length", b"%d" % len(body))], body=body)
-        await wait_until(lambda: bool(arrived), 3)
-        await sleep(0.7)
-        self.assertTrue(arrived)
-        self.assertLess(client.sent[response.stream_id], self.BOUND)
+        self.assertTrue(await wait_until(lambda: bool(arrived), 3))
+        # The upload stops where the windows and buffers hold it.
+        self.assertLess(await stable(lambda: client.sent[response.stream_id]), self.BOUND)
         server.auto_ack = True
         arrived[0].acknowledge()
         await bounded(response.done, 10)
@@ -534,11 +532,13 @@ class FlowControlTests(_Base):
         client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
         client.conn.increment_flow_control_window(2**31 - 1 - 65535)
         client.flush()
-        await sleep(0.2)
+        # h2 applies our settings once the proxy has acknowledged them.
+        self.assertTrue(await wait_until(lambda: client.conn.local_settings.initial_window_size == 2**31 - 1))
         client.transport.pauseProducing()
         client.request("GET", "/big")
-        await sleep(1.5)
-        self.assertLess(server.streams[0].sent, 32 * 1024 * 1024)
+        self.assertTrue(await wait_until(lambda: server.streams))
+        # The response stops where the proxy's buffers hold it.
+        self.assertLess(await stable(lambda: server.streams[0].sent), 32 * 1024 * 1024)
 
 
 class TranslationTests(_Base):

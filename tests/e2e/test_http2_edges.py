@@ -291,14 +291,27 @@ class StreamLifecycleTests(_ProbeBase):
         # A large connection window on the client side; streams keep 64 KiB.
         client.conn.increment_flow_control_window(1 << 30)
         client.flush()
-        for i in range(40):
+        server_conn = None
+        # Each stream holds about 2.6 MiB of the 16 MiB connection window
+        # (the client's 64 KiB, the proxy's buffer, its 1 MiB stream window):
+        # were it not given back on reset, 7 streams would use it up.
+        for i in range(20):
             big = client.request("GET", "/big")
             self.assertTrue(await wait_until(lambda: len(server.streams) == i + 1))
             upstream = server.streams[i]
-            await stable(lambda: upstream.sent, 0.15)
+            server_conn = upstream.protocol.conn
+
+            def blocked():
+                # The server waits for a window: the client's is used up,
+                # then the proxy's buffer.
+                return bool(upstream._out) and server_conn.local_flow_control_window(upstream.stream_id) == 0
+
+            self.assertTrue(await wait_until(blocked))
+            await stable(lambda: (upstream.sent, blocked()), 0.03)
             client.reset(big.stream_id)
-            await sleep(0.02)
-            if server.connections[0].conn.outbound_flow_control_window < 65536:
+            # The reset reaches the server through the proxy.
+            self.assertTrue(await wait_until(lambda: upstream.reset_code is not None))
+            if server_conn.outbound_flow_control_window < 65536:
                 break
         client.auto_ack = True
         small = client.request("GET", "/small")

@@ -10,11 +10,12 @@ before connecting even when the tunnel already has bytes.
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from interceptor.testing import start_proxy
 from tests.e2e.h2peers import bounded
-from tests.e2e.peers import LoopbackServer, RawClient, sleep
+from tests.e2e.peers import LoopbackServer, RawClient, advance, sleep, wait_until
 from tests.e2e.test_http2 import _Base, path_handler
 from tests.e2e.tcppeers import TcpServer, connect_tunnel
 from tests.e2e.tlspeers import HttpsServer, TestCA, _server_context, _ServerCreator
@@ -28,19 +29,26 @@ class IdleAfterLongStreamTests(_Base):
 
     async def test_goaway_not_sent_right_after_a_long_stream(self):
         """A stream that lasted longer than idle_timeout: the connection must stay idle_timeout after it ends."""
-        proxy = await self.proxy(idle_timeout=2.0, read_timeout=4.0)
-
-        def slow(stream):
-            reactor.callLater(3.0, path_handler, stream)
-
-        server = await self.h2_server(slow)
+        clock = Clock()
+        proxy = await self.proxy(idle_timeout=2.0, read_timeout=4.0, clock=clock)
+        waiting = []
+        server = await self.h2_server(waiting.append)
         client = await self.client(proxy, server.port)
-        first = await bounded(client.request("GET", "/slow").done, 8.0)
+        request = client.request("GET", "/slow")
+        self.assertTrue(await wait_until(lambda: waiting))
+        # The server answers 3 s later.
+        await advance(clock, 3.0)
+        path_handler(waiting[0])
+        first = await bounded(request.done)
         self.assertEqual(first.status, 200)
         # 1.5 s after the stream ended: less than idle_timeout (2 s).
-        await sleep(1.5)
+        await advance(clock, 1.5)
         self.assertIsNone(client.terminated, "GOAWAY sent %s s after the stream ended" % 1.5)
         self.assertFalse(client.closed)
+        # 2 s after: it is idle now.
+        await advance(clock, 0.5)
+        self.assertTrue(await wait_until(lambda: client.closed))
+        self.assertIsNotNone(client.terminated)
 
 
 class _UpgradeThenData(Protocol):
@@ -187,16 +195,12 @@ class TcpStartBeforeConnectTests(unittest.TestCase):
     async def test_async_kill_in_tcp_start_with_first_bytes(self):
         """A tunnel detected as raw TCP (its first bytes are not TLS/HTTP), tcp_start kills after a delay: the server must never be contacted."""
         connects = []
+        started = []
 
         class SlowKill:
             def tcp_start(self, flow):
                 d = Deferred()
-
-                def kill():
-                    flow.kill()
-                    d.callback(None)
-
-                reactor.callLater(0.3, kill)
+                started.append((flow, d))
                 return d
 
             def serverconnect(self, server_conn):
@@ -206,20 +210,30 @@ class TcpStartBeforeConnectTests(unittest.TestCase):
         server = await TcpServer.start(self, "echo")
         client = await connect_tunnel(self, proxy.port_number, server.port)
         client.send(b"\x00hello raw tcp")
-        await sleep(0.8)
+        # tcp_start runs once those bytes have been seen; a proxy that does
+        # not wait for it would connect now.
+        self.assertTrue(await wait_until(lambda: started))
+        await sleep(0.05)
         self.assertEqual(connects, [], "serverconnect fired before tcp_start was done")
+        flow, d = started[0]
+        flow.kill()
+        d.callback(None)
+        self.assertTrue(await wait_until(lambda: client.closed))
+        await sleep(0.05)
+        self.assertEqual(connects, [], "serverconnect fired for a flow killed in tcp_start")
         self.assertEqual(server.connections, [], "a flow killed in tcp_start still connected to the server")
 
 
     async def test_tcp_message_after_async_tcp_start(self):
         """Bytes that arrive while an async tcp_start runs: tcp_message fires after it, and they reach the server."""
         events = []
+        started = []
 
         class Slow:
             def tcp_start(self, flow):
                 events.append("tcp_start")
                 d = Deferred()
-                reactor.callLater(0.3, lambda: (events.append("tcp_start done"), d.callback(None)))
+                started.append(d)
                 return d
 
             def tcp_message(self, flow):
@@ -229,6 +243,10 @@ class TcpStartBeforeConnectTests(unittest.TestCase):
         server = await TcpServer.start(self, "echo")
         client = await connect_tunnel(self, proxy.port_number, server.port)
         client.send(b"\x00hello raw tcp")
+        self.assertTrue(await wait_until(lambda: started))
+        await sleep(0.05)
+        events.append("tcp_start done")
+        started[0].callback(None)
         received = await client.wait_for(lambda data: b"hello raw tcp" in data, timeout=3)
         self.assertIn(b"hello raw tcp", received)
         self.assertEqual(events[:3], ["tcp_start", "tcp_start done", "tcp_message"])
@@ -244,6 +262,6 @@ class TlsUpstreamCloseTests(_Base):
         await client.wait_responses(1, timeout=4.0)
         # Next request to a plain-HTTP address: the TLS upstream is close()d.
         client.send(b"GET http://127.0.0.1:1/x HTTP/1.1\r\nHost: x\r\n\r\n")
-        await sleep(1.5)
+        await wait_until(lambda: first.connections[0].closed)
         self.assertEqual([c.closed for c in first.connections], [True],
                          "close() on a paired TLS upstream never shuts it down")

@@ -8,7 +8,7 @@ that does not read never makes the proxy buffer a whole body.
 from twisted.internet.defer import ensureDeferred
 
 from tests.e2e.h2peers import proxy_ca_path
-from tests.e2e.peers import RawServer, curl, sleep
+from tests.e2e.peers import RawServer, curl, stable, wait_until
 from tests.e2e.test_http2 import _Base, path_handler
 
 BIG = 64 * 1024 * 1024
@@ -60,13 +60,19 @@ class Http1ClientToH2ServerTests(_Base):
         path = self.mktemp()
         with open(path, "wb") as f:
             f.write(b"u" * BIG)
-        upload = ensureDeferred(self._curl(proxy, server, "/up", "--max-time", "2", "--data-binary", "@" + path))
-        await sleep(1.5)
+        upload = ensureDeferred(self._curl(proxy, server, "/up", "--max-time", "5", "--data-binary", "@" + path))
+        self.assertTrue(await wait_until(lambda: server.streams, 5.0))
         (root,) = list(proxy.master.factories[0].connections)
         upstream = root.layer.inner.upstream
-        pending = [up.out.size for up in upstream.streams.values()]
-        self.assertEqual(len(pending), 1)
-        self.assertLess(pending[0], 4 << 20)
+
+        def pending():
+            return [up.out.size for up in upstream.streams.values()]
+
+        # The upload stops where the windows and buffers hold it.
+        await stable(pending)
+        self.assertEqual(len(pending()), 1)
+        self.assertLess(pending()[0], 4 << 20)
+        await proxy.stop()
         await upload
 
 
@@ -90,5 +96,6 @@ class H2ClientToHttp1ServerTests(_Base):
         server = await self.h2_server(path_handler)
         client = await self.client(proxy, server.port)
         upload = client.request("POST", "/up", headers=[(b"content-length", b"%d" % BIG)], body=b"u" * BIG)
-        await sleep(2.0)
-        self.assertLess(client.sent[upload.stream_id], 32 << 20)
+        self.assertTrue(await wait_until(lambda: stuck.connections))
+        # The upload stops where the windows and buffers hold it.
+        self.assertLess(await stable(lambda: client.sent[upload.stream_id]), 32 << 20)
