@@ -156,7 +156,7 @@ def read_by_peer(transport: Any) -> bool:
         try:
             if other.getHost() == there and other.getPeer() == here:
                 return _queued(other, termios.FIONREAD) == 0
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, NotImplementedError):
             continue
     return False
 
