@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.e2e.test_output -*-
+# -*- test-case-name: tests.test_dumper,tests.e2e.test_output -*-
 """
 Prints one line per finished flow, as mitmdump does::
 

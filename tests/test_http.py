@@ -1,5 +1,8 @@
 # -*- test-case-name: tests.test_http -*-
-"""Tests for interceptor.http."""
+"""
+Tests for the HTTP messages of L{interceptor.model}: headers, multidict,
+url, cookies, message bodies, Request and Response.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from interceptor.model.http import (
     parse_authority,
     parse_url,
 )
+from interceptor.model.cookies import _cookie_pairs, _parse_set_cookie
 
 
 def req(
@@ -34,21 +38,29 @@ def req(
     port: int = 80,
     authority: str = "",
     http_version: str = "HTTP/1.1",
+    timestamp_start: float | None = None,
+    timestamp_end: float | None = None,
 ) -> Request:
     """Build a Request the way the wire parser would."""
     if headers is None:
         headers = [(b"Host", b"example.com")]
     return Request(
-        method, scheme, host, port, path, http_version, Headers(headers), content, authority
+        method, scheme, host, port, path, http_version, Headers(headers), content, authority,
+        timestamp_start, timestamp_end,
     )
 
 
 def resp(
-    headers: list[tuple[bytes, bytes]] | None = None, content: bytes | None = b""
+    headers: list[tuple[bytes, bytes]] | None = None,
+    content: bytes | None = b"",
+    *,
+    timestamp_start: float | None = None,
+    timestamp_end: float | None = None,
 ) -> Response:
     """Build a Response the way the wire parser would."""
     return Response(
-        "HTTP/1.1", 200, "OK", Headers(headers if headers is not None else []), content
+        "HTTP/1.1", 200, "OK", Headers(headers if headers is not None else []), content,
+        timestamp_start, timestamp_end,
     )
 
 
@@ -274,6 +286,87 @@ class HeadersTests(SynchronousTestCase):
         self.assertFalse(hasattr(Headers(), "__dict__"))
         self.assertFalse(hasattr(req(), "__dict__"))
         self.assertFalse(hasattr(resp(), "__dict__"))
+
+    def test_delete_header_appearing_several_times(self):
+        """del removes every field of that name, whatever its case, and keeps the others' order."""
+        h = Headers([(b"A", b"1"), (b"B", b"2"), (b"a", b"3"), (b"b", b"4"), (b"A", b"5")])
+        del h["a"]
+        self.assertEqual(h.fields, [(b"B", b"2"), (b"b", b"4")])
+        self.assertEqual(h.get_all("B"), ["2", "4"])
+        self.assertNotIn("a", h)
+
+    def test_str_and_bytes_access_and_in(self):
+        """str keys give str, bytes keys give bytes; `in` works for both and any case."""
+        h = Headers([(b"Content-Type", b"text/html")])
+        self.assertEqual(h["content-type"], "text/html")
+        self.assertEqual(h[b"CONTENT-TYPE"], b"text/html")
+        self.assertIn(b"content-TYPE", h)
+        self.assertIn("Content-type", h)
+        self.assertNotIn(1, h)
+
+    def test_empty_value(self):
+        """An empty header value is present and reads as ''."""
+        h = Headers([(b"X-Empty", b"")])
+        self.assertIn("x-empty", h)
+        self.assertEqual(h["X-Empty"], "")
+        self.assertEqual(h.get("x-empty", "default"), "")
+
+    def test_non_utf8_values_round_trip(self):
+        """Non-UTF-8 header bytes survive a str read and write (surrogateescape)."""
+        h = Headers([(b"X", b"\xff\xfe")])
+        h["X"] = h["X"]
+        self.assertEqual(h.fields, [(b"X", b"\xff\xfe")])
+
+    def test_set_all_and_items_multi(self):
+        """set_all keeps positions, items(multi=True) lists every field in order."""
+        h = Headers([(b"Set-Cookie", b"a=1"), (b"X", b"y"), (b"set-cookie", b"b=2")])
+        h.set_all("set-cookie", ["c=3", "d=4", "e=5"])
+        self.assertEqual(
+            h.items(multi=True),
+            [("Set-Cookie", "c=3"), ("X", "y"), ("set-cookie", "d=4"), ("Set-Cookie", "e=5")],
+        )
+
+    def test_index_not_stale_after_remove_and_append(self):
+        """
+        The Headers docstring promises that appends and deletions made
+        directly on C{fields} are detected.  A deletion followed by an append
+        (same length) must not make lookups return another header's value.
+        """
+        h = Headers([(b"A", b"1"), (b"B", b"2")])
+        self.assertEqual(h["a"], "1")  # builds the index
+        h.fields.remove((b"A", b"1"))
+        h.fields.append((b"C", b"3"))
+        self.assertIsNone(h.get("a"))
+        self.assertEqual(h.get("b"), "2")
+        self.assertEqual(h.get("c"), "3")
+
+    def test_in_place_replace_last(self):
+        h = Headers([(b"a", b"1"), (b"b", b"2")])
+        self.assertEqual(h["b"], "2")
+        h.fields[-1] = (b"c", b"3")
+        self.assertEqual(h.get("c"), "3")
+        self.assertIsNone(h.get("b"))
+
+    def test_ops_keep_ilast(self):
+        h = Headers([(b"a", b"1"), (b"b", b"2"), (b"b", b"3")])
+        h.get("a")
+        h["b"] = "9"   # multi-position set
+        self.assertEqual(h.get_all("b"), ["9"])
+        self.assertIs(h._ilast, h.fields[-1])
+        h.insert(0, "z", "1")
+        h.get("a")
+        self.assertIs(h._ilast, h.fields[-1])
+        del h["z"]
+        h.get("a")
+        self.assertIs(h._ilast, h.fields[-1])
+        h.add("q", "1")
+        self.assertIs(h._ilast, h.fields[-1])
+        h.set_all("q", ["1", "2"])
+        h.get("a")
+        self.assertIs(h._ilast, h.fields[-1])
+        before = h._index
+        h.get("a")
+        self.assertIs(h._index, before)
 
 
 # ---------------------------------------------------------------------------
@@ -511,6 +604,36 @@ class RequestTargetTests(SynchronousTestCase):
         self.assertEqual(parse_url("http://a.b"), ("http", "a.b", 80, "/"))
         self.assertEqual(parse_url("http://a.b?x"), ("http", "a.b", 80, "/?x"))
 
+    def test_url_ipv6_and_default_ports(self):
+        """IPv6 hosts are bracketed; default ports are left out of url and pretty_url."""
+        self.assertEqual(Request.make("GET", "http://[::1]:8080/p").url, "http://[::1]:8080/p")
+        self.assertEqual(Request.make("GET", "http://[::1]/p").url, "http://[::1]/p")
+        self.assertEqual(Request.make("GET", "https://example.com:443/").url, "https://example.com/")
+        r = req("/p", [(b"Host", b"[::1]:8080")], host="::1", port=8080)
+        self.assertEqual(r.pretty_url, "http://[::1]:8080/p")
+        r = req("/p", [(b"Host", b"example.com:80")])
+        self.assertEqual(r.pretty_url, "http://example.com/p")
+
+    def test_url_setter_changes_scheme_port_and_host_header(self):
+        """Setting url with another scheme re-targets everything and fixes the Host header."""
+        r = Request.make("GET", "http://example.com/a", headers={"Host": "example.com"})
+        r.url = "https://example.com/b?c=d"
+        self.assertEqual((r.scheme, r.host, r.port, r.path), ("https", "example.com", 443, "/b?c=d"))
+        self.assertEqual(r.headers["Host"], "example.com")
+        r.url = "http://other.org:8080/"
+        self.assertEqual(r.headers["Host"], "other.org:8080")
+        self.assertEqual(r.url, "http://other.org:8080/")
+
+    def test_host_setter_updates_host_header_like_mitmproxy(self):
+        """mitmproxy: setting host also updates the Host header and authority, if present."""
+        r = req("/", [(b"Host", b"example.com")], port=8080)
+        r.host = "other.org"
+        self.assertEqual(r.headers["host"], "other.org:8080")
+        r = req("/", [], authority="example.com:80")
+        r.host = "other.org"
+        self.assertEqual(r.authority, "other.org")
+        self.assertNotIn("host", r.headers)
+
 
 # ---------------------------------------------------------------------------
 # query / path / cookies / forms
@@ -569,6 +692,34 @@ class QueryTests(SynchronousTestCase):
         r.path_components = ["x y", "z/w"]
         self.assertEqual(r.path, "/x%20y/z%2Fw?x=1")
 
+    def test_query_multi_and_order(self):
+        """query keeps repeated keys, empty values and order; assignment keeps order."""
+        r = req("/a?x=1&y=&x=2")
+        self.assertEqual(r.query.fields, (("x", "1"), ("y", ""), ("x", "2")))
+        self.assertEqual(r.query.get_all("x"), ["1", "2"])
+        r.query["y"] = "3"
+        self.assertEqual(r.path, "/a?x=1&y=3&x=2")
+        r.query = [("b", "1"), ("a", "2"), ("b", "3")]
+        self.assertEqual(r.path, "/a?b=1&a=2&b=3")
+        del r.query["b"]
+        self.assertEqual(r.path, "/a?a=2")
+        r.query.clear()
+        self.assertEqual(r.path, "/a")
+
+    def test_query_non_ascii_and_invalid_percent(self):
+        """Non-ASCII values round-trip; invalid percent-encoding does not raise."""
+        r = req("/a?q=caf%C3%A9&bad=%zz&raw=%e9")
+        self.assertEqual(r.query["q"], "café")
+        self.assertEqual(r.query["bad"], "%zz")
+        r.query["q"] = "naïve +"
+        self.assertEqual(r.query["q"], "naïve +")
+        self.assertEqual(r.query["raw"].encode("utf-8", "surrogateescape"), b"\xe9")
+
+    def test_query_write_keeps_fragment_and_bare_keys(self):
+        r = req("/a?flag&x=1#frag")
+        r.query["x"] = "2"
+        self.assertEqual(r.path, "/a?flag&x=2#frag")
+
 
 class RequestCookieTests(SynchronousTestCase):
     """request.cookies."""
@@ -601,6 +752,49 @@ class RequestCookieTests(SynchronousTestCase):
         self.assertEqual(r.headers["Cookie"], "s=1")
         del r.cookies["s"]
         self.assertNotIn("cookie", r.headers)
+
+    def test_request_cookie_quoted_value_with_semicolon(self):
+        """
+        mitmproxy's Cookie parser (net/http/cookies._read_value) reads a
+        quoted value as one value, so C{a="x;y"; b=2} is two cookies.
+        """
+        r = req("/", [(b"Cookie", b'a="x;y"; b=2')])
+        self.assertEqual(list(r.cookies.keys()), ["a", "b"])
+        self.assertIn("x;y", r.cookies["a"])
+
+    def test_request_cookie_value_with_separator_round_trips(self):
+        """
+        A value that needs quoting (contains ';' or a space) must read back the
+        same after being written: mitmproxy quotes such values when formatting
+        the Cookie header.
+        """
+        r = req("/")
+        r.cookies["session"] = "x;y z"
+        r.cookies["other"] = "2"
+        self.assertEqual(r.cookies.fields[-1], ("other", "2"))
+        self.assertEqual(len(r.cookies.fields), 2, r.headers.fields)
+        self.assertIn("x;y z", r.cookies["session"])
+
+    def test_request_cookies_read_and_write(self):
+        """Several Cookie headers are read; a write produces one header."""
+        r = req("/", [(b"Cookie", b"a=1; b=2"), (b"cookie", b"a=3")])
+        self.assertEqual(r.cookies.get_all("a"), ["1", "3"])
+        r.cookies["c"] = "4"
+        self.assertEqual(r.headers.get_all("cookie"), ["a=1; b=2; a=3; c=4"])
+        r.cookies = {}
+        self.assertNotIn("cookie", r.headers)
+
+    def test_request_cookie_rewrite_keeps_other_values(self):
+        """Setting one cookie must not change how the server reads the others."""
+        r = req("/", [(b"cookie", b"a=x,y; c=hello world; b=1")])
+        r.cookies["b"] = "2"
+        # A server (and browsers) do not unquote cookie values: "x,y" != x,y
+        self.assertEqual(r.headers["cookie"], "a=x,y; c=hello world; b=2")
+
+    def test_request_cookie_quoted_roundtrip(self):
+        r = req("/", [(b"cookie", b'a="q"; b=1')])
+        r.cookies["b"] = "2"
+        self.assertEqual(r.headers["cookie"], 'a="q"; b=2')
 
 
 class UrlencodedFormTests(SynchronousTestCase):
@@ -654,6 +848,70 @@ class UrlencodedFormTests(SynchronousTestCase):
         )
         r.urlencoded_form["a"] = "2"
         self.assertEqual(gzip.decompress(r.raw_content or b""), b"a=2")
+
+    def test_urlencoded_form(self):
+        r = req("/", [(b"Content-Type", b"application/x-www-form-urlencoded")],
+                     b"a=1&b=%C3%A9&a=2", method="POST")
+        self.assertEqual(r.urlencoded_form.get_all("a"), ["1", "2"])
+        self.assertEqual(r.urlencoded_form["b"], "é")
+        r2 = req("/", [], b"", method="POST")
+        r2.urlencoded_form = {"k": "v w"}
+        self.assertEqual(r2.content, b"k=v+w")
+        self.assertEqual(r2.headers["content-type"], "application/x-www-form-urlencoded")
+        self.assertEqual(r2.headers["content-length"], "5")
+
+
+class MultipartFormTests(SynchronousTestCase):
+    def _req(self, body, ct=b"multipart/form-data; boundary=XX"):
+        return req("/", [(b"content-type", ct)], body, method="POST")
+
+    def test_basic(self):
+        body = (b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
+                b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.bin\"\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n\x00\xff\r\n\n\r\xfe\r\n--XX--\r\n")
+        self.assertEqual(list(self._req(body).multipart_form.items(multi=True))
+                         if hasattr(self._req(body).multipart_form, "items") else None,
+                         [(b"a", b"1"), (b"f", b"\x00\xff\r\n\n\r\xfe")])
+
+    def test_malformed(self):
+        for body in [b"", b"garbage", b"--XX\r\n", b"--XX\r\nContent-Disposition: form-data\r\n\r\n",
+                     b"--XX\r\n\r\n--XX--", b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n"
+                     b"Content-Transfer-Encoding: base64\r\n\r\n!!!\r\n--XX--",
+                     b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n"
+                     b"Content-Type: multipart/mixed; boundary=YY\r\n\r\n--YY\r\n\r\nz\r\n--XX--"]:
+            list(self._req(body).multipart_form.keys())
+        for ct in [b"multipart/form-data", b"multipart/form-data; boundary=", b"multipart/form-data; boundary=\"",
+                   b"multipart/form-data; boundary=XX\r\nX-Injected: 1", b"multipart/form-data;;;=;"]:
+            list(self._req(b"--XX\r\n\r\n--XX--", ct).multipart_form.keys())
+
+    def test_rfc2231_name(self):
+        body = (b"--XX\r\nContent-Disposition: form-data; name*=utf-8''%C3%A9\r\n\r\n1\r\n--XX--\r\n")
+        self.assertEqual(list(self._req(body).multipart_form.keys()), ["\u00e9".encode()])
+
+    def test_utf8_name(self):
+        body = (b"--XX\r\nContent-Disposition: form-data; name=\"\xc3\xa9\"\r\n\r\n1\r\n--XX--\r\n")
+        self.assertEqual(list(self._req(body).multipart_form.keys()), ["\u00e9".encode()])
+
+    def test_multipart_form_read(self):
+        """multipart_form reads fields and file parts as bytes, in order, repeated names kept."""
+        body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
+                b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n"
+                b"Content-Type: text/plain\r\n\r\nfile body\r\n"
+                b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n2\r\n--XyZ--\r\n")
+        r = req("/", [(b"Content-Type", b"multipart/form-data; boundary=XyZ")], body, method="POST")
+        self.assertEqual(list(r.multipart_form.fields), [(b"a", b"1"), (b"f", b"file body"), (b"a", b"2")])
+        self.assertEqual(r.multipart_form.get_all(b"a"), [b"1", b"2"])
+        self.assertEqual(list(req("/", [], b"x=1").multipart_form.fields), [])
+
+    def test_multipart_form_write(self):
+        """Setting multipart_form writes a body that reads back the same, with a new boundary."""
+        r = req("/", [], b"", method="POST")
+        r.multipart_form = [(b"a", b"1"), (b"b", b"two\r\nlines")]
+        self.assertTrue(r.headers["content-type"].startswith("multipart/form-data; boundary="))
+        self.assertEqual(list(r.multipart_form.fields), [(b"a", b"1"), (b"b", b"two\r\nlines")])
+        r.multipart_form[b"c"] = b"3"
+        self.assertEqual(r.multipart_form[b"c"], b"3")
+        self.assertEqual(r.headers["content-length"], str(len(r.raw_content)))
 
 
 # ---------------------------------------------------------------------------
@@ -797,6 +1055,29 @@ class ContentTests(SynchronousTestCase):
         self.assertRaises(ValueError, r.encode, "bogus")
         self.assertEqual(r.headers["content-encoding"], "zstd")
 
+    def test_each_encoding_round_trips_and_fixes_length(self):
+        for ce in ("gzip", "GZIP", "x-gzip", "deflate", "br", "zstd", "gzip, br"):
+            r = Response.make(200, b"", {"Content-Encoding": ce})
+            r.content = b"hello world" * 10
+            self.assertEqual(r.content, b"hello world" * 10, ce)
+            self.assertNotEqual(r.raw_content, b"hello world" * 10, ce)
+            self.assertEqual(r.headers["content-length"], str(len(r.raw_content)), ce)
+
+    def test_unknown_encoding_left_raw(self):
+        r = resp(headers=[(b"Content-Encoding", b"compress")], content=b"raw")
+        self.assertEqual(r.get_content(strict=False), b"raw")
+        self.assertEqual(r.raw_content, b"raw")
+
+    def test_json(self):
+        """json() parses the decoded body; no body is a ValueError."""
+        r = req("/", [(b"Content-Type", b"application/json")], b'{"a": [1, "\xc3\xa9"]}')
+        self.assertEqual(r.json(), {"a": [1, "\u00e9"]})
+        self.assertRaises(ValueError, req("/", [], b"not json").json)
+
+    def test_json_of_response(self):
+        r = resp([(b"content-type", b"application/json")], b'{"a": 1}')
+        self.assertEqual(r.json(), {"a": 1})
+
 
 class TextTests(SynchronousTestCase):
     """text with charsets."""
@@ -841,6 +1122,40 @@ class TextTests(SynchronousTestCase):
         self.assertEqual(r.text, "\u00e9t\u00e9")
         r.text = "hiver"
         self.assertEqual(gzip.decompress(r.raw_content or b""), b"hiver")
+
+    def test_text_html_meta_charset(self):
+        """
+        mitmproxy (Message._guess_encoding) reads the charset from an HTML
+        <meta> tag when Content-Type has none.
+        """
+        r = Response.make(200, b'<html><meta charset="windows-1252"><p>\x80</p></html>',
+                          {"Content-Type": "text/html"})
+        self.assertIn("\u20ac", r.text)
+
+    def test_text_json_is_utf8(self):
+        r = Response.make(200, '{"a": "é"}'.encode(), {"Content-Type": "application/json"})
+        self.assertEqual(r.text, '{"a": "é"}')
+
+    def test_text_setter_uses_charset(self):
+        r = Response.make(200, b"", {"Content-Type": "text/plain; charset=iso-8859-1"})
+        r.text = "é"
+        self.assertEqual(r.raw_content, b"\xe9")
+        self.assertEqual(r.headers["content-length"], "1")
+
+    def test_text_css_charset(self):
+        """A CSS @charset is read when Content-Type has none; gbk is read as gb18030."""
+        r = Response.make(200, b'@charset "iso-8859-1"; a { content: "\xe9" }', {"Content-Type": "text/css"})
+        self.assertIn("\u00e9", r.text)
+        r = Response.make(200, "\u4e2d".encode("gbk"), {"Content-Type": "text/plain; charset=gbk"})
+        self.assertEqual(r.text, "\u4e2d")
+
+    def test_text_roundtrip_keeps_bytes_meta_charset(self):
+        """r.text = r.text on a windows-1252 page with a <meta> charset must keep its bytes."""
+        body = b'<html><head><meta charset="windows-1252"></head><body>caf\xe9</body></html>'
+        r = resp([(b"content-type", b"text/html")], body)
+        self.assertEqual(r.text, '<html><head><meta charset="windows-1252"></head><body>caf\u00e9</body></html>')
+        r.text = r.text.replace("caf", "CAF")
+        self.assertEqual(r.content, body.replace(b"caf", b"CAF"))
 
 
 # ---------------------------------------------------------------------------
@@ -931,6 +1246,16 @@ class ResponseMakeTests(SynchronousTestCase):
             "Response(200 OK, text/plain, 2 bytes)",
         )
 
+    def test_response_make_variants(self):
+        """make accepts dict/list/Headers and str/bytes content and sets Content-Length."""
+        r = Response.make(404, "nope", [("X", "1"), (b"Y", b"2")])
+        self.assertEqual((r.status_code, r.reason, r.content), (404, "Not Found", b"nope"))
+        self.assertEqual(r.headers["content-length"], "4")
+        r = Response.make(200, b"abc", Headers([(b"Content-Length", b"99")]))
+        self.assertEqual(r.headers.get_all("content-length"), ["3"])
+        r = Response.make()
+        self.assertEqual((r.status_code, r.content, r.headers["content-length"]), (200, b"", "0"))
+
 
 class ResponseCookieTests(SynchronousTestCase):
     """response.cookies over Set-Cookie."""
@@ -975,3 +1300,66 @@ class ResponseCookieTests(SynchronousTestCase):
         r = resp()
         r.cookies["s"] = ("v", [])
         self.assertEqual(r.headers["set-cookie"], "s=v")
+
+    def test_response_cookie_attributes_are_a_mapping(self):
+        """
+        mitmproxy: Response.cookies maps a name to (value, attrs), attrs
+        being a MultiDict of the attributes, so attrs["Path"] works.
+        """
+        line = b"sid=abc; Path=/; HttpOnly; Expires=Wed, 21 Oct 2015 07:28:00 GMT"
+        response = resp(headers=[(b"Set-Cookie", line)])
+        value, attrs = response.cookies["sid"]
+        self.assertEqual(value, "abc")
+        self.assertEqual(attrs["Path"], "/")
+        self.assertEqual(attrs["Expires"], "Wed, 21 Oct 2015 07:28:00 GMT")
+
+    def test_response_cookies_parsed_with_attributes(self):
+        response = resp(headers=[(b"Set-Cookie", b"sid=abc; Path=/; HttpOnly"),
+                                  (b"Set-Cookie", b"x=1")])
+        self.assertEqual(response.cookies["sid"][0], "abc")
+        self.assertIn(("HttpOnly", None), list(response.cookies["sid"][1]))
+        self.assertEqual(response.cookies["x"][0], "1")
+
+    def test_odd_quoting_no_exception(self):
+        for line in ['a="', 'a="x', '"', '=', ';;;', 'a="x\\', 'a="x"y; b=2', '=";"', 'a=;b',
+                     'a="\\"', ' ; = ; ', 'a=b=c; d', '"a;b"=c']:
+            _cookie_pairs(line)
+            _parse_set_cookie(line)
+
+    def test_set_cookie_equals_in_value(self):
+        name, (value, attrs) = _parse_set_cookie("tok=a=b==; Path=/; Secure")
+        self.assertEqual((name, value), ("tok", "a=b=="))
+        self.assertEqual(attrs, [("Path", "/"), ("Secure", None)])
+
+    def test_set_cookie_backslash_in_quotes(self):
+        # RFC 6265 has no backslash escapes: the value is C:\dir (quotes kept by browsers)
+        name, (value, attrs) = _parse_set_cookie('p="C:\\dir"')
+        self.assertIn("\\", value)
+
+
+class CookieAttrsTests(SynchronousTestCase):
+    def setUp(self):
+        self.attrs = _parse_set_cookie("a=1; Path=/; Domain=x; Secure")[1][1]
+
+    def test_list_paths(self):
+        a = self.attrs
+        self.assertEqual(a[0], ("Path", "/"))
+        self.assertEqual(a[-1], ("Secure", None))
+        self.assertEqual(a[1:], [("Domain", "x"), ("Secure", None)])
+        self.assertEqual(repr(a), "[('Path', '/'), ('Domain', 'x'), ('Secure', None)]")
+        self.assertEqual(a, [("Path", "/"), ("Domain", "x"), ("Secure", None)])
+        a[0] = ("Path", "/x")
+        del a[1]
+        a[0:1] = [("Path", "/y")]
+        self.assertIn(("Secure", None), a)
+        self.assertEqual(a["path"], "/y")
+        self.assertTrue("secure" in a)
+        self.assertEqual(a.get("nope", 5), 5)
+
+    def test_pop_by_name(self):
+        # mitmproxy attrs is a MultiDict: attrs.pop("secure") works there
+        a = self.attrs
+        a.pop("Secure")
+
+    def test_items(self):
+        dict(self.attrs.items())

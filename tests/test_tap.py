@@ -164,6 +164,37 @@ class CommandLineTests(unittest.TestCase):
         self.assertIs(plugin.options, tap.Options)
         self.assertIs(plugin.makeService, tap.makeService)
 
+    def test_flow_detail_levels(self):
+        cases = {(): 1, ("-q",): 0, ("-v",): 2, ("-vv",): 3, ("-vvv",): 4, ("-vvvvv",): 4,
+                 ("-vv", "--set", "flow_detail=1"): 1}
+        for argv, detail in cases.items():
+            self.assertEqual(parse(*argv)["master"].options.flow_detail, detail, argv)
+
+    def test_bad_set_values_are_usage_errors(self):
+        for spec in ("flow_detail=abc", "flow_detail=", "flow_detail", "termlog_verbosity=loud",
+                     "http2=maybe", "nosuch=1"):
+            self.assertRaises(usage.UsageError, parse, "--set", spec)
+
+    def test_bad_size_options_are_usage_errors(self):
+        """
+        stream_large_bodies/body_size_limit take sizes ("1m"); a value that is
+        not a size is silently treated as "no limit" by the layers
+        (http1_framing._size_option), so it must be refused up front
+        (mitmproxy raises OptionsError for an invalid size).
+        """
+        for spec in ("stream_large_bodies=1x", "body_size_limit=ten",
+                     "websocket_history_size=lots"):
+            self.assertRaises(usage.UsageError, parse, "--set", spec)
+
+    def test_bad_host_regex_is_usage_error(self):
+        """An invalid regex in ignore_hosts/allow_hosts/tcp_hosts is refused up front."""
+        for spec in ("ignore_hosts=[", "tcp_hosts=(", "allow_hosts=*"):
+            self.assertRaises(usage.UsageError, parse, "--set", spec)
+
+    def test_bad_listen_is_usage_error(self):
+        """A --listen that is not an endpoint string is a usage error, not a traceback at start."""
+        self.assertRaises(usage.UsageError, parse, "--listen", "nonsense:1")
+
 
 class ProxyServiceTests(unittest.TestCase):
     """

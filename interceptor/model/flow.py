@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.e2e.test_events,tests.e2e.test_flowmodel -*-
+# -*- test-case-name: tests.test_flow,tests.e2e.test_events,tests.e2e.test_flowmodel -*-
 """
 Flows: one exchange the proxy saw, with what addons may inspect and change.
 
