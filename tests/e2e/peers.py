@@ -1029,3 +1029,52 @@ class Recorder:
         How many times C{name} fired.
         """
         return sum(1 for n, _ in self.events if n == name)
+
+
+class AllEvents:
+    """
+    Records every connection, WebSocket and TCP event, by name, in order,
+    with the flows.
+    """
+
+    NAMES = (
+        "clientconnect", "clientdisconnect", "serverconnect", "serverdisconnect",
+        "websocket_handshake", "requestheaders", "request", "responseheaders", "response",
+        "error", "websocket_start", "websocket_message", "websocket_end", "websocket_error",
+        "tcp_start", "tcp_message", "tcp_end", "tcp_error",
+    )
+
+    def __init__(self, skip: tuple = ()) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.seen: list[tuple[bool, bytes]] = []
+        for name in self.NAMES:
+            if name not in skip:
+                setattr(self, name, self._recorder(name))
+
+    def _recorder(self, name: str) -> Callable[[Any], None]:
+        def record(arg: Any) -> None:
+            self.events.append((name, arg))
+            if name == "websocket_message":
+                m = arg.websocket.messages[-1]
+                self.seen.append((m.from_client, bytes(m.content)))
+            elif name == "tcp_message":
+                m = arg.messages[-1]
+                self.seen.append((m.from_client, bytes(m.content)))
+
+        record.__name__ = name
+        return record
+
+    def names(self, *keep: str) -> list[str]:
+        return [n for n, _ in self.events if not keep or n in keep]
+
+    def disconnects(self) -> tuple[int, int]:
+        """
+        How many times clientdisconnect and serverdisconnect fired.
+        """
+        return self.count("clientdisconnect"), self.count("serverdisconnect")
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _ in self.events if n == name)
+
+    def arg(self, name: str) -> Any:
+        return [a for n, a in self.events if n == name][0]

@@ -15,9 +15,10 @@ import os
 import shutil
 import socket
 import uuid
-from typing import Optional
+from typing import Any, Optional
 
 from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
@@ -25,10 +26,11 @@ from interceptor.model.http import Response
 from interceptor.transport.modes import parse_mode
 from interceptor.core.options import OptionsError, proxy_options
 from interceptor.proxy import ProxyFactory
-from interceptor.testing import start_proxy
-from tests.e2e.peers import Recorder, WebServer, curl, pattern
-from tests.e2e.tcppeers import TcpClient, TcpServer
+from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
+from tests.e2e.peers import AllEvents, RawClient, Recorder, WebServer, curl, pattern, sleep, wait_until
+from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
 from tests.e2e.tlspeers import HttpsServer, TestCA
+from tests.e2e.wspeers import masked, parse_frames, raw_handshake
 
 
 class Connects:
@@ -55,6 +57,24 @@ def headers_of(body: bytes) -> dict:
     if isinstance(headers, dict):
         return {k.lower(): v[0] for k, v in headers.items()}
     return {n.lower(): v for n, v in headers}
+
+
+def echoed_host(body: bytes) -> str:
+    headers = json.loads(body)["headers"]
+    return [v for n, v in headers if n.lower() == "host"][0]
+
+
+async def socks_connect(testcase: Any, proxy: Any, request: bytes, greeting: bytes = b"\x05\x01\x00",
+                        client_class: Any = TcpClient) -> Any:
+    client = await client_class.connect(testcase, proxy.port_number)
+    client.send(greeting)
+    await client.wait_for(lambda d: len(d) >= 2)
+    testcase.assertEqual(bytes(client.received[:2]), b"\x05\x00")
+    client.send(request)
+    await client.wait_for(lambda d: len(d) >= 12)
+    testcase.assertEqual(bytes(client.received[2:4]), b"\x05\x00")
+    del client.received[:12]
+    return client
 
 
 class ModeOptionTests(unittest.TestCase):
@@ -165,6 +185,50 @@ class UpstreamModeTests(unittest.TestCase):
         await client.wait_for(lambda d: d == b"\x00tcp through two proxies")
         self.assertEqual(len(self.b_connects.flows), 1)
 
+    async def test_websocket_through_chain_connect(self) -> None:
+        """autobahn (CONNECT) through A in upstream mode to B to the server: messages, close, events in both proxies."""
+        a_events, b_events = AllEvents(), AllEvents()
+        a, b = await self.chain_with_addons(a_events, b_addons=(b_events,))
+        server = await start_websocket_server(self)
+        client = await connect_websocket(self, server.url("/chain"), proxy=a)
+        client.send_text("through two")
+        self.assertEqual((await client.next_message()).payload, b"through two")
+        self.assertTrue((await client.close(1000, "ok")).was_clean)
+        await wait_until(lambda: a_events.count("websocket_end") and b_events.count("websocket_end"))
+        self.assertEqual(a_events.count("websocket_end"), 1)
+        self.assertEqual(b_events.count("websocket_end"), 1)
+        self.assertEqual(a_events.seen, [(True, b"through two"), (False, b"through two")])
+
+    async def test_websocket_absolute_form_through_chain(self) -> None:
+        """A raw absolute-form WebSocket handshake to A (upstream mode): the upgrade goes through B, frames flow."""
+        a_events = AllEvents()
+        a, b = await self.chain_with_addons(a_events)
+        server = await start_websocket_server(self)
+        client = await raw_handshake(self, a, server.port)
+        self.assertTrue(bytes(client.received).startswith(b"HTTP/1.1 101"), bytes(client.received)[:200])
+        client.received.clear()
+        client.send(masked(0x81, b"abs"))
+        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
+        self.assertEqual(parse_frames(data), [(0x81, False, b"abs")])
+        self.assertEqual(a_events.seen, [(True, b"abs"), (False, b"abs")])
+
+    async def test_tcp_half_close_through_chain(self) -> None:
+        """Raw TCP in upstream mode (CONNECT through B): the client's half-close reaches the server, the answer comes back."""
+        a, b = await self.chain_with_addons(tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "count")
+        client = await connect_tunnel(self, a.port_number, server.port)
+        client.send(b"z" * 2000)
+        await wait_until(lambda: server.connections and len(server.connections[0].received) == 2000)
+        client.shut_write()
+        self.assertEqual(await client.wait_closed(), b"got 2000 bytes")
+
+    async def chain_with_addons(self, *a_addons: Any, b_addons: tuple = (), **options: Any) -> tuple:
+        b = await start_proxy(self, *b_addons, confdir=self.mktemp(), read_timeout=3.0)
+        a = await start_proxy(self, *a_addons, mode=f"upstream:http://127.0.0.1:{b.port_number}",
+                              confdir=self.mktemp(), read_timeout=3.0, connect_timeout=3.0,
+                              **options)
+        return a, b
+
 
 class ReverseModeTests(unittest.TestCase):
     """
@@ -261,6 +325,39 @@ class ReverseModeTests(unittest.TestCase):
             f"https://front.example:{proxy.port_number}/hello",
         )
         self.assertEqual((result.code, result.body), (0, b"hello world"), result.stderr)
+
+    async def test_keep_alive_reuses_upstream_and_rewrites_host(self) -> None:
+        """Two sequential and two pipelined requests on one client connection: all answered, Host rewritten, one upstream connection."""
+        web = await WebServer.start(self)
+        events = AllEvents()
+        proxy = await start_proxy(self, events, mode=f"reverse:http://127.0.0.1:{web.port}")
+        client = await RawClient.connect(self, proxy.port_number)
+        request = b"GET /echo?n=%d HTTP/1.1\r\nHost: front.example\r\n\r\n"
+        client.send(request % 1)
+        await client.wait_responses(1)
+        client.send(request % 2)
+        await client.wait_responses(2)
+        client.send(request % 3 + request % 4)
+        responses = await client.wait_responses(4)
+        self.assertEqual([r.status for r in responses], [200] * 4)
+        self.assertEqual([json.loads(r.body)["uri"] for r in responses],
+                         ["/echo?n=1", "/echo?n=2", "/echo?n=3", "/echo?n=4"])
+        self.assertEqual({echoed_host(r.body) for r in responses}, {f"127.0.0.1:{web.port}"})
+        self.assertEqual(len(web.connections), 1)
+        self.assertEqual(events.count("serverconnect"), 1)
+        self.assertFalse(client.closed)
+
+    async def test_reverse_raw_garbage_is_not_tcp(self) -> None:
+        """Non-HTTP bytes to a reverse proxy: a 400 (reverse mode speaks HTTP), no crash, one clientdisconnect."""
+        web = await WebServer.start(self)
+        events = AllEvents()
+        proxy = await start_proxy(self, events, mode=f"reverse:http://127.0.0.1:{web.port}")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"\x00\x01\x02garbage\r\n\r\n")
+        data = await client.wait_closed()
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:100])
+        await wait_until(lambda: events.count("clientdisconnect"))
+        self.assertEqual(events.count("clientdisconnect"), 1)
 
 
 class ConnectionStrategyTests(unittest.TestCase):
@@ -391,6 +488,173 @@ class Socks5ModeTests(unittest.TestCase):
         client.send(b"\x05\x01\x00\x03\x04\xff\xfe\xfd\xfc\x00\x50")
         data = await client.wait_closed()
         self.assertEqual(bytes(data[2:4]), b"\x05\x01")
+
+    async def test_bad_version_greeting(self) -> None:
+        """A SOCKS4 greeting: the connection closes, nothing relayed, one clientdisconnect, no error logged."""
+        events = AllEvents()
+        proxy = await start_proxy(self, events, mode="socks5")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"\x04\x01\x00\x50\x7f\x00\x00\x01user\x00")
+        await client.wait_closed()
+        await wait_until(lambda: events.count("clientdisconnect"))
+        self.assertEqual(events.count("clientdisconnect"), 1)
+        self.assertEqual(events.count("serverconnect"), 0)
+
+    async def test_http_garbage_before_greeting(self) -> None:
+        """An HTTP request to a SOCKS5 proxy: closed, no server contacted."""
+        events = AllEvents()
+        proxy = await start_proxy(self, events, mode="socks5")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        await client.wait_closed()
+        self.assertEqual(events.count("serverconnect"), 0)
+
+    async def test_no_methods(self) -> None:
+        """A greeting with zero methods: answered 0xFF (no acceptable method) and closed."""
+        proxy = await start_proxy(self, mode="socks5")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"\x05\x00")
+        data = await client.wait_closed()
+        self.assertEqual(data, b"\x05\xff")
+
+    async def test_proxyauth_client_without_user_pass(self) -> None:
+        """With proxyauth set, a client offering only no-auth gets 0xFF."""
+        from interceptor.core.options import proxy_options
+
+        opts = proxy_options()
+        opts.add_option("proxyauth", Optional[str], None, "Proxy credentials.")
+        proxy = await start_proxy(self, options=opts, mode="socks5", proxyauth="u:p")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"\x05\x01\x00")
+        data = await client.wait_closed()
+        self.assertEqual(data, b"\x05\xff")
+
+    async def test_bind_command_refused(self) -> None:
+        """BIND (command 2): reply 7 (command not supported), closed."""
+        proxy = await start_proxy(self, mode="socks5")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"\x05\x01\x00")
+        await client.wait_for(lambda d: len(d) >= 2)
+        client.send(b"\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x50")
+        data = await client.wait_closed()
+        self.assertEqual(data[2:4], b"\x05\x07")
+
+    async def test_unknown_address_type(self) -> None:
+        """Address type 5: reply 8 (address type not supported), closed."""
+        proxy = await start_proxy(self, mode="socks5")
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"\x05\x01\x00")
+        await client.wait_for(lambda d: len(d) >= 2)
+        client.send(b"\x05\x01\x00\x05\x7f\x00\x00\x01\x00\x50")
+        data = await client.wait_closed()
+        self.assertEqual(data[2:4], b"\x05\x08")
+
+    async def test_byte_by_byte_handshake_and_early_data(self) -> None:
+        """Greeting and request sent one byte at a time, data in the same write as the request's last byte: relayed."""
+        server = await TcpServer.start(self, "echo")
+        events = AllEvents()
+        proxy = await start_proxy(self, events, mode="socks5", tcp_hosts=["127.0.0.1"])
+        client = await TcpClient.connect(self, proxy.port_number)
+        for b in b"\x05\x02\x00\x02":
+            client.send(bytes([b]))
+            await sleep(0.01)
+        await client.wait_for(lambda d: len(d) >= 2)
+        self.assertEqual(bytes(client.received[:2]), b"\x05\x00")
+        request = b"\x05\x01\x00\x01\x7f\x00\x00\x01" + server.port.to_bytes(2, "big")
+        for b in request[:-1]:
+            client.send(bytes([b]))
+            await sleep(0.01)
+        client.send(request[-1:] + b"\x00early")
+        await client.wait_for(lambda d: d.endswith(b"\x00early"))
+        self.assertEqual(bytes(client.received[2:4]), b"\x05\x00")
+        self.assertEqual(bytes(client.received[12:]), b"\x00early")
+        client.shut_write()
+        await client.wait_closed()
+        await wait_until(lambda: events.count("tcp_end") + events.count("tcp_error"))
+        self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_end"])
+        for n in ("clientconnect", "clientdisconnect", "serverconnect", "serverdisconnect", "tcp_start"):
+            self.assertEqual(events.count(n), 1, n)
+
+    async def test_ipv6_address(self) -> None:
+        """A CONNECT to [::1] (address type 4): raw TCP relayed to a server on ::1."""
+        received = bytearray()
+
+        class Echo(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                received.extend(data)
+                self.transport.write(data)
+
+        factory = Factory.forProtocol(Echo)
+        factory.noisy = False
+        port = reactor.listenTCP(0, factory, interface="::1")
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port
+        events = AllEvents()
+        proxy = await start_proxy(self, events, mode="socks5", tcp_hosts=[r"^::1:"])
+        request = b"\x05\x01\x00\x04" + socket.inet_pton(socket.AF_INET6, "::1") + number.to_bytes(2, "big")
+        client = await socks_connect(self, proxy, request)
+        client.send(b"\x00v6")
+        await client.wait_for(lambda d: d == b"\x00v6")
+        self.assertEqual(bytes(client.received), b"\x00v6")
+        flow = events.arg("tcp_start")
+        self.assertEqual(flow.server_conn.address, ("::1", number))
+
+    async def test_curl_to_ipv6_target(self) -> None:
+        """curl --socks5-hostname to http://[::1]:PORT/: the request reaches the IPv6 server."""
+        from twisted.web.server import Site
+        from twisted.web.static import Data
+
+        resource = Data(b"six", "text/plain")
+        resource.isLeaf = True
+        site = Site(resource)
+        port = reactor.listenTCP(0, site, interface="::1")
+        self.addCleanup(port.stopListening)
+        proxy = await start_proxy(self, mode="socks5")
+        result = await curl(self, "--socks5-hostname", f"127.0.0.1:{proxy.port_number}",
+                            f"http://[::1]:{port.getHost().port}/")
+        self.assertEqual((result.code, result.status, result.body), (0, 200, b"six"), result.stderr)
+
+    async def test_domain_name_raw_tcp(self) -> None:
+        """A domain name ("localhost") request with tcp_hosts: relayed raw to the server."""
+        server = await TcpServer.start(self, "echo")
+        proxy = await start_proxy(self, mode="socks5", tcp_hosts=["localhost"])
+        name = b"localhost"
+        request = b"\x05\x01\x00\x03" + bytes([len(name)]) + name + server.port.to_bytes(2, "big")
+        client = await socks_connect(self, proxy, request)
+        client.send(b"\x00by name")
+        await client.wait_for(lambda d: d == b"\x00by name")
+
+    async def test_client_half_close_through_socks(self) -> None:
+        """Raw TCP through SOCKS5: the client's half-close reaches the server, its answer comes back."""
+        server = await TcpServer.start(self, "count")
+        proxy = await start_proxy(self, mode="socks5", tcp_hosts=["127.0.0.1"])
+        request = b"\x05\x01\x00\x01\x7f\x00\x00\x01" + server.port.to_bytes(2, "big")
+        client = await socks_connect(self, proxy, request)
+        client.send(b"q" * 777)
+        await wait_until(lambda: server.connections and len(server.connections[0].received) == 777)
+        client.shut_write()
+        self.assertEqual(await client.wait_closed(), b"got 777 bytes")
+
+    async def test_client_half_close_during_detection(self) -> None:
+        """Through SOCKS5 without tcp_hosts, a client sends 2 bytes and half-closes before the layer is chosen: the server gets them and the answer comes back."""
+        server = await TcpServer.start(self, "count")
+        proxy = await start_proxy(self, mode="socks5", read_timeout=0.5)
+        request = b"\x05\x01\x00\x01\x7f\x00\x00\x01" + server.port.to_bytes(2, "big")
+        client = await socks_connect(self, proxy, request)
+        client.send(b"\x00\x01")
+        client.shut_write()
+        data = await client.wait_closed(timeout=4)
+        self.assertEqual(data, b"got 2 bytes")
+
+    async def test_client_half_close_before_any_byte_server_speaks_first(self) -> None:
+        """Through SOCKS5 without tcp_hosts, a client that half-closes at once (a reader): the server's banner still reaches it."""
+        server = await TcpServer.start(self, "banner")
+        proxy = await start_proxy(self, mode="socks5", read_timeout=0.5)
+        request = b"\x05\x01\x00\x01\x7f\x00\x00\x01" + server.port.to_bytes(2, "big")
+        client = await socks_connect(self, proxy, request)
+        client.shut_write()
+        data = await client.wait_closed(timeout=4)
+        self.assertEqual(data, b"220 hello from the server\r\n")
 
 
 # -- transparent mode: a network namespace with iptables REDIRECT -------------

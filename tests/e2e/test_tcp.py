@@ -7,14 +7,23 @@ because their bytes are neither TLS nor HTTP, with the C{tcp_*} events.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
+from typing import Any
+
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
+from zope.interface import implementer
 
 from interceptor.layers.relay import RelayLayer
 from interceptor.layers.tcp import TcpLayer
 from interceptor.model.tcp import TCPFlow, TCPMessage
 from interceptor.testing import start_proxy
-from tests.e2e.peers import WebServer, sleep, unused_port, wait_until
+from tests.e2e.peers import AllEvents, WebServer, sleep, unused_port, wait_until
 from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
 
 
@@ -68,6 +77,14 @@ class Rewrite:
             message.content = message.content.replace(b"ping", b"PONG-PONG-PONG")
         else:
             message.content = message.content + b"!"
+
+
+@implementer(IHalfCloseableProtocol)
+class HalfOpenClient(TcpClient):
+    """A TcpClient that stays open for writing after the server's FIN."""
+
+    def readConnectionLost(self) -> None:
+        self.eof = True
 
 
 class TcpHostsTests(unittest.TestCase):
@@ -298,6 +315,189 @@ class TcpHostsTests(unittest.TestCase):
         await client.wait_for(lambda d: d == b"hi")
         self.assertEqual(len(server.connections), 1)
         self.assertEqual(events.names("serverconnect"), ["serverconnect"])
+
+
+class TcpLifecycleTests(unittest.TestCase):
+    """
+    A relayed connection's life: half-closes, resets, kills and EOFs
+    while hooks are pending, with each event once.
+    """
+
+    timeout = 30
+
+    async def _server_half_close_first(self, *addons: Any) -> tuple:
+        factory = await TcpServer.start(self, "banner-shut")
+        proxy = await start_proxy(self, *addons, tcp_hosts=["127.0.0.1"])
+        client = await HalfOpenClient.connect(self, proxy.port_number)
+        client.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % factory.port)
+        await client.wait_for(lambda d: b"\r\n\r\n" in d)
+        await wait_until(lambda: client.eof or client.closed)
+        self.assertTrue(client.eof, "the server's half-close did not reach the client")
+        self.assertFalse(client.closed, "the proxy closed the client entirely on the server's half-close")
+        self.assertTrue(bytes(client.received).endswith(b"banner;"))
+        client.send(b"still talking")
+        server = factory.connections[0]
+        await wait_until(lambda: bytes(server.received) == b"still talking")
+        self.assertEqual(bytes(server.received), b"still talking")
+        client.shut_write()
+        await wait_until(lambda: server.eof)
+        self.assertTrue(server.eof)
+        # Both directions are done: the proxy drops the client connection
+        # (this client stopped reading at the EOF, so ask the proxy).
+        factory_conns = proxy.master.factories[0].connections
+        await wait_until(lambda: not factory_conns)
+        self.assertEqual(len(factory_conns), 0, "the proxy kept the client connection open")
+        return factory, proxy, client
+
+    async def test_server_half_close_first_no_hooks(self) -> None:
+        """The server shuts its writing half first: the client sees EOF and can still send; then both close."""
+        await self._server_half_close_first()
+
+    async def test_server_half_close_first_with_hooks(self) -> None:
+        """The same with tcp_message hooks: events tcp_start, messages, one tcp_end."""
+        events = AllEvents()
+        await self._server_half_close_first(events)
+        await wait_until(lambda: events.count("tcp_end") + events.count("tcp_error"))
+        await sleep(0.1)
+        self.assertEqual(events.names("tcp_start", "tcp_end", "tcp_error")[0], "tcp_start")
+        self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_end"])
+        self.assertEqual(events.seen, [(False, b"banner;"), (True, b"still talking")])
+        self.assertEqual(events.disconnects(), (1, 1))
+
+    async def test_messages_recorded_for_tcp_end_only_addon(self) -> None:
+        """An addon with only tcp_end (a TCP event) finds the relayed chunks in flow.messages (TCPFlow docs, mitmproxy)."""
+        ends: list = []
+
+        class EndOnly:
+            def tcp_end(self, flow: Any) -> None:
+                ends.append(flow)
+
+        proxy = await start_proxy(self, EndOnly(), tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"hello")
+        await client.wait_for(lambda d: d == b"hello")
+        client.shut_write()
+        await client.wait_closed()
+        await wait_until(lambda: ends)
+        [flow] = ends
+        self.assertEqual(b"".join(m.content for m in flow.messages if m.from_client), b"hello",
+                         "flow.messages is empty for an addon handling only tcp_end")
+
+    async def test_bidirectional_large_with_hooks(self) -> None:
+        """4 MiB each way at once through tcp_message hooks, against an echo server: every byte, in order."""
+        events = AllEvents()
+        proxy = await start_proxy(self, events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        payload = os.urandom(4 * 1024 * 1024)
+        client.send(payload)
+        await client.wait_for(lambda d: len(d) >= len(payload), timeout=20)
+        self.assertEqual(hashlib.sha256(bytes(client.received)).hexdigest(),
+                         hashlib.sha256(payload).hexdigest())
+        client.shut_write()
+        await client.wait_closed()
+        await wait_until(lambda: events.count("tcp_end") + events.count("tcp_error"))
+        self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_end"])
+
+    async def test_client_reset_events_once(self) -> None:
+        """The client resets: tcp_error once (no tcp_end), the server connection closes, disconnects once each."""
+        events = AllEvents()
+        proxy = await start_proxy(self, events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"x")
+        await client.wait_for(lambda d: d == b"x")
+        sock = client.transport.getHandle()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        await client.abort()
+        await wait_until(lambda: server.connections[0].closed)
+        self.assertTrue(server.connections[0].closed)
+        await wait_until(lambda: all(events.disconnects()))
+        await wait_until(lambda: events.count("tcp_end") + events.count("tcp_error"))
+        await sleep(0.1)
+        self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_error"])
+        self.assertEqual(events.disconnects(), (1, 1))
+
+    async def test_eof_waits_behind_pending_hook(self) -> None:
+        """A half-close right behind a chunk held by a slow hook: the server gets all bytes, then EOF."""
+
+        class Slow:
+            def tcp_message(self, flow: Any) -> Any:
+                d: Deferred = Deferred()
+                reactor.callLater(0.2, d.callback, None)
+                return d
+
+        proxy = await start_proxy(self, Slow(), tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "count")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"a" * 3000)
+        client.shut_write()
+        data = await client.wait_closed()
+        self.assertEqual(data, b"got 3000 bytes")
+
+    async def test_emptied_message_not_forwarded(self) -> None:
+        """A hook that empties a chunk: nothing sent for it, the next chunk still flows."""
+
+        class Empty:
+            def tcp_message(self, flow: Any) -> None:
+                m = flow.messages[-1]
+                if m.from_client and m.content == b"hide":
+                    m.content = b""
+
+        proxy = await start_proxy(self, Empty(), tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"hide")
+        await sleep(0.2)
+        client.send(b"show")
+        await client.wait_for(lambda d: d == b"show")
+        self.assertEqual(bytes(server.connections[0].received), b"show")
+
+    async def test_kill_in_tcp_start(self) -> None:
+        """flow.kill() in tcp_start: the client is dropped, the server is never contacted, tcp_error once."""
+        events = AllEvents()
+
+        class Kill:
+            def tcp_start(self, flow: Any) -> None:
+                flow.kill()
+
+        proxy = await start_proxy(self, Kill(), events, tcp_hosts=["127.0.0.1"])
+        server = await TcpServer.start(self, "echo")
+        client = await TcpClient.connect(self, proxy.port_number)
+        client.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % server.port)
+        await client.wait_closed()
+        await wait_until(lambda: events.count("tcp_error") + events.count("tcp_end"))
+        await sleep(0.2)
+        self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_error"])
+        self.assertEqual(server.connections, [], "a flow killed in tcp_start still connected to the server")
+        self.assertEqual(events.count("serverconnect"), 0)
+
+    async def test_server_banner_and_full_close(self) -> None:
+        """The server greets and closes at once: the client gets the banner then the close; tcp_end once."""
+        events = AllEvents()
+
+        class Greet(Protocol):
+            def connectionMade(self) -> None:
+                self.transport.write(b"hi and bye")
+                self.transport.loseConnection()
+
+        factory = Factory.forProtocol(Greet)
+        factory.noisy = False
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        proxy = await start_proxy(self, events, tcp_hosts=["127.0.0.1"])
+        client = await connect_tunnel(self, proxy.port_number, port.getHost().port)
+        data = await client.wait_for(lambda d: d == b"hi and bye")
+        self.assertEqual(data, b"hi and bye")
+        await wait_until(lambda: client.eof or client.closed)
+        self.assertTrue(client.eof or client.closed)
+        if not client.closed:
+            client.shut_write()
+        await client.wait_closed()
+        await wait_until(lambda: events.count("tcp_end") + events.count("tcp_error"))
+        await sleep(0.1)
+        self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_end"])
 
 
 class DetectionTests(unittest.TestCase):

@@ -7,118 +7,32 @@ autobahn's client uses a proxy; wss through TLS interception).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-
+from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
-from twisted.internet import reactor, ssl
-from twisted.internet.protocol import Factory, Protocol
-
+from interceptor.model.websocket import inject
 from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
 from interceptor.tls.contexts import certstore_for
-from interceptor.model.websocket import inject
-from tests.e2e.peers import RawClient, sleep, wait_until
+from tests.e2e.peers import AllEvents, RawClient, sleep, wait_until
 from tests.e2e.tlspeers import TestCA, pem_of
-
-HANDSHAKE = (
-    b"GET http://127.0.0.1:%d/raw HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n\r\n"
+from tests.e2e.wspeers import (
+    close_code,
+    listen_scripted,
+    listen_silent_server,
+    masked,
+    parse_frames,
+    raw_handshake,
+    raw_setup,
+    relay_setup,
+    scripted_setup,
+    unmasked,
+    ws_101,
 )
-
-
-class _SilentServer(Protocol):
-    """
-    Accepts a WebSocket handshake, then never answers anything.
-    """
-
-    def connectionMade(self) -> None:
-        self.buffer = b""
-        self.factory.connections.append(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        if b"\r\n\r\n" in self.buffer and not getattr(self, "answered", False):
-            self.answered = True
-            key = [
-                line.split(b":", 1)[1].strip()
-                for line in self.buffer.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            ][0]
-            accept = base64.b64encode(
-                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-            )
-            self.transport.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.factory.connections.remove(self)
-        self.factory.lost.append(reason)
-
-
-def listen_silent_server(testcase: Any) -> Any:
-    """
-    A raw server answering the WebSocket handshake (its connections
-    keep every byte they receive in C{buffer}); the factory, with the
-    port in C{port_number}, its open connections in C{connections} and
-    the reasons of the lost ones in C{lost}.
-    """
-    factory = Factory.forProtocol(_SilentServer)
-    factory.connections, factory.lost = [], []
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-    testcase.addCleanup(port.stopListening)
-    testcase.addCleanup(lambda: [c.transport.abortConnection() for c in factory.connections])
-    factory.port_number = port.getHost().port
-    return factory
-
-
-async def relay_setup(
-    testcase: Any, path: str, *addons: Any, compression: bool = False, **options: Any
-) -> tuple:
-    """
-    An autobahn server, a proxy with C{addons} and C{options}, and an
-    autobahn client connected to the server's C{path} through the proxy;
-    C{(proxy, server, client, peer)}, C{peer} being the server's side.
-    """
-    server = await start_websocket_server(testcase, compression=compression)
-    proxy = await start_proxy(testcase, *addons, **options)
-    client = await connect_websocket(testcase, server.url(path), proxy=proxy,
-                                     compression=compression)
-    peer = await server.next_connection()
-    return proxy, server, client, peer
-
-
-async def raw_handshake(testcase: Any, proxy: Any, port: int) -> RawClient:
-    """
-    A raw client through C{proxy} that has sent L{HANDSHAKE} for the
-    server on C{port} and received the head of the answer.
-    """
-    client = await RawClient.connect(testcase, proxy.port_number)
-    client.send(HANDSHAKE % (port, port))
-    await client.wait_for(lambda data: b"\r\n\r\n" in data)
-    return client
-
-
-async def raw_setup(testcase: Any, *addons: Any, echo: bool = True, **options: Any) -> tuple:
-    """
-    A raw client through the proxy to an autobahn server, after the
-    handshake; the client's received bytes are cleared.
-    """
-    server = await start_websocket_server(testcase, echo=echo)
-    proxy = await start_proxy(testcase, *addons, **options)
-    client = await raw_handshake(testcase, proxy, server.port)
-    testcase.assertTrue(bytes(client.received).startswith(b"HTTP/1.1 101"))
-    peer = await server.next_connection()
-    client.received.clear()
-    return proxy, server, client, peer
 
 
 class Events:
@@ -439,6 +353,66 @@ class WebSocketRelayTests(unittest.TestCase):
         self.assertEqual(events.names, ["requestheaders", "request", "response"])
         self.assertEqual(events.seen, [])
 
+    async def test_fragmented_with_interleaved_ping(self) -> None:
+        """A fragmented text message with a Ping between its frames: the server gets the whole message, the client the Pong and the echo."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events)
+        client.send(masked(0x01, b"abc") + masked(0x89, b"pp") + masked(0x00, b"def")
+                    + masked(0x89, b"qq") + masked(0x80, b"ghi"))
+        got = await peer.next_message()
+        self.assertEqual((got.payload, got.is_binary), (b"abcdefghi", False))
+        await client.wait_for(lambda d: len(parse_frames(d)) >= 3)
+        frames = parse_frames(bytes(client.received))
+        pongs = [p for f, m, p in frames if f == 0x8A]
+        texts = [p for f, m, p in frames if f & 0x0F in (0, 1)]
+        self.assertEqual(pongs, [b"pp", b"qq"])
+        self.assertEqual(b"".join(texts), b"abcdefghi")
+        self.assertEqual(events.seen, [(True, b"abcdefghi"), (False, b"abcdefghi")])
+
+    async def test_client_close_then_fin(self) -> None:
+        """The client sends Close and drops TCP at once: the server still gets the Close, websocket_end once (no error)."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events)
+        client.send(masked(0x88, (1000).to_bytes(2, "big") + b"bye"))
+        client.transport.loseConnection()
+        closed = await peer.wait_closed()
+        self.assertEqual((closed.code, closed.reason), (1000, "bye"))
+        await wait_until(lambda: events.count("websocket_end") + events.count("websocket_error"))
+        await sleep(0.1)
+        self.assertEqual(events.names("websocket_end", "websocket_error"), ["websocket_end"])
+        self.assertEqual(events.disconnects(), (1, 1))
+
+    async def test_server_close_then_fin(self) -> None:
+        """The server sends Close then closes TCP at once: the client gets the Close; one end event."""
+        events = AllEvents()
+        proxy, client, conn = await scripted_setup(self, events)
+        conn.transport.write(unmasked(0x88, (4000).to_bytes(2, "big") + b"later"))
+        conn.transport.loseConnection()
+        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
+        self.assertEqual([(f, close_code(p), p[2:]) for f, m, p in parse_frames(data)],
+                         [(0x88, 4000, b"later")])
+        client.send(masked(0x88, (4000).to_bytes(2, "big")))
+        await client.wait_closed()
+        await wait_until(lambda: events.count("websocket_end") + events.count("websocket_error"))
+        await sleep(0.1)
+        self.assertEqual(events.count("websocket_end") + events.count("websocket_error"), 1)
+        self.assertEqual(events.names("websocket_end", "websocket_error"), ["websocket_end"])
+
+    async def test_simultaneous_close(self) -> None:
+        """Both sides send Close at the same time: each gets one, websocket_end once."""
+        events = AllEvents()
+        proxy, client, conn = await scripted_setup(self, events)
+        conn.transport.write(unmasked(0x88, (1000).to_bytes(2, "big") + b"srv"))
+        client.send(masked(0x88, (1000).to_bytes(2, "big") + b"cli"))
+        data = await client.wait_closed()
+        closes = [close_code(p) for f, m, p in parse_frames(data) if f == 0x88]
+        self.assertEqual(len(closes), 1, data)
+        await wait_until(lambda: any(f == 0x88 for f, m, p in parse_frames(bytes(conn.after))))
+        self.assertEqual(len([1 for f, m, p in parse_frames(bytes(conn.after)) if f == 0x88]), 1)
+        await wait_until(lambda: events.count("websocket_end") + events.count("websocket_error"))
+        await sleep(0.1)
+        self.assertEqual(events.names("websocket_end", "websocket_error"), ["websocket_end"])
+
 
 class WebSocketFaultTests(unittest.TestCase):
     """
@@ -494,6 +468,362 @@ class WebSocketFaultTests(unittest.TestCase):
         await wait_until(lambda: not factory.connections)
         self.assertEqual(factory.connections, [])
 
+    async def test_invalid_close_code_from_client(self) -> None:
+        """A Close with code 999 (invalid) from the client: 1002 to it, 1001 to the server, websocket_error once."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events)
+        client.send(masked(0x88, (999).to_bytes(2, "big") + b"bad"))
+        data = await client.wait_closed()
+        frames = parse_frames(data)
+        self.assertEqual([(f, close_code(p)) for f, m, p in frames], [(0x88, 1002)])
+        closed = await peer.wait_closed()
+        self.assertEqual(closed.code, 1001)
+        await wait_until(lambda: all(events.disconnects()))
+        await sleep(0.1)
+        self.assertEqual(events.count("websocket_error"), 1)
+        self.assertEqual(events.count("websocket_end"), 0)
+
+    async def test_local_only_close_code_1006_from_server(self) -> None:
+        """A Close carrying 1006 (never on the wire) from the server is a protocol error: websocket_error once."""
+        events = AllEvents()
+        proxy, client, server = await scripted_setup(self, events)
+        server.transport.write(unmasked(0x88, (1006).to_bytes(2, "big")))
+        await wait_until(lambda: events.count("websocket_error") or events.count("websocket_end"))
+        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
+        self.assertEqual([(f, close_code(p)) for f, m, p in parse_frames(data)], [(0x88, 1001)])
+        self.assertEqual(events.count("websocket_error"), 1)
+        # The server got a 1002 close.
+        await wait_until(lambda: len(parse_frames(bytes(server.after))) >= 1)
+        frames = parse_frames(bytes(server.after))
+        self.assertEqual([(f, m, close_code(p)) for f, m, p in frames], [(0x88, True, 1002)])
+
+    async def test_abrupt_close_mid_frame(self) -> None:
+        """The client drops TCP in the middle of a frame: websocket_error once, the server gets 1001, nothing forwarded."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events)
+        frame = masked(0x82, b"x" * 1000)
+        client.send(frame[:500])
+        await sleep(0.1)
+        await client.abort()
+        closed = await peer.wait_closed()
+        self.assertEqual(closed.code, 1001)
+        await wait_until(lambda: all(events.disconnects()))
+        await sleep(0.1)
+        self.assertEqual(events.count("websocket_error"), 1)
+        self.assertEqual(events.count("websocket_end"), 0)
+        self.assertEqual(peer.received, [])
+        self.assertEqual(events.disconnects(), (1, 1))
+
+    async def test_masked_small_frame_from_server(self) -> None:
+        """A masked (small) frame from the server: 1002 to the server, 1001 to the client, websocket_error once."""
+        events = AllEvents()
+        proxy, client, server = await scripted_setup(self, events)
+        server.transport.write(masked(0x81, b"masked!"))
+        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
+        self.assertEqual([(f, close_code(p)) for f, m, p in parse_frames(data)], [(0x88, 1001)])
+        await wait_until(lambda: len(parse_frames(bytes(server.after))) >= 1)
+        self.assertEqual([(f, close_code(p)) for f, m, p in parse_frames(bytes(server.after))],
+                         [(0x88, 1002)])
+        await wait_until(lambda: events.count("websocket_error"))
+        self.assertEqual(events.count("websocket_error"), 1)
+        self.assertEqual(events.seen, [])
+
+    async def test_unmasked_small_frame_from_client(self) -> None:
+        """An unmasked (small) frame from the client: 1002 to it, websocket_error once, nothing forwarded."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events)
+        client.send(unmasked(0x81, b"no mask"))
+        data = await client.wait_closed()
+        self.assertEqual([(f, close_code(p)) for f, m, p in parse_frames(data)], [(0x88, 1002)])
+        self.assertEqual((await peer.wait_closed()).code, 1001)
+        await wait_until(lambda: events.count("websocket_error"))
+        self.assertEqual(peer.received, [])
+        self.assertEqual(events.count("websocket_error"), 1)
+
+    async def test_text_limit_counts_bytes_not_characters(self) -> None:
+        """body_size_limit bounds a text message in bytes: 1000 x U+20AC (3000 bytes) is over 2k."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="2k")
+        text = "\u20ac" * 1000
+        client.send(masked(0x81, text.encode("utf-8")))
+        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
+        frames = parse_frames(data)
+        self.assertEqual([(f, close_code(p)) for f, m, p in frames], [(0x88, 1009)],
+                         "a 3000-byte text message passed a 2048-byte body_size_limit")
+
+    async def test_fragmented_text_limit_counts_bytes(self) -> None:
+        """The same in two fragments: 2 x 500 x U+20AC (3000 bytes) is over 2k."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="2k")
+        part = ("\u20ac" * 500).encode("utf-8")
+        client.send(masked(0x01, part) + masked(0x80, part))
+        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
+        frames = parse_frames(data)
+        self.assertEqual([(f, close_code(p)) for f, m, p in frames], [(0x88, 1009)],
+                         "a 3000-byte fragmented text message passed a 2048-byte body_size_limit")
+
+    async def test_binary_exactly_at_limit_passes(self) -> None:
+        """A binary message of exactly body_size_limit bytes passes; one byte more is refused with 1009."""
+        events = AllEvents()
+        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="4k")
+        client.send(masked(0x82, b"a" * 4096))
+        got = await peer.next_message()
+        self.assertEqual(len(got.payload), 4096)
+        client.send(masked(0x82, b"b" * 4097))
+        data = await client.wait_for(
+            lambda d: any(f == 0x88 for f, m, p in parse_frames(d)))
+        closes = [close_code(p) for f, m, p in parse_frames(data) if f == 0x88]
+        self.assertEqual(closes, [1009])
+        await wait_until(lambda: events.count("websocket_error"))
+        self.assertEqual(len(peer.received), 1)
+
+
+class WebSocketHandshakeTests(unittest.TestCase):
+    """
+    The handshake: frames in the same write as it or before the 101,
+    refused and odd upgrades, extensions, responseheaders on the 101.
+    """
+
+    timeout = 20
+
+    async def test_server_frame_in_same_write_as_101(self) -> None:
+        """The server's first frame arriving with its 101 reaches the client."""
+        events = AllEvents()
+        factory = listen_scripted(
+            self, lambda conn, head: ws_101(conn, head, unmasked(0x81, b"welcome")))
+        proxy = await start_proxy(self, events)
+        client = await raw_handshake(self, proxy, factory.port)
+        data = await client.wait_for(lambda d: b"welcome" in d)
+        body = data.split(b"\r\n\r\n", 1)[1]
+        self.assertEqual(parse_frames(body), [(0x81, False, b"welcome")])
+        await wait_until(lambda: events.count("websocket_message"))
+        self.assertEqual(events.seen, [(False, b"welcome")])
+
+    async def test_client_frame_in_same_write_as_handshake(self) -> None:
+        """A client frame sent right behind the handshake (before the 101) reaches the server."""
+        server = await start_websocket_server(self)
+        events = AllEvents()
+        proxy = await start_proxy(self, events)
+        client = await RawClient.connect(self, proxy.port_number)
+        port = server.port
+        client.send(
+            b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n" % (port, port) + masked(0x81, b"eager")
+        )
+        peer = await server.next_connection()
+        got = await peer.next_message()
+        self.assertEqual(got.payload, b"eager")
+        data = await client.wait_for(lambda d: b"eager" in d)
+        self.assertTrue(data.startswith(b"HTTP/1.1 101"))
+
+    async def test_client_frame_before_delayed_101(self) -> None:
+        """A client frame sent while the server has not answered yet is relayed after the 101 ("bytes arriving meanwhile wait")."""
+        events = AllEvents()
+        factory = listen_scripted(
+            self, lambda conn, head: reactor.callLater(0.4, ws_101, conn, head))
+        proxy = await start_proxy(self, events)
+        client = await RawClient.connect(self, proxy.port_number)
+        port = factory.port
+        client.send(
+            b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n" % (port, port))
+        await sleep(0.15)
+        client.send(masked(0x81, b"early"))
+        await wait_until(lambda: events.count("websocket_start"))
+        await wait_until(lambda: factory.connections and len(factory.connections[0].after) > 0)
+        data = await client.wait_for(lambda d: b"\r\n\r\n" in d)
+        self.assertTrue(data.startswith(b"HTTP/1.1 101"), data)
+        self.assertEqual([(f, p) for f, m, p in parse_frames(bytes(factory.connections[0].after))],
+                         [(0x81, b"early")])
+
+    async def test_upgrade_refused_with_403(self) -> None:
+        """A 403 answer to an upgrade: the client gets it with its body; no WebSocket events; keep-alive goes on (or closes)."""
+        events = AllEvents()
+
+        def answer(conn: Any) -> None:
+            conn.transport.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\nnope!\n")
+
+        def respond(conn: Any, head: bytes) -> None:
+            answer(conn)
+            # Answer the following requests on this connection too.
+            conn.dataReceived = lambda data: answer(conn) if b"\r\n\r\n" in data else None
+
+        factory = listen_scripted(self, respond)
+        proxy = await start_proxy(self, events)
+        client = await raw_handshake(self, proxy, factory.port)
+        data = await client.wait_for(lambda d: d.endswith(b"nope!\n"))
+        self.assertTrue(data.startswith(b"HTTP/1.1 403"))
+        self.assertEqual(events.count("websocket_start"), 0)
+        # A new request on the same connection is answered or the connection closes: no hang.
+        client.send(b"GET http://127.0.0.1:%d/again HTTP/1.1\r\nHost: x\r\n\r\n" % factory.port)
+        data = await client.wait_for(lambda d: d.count(b"HTTP/1.1 403") == 2, timeout=3)
+        if not client.closed:
+            self.assertEqual(data.count(b"HTTP/1.1 403"), 2)
+        self.assertEqual(events.count("response"), events.count("request"))
+        self.assertEqual(events.count("websocket_error") + events.count("websocket_end"), 0)
+
+    async def test_101_without_upgrade_header(self) -> None:
+        """A 101 without Upgrade/Connection headers to a WebSocket handshake: bytes relayed raw (or the proxy refuses it cleanly)."""
+        events = AllEvents()
+
+        def respond(conn: Any, head: bytes) -> None:
+            conn.transport.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\nserver-bytes")
+
+        factory = listen_scripted(self, respond)
+        proxy = await start_proxy(self, events)
+        client = await raw_handshake(self, proxy, factory.port)
+        data = await client.wait_for(lambda d: d.endswith(b"server-bytes") or b"HTTP/1.1 502" in d)
+        if data.startswith(b"HTTP/1.1 101"):
+            client.send(b"client-bytes")
+            await wait_until(lambda: bytes(factory.connections[0].after) == b"client-bytes")
+            self.assertEqual(bytes(factory.connections[0].after), b"client-bytes")
+            self.assertEqual(events.count("websocket_start"), 0)
+
+    async def test_unknown_extension_stripped_deflate_kept(self) -> None:
+        """Client offers x-unknown and permessage-deflate: the server sees only permessage-deflate; the connection works."""
+        server = await start_websocket_server(self, compression=True)
+        proxy = await start_proxy(self)
+        client = await RawClient.connect(self, proxy.port_number)
+        port = server.port
+        client.send(
+            b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Extensions: x-unknown; foo=1, permessage-deflate; client_max_window_bits\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n" % (port, port)
+        )
+        peer = await server.next_connection()
+        exts = peer.request.headers.get("sec-websocket-extensions")
+        self.assertNotIn("x-unknown", exts)
+        self.assertIn("permessage-deflate", exts)
+        data = await client.wait_for(lambda d: b"\r\n\r\n" in d)
+        self.assertIn(b"permessage-deflate", data.lower())
+
+    async def test_deflate_offered_not_accepted(self) -> None:
+        """Client offers permessage-deflate, the server declines: plain frames relayed both ways."""
+        server = await start_websocket_server(self, compression=False)
+        proxy = await start_proxy(self)
+        client = await connect_websocket(self, server.url("/x"), proxy=proxy, compression=True)
+        self.assertFalse(client.websocket_extensions_in_use)
+        client.send_text("plain " * 100)
+        self.assertEqual((await client.next_message()).payload, b"plain " * 100)
+        self.assertTrue((await client.close()).was_clean)
+
+    async def test_101_fires_responseheaders(self) -> None:
+        """The handshake's 101 is a response: requestheaders, request, responseheaders, response, then websocket_start (IHTTPEvents order)."""
+        events = AllEvents(skip=("websocket_message",))
+        server = await start_websocket_server(self)
+        proxy = await start_proxy(self, events)
+        await connect_websocket(self, server.url("/"), proxy=proxy)
+        await wait_until(lambda: events.count("websocket_start"))
+        self.assertEqual(
+            events.names("requestheaders", "request", "responseheaders", "response", "websocket_start"),
+            ["requestheaders", "request", "responseheaders", "response", "websocket_start"])
+
+
+class WebSocketEventTests(unittest.TestCase):
+    """
+    The events of a WebSocket flow: each once and in order, also when a
+    peer drops while a hook is pending.
+    """
+
+    timeout = 20
+
+    async def test_drop_and_inject_on_same_message(self) -> None:
+        """A hook drops a client message and injects a replacement both ways: peers see only the injected ones."""
+        from interceptor.model.websocket import inject
+
+        class Swap:
+            def websocket_message(self, flow: Any) -> None:
+                m = flow.websocket.messages[-1]
+                if m.from_client and m.content == b"swap" and not m.injected:
+                    m.drop()
+                    inject(flow, to_client=False, content=b"swapped")
+                    inject(flow, to_client=True, content=b"you said swap")
+
+        events = AllEvents()
+        server = await start_websocket_server(self, echo=False)
+        proxy = await start_proxy(self, Swap(), events)
+        client = await connect_websocket(self, server.url("/"), proxy=proxy)
+        peer = await server.next_connection()
+        client.send_text("swap")
+        client.send_text("after")
+        self.assertEqual((await client.next_message()).payload, b"you said swap")
+        self.assertEqual([(await peer.next_message()).payload, (await peer.next_message()).payload],
+                         [b"swapped", b"after"])
+
+    async def test_events_once_in_order_clean(self) -> None:
+        """A clean client-initiated close: connection and WebSocket events each once, in order."""
+        events = AllEvents(skip=("websocket_message",))
+        server = await start_websocket_server(self)
+        proxy = await start_proxy(self, events)
+        client = await connect_websocket(self, server.url("/"), proxy=proxy)
+        client.send_text("x")
+        await client.next_message()
+        await client.close(1000, "done")
+        await wait_until(lambda: all(events.disconnects()))
+        await sleep(0.1)
+        names = events.names()
+        for n in ("clientconnect", "clientdisconnect", "serverconnect", "serverdisconnect",
+                  "websocket_start", "websocket_end", "response"):
+            self.assertEqual(names.count(n), 1, (n, names))
+        self.assertLess(names.index("websocket_start"), names.index("websocket_end"))
+        self.assertNotIn("websocket_error", names)
+        self.assertNotIn("error", names)
+
+    async def test_client_drops_while_start_hook_pending(self) -> None:
+        """The client drops TCP while a websocket_start hook is pending: websocket_error once, the server gets a Close."""
+        events = AllEvents(skip=("websocket_start",))
+        gate: Deferred = Deferred()
+
+        class SlowStart:
+            def websocket_start(self, flow: Any) -> Deferred:
+                events.events.append(("websocket_start", flow))
+                return gate
+
+        server = await start_websocket_server(self)
+        proxy = await start_proxy(self, SlowStart(), events)
+        client = await raw_handshake(self, proxy, server.port)
+        peer = await server.next_connection()
+        self.assertTrue(await wait_until(lambda: events.count("websocket_start")))
+        # The reset is in the proxy's socket once the client's side is gone
+        # (the proxy, not reading while the hook runs, sees it afterwards).
+        await client.abort()
+        gate.callback(None)
+        closed = await peer.wait_closed()
+        self.assertEqual(closed.code, 1001)
+        await wait_until(lambda: events.count("websocket_error") + events.count("websocket_end"))
+        await sleep(0.1)
+        self.assertEqual(events.names("websocket_end", "websocket_error"), ["websocket_error"])
+
+    async def test_server_drops_while_message_hook_pending(self) -> None:
+        """The server drops TCP while a client message waits in a hook: websocket_error once, the client gets 1001."""
+        events = AllEvents()
+        gate: Deferred = Deferred()
+        held = []
+
+        class Hold:
+            def websocket_message(self, flow: Any) -> Any:
+                if flow.websocket.messages[-1].content != b"hold":
+                    return None
+                held.append(flow)
+                return gate
+
+        server = await start_websocket_server(self)
+        proxy = await start_proxy(self, Hold(), events)
+        client = await connect_websocket(self, server.url("/"), proxy=proxy)
+        peer = await server.next_connection()
+        client.send_text("hold")
+        self.assertTrue(await wait_until(lambda: held))
+        peer.drop()
+        closed = await client.wait_closed()
+        self.assertEqual(closed.code, 1001)
+        gate.callback(None)
+        await sleep(0.1)
+        self.assertEqual(events.names("websocket_end", "websocket_error"), ["websocket_error"])
+        self.assertEqual(events.disconnects(), (1, 1))
+
 
 class SecureWebSocketTests(unittest.TestCase):
     """
@@ -532,6 +862,38 @@ class SecureWebSocketTests(unittest.TestCase):
         flow = events.flows[0]
         self.assertEqual(flow.request.scheme, "https")
         self.assertEqual(len(flow.websocket.messages), 4)
+
+    async def test_wss_server_drops(self) -> None:
+        """wss through CONNECT: the server drops TCP; the client gets 1001, websocket_error once, disconnects once each."""
+        from cryptography.hazmat.primitives import serialization
+        from twisted.internet import ssl
+
+        from interceptor.tls.contexts import certstore_for
+        from tests.e2e.tlspeers import TestCA, pem_of
+
+        ca = TestCA.shared()
+        cert, key = ca.issue(["localhost", "127.0.0.1"])
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption())
+        tls = ssl.PrivateCertificate.loadPEM(key_pem + pem_of(cert)).options()
+        events = AllEvents()
+        server = await start_websocket_server(self, tls=tls)
+        proxy = await start_proxy(self, events, confdir=self.mktemp(),
+                                  ssl_verify_upstream_trusted_ca=ca.cert_path(self))
+        proxy_ca = pem_of(certstore_for(proxy.master).ca_cert)
+        client = await connect_websocket(self, server.url("/s", host="localhost"), proxy=proxy,
+                                         trust_root=proxy_ca)
+        peer = await server.next_connection()
+        client.send_text("hi")
+        await client.next_message()
+        peer.drop()
+        closed = await client.wait_closed()
+        self.assertEqual(closed.code, 1001)
+        await wait_until(lambda: all(events.disconnects()))
+        await sleep(0.1)
+        self.assertEqual(events.count("websocket_error"), 1)
+        self.assertEqual(events.disconnects(), (1, 1))
 
 
 class ReverseWebSocketTests(unittest.TestCase):

@@ -20,64 +20,21 @@ from twisted.trial import unittest
 
 from interceptor.testing import start_proxy
 from interceptor.model.websocket import Opcode, inject
-from interceptor.model.wsframes import BIG, apply_mask, frame_header
+from interceptor.model.wsframes import BIG
 from tests.e2e.peers import sleep, wait_until
-from tests.e2e.test_websocket import (
-    Events,
+from tests.e2e.test_websocket import Events
+from tests.e2e.wspeers import (
+    close_code,
     listen_silent_server,
+    masked,
+    parse_frames,
     raw_handshake,
     raw_setup,
     relay_setup,
+    unmasked,
 )
 
 KIB = 1024
-
-
-def masked(first: int, payload: bytes, key: Optional[bytes] = None) -> bytes:
-    """
-    A client frame: C{first} is the FIN/RSV/opcode byte; the payload is
-    masked with C{key} (random when not given).
-    """
-    if key is None:
-        key = os.urandom(4)
-    return frame_header(first, len(payload), key) + apply_mask(payload, key)
-
-
-def unmasked(first: int, payload: bytes) -> bytes:
-    """
-    A server frame (no mask).
-    """
-    return frame_header(first, len(payload)) + payload
-
-
-def parse_frames(data: bytes) -> list[tuple[int, bool, bytes]]:
-    """
-    The complete frames at the start of C{data}, as C{(first byte, masked,
-    unmasked payload)}; an incomplete frame at the end is left out.
-    """
-    frames = []
-    pos, end = 0, len(data)
-    while end - pos >= 2:
-        first, second = data[pos], data[pos + 1]
-        length = second & 0x7F
-        head = 2 if length < 126 else (4 if length == 126 else 10)
-        is_masked = bool(second & 0x80)
-        if is_masked:
-            head += 4
-        if end - pos < head:
-            break
-        if length == 126:
-            length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        elif length == 127:
-            length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-        if end - pos < head + length:
-            break
-        payload = data[pos + head : pos + head + length]
-        if is_masked:
-            payload = apply_mask(payload, data[pos + head - 4 : pos + head])
-        frames.append((first, is_masked, bytes(payload)))
-        pos += head + length
-    return frames
 
 
 def digest(data: Any) -> tuple[int, str]:
@@ -89,13 +46,6 @@ def digest(data: Any) -> tuple[int, str]:
     if isinstance(data, str):
         data = data.encode("utf-8")
     return len(data), hashlib.sha256(data).hexdigest()[:16]
-
-
-def close_code(payload: bytes) -> Optional[int]:
-    """
-    The code of a Close frame's payload, or None.
-    """
-    return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
 
 
 def took_fast_path(message: Any) -> bool:
