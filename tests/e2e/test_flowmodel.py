@@ -2,7 +2,8 @@
 """
 End-to-end tests of the flow model as hooks see it (issue #3, point 2):
 request attributes, re-targeting, made responses and transparent content
-encodings, with real clients and servers on 127.0.0.1.
+encodings, copies of live flows, with real clients and servers on
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from tests.e2e.peers import (
     ok_handler,
     proxy_agent,
     agent_request,
+    wait_until,
 )
+from tests.e2e.tcppeers import TcpServer, connect_tunnel
+from tests.e2e.tlspeers import HttpsServer, TestCA
+from tests.e2e.wspeers import raw_setup
 
 ENCODERS = {
     "gzip": gzip.compress,
@@ -348,3 +353,83 @@ class ContentEncodingTests(unittest.TestCase):
             headers={b"Content-Type": b"application/json"},
         )
         self.assertEqual(json.loads(json.loads(body)["body"]), {"a": 1, "added": True})
+
+
+class LiveFlowCopyTests(unittest.TestCase):
+    """
+    flow.copy() in the hooks of live flows (HTTP over TLS, TCP, WebSocket):
+    a copy that is not live, with its own id.
+    """
+
+    timeout = 15
+
+    async def _go(self, hook):
+        """
+        The results of copying the flow in C{hook} of a request to an
+        HTTPS server.
+        """
+        results = []
+
+        class Copier:
+            pass
+
+        def do(flow):
+            try:
+                c = flow.copy()
+                results.append(("ok", c.live, c.id != flow.id))
+            except Exception as e:  # noqa
+                results.append(("raised", repr(e)[:300]))
+
+        setattr(Copier, hook, lambda self, flow: do(flow))
+        server = await HttpsServer.start(self, TestCA.shared(), names=("127.0.0.1",))
+        url = b"https://127.0.0.1:%d/hello" % server.port
+        proxy = await start_proxy(self, Copier(), confdir=self.mktemp(), ssl_insecure=True)
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"GET " + url + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        await client.wait_responses(1, timeout=4.0)
+        return results
+
+    async def test_copy_in_response_tls_upstream(self):
+        results = await self._go("response")
+        self.assertEqual(results, [("ok", False, True)])
+
+    async def test_copy_in_request(self):
+        results = await self._go("request")
+        self.assertEqual(results, [("ok", False, True)])
+
+    async def test_copy_tcp_flow_in_tcp_message(self):
+        results = []
+
+        class Copier:
+            def tcp_message(self, flow):
+                try:
+                    flow.copy()
+                    results.append("ok")
+                except Exception as e:  # noqa
+                    results.append(repr(e)[:300])
+
+        proxy = await start_proxy(self, Copier())
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"\x00hello")
+        await client.wait_for(lambda d: b"hello" in d, timeout=3)
+        self.assertEqual(set(results), {"ok"})
+
+    async def test_copy_in_websocket_message(self):
+        results = []
+
+        class Copier:
+            def websocket_message(self, flow):
+                try:
+                    c = flow.copy()
+                    results.append(("ok", c.websocket.live))
+                except Exception as e:  # noqa
+                    results.append(("raised", repr(e)[:300]))
+
+        proxy, server, client, peer = await raw_setup(self, Copier())
+        # a masked text frame "hi"
+        client.send(b"\x81\x82\x00\x00\x00\x00hi")
+        await wait_until(lambda: results, 3)
+        # (One event per direction: the server echoes the message.)
+        self.assertTrue(results)
+        self.assertEqual(set(results), {("ok", False)})

@@ -2,7 +2,8 @@
 """
 End-to-end tests of the HTTP/1.x regular proxy mode (issue #3, point 1):
 real clients (curl, twisted.web's ProxyAgent, a raw TCP client) through a
-proxy running in-process, to real servers on 127.0.0.1.
+proxy running in-process, to real servers on 127.0.0.1; upgrades over TLS,
+and the upstream connections paired with a client.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import json
 import os
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from interceptor.testing import start_proxy
 from tests.e2e.peers import (
+    LoopbackServer,
     RawClient,
     RawServer,
     Recorder,
@@ -26,7 +30,9 @@ from tests.e2e.peers import (
     pattern,
     proxy_agent,
     sleep,
+    wait_until,
 )
+from tests.e2e.tlspeers import HttpsServer, TestCA, _server_context, _ServerCreator
 
 
 def path_handler(conn, request):
@@ -454,3 +460,114 @@ class HeaderFidelityTests(unittest.TestCase):
         self.assertEqual(response.reason, b"Fine Thanks")
         self.assertEqual(response.headers, fields)
         self.assertEqual(response.body, b"hello")
+
+
+class _UpgradeThenData(Protocol):
+    def __init__(self):
+        self.buf = b""
+        self.closed = False
+        self.lost = Deferred()
+
+    def dataReceived(self, data):
+        self.buf += data
+        if b"\r\n\r\n" in self.buf and not getattr(self, "answered", False):
+            self.answered = True
+            # Two writes: two TLS records, normally in one TCP segment.
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n"
+            )
+            self.transport.write(b"x" * 40000 + b"hello-from-server")
+            if getattr(self, "close_after", False):
+                self.transport.loseConnection()
+
+    def connectionLost(self, reason=None):
+        self.closed = True
+        self.lost.callback(None)
+
+
+class _TlsUpgradeServer(LoopbackServer):
+    def __init__(self, testcase):
+        super().__init__()
+        ca = TestCA.shared()
+        cert, key = ca.issue(["127.0.0.1"])
+        factory = Factory.forProtocol(self._build)
+        self._listen(testcase, factory, tls=_ServerCreator(_server_context(cert, key, ca.cert, (b"http/1.1",))))
+
+    close_after = False
+
+    def _build(self):
+        p = _UpgradeThenData()
+        p.close_after = self.close_after
+        self.connections.append(p)
+        return p
+
+
+class _SlowResponseHeaders:
+    def responseheaders(self, flow):
+        d = Deferred()
+        reactor.callLater(0.2, d.callback, None)
+        return d
+
+
+class UpgradeOverTlsTests(unittest.TestCase):
+    timeout = 15
+
+    async def test_async_responseheaders_on_101_keeps_server_bytes(self):
+        """101 from a TLS server, then bytes in another record; an async responseheaders hook must not lose them."""
+        server = _TlsUpgradeServer(self)
+        proxy = await start_proxy(self, _SlowResponseHeaders(), confdir=self.mktemp(), ssl_insecure=True)
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(
+            b"GET https://127.0.0.1:%d/up HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"Connection: Upgrade\r\nUpgrade: foo\r\n\r\n" % (server.port, server.port)
+        )
+        data = await client.wait_for(lambda d: b"hello-from-server" in d, 4.0)
+        self.assertIn(b" 101 ", data.split(b"\r\n", 1)[0] + b" ", data)
+        self.assertIn(b"hello-from-server", data)
+
+    async def test_server_closes_during_async_hook(self):
+        """The TLS server sends 101, its last bytes and closes while the hook runs: the client gets all of it, then the close."""
+        server = _TlsUpgradeServer(self)
+        server.close_after = True
+        proxy = await start_proxy(self, _SlowResponseHeaders(), confdir=self.mktemp(), ssl_insecure=True)
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(
+            b"GET https://127.0.0.1:%d/up HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"Connection: Upgrade\r\nUpgrade: foo\r\n\r\n" % (server.port, server.port)
+        )
+        data = await client.wait_closed(4.0)
+        self.assertTrue(data.startswith(b"HTTP/1.1 101 "), data[:100])
+        self.assertTrue(data.endswith(b"hello-from-server"), data[-100:])
+
+    async def test_control_without_hook(self):
+        """(Control: the same exchange without the hook works.)"""
+        server = _TlsUpgradeServer(self)
+        proxy = await start_proxy(self, confdir=self.mktemp(), ssl_insecure=True)
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(
+            b"GET https://127.0.0.1:%d/up HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"Connection: Upgrade\r\nUpgrade: foo\r\n\r\n" % (server.port, server.port)
+        )
+        data = await client.wait_for(lambda d: b"hello-from-server" in d, 4.0)
+        self.assertIn(b"hello-from-server", data)
+
+
+class UpstreamConnectionTests(unittest.TestCase):
+    """
+    The proxy's connections to servers, paired with a client connection.
+    """
+
+    timeout = 15
+
+    async def test_replaced_tls_upstream_is_closed(self):
+        """The client's next request goes elsewhere: the proxy closes its first (TLS, HTTP/1.1) upstream connection."""
+        first = await HttpsServer.start(self, TestCA.shared(), names=("127.0.0.1",))
+        proxy = await start_proxy(self, confdir=self.mktemp(), ssl_insecure=True)
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"GET https://127.0.0.1:%d/hello HTTP/1.1\r\nHost: x\r\n\r\n" % first.port)
+        await client.wait_responses(1, timeout=4.0)
+        # Next request to a plain-HTTP address: the TLS upstream is close()d.
+        client.send(b"GET http://127.0.0.1:1/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        await wait_until(lambda: first.connections[0].closed)
+        self.assertEqual([c.closed for c in first.connections], [True],
+                         "close() on a paired TLS upstream never shuts it down")

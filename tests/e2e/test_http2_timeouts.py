@@ -160,3 +160,26 @@ class ClientSilenceTests(_Base):
         self.assertTrue(await wait_until(lambda: client.closed))
         self.assertIsNotNone(client.terminated)
         self.assertEqual(client.terminated.error_code, ErrorCodes.NO_ERROR)
+
+    async def test_goaway_not_sent_right_after_a_long_stream(self):
+        """A stream that lasted longer than idle_timeout: the connection must stay idle_timeout after it ends."""
+        clock = Clock()
+        proxy = await self.proxy(idle_timeout=2.0, read_timeout=4.0, clock=clock)
+        waiting = []
+        server = await self.h2_server(waiting.append)
+        client = await self.client(proxy, server.port)
+        request = client.request("GET", "/slow")
+        self.assertTrue(await wait_until(lambda: waiting))
+        # The server answers 3 s later.
+        await advance(clock, 3.0)
+        path_handler(waiting[0])
+        first = await bounded(request.done)
+        self.assertEqual(first.status, 200)
+        # 1.5 s after the stream ended: less than idle_timeout (2 s).
+        await advance(clock, 1.5)
+        self.assertIsNone(client.terminated, "GOAWAY sent %s s after the stream ended" % 1.5)
+        self.assertFalse(client.closed)
+        # 2 s after: it is idle now.
+        await advance(clock, 0.5)
+        self.assertTrue(await wait_until(lambda: client.closed))
+        self.assertIsNotNone(client.terminated)

@@ -2,7 +2,9 @@
 """
 End-to-end tests of the raw TCP layer (issue #7, point 1): CONNECT tunnels
 to real TCP servers on 127.0.0.1, relayed as raw TCP by C{tcp_hosts} or
-because their bytes are neither TLS nor HTTP, with the C{tcp_*} events.
+because their bytes are neither TLS nor HTTP, with the C{tcp_*} events:
+half-closes, resets and kills, and what comes while an async C{tcp_start}
+runs.
 """
 
 from __future__ import annotations
@@ -498,6 +500,121 @@ class TcpLifecycleTests(unittest.TestCase):
         await wait_until(lambda: events.count("tcp_end") + events.count("tcp_error"))
         await sleep(0.1)
         self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_end"])
+
+
+class HeldTcpStart:
+    """
+    An addon whose C{tcp_start} waits until the test calls L{release};
+    it records the TCP events (and C{"tcp_start done"} when released) and
+    the C{serverconnect}s.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.held: list[tuple[Any, Deferred]] = []
+        self.connects: list[Any] = []
+
+    def tcp_start(self, flow: Any) -> Deferred:
+        self.events.append("tcp_start")
+        d: Deferred = Deferred()
+        self.held.append((flow, d))
+        return d
+
+    def release(self, kill: bool = False) -> None:
+        """
+        Let the oldest held C{tcp_start} finish (killing its flow first).
+        """
+        flow, d = self.held.pop(0)
+        if kill:
+            flow.kill()
+        self.events.append("tcp_start done")
+        d.callback(None)
+
+    def tcp_message(self, flow: Any) -> None:
+        self.events.append("tcp_message")
+
+    def tcp_end(self, flow: Any) -> None:
+        self.events.append("tcp_end")
+
+    def tcp_error(self, flow: Any) -> None:
+        self.events.append("tcp_error")
+
+    def serverconnect(self, server_conn: Any) -> None:
+        self.connects.append(server_conn)
+
+
+class TcpStartTests(unittest.TestCase):
+    """
+    What happens while an async C{tcp_start} runs: nothing reaches the
+    server before it is done, and bytes, EOFs and client losses that come
+    meanwhile are handled after it, in order.
+    """
+
+    timeout = 15
+
+    async def _start(self, behaviour: str = "echo", **options: Any) -> tuple:
+        """
+        A proxy with a L{HeldTcpStart}, a L{TcpServer}, and a raw-TCP tunnel
+        to it whose first bytes have started tcp_start.
+        """
+        hook = HeldTcpStart()
+        proxy = await start_proxy(self, hook, **options)
+        server = await TcpServer.start(self, behaviour)
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        client.send(b"\x00hello raw tcp")
+        # Those bytes are neither TLS nor HTTP: tcp_start runs once they are in.
+        self.assertTrue(await wait_until(lambda: hook.held))
+        return hook, server, client
+
+    async def test_async_kill_in_tcp_start_with_first_bytes(self):
+        """tcp_start kills the flow after a while: the server must never be contacted."""
+        hook, server, client = await self._start()
+        # A proxy that did not wait for tcp_start would connect now.
+        await sleep(0.05)
+        self.assertEqual(hook.connects, [], "serverconnect fired before tcp_start was done")
+        hook.release(kill=True)
+        self.assertTrue(await wait_until(lambda: client.closed))
+        await sleep(0.05)
+        self.assertEqual(hook.connects, [], "serverconnect fired for a flow killed in tcp_start")
+        self.assertEqual(server.connections, [], "a flow killed in tcp_start still connected to the server")
+
+    async def test_tcp_message_after_async_tcp_start(self):
+        """Bytes that arrive while an async tcp_start runs: tcp_message fires after it, and they reach the server."""
+        hook, server, client = await self._start()
+        await sleep(0.05)
+        hook.release()
+        received = await client.wait_for(lambda data: b"hello raw tcp" in data, timeout=3)
+        self.assertIn(b"hello raw tcp", received)
+        self.assertEqual(hook.events[:3], ["tcp_start", "tcp_start done", "tcp_message"])
+
+    async def _half_close_during_tcp_start(self, **options):
+        hook, server, client = await self._start("count", **options)
+        client.send(b"x" * 986)
+        client.shut_write()
+        # The rest of the bytes and the FIN come while tcp_start runs.
+        await sleep(0.05)
+        hook.release()
+        data = await client.wait_closed(timeout=4)
+        self.assertIn(b"got 1000 bytes", data)
+
+    async def test_data_then_half_close_during_tcp_start(self):
+        """1000 bytes and a FIN while tcp_start runs: the server gets them all, then the EOF."""
+        await self._half_close_during_tcp_start()
+
+    async def test_data_then_half_close_during_tcp_start_lazy(self):
+        """The same with connection_strategy=lazy."""
+        await self._half_close_during_tcp_start(connection_strategy="lazy")
+
+    async def test_data_then_abort_during_tcp_start_event_order(self):
+        """The client leaves while tcp_start runs: the flow ends with tcp_end/tcp_error, after tcp_start."""
+        hook, server, client = await self._start()
+        client.transport.loseConnection()
+        await sleep(0.05)
+        hook.release()
+        self.assertTrue(await wait_until(lambda: hook.events[-1] in ("tcp_end", "tcp_error")))
+        # The flow's last event must be tcp_end/tcp_error, after tcp_start is done
+        events = hook.events
+        self.assertLess(events.index("tcp_start done"), events.index(events[-1]), events)
 
 
 class DetectionTests(unittest.TestCase):
