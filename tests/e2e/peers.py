@@ -63,6 +63,8 @@ __all__ = [
     "stable",
     "unsent",
     "read_by_peer",
+    "delivered",
+    "HeldHook",
     "http_response",
     "ok_handler",
     "LoopbackServer",
@@ -139,6 +141,16 @@ def _queued(transport: Any, request: int) -> int:
     return struct.unpack("i", fcntl.ioctl(transport.socket.fileno(), request, b"\0\0\0\0"))[0]
 
 
+def delivered(transport: Any) -> bool:
+    """
+    Whether every byte written on the TCP C{transport} is in the other
+    end's socket: nothing is left in Twisted's buffer or in the kernel's
+    send queue (Linux ioctl).  Whether the other end has read them is
+    L{read_by_peer}.
+    """
+    return not unsent(transport) and not _queued(transport, termios.TIOCOUTQ)
+
+
 def read_by_peer(transport: Any) -> bool:
     """
     Whether every byte written on the TCP C{transport} has been read by the
@@ -147,7 +159,7 @@ def read_by_peer(transport: Any) -> bool:
     socket has nothing left to read (Linux ioctls).  The other end handles
     what it reads at once, so its state is the one to test from then on.
     """
-    if unsent(transport) or _queued(transport, termios.TIOCOUTQ):
+    if not delivered(transport):
         return False
     here, there = transport.getHost(), transport.getPeer()
     for other in reactor.getReaders():
@@ -1029,6 +1041,45 @@ class Recorder:
         How many times C{name} fired.
         """
         return sum(1 for n, _ in self.events if n == name)
+
+
+class HeldHook:
+    """
+    An addon whose hook C{name} returns a Deferred that the test fires
+    (L{release}, L{fail}) when the exchange is where it wants it::
+
+        slow = HeldHook("response")
+        proxy = await start_proxy(self, slow, recorder)
+        ...
+        await wait_until(lambda: slow.pending)     # the hook runs now
+        slow.release()
+
+    @ivar pending: The Deferreds not fired yet, oldest first.
+    @ivar flows: The flow of each call.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.pending: list[Deferred] = []
+        self.flows: list[Any] = []
+        setattr(self, name, self._hold)
+
+    def _hold(self, flow: Any) -> Deferred:
+        d: Deferred = Deferred()
+        self.pending.append(d)
+        self.flows.append(flow)
+        return d
+
+    def release(self, value: Any = None) -> None:
+        """
+        Fire the oldest pending Deferred with C{value}.
+        """
+        self.pending.pop(0).callback(value)
+
+    def fail(self, error: BaseException) -> None:
+        """
+        Fail the oldest pending Deferred with C{error}.
+        """
+        self.pending.pop(0).errback(error)
 
 
 class AllEvents:

@@ -25,7 +25,7 @@ from interceptor.layers.relay import RelayLayer
 from interceptor.layers.tcp import TcpLayer
 from interceptor.model.tcp import TCPFlow, TCPMessage
 from interceptor.testing import start_proxy
-from tests.e2e.peers import AllEvents, WebServer, sleep, unused_port, wait_until
+from tests.e2e.peers import AllEvents, HeldHook, WebServer, sleep, unused_port, wait_until
 from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
 
 
@@ -502,7 +502,7 @@ class TcpLifecycleTests(unittest.TestCase):
         self.assertEqual(events.names("tcp_end", "tcp_error"), ["tcp_end"])
 
 
-class HeldTcpStart:
+class HeldTcpStart(HeldHook):
     """
     An addon whose C{tcp_start} waits until the test calls L{release};
     it records the TCP events (and C{"tcp_start done"} when released) and
@@ -510,25 +510,22 @@ class HeldTcpStart:
     """
 
     def __init__(self) -> None:
+        super().__init__("tcp_start")
         self.events: list[str] = []
-        self.held: list[tuple[Any, Deferred]] = []
         self.connects: list[Any] = []
 
-    def tcp_start(self, flow: Any) -> Deferred:
+    def _hold(self, flow: Any) -> Deferred:
         self.events.append("tcp_start")
-        d: Deferred = Deferred()
-        self.held.append((flow, d))
-        return d
+        return super()._hold(flow)
 
-    def release(self, kill: bool = False) -> None:
+    def release(self, value: Any = None, kill: bool = False) -> None:
         """
         Let the oldest held C{tcp_start} finish (killing its flow first).
         """
-        flow, d = self.held.pop(0)
         if kill:
-            flow.kill()
+            self.flows[len(self.flows) - len(self.pending)].kill()
         self.events.append("tcp_start done")
-        d.callback(None)
+        super().release(value)
 
     def tcp_message(self, flow: Any) -> None:
         self.events.append("tcp_message")
@@ -563,7 +560,7 @@ class TcpStartTests(unittest.TestCase):
         client = await connect_tunnel(self, proxy.port_number, server.port)
         client.send(b"\x00hello raw tcp")
         # Those bytes are neither TLS nor HTTP: tcp_start runs once they are in.
-        self.assertTrue(await wait_until(lambda: hook.held))
+        self.assertTrue(await wait_until(lambda: hook.pending))
         return hook, server, client
 
     async def test_async_kill_in_tcp_start_with_first_bytes(self):
