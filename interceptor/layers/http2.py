@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.e2e.test_http2 -*-
+# -*- test-case-name: tests.e2e.test_http2,tests.e2e.test_http2_streams -*-
 """
 HTTP/2 toward the client (negotiated by ALPN), with the h2 package.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.e2e.test_http2,tests.e2e.test_translation_flow -*-
+# -*- test-case-name: tests.e2e.test_http2,tests.e2e.test_http2_streams,tests.e2e.test_translation_flow -*-
 """
 The client side of one HTTP/2 stream: L{H2ClientSide} carries the commands
 of its L{interceptor.layers.exchange.HttpExchange} to the client's stream

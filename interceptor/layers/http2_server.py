@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.e2e.test_http2,tests.e2e.test_translation_flow -*-
+# -*- test-case-name: tests.e2e.test_http2,tests.e2e.test_http2_streams,tests.e2e.test_translation_flow -*-
 """
 HTTP/2 toward the server: an L{H2ServerConnection} multiplexes the
 exchanges of one client connection (an HTTP/2 client's streams, or an

@@ -3,7 +3,9 @@
 End-to-end tests of HTTP/2 (issue #5), with real peers on 127.0.0.1: curl
 with C{--http2}, an h2 client through a CONNECT tunnel and an h2 server
 (both written with the h2 package, in L{tests.e2e.h2peers}), and an
-HTTP/1.1-only TLS server for the translation cases.
+HTTP/1.1-only TLS server for the translation cases: clients and servers
+that behave oddly (pushes, informational responses, CONTINUATION, tiny
+windows, GOAWAY), flow control, and TLS interception around h2.
 """
 
 from __future__ import annotations
@@ -11,18 +13,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from interceptor.model.http import Response
 from interceptor.testing import start_proxy
 from tests.e2e.h2peers import (
     H2ProxyClient,
+    H2Response,
     H2Server,
     TestPKI,
     TlsHttp1Server,
@@ -31,6 +37,7 @@ from tests.e2e.h2peers import (
     proxy_ca_path,
 )
 from tests.e2e.peers import RawServer, Recorder, WebServer, curl, pattern, sleep, stable, wait_until
+from tests.e2e.tlspeers import tunnel_tls
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples")
 
@@ -72,6 +79,31 @@ def path_handler(stream):
     stream.respond(200, [(b"content-length", b"%d" % len(body))], body)
 
 
+def raw_request(client, fields, end=True):
+    """
+    Open a stream on C{client} with exactly the header block C{fields}
+    (no validation by the client's h2 library).
+    """
+    client.conn.config.validate_outbound_headers = False
+    client.conn.config.normalize_outbound_headers = False
+    sid = client.conn.get_next_available_stream_id()
+    response = client.responses[sid] = H2Response(sid)
+    client.sent[sid] = 0
+    client.conn.send_headers(sid, fields, end_stream=end)
+    client.flush()
+    return response
+
+
+def base_fields(client, method="GET", path="/"):
+    host, port = client.address
+    return [
+        (b":method", method.encode()),
+        (b":scheme", b"https"),
+        (b":authority", f"{host}:{port}".encode()),
+        (b":path", path.encode()),
+    ]
+
+
 class _Base(unittest.TestCase):
     """
     Common set-up: a test CA, and helpers starting servers and a proxy that
@@ -110,6 +142,13 @@ class _Base(unittest.TestCase):
         """
         for flow in flows:
             self.assertEqual(recorder.flow_events(flow), events, flow)
+
+    def assert_once_each(self, recorder, flow, events=HTTP_EVENTS):
+        """
+        C{flow} had each of C{events} exactly once.
+        """
+        got = recorder.flow_events(flow)
+        self.assertEqual(sorted(got), sorted(events), got)
 
 
 class CurlHttp2Tests(_Base):
@@ -836,3 +875,504 @@ class AddonTests(_Base):
         [stream] = server.streams
         self.assertEqual(len(stream.body), size)
         self.assertTrue(bytes(stream.body) == upload)
+
+
+class ServerBehaviourTests(_Base):
+    """
+    What h2 servers may do.
+    """
+
+    async def test_informational_response_then_final(self):
+        """A 103 Early Hints before the 200: the client gets the 200 and its body; four events once."""
+        recorder = Recorder()
+
+        def handler(stream):
+            conn = stream.protocol.conn
+            conn.send_headers(stream.stream_id, [(b":status", b"103"), (b"link", b"</a.css>; rel=preload")])
+            stream.protocol.flush()
+            stream.respond(200, [(b"content-length", b"2")], b"ok")
+
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        r = await bounded(client.request("GET", "/hints").done)
+        self.assertEqual((r.status, bytes(r.body)), (200, b"ok"))
+        [flow] = recorder.flows()
+        self.assert_events(recorder, [flow])
+        self.assertEqual(flow.response.status_code, 200)
+
+    async def test_response_without_status(self):
+        """A response header block without :status: 502 (or reset) and one error for the flow, no crash."""
+        recorder = Recorder()
+
+        def handler(stream):
+            conn = stream.protocol.conn
+            conn.config.validate_outbound_headers = False
+            conn.send_headers(stream.stream_id, [(b"x-no-status", b"1")], end_stream=True)
+            stream.protocol.flush()
+
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        r = await bounded(client.request("GET", "/nostatus").done)
+        self.assertTrue(r.status == 502 or r.reset_code is not None, (r.status, r.reset_code))
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+        self.assertEqual(recorder.count("response"), 0)
+        self.assertFalse(client.closed)
+
+    async def test_server_push_promise_refused(self):
+        """A server that sends PUSH_PROMISE although the proxy disabled push: a connection error upstream (RFC 9113 8.4), so 502 or a reset; no crash, no hang, the client never sees a push."""
+        from hyperframe.frame import PushPromiseFrame
+
+        recorder = Recorder()
+
+        def handler(stream):
+            conn = stream.protocol.conn
+            frame = PushPromiseFrame(stream.stream_id)
+            frame.promised_stream_id = 2
+            frame.flags.add("END_HEADERS")
+            frame.data = conn.encoder.encode([
+                (b":method", b"GET"), (b":scheme", b"https"),
+                (b":authority", b"127.0.0.1"), (b":path", b"/pushed"),
+            ])
+            stream.protocol.transport.write(frame.serialize())
+            stream.respond(200, [(b"content-length", b"2")], b"ok")
+
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        r = await bounded(client.request("GET", "/p").done)
+        self.assertEqual(client.pushes, [])
+        self.assertTrue(r.status in (200, 502) or r.reset_code is not None, (r.status, r.reset_code))
+        self.assertTrue(await wait_until(lambda: recorder.count("response") + recorder.count("error") == 1))
+        self.assertFalse(client.closed)
+
+    async def test_server_closes_tcp_without_goaway_then_new_stream(self):
+        """The server drops its TCP connection after answering (no GOAWAY); the next stream gets a new upstream connection."""
+        def handler(stream):
+            path_handler(stream)
+            if stream.path == b"/1":
+                reactor.callLater(0.05, stream.protocol.transport.loseConnection)
+
+        proxy = await self.proxy()
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        first = await bounded(client.request("GET", "/1").done)
+        self.assertEqual(first.status, 200)
+        self.assertTrue(await wait_until(lambda: server.connections[0].closed))
+        await sleep(0.1)
+        second = await bounded(client.request("GET", "/2").done)
+        self.assertEqual((second.status, bytes(second.body)), (200, b"/2 0"))
+        self.assertEqual(len(server.connections), 2)
+        self.assertEqual(server.connections[1].negotiated, b"h2")
+
+    async def test_server_stream_limit_one(self):
+        """A server allowing one concurrent stream: 10 client streams, some with bodies, all answered in turn."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler, settings={SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+        client = await self.client(proxy, server.port)
+        await sleep(0.1)
+        responses = [client.request("POST", f"/o{i}", body=b"z" * (i * 1000)) for i in range(10)]
+        await bounded(DeferredList([r.done for r in responses]), 8)
+        self.assertEqual(
+            [(r.status, bytes(r.body)) for r in responses],
+            [(200, b"/o%d %d" % (i, i * 1000)) for i in range(10)],
+        )
+
+    async def test_huge_response_headers(self):
+        """A 30 KB response header (HEADERS + CONTINUATION) reaches the h2 client intact."""
+        value = b"v" * 30_000
+
+        def handler(stream):
+            stream.respond(200, [(b"x-huge", value), (b"content-length", b"2")], b"ok")
+
+        proxy = await self.proxy()
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        r = await bounded(client.request("GET", "/h").done)
+        self.assertEqual((r.status, bytes(r.body)), (200, b"ok"))
+        self.assertEqual(r.header(b"x-huge"), value)
+
+    async def test_gzip_response_modified(self):
+        """A gzip-encoded h2 response changed by a response hook: the client gets the new content, encoded consistently."""
+        import gzip
+
+        original = b"hello world " * 100
+
+        class Modify:
+            def response(self, flow):
+                flow.response.content = flow.response.content.replace(b"world", b"there")
+
+        def handler(stream):
+            data = gzip.compress(original)
+            stream.respond(200, [(b"content-encoding", b"gzip"),
+                                 (b"content-length", b"%d" % len(data))], data)
+
+        proxy = await self.proxy(Modify())
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        r = await bounded(client.request("GET", "/gz").done)
+        self.assertEqual(r.status, 200)
+        body = bytes(r.body)
+        if r.header(b"content-encoding") == b"gzip":
+            body = gzip.decompress(body)
+        self.assertEqual(body, original.replace(b"world", b"there"))
+        self.assertEqual(int(r.header(b"content-length")), len(r.body))
+
+
+class ClientBehaviourTests(_Base):
+    """
+    What h2 clients may do.
+    """
+
+    async def test_ping(self):
+        """A client PING is answered with a PING ACK."""
+        from h2.events import PingAckReceived
+
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        acks = []
+        original = client._handle
+
+        def handle(event):
+            if isinstance(event, PingAckReceived):
+                acks.append(event.ping_data)
+            original(event)
+
+        client._handle = handle
+        client.conn.ping(b"12345678")
+        client.flush()
+        self.assertTrue(await wait_until(lambda: acks == [b"12345678"]))
+
+    async def test_tiny_window_small_frames_no_header_table(self):
+        """A client with a 100-byte initial window, 16 KiB frames and a 0-byte header table gets a 200 KB response intact."""
+        body = pattern(200_000)
+
+        def handler(stream):
+            stream.respond(200, [(b"content-length", b"%d" % len(body)), (b"x-a", b"1")], body)
+
+        proxy = await self.proxy()
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        client.conn.update_settings({
+            SettingCodes.INITIAL_WINDOW_SIZE: 100,
+            SettingCodes.HEADER_TABLE_SIZE: 0,
+        })
+        client.flush()
+        await sleep(0.1)
+        responses = [client.request("GET", f"/w{i}") for i in range(3)]
+        await bounded(DeferredList([r.done for r in responses]), 10)
+        for r in responses:
+            self.assertEqual(r.status, 200)
+            self.assertTrue(bytes(r.body) == body)
+
+    async def test_window_shrunk_mid_response(self):
+        """The client shrinks its initial window to 0 mid-response, then reopens it: the response completes."""
+        body = pattern(500_000)
+
+        def handler(stream):
+            stream.respond(200, [(b"content-length", b"%d" % len(body))], body)
+
+        proxy = await self.proxy()
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        client.flush()
+        await sleep(0.1)
+        r = client.request("GET", "/z")
+        await sleep(0.3)
+        self.assertEqual(len(r.body), 0)
+        client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+        client.flush()
+        await bounded(r.done, 8)
+        self.assertEqual(r.status, 200)
+        self.assertTrue(bytes(r.body) == body)
+
+    async def test_huge_request_headers_continuation(self):
+        """A 30 KB request header (HEADERS + CONTINUATION) reaches the h2 server intact."""
+        value = b"q" * 30_000
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        r = await bounded(client.request("GET", "/big-head", [(b"x-huge", value)]).done)
+        self.assertEqual(r.status, 200)
+        [stream] = server.streams
+        self.assertEqual(stream.header(b"x-huge"), value)
+
+    async def test_request_trailers_without_body(self):
+        """A request of headers then trailers only (no DATA) reaches the server with its trailers."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        r = client.request("POST", "/tr", [(b"te", b"trailers")], end=False)
+        client.send_body(r.stream_id, b"", end=True, trailers=[(b"x-t", b"1")])
+        await bounded(r.done)
+        self.assertEqual(r.status, 200)
+        [stream] = server.streams
+        self.assertEqual(stream.trailers, [(b"x-t", b"1")])
+
+    async def test_priority_frames_ignored(self):
+        """PRIORITY frames (and priority info in HEADERS) do not disturb the streams."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        client.conn.prioritize(1, weight=200, depends_on=0, exclusive=False)
+        client.conn.prioritize(7, weight=16, depends_on=1, exclusive=True)
+        client.flush()
+        responses = [client.request("GET", f"/p{i}") for i in range(4)]
+        await bounded(DeferredList([r.done for r in responses]))
+        self.assertEqual([r.status for r in responses], [200] * 4)
+
+    async def test_connection_header_rejected_not_forwarded(self):
+        """A client request with a connection-specific header is rejected (RST or GOAWAY), never forwarded; no crash."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        r = raw_request(client, base_fields(client, path="/conn") + [(b"connection", b"keep-alive")])
+        await bounded(r.done)
+        self.assertTrue(r.reset_code is not None or client.terminated is not None or client.closed)
+        self.assertEqual(server.streams, [])
+
+    async def test_connect_method_over_h2(self):
+        """An h2 CONNECT request (RFC 9113 8.5) fails only its own stream; a concurrent GET on the connection succeeds."""
+        recorder = Recorder()
+        hold = Deferred()
+
+        def handler(stream):
+            if stream.path == b"/slow":
+                hold.addCallback(lambda _: path_handler(stream))
+            else:
+                path_handler(stream)
+
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(handler)
+        client = await self.client(proxy, server.port)
+        slow = client.request("GET", "/slow")
+        self.assertTrue(await wait_until(lambda: len(server.streams) == 1))
+        host, port = client.address
+        conn = raw_request(client, [(b":method", b"CONNECT"), (b":authority", f"{host}:{port}".encode())])
+        await bounded(conn.done)
+        hold.callback(None)
+        await bounded(slow.done)
+        self.assertEqual((slow.status, bytes(slow.body)), (200, b"/slow 0"), server.errors)
+        self.assertTrue(conn.status >= 400 or conn.reset_code is not None, (conn.status, conn.reset_code))
+
+    async def test_many_streams_with_resets_interleaved(self):
+        """60 concurrent streams, every third reset by the client right away: the rest all succeed, each flow ends once."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        responses = []
+        for i in range(60):
+            r = client.request("POST", f"/m{i}", body=b"y" * 100)
+            if i % 3 == 0:
+                client.reset(r.stream_id)
+            responses.append(r)
+        kept = [r for i, r in enumerate(responses) if i % 3]
+        await bounded(DeferredList([r.done for r in kept]), 8)
+        for r in kept:
+            self.assertEqual(r.status, 200)
+        self.assertTrue(await wait_until(
+            lambda: recorder.count("response") + recorder.count("error") == 60))
+        for flow in recorder.flows():
+            events = recorder.flow_events(flow)
+            self.assertEqual(events.count("response") + events.count("error"), 1, events)
+
+    async def test_client_goaway_then_streams_answered(self):
+        """GOAWAY(NO_ERROR) from the client after opening streams: streams below last_stream_id are still valid requests (RFC 9113 6.8); no crash."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        responses = [client.request("GET", f"/g{i}") for i in range(3)]
+        client.goaway()
+        await bounded(DeferredList([r.done for r in responses]))
+        self.assertTrue(await wait_until(
+            lambda: recorder.count("response") + recorder.count("error") == 3))
+
+
+class H2InterceptionTlsTests(_Base):
+    """
+    TLS interception edge cases.
+    """
+
+    async def test_tls12_only_client_to_h2_server(self):
+        """A TLS 1.2-only client offering h2 and http/1.1 to an h2 server: TLS 1.2, h2 negotiated via the proxy; an HTTP/1.1 request fallback works when it offers http/1.1 only."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        ca = proxy_ca_path(proxy)
+        result = await tunnel_tls(
+            proxy.port_number, "127.0.0.1", server.port, ca, None, ["http/1.1"],
+            b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", tls_max=ssl.TLSVersion.TLSv1_2,
+        )
+        self.assertEqual(result.version, "TLSv1.2")
+        self.assertIn(result.alpn, ("http/1.1", None))
+        # The h2-only server cannot speak HTTP/1.1: the proxy must answer (502) rather than hang.
+        self.assertTrue(result.response.startswith(b"HTTP/1.1 "), result.response[:200])
+
+    async def test_client_without_sni_hostname_target(self):
+        """A client sending no SNI through a CONNECT to localhost: the proxy uses the CONNECT host, the request succeeds."""
+        h1 = await TlsHttp1Server.start(self, self.pki)
+        proxy = await self.proxy()
+        ca = proxy_ca_path(proxy)
+        result = await tunnel_tls(
+            proxy.port_number, "localhost", h1.port, ca, None, ["http/1.1"],
+            b"GET /nosni HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        self.assertTrue(result.response.startswith(b"HTTP/1.1 200"), result.response[:300])
+        self.assertEqual(h1.server_names, [b"localhost"])
+
+    async def test_sni_is_ip_address(self):
+        """A client sending an IP address as SNI (non-conforming but common): the proxy does not crash and does not send an IP SNI upstream."""
+        h1 = await TlsHttp1Server.start(self, self.pki)
+        proxy = await self.proxy()
+        ca = proxy_ca_path(proxy)
+
+        def run():
+            raw = socket.create_connection(("127.0.0.1", proxy.port_number), timeout=5)
+            try:
+                raw.sendall(f"CONNECT 127.0.0.1:{h1.port} HTTP/1.1\r\n\r\n".encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += raw.recv(1)
+                from OpenSSL import SSL as O
+                import select
+                ctx = O.Context(O.TLS_CLIENT_METHOD)
+                ctx.load_verify_locations(ca)
+                ctx.set_verify(O.VERIFY_PEER, lambda *a: bool(a[-1]))
+                ctx.set_alpn_protos([b"http/1.1"])
+                c = O.Connection(ctx, raw)
+                c.set_tlsext_host_name(b"127.0.0.1")
+                c.set_connect_state()
+                while True:
+                    try:
+                        c.do_handshake()
+                        break
+                    except O.WantReadError:
+                        if not select.select([raw], [], [], 5)[0]:
+                            raise TimeoutError("handshake")
+                c.sendall(b"GET /ipsni HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    try:
+                        chunk = c.recv(65536)
+                    except O.WantReadError:
+                        if not select.select([raw], [], [], 5)[0]:
+                            break
+                        continue
+                    except (O.ZeroReturnError, O.SysCallError):
+                        break
+                    if not chunk:
+                        break
+                    data += chunk
+                return data
+            finally:
+                raw.close()
+
+        data = await bounded(deferToThread(run), 10)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:300])
+        self.assertEqual(h1.server_names, [None])
+
+    async def test_client_aborts_mid_handshake(self):
+        """A client that sends a ClientHello then drops the connection: the upstream connection is closed too, no error logged."""
+        server = await self.h2_server(path_handler)
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+
+        def run():
+            raw = socket.create_connection(("127.0.0.1", proxy.port_number), timeout=5)
+            raw.sendall(f"CONNECT 127.0.0.1:{server.port} HTTP/1.1\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += raw.recv(1)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["h2"])
+            obj = ctx.wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO(), server_hostname="localhost")
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            raw.sendall(out.read())
+            raw.close()
+
+        await bounded(deferToThread(run), 10)
+        self.assertTrue(await wait_until(lambda: len(server.connections) >= 1, 3))
+        self.assertTrue(await wait_until(lambda: all(c.closed for c in server.connections), 4))
+
+    async def test_h2_client_bad_upstream_cert(self):
+        """An h2 client (curl --http2) to a server whose certificate the proxy does not trust: 502 naming the reason and one error event."""
+        if CURL_SKIP:
+            raise self.skipTest(CURL_SKIP)
+        recorder = Recorder()
+        server = await self.h2_server(path_handler)
+        proxy = await start_proxy(self, recorder, confdir=self.mktemp(), read_timeout=5.0)
+        result = await curl(
+            self, "--http2", "-x", proxy.url, "--cacert", proxy_ca_path(proxy),
+            f"https://127.0.0.1:{server.port}/bad", timeout=8,
+        )
+        self.assertEqual(result.code, 0, result.stderr)
+        self.assertEqual(result.status, 502)
+        self.assertIn(b"unknown issuer", result.body)
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+
+    async def test_h2_only_client_bad_upstream_cert(self):
+        """An h2-only client (ALPN h2 alone) to a server the proxy does not trust: the client still gets h2 and a 502 on its stream, not a protocol mismatch."""
+        recorder = Recorder()
+        server = await self.h2_server(path_handler)
+        proxy = await start_proxy(self, recorder, confdir=self.mktemp(), read_timeout=5.0)
+        client = await self.client(proxy, server.port, alpn=(b"h2",))
+        self.assertEqual(client.negotiated, b"h2")
+        r = await bounded(client.request("GET", "/bad").done)
+        self.assertEqual(r.status, 502)
+        self.assertIn(b"unknown issuer", bytes(r.body))
+
+    async def test_ignore_hosts_passthrough_h2(self):
+        """ignore_hosts passes an h2 client through undecrypted: it sees the server's own certificate and speaks h2 to it; no HTTP events."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder, ignore_hosts=[r"^127\.0\.0\.1:"])
+        server = await self.h2_server(path_handler)
+        from tests.e2e.h2peers import H2ProxyClient
+
+        client = H2ProxyClient(("127.0.0.1", server.port), self.pki.ca_path, [b"h2"], True)
+        from twisted.internet.protocol import ClientFactory
+
+        factory = ClientFactory.forProtocol(lambda: client)
+        reactor.connectTCP("127.0.0.1", proxy.port_number, factory, timeout=5)
+        self.addCleanup(client.close)
+        await bounded(client.ready)
+        self.assertEqual(client.negotiated, b"h2")
+        r = await bounded(client.request("GET", "/pt").done)
+        self.assertEqual((r.status, bytes(r.body)), (200, b"/pt 0"))
+        self.assertEqual(recorder.count("request"), 0)
+
+    async def test_plain_http_in_connect_tunnel_to_h2_server_port(self):
+        """Plain HTTP sent into a CONNECT tunnel: answered over HTTP/1.1 (not TLS), no crash."""
+        web = await RawServer.start(self, lambda conn, req: conn.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain"))
+        proxy = await self.proxy()
+
+        def run():
+            raw = socket.create_connection(("127.0.0.1", proxy.port_number), timeout=5)
+            try:
+                raw.sendall(f"CONNECT 127.0.0.1:{web.port} HTTP/1.1\r\n\r\n".encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += raw.recv(1)
+                raw.sendall(b"GET /p HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while b"plain" not in data:
+                    chunk = raw.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data
+            finally:
+                raw.close()
+
+        data = await bounded(deferToThread(run), 10)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data)
