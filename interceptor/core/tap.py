@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_tap,tests.e2e.test_cli -*-
 """
 The command line of C{twistd interceptor}::
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.e2e.test_cli -*-
 """
 The flow output of real proxies (in-process and `twistd -n interceptor`
 subprocesses) and the command line's error handling.
@@ -24,7 +25,7 @@ def _latin_header_handler(conn, request):
                                             (b"Content-Type", b"text/plain")]))
 
 
-class TwistdProbeTests(unittest.TestCase):
+class TwistdCommandLineTests(unittest.TestCase):
     """
     Real C{twistd -n interceptor} processes on 127.0.0.1.
     """
