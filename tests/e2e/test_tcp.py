@@ -18,6 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 from zope.interface import implementer
 
@@ -25,7 +26,18 @@ from interceptor.layers.relay import RelayLayer
 from interceptor.layers.tcp import TcpLayer
 from interceptor.model.tcp import TCPFlow, TCPMessage
 from interceptor.testing import start_proxy
-from tests.e2e.peers import AllEvents, HeldHook, WebServer, sleep, unused_port, wait_until
+from tests.e2e.peers import (
+    AllEvents,
+    HeldHook,
+    WebServer,
+    advance,
+    delivered,
+    read_by_peer,
+    sleep,
+    stable,
+    unused_port,
+    wait_until,
+)
 from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
 
 
@@ -134,7 +146,7 @@ class TcpHostsTests(unittest.TestCase):
         self.assertEqual(bytes(server.connections[0].received), b"PONG-PONG-PONG")
         self.assertEqual(bytes(client.received), b"PONG-PONG-PONG!")
         client.send(b"please drop this")
-        await sleep(0.2)
+        self.assertTrue(await wait_until(lambda: read_by_peer(client.transport)))
         client.send(b"x")
         await client.wait_for(lambda d: d.endswith(b"x!"))
         self.assertEqual(bytes(server.connections[0].received), b"PONG-PONG-PONGx")
@@ -180,9 +192,13 @@ class TcpHostsTests(unittest.TestCase):
     async def test_silent_client_gets_a_server_that_speaks_first(self):
         """Without tcp_hosts, a tunnel whose client says nothing becomes raw TCP after read_timeout."""
         events = TcpEvents()
-        proxy = await start_proxy(self, events, read_timeout=0.5)
+        clock = Clock()
+        proxy = await start_proxy(self, events, read_timeout=0.5, clock=clock)
         server = await TcpServer.start(self, "banner")
         client = await connect_tunnel(self, proxy.port_number, server.port)
+        await advance(clock, 0.4, 0.1)
+        self.assertEqual(events.events, [])
+        await advance(clock, 0.1)
         data = await client.wait_for(lambda d: d.endswith(b"\r\n"))
         self.assertEqual(data, b"220 hello from the server\r\n")
 
@@ -198,7 +214,7 @@ class TcpHostsTests(unittest.TestCase):
         web = await WebServer.start(self)
         client = await connect_tunnel(self, proxy.port_number, web.port)
         client.send(b"GET")
-        await sleep(0.2)
+        self.assertTrue(await wait_until(lambda: read_by_peer(client.transport)))
         client.send(b" /bytes?n=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = await client.wait_closed()
         self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
@@ -206,10 +222,15 @@ class TcpHostsTests(unittest.TestCase):
 
     async def test_partial_client_hello_times_out(self):
         """A tunnel that starts a TLS ClientHello and stops is closed after read_timeout."""
-        proxy = await start_proxy(self, read_timeout=0.5)
+        clock = Clock()
+        proxy = await start_proxy(self, read_timeout=0.5, clock=clock)
         server = await TcpServer.start(self, "echo")
         client = await connect_tunnel(self, proxy.port_number, server.port)
         client.send(b"\x16\x03\x01\x02\x00\x01")
+        self.assertTrue(await wait_until(lambda: read_by_peer(client.transport)))
+        await advance(clock, 0.4, 0.1)
+        self.assertFalse(client.closed)
+        await advance(clock, 0.1)
         await client.wait_closed(timeout=3)
 
     async def test_half_close_is_relayed(self):
@@ -291,9 +312,10 @@ class TcpHostsTests(unittest.TestCase):
         await client.wait_for(lambda d: b"\r\n\r\n" in d)
         client.count_only = True
         client.transport.pauseProducing()
-        await sleep(1.0)
+        self.assertTrue(await wait_until(lambda: server.connections))
         [conn] = server.connections
-        self.assertLess(conn.sent, 48 * 1024 * 1024)
+        # The flood stops where the buffers hold it.
+        self.assertLess(await stable(lambda: conn.sent), 48 * 1024 * 1024)
         [root] = list(proxy.master.factories[0].connections)
         buffered = len(root.transport.dataBuffer) + sum(len(b) for b in root.transport._tempDataBuffer)
         self.assertLess(buffered, 16 * 1024 * 1024)
@@ -424,17 +446,18 @@ class TcpLifecycleTests(unittest.TestCase):
     async def test_eof_waits_behind_pending_hook(self) -> None:
         """A half-close right behind a chunk held by a slow hook: the server gets all bytes, then EOF."""
 
-        class Slow:
-            def tcp_message(self, flow: Any) -> Any:
-                d: Deferred = Deferred()
-                reactor.callLater(0.2, d.callback, None)
-                return d
-
-        proxy = await start_proxy(self, Slow(), tcp_hosts=["127.0.0.1"])
+        slow = HeldHook("tcp_message")
+        proxy = await start_proxy(self, slow, tcp_hosts=["127.0.0.1"])
         server = await TcpServer.start(self, "count")
         client = await connect_tunnel(self, proxy.port_number, server.port)
         client.send(b"a" * 3000)
         client.shut_write()
+        # The EOF is at the proxy while the hook holds the first chunk.
+        self.assertTrue(await wait_until(lambda: slow.pending and delivered(client.transport)))
+        while not client.closed:
+            if slow.pending:
+                slow.release()
+            self.assertTrue(await wait_until(lambda: slow.pending or client.closed))
         data = await client.wait_closed()
         self.assertEqual(data, b"got 3000 bytes")
 
@@ -451,7 +474,7 @@ class TcpLifecycleTests(unittest.TestCase):
         server = await TcpServer.start(self, "echo")
         client = await connect_tunnel(self, proxy.port_number, server.port)
         client.send(b"hide")
-        await sleep(0.2)
+        self.assertTrue(await wait_until(lambda: read_by_peer(client.transport)))
         client.send(b"show")
         await client.wait_for(lambda d: d == b"show")
         self.assertEqual(bytes(server.connections[0].received), b"show")
