@@ -8,20 +8,20 @@ holding only its own flow.
 
 from __future__ import annotations
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from interceptor.model.http import Response
 from interceptor.testing import start_proxy
 from tests.e2e.peers import (
+    HeldHook,
     RawClient,
     RawServer,
     Recorder,
     WebServer,
     agent_request,
     curl,
+    delivered,
     http_response,
     ok_handler,
     parse_responses,
@@ -108,31 +108,31 @@ class EventOrderTests(unittest.TestCase):
     async def test_responseheaders_without_content(self):
         """responseheaders fires on the head alone, before the body arrives; response sees the body."""
         seen = {}
-        later = []
+        waiting = []
 
         def handler(conn, request):
             conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
-            later.append(reactor.callLater(0.3, conn.write, b"hello"))
+            waiting.append(conn)
 
         class Watch:
             def responseheaders(self, flow):
                 seen["at_headers"] = (flow.response.status_code, flow.response.raw_content)
-                seen["when_headers"] = reactor.seconds()
 
             def response(self, flow):
                 seen["at_response"] = flow.response.content
-                seen["when_response"] = reactor.seconds()
 
         proxy = await start_proxy(self, Watch(), read_timeout=2.0)
         server = await RawServer.start(self, handler)
-        self.addCleanup(lambda: [c.cancel() for c in later if c.active()])
         client = await RawClient.connect(self, proxy.port_number)
         client.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % server.url("/").encode())
+        # responseheaders has fired on the head; the body is not sent yet.
+        self.assertTrue(await wait_until(lambda: "at_headers" in seen))
+        self.assertNotIn("at_response", seen)
+        waiting[0].write(b"hello")
         [response] = await client.wait_responses(1)
         self.assertEqual(response.body, b"hello")
         self.assertEqual(seen["at_headers"], (200, None))
         self.assertEqual(seen["at_response"], b"hello")
-        self.assertGreater(seen["when_response"] - seen["when_headers"], 0.2)
 
     async def test_error_event_on_refused_connection(self):
         """A refused upstream connection fires error with a message, and the client gets a 502 saying why."""
@@ -276,38 +276,40 @@ class DeferredHookTests(unittest.TestCase):
     timeout = 15
 
     async def test_deferred_holds_only_its_flow(self):
-        """A request hook delaying flow A by 1.5 s does not delay flow B on another connection."""
-        done = {}
+        """A request hook holding flow A does not delay flow B on another connection."""
+        done = []
+        held = []
 
         class Delay:
             def request(self, flow):
                 if flow.request.path == "/slow":
-                    return deferLater(reactor, 1.5, lambda: None)
+                    d = Deferred()
+                    held.append(d)
+                    return d
 
             def response(self, flow):
-                done[flow.request.path] = reactor.seconds()
+                done.append(flow.request.path)
 
         proxy = await start_proxy(self, Delay(), read_timeout=5.0)
         web = await WebServer.start(self)
         agent = proxy_agent(self, proxy)
-        started = reactor.seconds()
         slow_d = Deferred.fromCoroutine(agent_request(self, agent, b"GET", web.url("/slow")))
-        await sleep(0.1)
+        self.assertTrue(await wait_until(lambda: held))
         response, body = await agent_request(self, agent, b"GET", web.url("/bytes?n=3"))
-        fast_done = reactor.seconds()
         self.assertEqual(body, b"012")
-        self.assertLess(fast_done - started, 1.0)
+        self.assertFalse(slow_d.called)
+        self.assertEqual(done, ["/bytes?n=3"])
+        held[0].callback(None)
         response, _ = await slow_d
         self.assertEqual(response.code, 404)
-        self.assertGreaterEqual(done["/slow"] - started, 1.4)
-        self.assertLess(done["/bytes?n=3"], done["/slow"])
+        self.assertEqual(done, ["/bytes?n=3", "/slow"])
 
     async def test_coroutine_hook(self):
         """An async def hook is awaited before the flow goes on, and its changes are kept."""
 
         class Async:
             async def request(self, flow):
-                await sleep(0.2)
+                await sleep(0.01)
                 flow.request.headers["X-Async"] = "done"
 
         proxy = await start_proxy(self, Async(), read_timeout=2.0)
@@ -318,23 +320,20 @@ class DeferredHookTests(unittest.TestCase):
 
     async def test_deferred_responseheaders_holds_flow(self):
         """A responseheaders hook returning a Deferred delays that response, which then arrives whole."""
-        fired = []
-
-        class Delay:
-            def responseheaders(self, flow):
-                return deferLater(reactor, 0.3, fired.append, reactor.seconds())
-
-        proxy = await start_proxy(self, Delay(), read_timeout=2.0)
+        delay = HeldHook("responseheaders")
+        proxy = await start_proxy(self, delay, read_timeout=2.0)
         server = await RawServer.start(
             self, lambda c, r: c.write(http_response(200, b"x" * 50000))
         )
         client = await RawClient.connect(self, proxy.port_number)
-        started = reactor.seconds()
         client.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % server.url("/").encode())
+        # The whole response is at the proxy; the client gets none of it yet.
+        self.assertTrue(await wait_until(lambda: delay.pending and delivered(server.connections[0].transport)))
+        await sleep(0.01)
+        self.assertEqual(client.received, bytearray())
+        delay.release()
         [response] = await client.wait_responses(1)
-        self.assertGreaterEqual(reactor.seconds() - started, 0.29)
         self.assertEqual(response.body, b"x" * 50000)
-        self.assertEqual(len(fired), 1)
 
 
 class ErrorPathEventsTests(unittest.TestCase):

@@ -138,7 +138,7 @@ class RegularModeClientsTests(unittest.TestCase):
         client = await RawClient.connect(self, proxy.port_number)
         client.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % server.url("/1").encode())
         await client.wait_responses(1)
-        await sleep(0.3)
+        self.assertTrue(await wait_until(lambda: server.connections[0].closed))
         client.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % server.url("/2").encode())
         first, second = await client.wait_responses(2)
         self.assertEqual(second.status, 200)

@@ -13,12 +13,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from interceptor.model.websocket import inject
 from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
 from interceptor.tls.contexts import certstore_for
-from tests.e2e.peers import AllEvents, RawClient, sleep, wait_until
+from tests.e2e.peers import AllEvents, RawClient, advance, sleep, wait_until
 from tests.e2e.tlspeers import TestCA, pem_of
 from tests.e2e.wspeers import (
     close_code,
@@ -455,13 +456,24 @@ class WebSocketFaultTests(unittest.TestCase):
         """A server that never answers the Close: websocket_error after read_timeout, the client is answered."""
         events = Events()
         factory = listen_silent_server(self)
-        proxy = await start_proxy(self, events, read_timeout=0.3)
+        clock = Clock()
+        proxy = await start_proxy(self, events, read_timeout=0.3, clock=clock)
         # autobahn's own close timeout (batched, so it may fire early) must
         # not beat the proxy's.
         client = await connect_websocket(
             self, f"ws://127.0.0.1:{factory.port_number}/", proxy=proxy, closeHandshakeTimeout=5
         )
-        closed = await client.close(1000, "bye")
+        closing = client.close(1000, "bye")
+
+        def frames_at_server():
+            return parse_frames(factory.connections[0].buffer.partition(b"\r\n\r\n")[2])
+
+        # The server has the Close, and never answers it.
+        self.assertTrue(await wait_until(lambda: frames_at_server()))
+        await advance(clock, 0.2, 0.1)
+        self.assertNotIn("websocket_error", events.names)
+        await advance(clock, 0.1)
+        closed = await closing
         self.assertEqual(closed.code, 1001)
         await wait_until(lambda: "websocket_error" in events.names)
         self.assertIn("did not answer the close handshake", events.flows[0].error.msg)
