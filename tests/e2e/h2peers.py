@@ -39,6 +39,7 @@ from h2.events import (
     RemoteSettingsChanged,
     RequestReceived,
     ResponseReceived,
+    SettingsAcknowledged,
     StreamEnded,
     StreamReset,
     TrailersReceived,
@@ -315,17 +316,28 @@ class H2ServerProtocol(Protocol):
         self.closed = False
         self.negotiated: Optional[bytes] = None
         self.remote_settings_seen: Deferred = Deferred()
+        self.settings_sent = 0
+        self.settings_acked = 0
         self.terminated: Optional[ConnectionTerminated] = None
 
     def connectionMade(self) -> None:
         self.server.connections.append(self)
         self.conn.initiate_connection()
+        self.settings_sent = 1
         if self.server.settings:
             self.conn.update_settings(dict(self.server.settings))
+            self.settings_sent = 2
         self.flush()
 
     def handshakeCompleted(self) -> None:
         self.negotiated = self.transport.negotiatedProtocol
+
+    @property
+    def settings_applied(self) -> bool:
+        """
+        Whether the proxy has acknowledged every SETTINGS frame we sent.
+        """
+        return self.settings_acked >= self.settings_sent
 
     def flush(self) -> None:
         """
@@ -381,6 +393,8 @@ class H2ServerProtocol(Protocol):
             elif isinstance(event, RemoteSettingsChanged):
                 if not self.remote_settings_seen.called:
                     self.remote_settings_seen.callback(self.conn.remote_settings)
+            elif isinstance(event, SettingsAcknowledged):
+                self.settings_acked += 1
             elif isinstance(event, ConnectionTerminated):
                 self.terminated = event
         self.flush()

@@ -256,16 +256,18 @@ class H2ClientTests(_Base):
     async def test_upstream_max_concurrent_streams_respected(self):
         """With the server allowing 5 concurrent streams, 30 concurrent client streams still all get their answer."""
         held = []
-
-        def later(stream):
-            held.append(stream)
-            reactor.callLater(0.05, path_handler, stream)
-
         proxy = await self.proxy()
-        server = await self.h2_server(later, settings={SettingCodes.MAX_CONCURRENT_STREAMS: 5})
+        server = await self.h2_server(held.append, settings={SettingCodes.MAX_CONCURRENT_STREAMS: 5})
         client = await self.client(proxy, server.port)
-        await sleep(0.1)  # the proxy has the server's SETTINGS by now
+        self.assertTrue(await wait_until(lambda: server.connections and server.connections[0].settings_applied))
         responses = [client.request("GET", f"/c{i}") for i in range(30)]
+        # Five streams at a time reach the server (more would be a protocol
+        # error there); each answered five let five more in.
+        for _ in range(6):
+            self.assertTrue(await wait_until(lambda: len(held) == 5))
+            for stream in held:
+                path_handler(stream)
+            held.clear()
         await bounded(DeferredList([r.done for r in responses]), 8)
         self.assertEqual(
             [(r.status, bytes(r.body)) for r in responses],
@@ -1060,7 +1062,8 @@ class ClientBehaviourTests(_Base):
             SettingCodes.HEADER_TABLE_SIZE: 0,
         })
         client.flush()
-        await sleep(0.1)
+        # h2 applies our settings once the proxy has acknowledged them.
+        self.assertTrue(await wait_until(lambda: client.conn.local_settings.initial_window_size == 100))
         responses = [client.request("GET", f"/w{i}") for i in range(3)]
         await bounded(DeferredList([r.done for r in responses]), 10)
         for r in responses:
@@ -1079,9 +1082,11 @@ class ClientBehaviourTests(_Base):
         client = await self.client(proxy, server.port)
         client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 0})
         client.flush()
-        await sleep(0.1)
+        self.assertTrue(await wait_until(lambda: client.conn.local_settings.initial_window_size == 0))
         r = client.request("GET", "/z")
-        await sleep(0.3)
+        # The server has sent the whole body to the proxy, which holds it.
+        self.assertTrue(await wait_until(lambda: server.streams and server.streams[0].sent == len(body)))
+        await sleep(0.05)
         self.assertEqual(len(r.body), 0)
         client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 65535})
         client.flush()

@@ -178,7 +178,7 @@ class StreamLifecycleTests(_Base):
             lambda s: None if s.path == b"/early" else path_handler(s),
             on_headers=on_headers, settings=settings)
         client = await self.client(proxy, server.port)
-        await sleep(0.1)  # the proxy has the server's SETTINGS
+        self.assertTrue(await wait_until(lambda: server.connections and server.connections[0].settings_applied))
         response = client.request("POST", "/early", body=b"first part", end=False)
         await bounded(response.done)
         self.assertEqual((response.status, bytes(response.body)), (200, b"early"))

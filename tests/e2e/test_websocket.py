@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from twisted.internet import reactor, ssl
+from twisted.internet import ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -19,7 +19,7 @@ from twisted.trial import unittest
 from interceptor.model.websocket import inject
 from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
 from interceptor.tls.contexts import certstore_for
-from tests.e2e.peers import AllEvents, RawClient, advance, sleep, wait_until
+from tests.e2e.peers import AllEvents, RawClient, advance, delivered, sleep, wait_until
 from tests.e2e.tlspeers import TestCA, pem_of
 from tests.e2e.wspeers import (
     close_code,
@@ -632,8 +632,8 @@ class WebSocketHandshakeTests(unittest.TestCase):
     async def test_client_frame_before_delayed_101(self) -> None:
         """A client frame sent while the server has not answered yet is relayed after the 101 ("bytes arriving meanwhile wait")."""
         events = AllEvents()
-        factory = listen_scripted(
-            self, lambda conn, head: reactor.callLater(0.4, ws_101, conn, head))
+        heads = []
+        factory = listen_scripted(self, lambda conn, head: heads.append((conn, head)))
         proxy = await start_proxy(self, events)
         client = await RawClient.connect(self, proxy.port_number)
         port = factory.port
@@ -641,8 +641,11 @@ class WebSocketHandshakeTests(unittest.TestCase):
             b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             b"Sec-WebSocket-Version: 13\r\n\r\n" % (port, port))
-        await sleep(0.15)
+        # The handshake is at the server, which has not answered yet.
+        self.assertTrue(await wait_until(lambda: heads))
         client.send(masked(0x81, b"early"))
+        self.assertTrue(await wait_until(lambda: delivered(client.transport)))
+        ws_101(*heads[0])
         await wait_until(lambda: events.count("websocket_start"))
         await wait_until(lambda: factory.connections and len(factory.connections[0].after) > 0)
         data = await client.wait_for(lambda d: b"\r\n\r\n" in d)
