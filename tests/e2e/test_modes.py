@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
@@ -27,7 +28,18 @@ from interceptor.transport.modes import parse_mode
 from interceptor.core.options import OptionsError, proxy_options
 from interceptor.proxy import ProxyFactory
 from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
-from tests.e2e.peers import AllEvents, RawClient, Recorder, WebServer, curl, pattern, sleep, wait_until
+from tests.e2e.peers import (
+    AllEvents,
+    RawClient,
+    RawServer,
+    Recorder,
+    WebServer,
+    advance,
+    curl,
+    pattern,
+    sleep,
+    wait_until,
+)
 from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
 from tests.e2e.tlspeers import HttpsServer, TestCA
 from tests.e2e.wspeers import masked, parse_frames, raw_handshake
@@ -228,6 +240,27 @@ class UpstreamModeTests(unittest.TestCase):
                               confdir=self.mktemp(), read_timeout=3.0, connect_timeout=3.0,
                               **options)
         return a, b
+
+    async def test_upstream_proxy_silent_after_connect(self):
+        """An upstream proxy that never answers the tunnel's CONNECT: the flow fails after connect_timeout, naming it."""
+        silent = await RawServer.start(self, lambda conn, request: None)
+        events = AllEvents()
+        clock = Clock()
+        proxy = await start_proxy(
+            self, events, mode=f"upstream:http://127.0.0.1:{silent.port}", connect_timeout=3.0,
+            tcp_hosts=["127.0.0.1"], confdir=self.mktemp(), clock=clock,
+        )
+        client = await connect_tunnel(self, proxy.port_number, 9)
+        client.send(b"raw bytes")
+        # The raw TCP flow asks the upstream proxy for a tunnel; no answer.
+        self.assertTrue(await wait_until(lambda: silent.requests))
+        self.assertEqual(silent.requests[0].method, b"CONNECT")
+        await advance(clock, 2.75)
+        self.assertFalse(client.closed)
+        await advance(clock, 0.25)
+        self.assertTrue(await wait_until(lambda: client.closed))
+        self.assertTrue(await wait_until(lambda: events.count("tcp_error")))
+        self.assertIn("did not answer CONNECT within 3 s", events.arg("tcp_error").error.msg)
 
 
 class ReverseModeTests(unittest.TestCase):
