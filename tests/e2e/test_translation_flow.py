@@ -40,6 +40,20 @@ class Http1ClientToH2ServerTests(_Base):
             f"https://127.0.0.1:{server.port}{path}", timeout=8,
         )
 
+    async def _curl_two(self, proxy, server, first, second):
+        """
+        The bodies of two requests that one curl makes on one connection.
+        """
+        url = f"https://127.0.0.1:{server.port}"
+        path = os.path.abspath(self.mktemp())
+        result = await curl(
+            self, "--http1.1", "-x", proxy.url, "--cacert", proxy_ca_path(proxy),
+            url + first, "-o", path, url + second, timeout=8,
+        )
+        self.assertEqual(result.code, 0, result.stderr)
+        with open(path, "rb") as f:
+            return result.body, f.read()
+
     async def test_streamed_response(self):
         """An 8 MiB response over stream_large_bodies arrives whole over HTTP/1.1."""
         proxy = await self.proxy(http2_translate=True, stream_large_bodies="64k")
@@ -96,16 +110,8 @@ class Http1ClientToH2ServerTests(_Base):
 
         proxy = await self.proxy(http2_translate=True)
         server = await self.h2_server(handler)
-        url = f"https://127.0.0.1:{server.port}"
-        second = os.path.abspath(self.mktemp())
-        result = await curl(
-            self, "--http1.1", "-x", proxy.url, "--cacert", proxy_ca_path(proxy),
-            url + "/one", "-o", second, url + "/two", timeout=8,
-        )
-        self.assertEqual(result.code, 0, result.stderr)
-        self.assertEqual(result.body, b"/one 0")
-        with open(second, "rb") as f:
-            self.assertEqual(f.read(), b"/two 0")
+        first, second = await self._curl_two(proxy, server, "/one", "/two")
+        self.assertEqual((first, second), (b"/one 0", b"/two 0"))
         self.assertEqual([c.negotiated for c in server.connections], [b"h2", b"h2"])
 
     async def test_http1_client_h2_server_bodiless(self):
@@ -158,16 +164,8 @@ class Http1ClientToH2ServerTests(_Base):
 
         proxy = await self.proxy(http2_translate=True)
         server = await self.h2_server(handler)
-        url = f"https://127.0.0.1:{server.port}"
-        second = os.path.abspath(self.mktemp())
-        result = await curl(
-            self, "--http1.1", "-x", proxy.url, "--cacert", proxy_ca_path(proxy),
-            url + "/a", "-o", second, url + "/b", timeout=8,
-        )
-        self.assertEqual(result.code, 0, result.stderr)
-        self.assertEqual(result.body, b"trailed")
-        with open(second, "rb") as f:
-            self.assertEqual(f.read(), b"trailed")
+        first, second = await self._curl_two(proxy, server, "/a", "/b")
+        self.assertEqual((first, second), (b"trailed", b"trailed"))
 
     async def test_http1_client_chunked_upload_to_h2(self):
         """curl --http1.1 chunked upload to an h2-only server: the server gets the whole body, no transfer-encoding header."""
