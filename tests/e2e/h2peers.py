@@ -12,7 +12,8 @@ package over Twisted TLS::
     response.status, response.headers, response.body, response.trailers
 
 L{TlsHttp1Server} is an HTTP/1.1-only twisted.web site over TLS, for the
-translation tests.  Every server records the ALPN protocols its clients
+translation tests; L{TlsTunnelClient} is a raw HTTP/1.1 client in a
+CONNECT tunnel over TLS.  Every server records the ALPN protocols its clients
 offered.  Everything started here is stopped in the test's cleanup, and
 every wait is bounded.
 """
@@ -49,6 +50,7 @@ from h2.exceptions import H2Error, ProtocolError
 from OpenSSL import SSL, crypto
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
@@ -57,7 +59,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from interceptor.tls.contexts import certstore_for
-from tests.e2e.peers import LoopbackServer, find_header, tracking_factory
+from tests.e2e.peers import LoopbackServer, RawClient, find_header, tracking_factory
 
 __all__ = [
     "TestPKI",
@@ -66,6 +68,7 @@ __all__ = [
     "TlsHttp1Server",
     "H2ProxyClient",
     "H2Response",
+    "TlsTunnelClient",
     "proxy_ca_path",
 ]
 
@@ -554,7 +557,9 @@ class H2Response:
     """
     What came back on one client stream.
 
-    @ivar done: Fires with this object when the stream ends or is reset.
+    @ivar done: Fires with this object when the stream ends or is reset
+        (or the connection is lost).
+    @ivar ended: Whether the proxy ended the stream (END_STREAM).
     """
 
     def __init__(self, stream_id: int) -> None:
@@ -565,6 +570,7 @@ class H2Response:
         self.trailers: Optional[list] = None
         self.reset_code: Optional[int] = None
         self.pushed = False
+        self.ended = False
         self.done: Deferred = Deferred()
         self.unacked = 0
 
@@ -585,8 +591,60 @@ class H2Response:
             self.done.callback(self)
 
 
+class _TlsTunnel:
+    """
+    The start of a client in a CONNECT tunnel through the proxy: CONNECT
+    to C{address}, then TLS inside the tunnel, trusting C{ca_path} and
+    offering C{alpn}; C{ready} fires once the handshake is done (or fails).
+
+    @ivar negotiated: The ALPN protocol the proxy chose, or None.
+    """
+
+    address: tuple[str, int]
+    ca_path: str
+    alpn: list[bytes]
+    ready: Deferred
+    transport: Any
+    negotiated: Optional[bytes] = None
+    _head = b""
+    _tunnel = False
+
+    def _send_connect(self) -> None:
+        host, port = self.address
+        target = f"{host}:{port}".encode()
+        self.transport.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+
+    def _setting_up(self, data: bytes) -> bool:
+        """
+        Whether C{data} is the proxy's answer to CONNECT (starting TLS
+        after a 200), not bytes from inside the tunnel.
+        """
+        if self._tunnel:
+            return False
+        self._head += data
+        if b"\r\n\r\n" not in self._head:
+            return True
+        head = self._head.partition(b"\r\n\r\n")[0]
+        status = head.split(b" ", 2)[1] if head.count(b" ") else b""
+        if status != b"200":
+            self.ready.errback(RuntimeError(f"CONNECT answered {head!r}"))
+            self.transport.loseConnection()
+            return True
+        self._tunnel = True
+        with open(self.ca_path, "rb") as f:
+            trust = Certificate.loadPEM(f.read())
+        options = optionsForClientTLS(self.address[0], trustRoot=trust, acceptableProtocols=self.alpn)
+        self.transport.startTLS(options)
+        return True
+
+    def _note_protocol(self) -> None:
+        # After startTLS the TCP transport's protocol is the TLS wrapper.
+        tls = getattr(self.transport, "protocol", self.transport)
+        self.negotiated = getattr(tls, "negotiatedProtocol", None)
+
+
 @implementer(IHandshakeListener)
-class H2ProxyClient(Protocol):
+class H2ProxyClient(_TlsTunnel, Protocol):
     """
     An h2 client that opens a CONNECT tunnel through the proxy, starts TLS
     in it (trusting the proxy's CA, offering C{alpn}) and speaks h2.
@@ -612,8 +670,6 @@ class H2ProxyClient(Protocol):
         self.sent: dict[int, int] = {}
         self.connector: Any = None
         self.protocol_error: Optional[Exception] = None
-        self._head = b""
-        self._tunnel = False
         self._outputs: dict[int, list] = {}
 
     @classmethod
@@ -642,26 +698,10 @@ class H2ProxyClient(Protocol):
         return await d
 
     def connectionMade(self) -> None:
-        host, port = self.address
-        target = f"{host}:{port}".encode()
-        self.transport.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+        self._send_connect()
 
     def dataReceived(self, data: bytes) -> None:
-        if not self._tunnel:
-            self._head += data
-            if b"\r\n\r\n" not in self._head:
-                return
-            head, _, rest = self._head.partition(b"\r\n\r\n")
-            status = head.split(b" ", 2)[1] if head.count(b" ") else b""
-            if status != b"200":
-                self.ready.errback(RuntimeError(f"CONNECT answered {head!r}"))
-                self.transport.loseConnection()
-                return
-            self._tunnel = True
-            with open(self.ca_path, "rb") as f:
-                trust = Certificate.loadPEM(f.read())
-            options = optionsForClientTLS(self.address[0], trustRoot=trust, acceptableProtocols=self.alpn)
-            self.transport.startTLS(options)
+        if self._setting_up(data):
             return
         try:
             events = self.conn.receive_data(data)
@@ -674,9 +714,7 @@ class H2ProxyClient(Protocol):
         self.flush()
 
     def handshakeCompleted(self) -> None:
-        # After startTLS the TCP transport's protocol is the TLS wrapper.
-        tls = getattr(self.transport, "protocol", self.transport)
-        self.negotiated = getattr(tls, "negotiatedProtocol", None)
+        self._note_protocol()
         if self.negotiated == b"h2":
             self.conn.initiate_connection()
             self.flush()
@@ -690,6 +728,7 @@ class H2ProxyClient(Protocol):
                 response.headers = list(event.headers)
                 response.status = int(dict(event.headers).get(b":status", b"0"))
                 if event.stream_ended is not None:
+                    response.ended = True
                     response._finish()
         elif isinstance(event, DataReceived):
             response = self.responses.get(event.stream_id)
@@ -706,6 +745,7 @@ class H2ProxyClient(Protocol):
         elif isinstance(event, StreamEnded):
             response = self.responses.get(event.stream_id)
             if response is not None:
+                response.ended = True
                 response._finish()
         elif isinstance(event, StreamReset):
             response = self.responses.get(event.stream_id)
@@ -841,6 +881,55 @@ class H2ProxyClient(Protocol):
             self.ready.errback(reason)
         if not self.lost.called:
             self.lost.callback(None)
+
+
+@implementer(IHandshakeListener)
+class TlsTunnelClient(_TlsTunnel, RawClient):
+    """
+    A L{RawClient} speaking through a CONNECT tunnel of the proxy, over TLS
+    (trusting the proxy's CA, offering C{alpn}): what it sends and
+    C{received} are the bytes inside TLS, after the handshake.
+    """
+
+    def __init__(self, address: tuple[str, int], ca_path: str, alpn: Sequence[bytes]) -> None:
+        super().__init__()
+        self.address = address
+        self.ca_path = ca_path
+        self.alpn = list(alpn)
+        self.ready: Deferred = Deferred()
+
+    @classmethod
+    async def tunnel(
+        cls, testcase: Any, proxy: Any, port: int, host: str = "127.0.0.1",
+        alpn: Sequence[bytes] = (b"http/1.1",), timeout: float = 5.0,
+    ) -> "TlsTunnelClient":
+        """
+        CONNECT through C{proxy} to C{host:port} and complete the TLS
+        handshake; aborted in C{testcase}'s cleanup.
+        """
+        client = cls((host, port), proxy_ca_path(proxy), alpn)
+        factory = ClientFactory.forProtocol(lambda: client)
+        factory.noisy = False
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.port_number, timeout=timeout).connect(factory)
+        testcase.addCleanup(client.abort)
+        return await bounded(client.ready, timeout)
+
+    def connectionMade(self) -> None:
+        self._send_connect()
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._setting_up(data):
+            super().dataReceived(data)
+
+    def handshakeCompleted(self) -> None:
+        self._note_protocol()
+        if not self.ready.called:
+            self.ready.callback(self)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        if not self.ready.called:
+            self.ready.errback(reason)
 
 
 def _fired() -> Deferred:

@@ -371,6 +371,7 @@ class RawRequest:
     head: bytes
     body: bytes
     chunked: bool = False
+    trailers: list = field(default_factory=list)
 
     def header(self, name: bytes) -> Optional[bytes]:
         """
@@ -400,6 +401,7 @@ class _ChunkedDecoder:
         self.buf = bytearray()
         self.state = "size"
         self.remaining = 0
+        self.trailers: list[tuple[bytes, bytes]] = []
 
     def feed(self, data: bytes) -> tuple[bool, bytes]:
         self.buf += data
@@ -431,6 +433,8 @@ class _ChunkedDecoder:
                     rest = bytes(self.buf)
                     self.buf.clear()
                     return True, rest
+                name, _, value = line.partition(b":")
+                self.trailers.append((name, value.strip()))
 
 
 class RawServerConnection(Protocol):
@@ -515,6 +519,7 @@ class RawServerConnection(Protocol):
                 if not done:
                     return
                 self._pending.body = bytes(self._chunks.body)
+                self._pending.trailers = self._chunks.trailers
                 self._chunks = None
                 self._buf = rest
                 self._complete()
@@ -559,12 +564,13 @@ class RawServer(LoopbackServer):
         self.requests: list[RawRequest] = []
 
     @classmethod
-    async def start(cls, testcase: Any, handler: Callable, **kw: Any) -> "RawServer":
+    async def start(cls, testcase: Any, handler: Callable, tls: Any = None, **kw: Any) -> "RawServer":
         """
-        Listen on a free port of 127.0.0.1; stopped in C{testcase}'s cleanup.
+        Listen on a free port of 127.0.0.1 (over TLS with the server
+        context factory C{tls}, if given); stopped in C{testcase}'s cleanup.
         """
         server = cls(handler, **kw)
-        server._listen(testcase, Factory.forProtocol(lambda: RawServerConnection(server)))
+        server._listen(testcase, Factory.forProtocol(lambda: RawServerConnection(server)), tls)
         return server
 
     def url(self, path: str = "/") -> str:
@@ -749,6 +755,7 @@ class ParsedResponse:
     framing: str = "length"
     complete: bool = True
     trailing: bytes = field(default=b"", repr=False)
+    trailers: list = field(default_factory=list)
 
     def header(self, name: bytes) -> Optional[bytes]:
         """
@@ -805,6 +812,7 @@ def parse_responses(data: bytes, methods: tuple = (), complete_only: bool = Fals
             decoder = _ChunkedDecoder()
             done, after = decoder.feed(rest)
             response.body = bytes(decoder.body)
+            response.trailers = decoder.trailers
             response.complete = done
             if not done:
                 if complete_only:
