@@ -2033,20 +2033,33 @@ class ReviewFindingTests(ExchangeTestCase):
                          [(408, "Request Timeout", "too slow", False)])
 
 
-    def test_client_sides_provide_the_contract(self) -> None:
+    def test_sides_provide_the_contract(self) -> None:
         """
-        L{IClientSide} declares C{finished(keep_alive)}; the exchange calls
-        C{finished()} and both client sides take no argument (they decide
-        keep-alive themselves), so neither verifies against its contract.
+        Every framing's classes provide the contracts they declare: the
+        client sides L{IClientSide}, the server sides L{IServerSide}, the
+        server connections L{IServerConnection}, the client layers
+        L{IServerOwner} (C{finished()} once disagreed with its interface).
         """
         from zope.interface.verify import verifyClass
 
+        from interceptor.layers.contracts import IEagerLayer, IServerConnection, IServerOwner
+        from interceptor.layers.http1 import Http1Layer
         from interceptor.layers.http1_client import Http1ClientSide
+        from interceptor.layers.http1_server import Http1ServerConnection
+        from interceptor.layers.http2 import Http2Layer
         from interceptor.layers.http2_client import H2ClientSide
+        from interceptor.layers.http2_server import H2ServerConnection, H2ServerStream
 
-        self.assertTrue(verifyClass(IClientSide, Http1ClientSide))
-        self.assertTrue(verifyClass(IClientSide, H2ClientSide))
-
+        for interface, classes in [
+            (IClientSide, [Http1ClientSide, H2ClientSide]),
+            (IServerSide, [Http1ServerConnection, H2ServerStream]),
+            (IServerConnection, [Http1ServerConnection, H2ServerConnection]),
+            (IServerOwner, [Http1Layer, Http2Layer]),
+            (IEagerLayer, [Http1Layer]),
+        ]:
+            for cls in classes:
+                self.assertTrue(interface.implementedBy(cls), (interface, cls))
+                self.assertTrue(verifyClass(interface, cls))
 
     def test_kill_in_the_response_hook_of_a_streamed_response(self) -> None:
         """
