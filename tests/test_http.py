@@ -386,7 +386,7 @@ class MultiDictViewTests(SynchronousTestCase):
             self.writes += 1
             self.data = pairs
 
-        self.view: MultiDictView[str] = MultiDictView(lambda: self.data, setter)
+        self.view: MultiDictView[str, str] = MultiDictView(lambda: self.data, setter)
 
     def test_read(self) -> None:
         """[] returns the first value; get_all, keys, items, len and in behave like a multidict."""

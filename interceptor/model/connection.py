@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 __all__ = ["ClientConnection", "ServerConnection", "Address"]
 
@@ -50,7 +53,7 @@ class _Connection:
         self.alpn: Optional[bytes] = None
         self.tls_version: Optional[str] = None
         self.error: Optional[str] = None
-        self.certificate_list: list = []
+        self.certificate_list: list[Certificate] = []
         self.timestamp_start: Optional[float] = None
         self.timestamp_end: Optional[float] = None
 

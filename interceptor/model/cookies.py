@@ -7,10 +7,14 @@ Cookie and Set-Cookie parsing and formatting: :class:`CookieAttrs` and the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Optional, SupportsIndex, TypeVar, overload
 
 
-class CookieAttrs(list):
+_Attr = tuple[str, Optional[str]]
+_T = TypeVar("_T")
+
+
+class CookieAttrs(list[_Attr]):
     """
     Set-Cookie attributes as ``(name, value)`` pairs, in order; value None
     for flags like ``Secure``.  Also read and written by attribute name
@@ -25,7 +29,18 @@ class CookieAttrs(list):
                 return i
         return -1
 
-    def __getitem__(self, key: Any) -> Any:
+    @overload
+    def __getitem__(self, key: str) -> Optional[str]: ...
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> _Attr: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[_Attr]: ...
+
+    def __getitem__(
+        self, key: str | SupportsIndex | slice
+    ) -> Optional[str] | _Attr | list[_Attr]:
         if isinstance(key, str):
             i = self._find(key)
             if i < 0:
@@ -33,7 +48,16 @@ class CookieAttrs(list):
             return list.__getitem__(self, i)[1]
         return list.__getitem__(self, key)
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    @overload
+    def __setitem__(self, key: str, value: Optional[str]) -> None: ...
+
+    @overload
+    def __setitem__(self, key: SupportsIndex, value: _Attr) -> None: ...
+
+    @overload
+    def __setitem__(self, key: slice, value: Iterable[_Attr]) -> None: ...
+
+    def __setitem__(self, key: str | SupportsIndex | slice, value: Any) -> None:
         if isinstance(key, str):
             i = self._find(key)
             if i < 0:
@@ -43,7 +67,7 @@ class CookieAttrs(list):
             return
         list.__setitem__(self, key, value)
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: str | SupportsIndex | slice) -> None:
         if isinstance(key, str):
             i = self._find(key)
             if i < 0:
@@ -56,14 +80,29 @@ class CookieAttrs(list):
             return self._find(key) >= 0
         return list.__contains__(self, key)
 
-    def get(self, key: str, default: Any = None) -> Any:
+    @overload
+    def get(self, key: str, default: None = None) -> Optional[str]: ...
+
+    @overload
+    def get(self, key: str, default: _T) -> Optional[str] | _T: ...
+
+    def get(self, key: str, default: object = None) -> object:
         """
         The value of attribute C{key}, or C{default}.
         """
         i = self._find(key)
         return default if i < 0 else list.__getitem__(self, i)[1]
 
-    def pop(self, key: Any = -1, *default: Any) -> Any:
+    @overload
+    def pop(self, key: SupportsIndex = -1) -> _Attr: ...
+
+    @overload
+    def pop(self, key: str) -> Optional[str]: ...
+
+    @overload
+    def pop(self, key: str, default: _T, /) -> Optional[str] | _T: ...
+
+    def pop(self, key: str | SupportsIndex = -1, *default: object) -> object:
         """
         By name: remove attribute C{key} and return its value (or
         C{default}); by index: remove and return that pair, as a list does.

@@ -32,12 +32,16 @@ from collections.abc import Callable
 try:
     import brotli as _brotli
 except ImportError:  # pragma: no cover - optional dependency
-    _brotli = None
+    _HAVE_BROTLI = False
+else:
+    _HAVE_BROTLI = True
 
 try:
     import zstandard as _zstd
 except ImportError:  # pragma: no cover - optional dependency
-    _zstd = None
+    _HAVE_ZSTD = False
+else:
+    _HAVE_ZSTD = True
 
 __all__ = ["decode", "encode", "SUPPORTED"]
 
@@ -94,25 +98,27 @@ def _deflate_encode(data: bytes) -> bytes:
 
 
 def _br_decode(data: bytes) -> bytes:
-    if _brotli is None:  # pragma: no cover
+    if not _HAVE_BROTLI:  # pragma: no cover
         raise ValueError("Cannot decode br: the 'brotli' package is not installed")
     try:
-        return _brotli.decompress(data)
+        decoded: bytes = _brotli.decompress(data)  # (brotli has no annotations)
     except _brotli.error as e:
         raise ValueError(f"Invalid br data: {e}") from e
+    return decoded
 
 
 def _br_encode(data: bytes) -> bytes:
-    if _brotli is None:  # pragma: no cover
+    if not _HAVE_BROTLI:  # pragma: no cover
         raise ValueError("Cannot encode br: the 'brotli' package is not installed")
-    return _brotli.compress(data, quality=_BROTLI_QUALITY)
+    encoded: bytes = _brotli.compress(data, quality=_BROTLI_QUALITY)  # (no annotations)
+    return encoded
 
 
 # -- zstd -------------------------------------------------------------------
 
 
 def _zstd_decode(data: bytes) -> bytes:
-    if _zstd is None:  # pragma: no cover
+    if not _HAVE_ZSTD:  # pragma: no cover
         raise ValueError("Cannot decode zstd: the 'zstandard' package is not installed")
     # A streaming decompressobj copes with frames that do not declare their
     # content size (ZstdDecompressor.decompress() refuses those).  One object
@@ -132,7 +138,7 @@ def _zstd_decode(data: bytes) -> bytes:
 
 
 def _zstd_encode(data: bytes) -> bytes:
-    if _zstd is None:  # pragma: no cover
+    if not _HAVE_ZSTD:  # pragma: no cover
         raise ValueError("Cannot encode zstd: the 'zstandard' package is not installed")
     return _zstd.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
 

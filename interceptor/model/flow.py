@@ -16,9 +16,14 @@ from __future__ import annotations
 import copy
 import time
 import uuid
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Self
 
 from interceptor.model.connection import ClientConnection, ServerConnection
+
+if TYPE_CHECKING:
+    from interceptor.model.request import Request
+    from interceptor.model.response import Response
+    from interceptor.model.websocket import WebSocketData, WebSocketMessage
 
 __all__ = ["Flow", "HTTPFlow", "Error"]
 
@@ -81,7 +86,7 @@ class Flow:
         self.intercepted = False
         self.live = True
 
-    def copy(self) -> "Flow":
+    def copy(self) -> Self:
         """
         A deep copy with a new id, not live (as mitmproxy's C{Flow.copy}).
         """
@@ -120,7 +125,7 @@ class HTTPFlow(Flow):
     """
     One HTTP request and its response.
 
-    @ivar request: The L{interceptor.http.Request}.
+    @ivar request: The L{interceptor.http.Request} (a flow always has one).
     @ivar response: The L{interceptor.http.Response}, or None until one
         arrives (or an addon sets one).
     @ivar websocket: The WebSocket data once the flow upgraded, else None.
@@ -131,23 +136,23 @@ class HTTPFlow(Flow):
     def __init__(
         self,
         client_conn: ClientConnection,
-        server_conn: Optional[ServerConnection] = None,
-        request: Any = None,
+        server_conn: Optional[ServerConnection],
+        request: Request,
     ) -> None:
         super().__init__(client_conn, server_conn)
         self.request = request
-        self.response: Any = None
-        self.websocket: Any = None
+        self.response: Optional[Response] = None
+        self.websocket: Optional[WebSocketData] = None
 
     @property
     def timestamp_start(self) -> Optional[float]:
         """
         When the request started (C{request.timestamp_start}).
         """
-        return self.request.timestamp_start if self.request is not None else None
+        return self.request.timestamp_start
 
     @property
-    def messages(self) -> list:
+    def messages(self) -> list[WebSocketMessage]:
         """
         The WebSocket messages of an upgraded flow (C{flow.messages[-1]} is
         the newest, as the event spec writes it); the same list as
@@ -159,4 +164,4 @@ class HTTPFlow(Flow):
 
     def __repr__(self) -> str:
         status = self.response.status_code if self.response is not None else None
-        return f"<HTTPFlow {self.request.method if self.request else ''} {self.request.url if self.request else ''} {status}>"
+        return f"<HTTPFlow {self.request.method} {self.request.url} {status}>"

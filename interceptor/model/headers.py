@@ -7,9 +7,10 @@ the model uses.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, overload
+from typing import TypeVar, overload
 
 _SE = "surrogateescape"
+_T = TypeVar("_T")
 
 
 def _b(s: str | bytes) -> bytes:
@@ -216,12 +217,18 @@ class Headers(MutableMapping[str, str]):
     # -- mitmproxy-style API -------------------------------------------------------
 
     @overload
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def get(self, key: str, default: None = None) -> str | None: ...
 
     @overload
-    def get(self, key: bytes, default: Any = None) -> Any: ...
+    def get(self, key: str, default: str | _T) -> str | _T: ...
 
-    def get(self, key: str | bytes, default: Any = None) -> Any:
+    @overload
+    def get(self, key: bytes, default: None = None) -> bytes | None: ...
+
+    @overload
+    def get(self, key: bytes, default: bytes | _T) -> bytes | _T: ...
+
+    def get(self, key: str | bytes, default: object = None) -> object:
         """Return the (joined) value of ``key`` (str or bytes like the key), or ``default``."""
         value = self._raw(key)
         if value is None:
@@ -337,7 +344,13 @@ class Headers(MutableMapping[str, str]):
         return b"\r\n".join(parts)
 
 
-HeadersLike = Headers | Mapping[Any, Any] | Iterable[tuple[str | bytes, str | bytes]] | None
+HeadersLike = (
+    Headers
+    | Mapping[str, str | bytes]
+    | Mapping[bytes, str | bytes]
+    | Iterable[tuple[str | bytes, str | bytes]]
+    | None
+)
 """What ``Request.make``/``Response.make`` accept as ``headers``."""
 
 

@@ -7,25 +7,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-def _pairs(value: Any) -> list[tuple[str, Any]]:
+def _pairs(
+    value: MultiDictView[_K, _V] | Mapping[_K, _V] | Iterable[tuple[_K, _V]],
+) -> list[tuple[_K, _V]]:
     """Normalize a MultiDictView, mapping or iterable of pairs to a list of pairs."""
     if isinstance(value, MultiDictView):
         return list(value.fields)
     if isinstance(value, Mapping):
         return list(value.items())
-    return [tuple(p) for p in value]
+    # (Pairs given as 2-item lists become tuples.)
+    return [cast("tuple[_K, _V]", tuple(p)) for p in value]
 
 
-class MultiDictView(MutableMapping[str, _V], Generic[_V]):
+class MultiDictView(MutableMapping[_K, _V], Generic[_K, _V]):
     """
     A mutable, multi-valued, case-sensitive mapping view over a list of
     ``(key, value)`` pairs that lives elsewhere (a query string, a Cookie
-    header, a form body...).
+    header, a form body...).  ``MultiDictView[K, V]``: keys are str, except
+    the bytes field names of ``multipart_form``.
 
     Every read calls ``getter()``; every modification builds the new list and
     hands it to ``setter(pairs)``, so changes go straight back into the
@@ -36,34 +41,34 @@ class MultiDictView(MutableMapping[str, _V], Generic[_V]):
 
     def __init__(
         self,
-        getter: Callable[[], list[tuple[str, _V]]],
-        setter: Callable[[list[tuple[str, _V]]], None],
+        getter: Callable[[], list[tuple[_K, _V]]],
+        setter: Callable[[list[tuple[_K, _V]]], None],
     ) -> None:
         """Create a view reading pairs from ``getter`` and writing them with ``setter``."""
         self._getter = getter
         self._setter = setter
 
     @property
-    def fields(self) -> tuple[tuple[str, _V], ...]:
+    def fields(self) -> tuple[tuple[_K, _V], ...]:
         """All ``(key, value)`` pairs in order (a snapshot)."""
         return tuple(self._getter())
 
     @fields.setter
-    def fields(self, value: Iterable[tuple[str, _V]]) -> None:
+    def fields(self, value: Iterable[tuple[_K, _V]]) -> None:
         self._setter(_pairs(value))
 
-    def __getitem__(self, key: str) -> _V:
+    def __getitem__(self, key: _K) -> _V:
         """First value for ``key``; KeyError if absent."""
         for k, v in self._getter():
             if k == key:
                 return v
         raise KeyError(key)
 
-    def __setitem__(self, key: str, value: _V) -> None:
+    def __setitem__(self, key: _K, value: _V) -> None:
         """Replace all values of ``key`` with ``value`` (position of the first kept)."""
         self.set_all(key, [value])
 
-    def __delitem__(self, key: str) -> None:
+    def __delitem__(self, key: _K) -> None:
         """Remove all pairs with ``key``; KeyError if absent."""
         pairs = self._getter()
         new = [p for p in pairs if p[0] != key]
@@ -75,7 +80,7 @@ class MultiDictView(MutableMapping[str, _V], Generic[_V]):
         """Whether ``key`` is present."""
         return any(k == key for k, _ in self._getter())
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[_K]:
         """Distinct keys in first-seen order."""
         return iter(dict.fromkeys(k for k, _ in self._getter()))
 
@@ -87,14 +92,14 @@ class MultiDictView(MutableMapping[str, _V], Generic[_V]):
         """``MultiDictView[('a', '1'), ...]``."""
         return "MultiDictView[{}]".format(", ".join(repr(p) for p in self._getter()))
 
-    def get_all(self, key: str) -> list[_V]:
+    def get_all(self, key: _K) -> list[_V]:
         """All values for ``key`` in order."""
         return [v for k, v in self._getter() if k == key]
 
-    def set_all(self, key: str, values: Iterable[_V]) -> None:
+    def set_all(self, key: _K, values: Iterable[_V]) -> None:
         """Set the values of ``key``: positions reused, surplus removed, extras appended."""
         vals = list(values)
-        new: list[tuple[str, _V]] = []
+        new: list[tuple[_K, _V]] = []
         i = 0
         for k, v in self._getter():
             if k == key:
@@ -106,30 +111,30 @@ class MultiDictView(MutableMapping[str, _V], Generic[_V]):
         new.extend((key, v) for v in vals[i:])
         self._setter(new)
 
-    def add(self, key: str, value: _V) -> None:
+    def add(self, key: _K, value: _V) -> None:
         """Append a pair."""
         pairs = list(self._getter())
         pairs.append((key, value))
         self._setter(pairs)
 
-    def insert(self, index: int, key: str, value: _V) -> None:
+    def insert(self, index: int, key: _K, value: _V) -> None:
         """Insert a pair at ``index``."""
         pairs = list(self._getter())
         pairs.insert(index, (key, value))
         self._setter(pairs)
 
-    def items(self, multi: bool = False) -> list[tuple[str, _V]]:  # type: ignore[override]
+    def items(self, multi: bool = False) -> list[tuple[_K, _V]]:  # type: ignore[override]
         """``(key, first value)`` per distinct key, or every pair with ``multi=True``."""
         pairs = self._getter()
         if multi:
             return list(pairs)
-        first: dict[str, _V] = {}
+        first: dict[_K, _V] = {}
         for k, v in pairs:
             if k not in first:
                 first[k] = v
         return list(first.items())
 
-    def keys(self, multi: bool = False) -> list[str]:  # type: ignore[override]
+    def keys(self, multi: bool = False) -> list[_K]:  # type: ignore[override]
         """Distinct keys, or every pair's key with ``multi=True``."""
         return [k for k, _ in self.items(multi)]
 

@@ -125,7 +125,7 @@ class Request(Message):
         return self._host
 
     @host.setter
-    def host(self, value: str) -> None:
+    def host(self, value: str | bytes) -> None:
         if isinstance(value, bytes):
             value = value.decode("idna")
         self._host = value
@@ -231,7 +231,7 @@ class Request(Message):
         self.path = f"{base}?{query}{frag}" if query else base + frag
 
     @property
-    def query(self) -> MultiDictView[str]:
+    def query(self) -> MultiDictView[str, str]:
         """The query string as a MultiDictView; modifications rewrite ``path``."""
         return MultiDictView(self._get_query, self._set_query)
 
@@ -270,7 +270,7 @@ class Request(Message):
             del self.headers[b"cookie"]
 
     @property
-    def cookies(self) -> MultiDictView[str]:
+    def cookies(self) -> MultiDictView[str, str]:
         """The Cookie header(s) as a MultiDictView; changes rewrite one Cookie header."""
         return MultiDictView(self._get_cookies, self._set_cookies)
 
@@ -314,7 +314,11 @@ class Request(Message):
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             if name is not None:
-                pairs.append((str(name).encode("utf-8", _SE), part.get_payload(decode=True) or b""))
+                # (decode=True gives the part's bytes, or None for a nested multipart.)
+                payload = part.get_payload(decode=True)
+                pairs.append(
+                    (str(name).encode("utf-8", _SE), payload if isinstance(payload, bytes) else b"")
+                )
         return pairs
 
     def _set_multipart_form(self, pairs: list[tuple[bytes, bytes]]) -> None:
@@ -328,7 +332,7 @@ class Request(Message):
         self.set_content(body)
 
     @property
-    def multipart_form(self) -> MultiDictView[bytes]:
+    def multipart_form(self) -> MultiDictView[bytes, bytes]:
         """
         The multipart/form-data body as a MultiDictView of field name to
         value, bytes (as in mitmproxy; empty for other content types; file
@@ -342,7 +346,7 @@ class Request(Message):
         self._set_multipart_form(_pairs(value))
 
     @property
-    def urlencoded_form(self) -> MultiDictView[str]:
+    def urlencoded_form(self) -> MultiDictView[str, str]:
         """
         The application/x-www-form-urlencoded body as a MultiDictView (empty
         for other content types).  Modifications rewrite the body and set

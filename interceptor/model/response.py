@@ -85,7 +85,7 @@ class Response(Message):
         )
 
     @property
-    def cookies(self) -> MultiDictView[tuple[str, CookieAttrs]]:
+    def cookies(self) -> MultiDictView[str, tuple[str, CookieAttrs]]:
         """
         The Set-Cookie headers as a MultiDictView mapping cookie name to
         ``(value, attrs)``, attrs being a list of ``(name, value-or-None)``

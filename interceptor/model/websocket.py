@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 from wsproto.frame_protocol import Opcode
 
 from interceptor.model.wsframes import payload_of
+
+if TYPE_CHECKING:
+    from interceptor.model.flow import HTTPFlow
 
 __all__ = ["Opcode", "WebSocketMessage", "WebSocketData", "WebSocketFlow", "inject"]
 
@@ -63,7 +66,8 @@ class WebSocketMessage:
     ) -> None:
         self.type = Opcode(type)
         self.from_client = from_client
-        self._content = content
+        # None while the content is still in a kept frame (from_frame).
+        self._content: Optional[bytes] = content
         self.timestamp = time.time() if timestamp is None else timestamp
         self.dropped = dropped
         self.injected = injected
@@ -71,7 +75,8 @@ class WebSocketMessage:
         # no re-encoding) unless an addon replaced the content.
         self._original: Optional[bytes] = None
         self._text: Optional[str] = None
-        self._frames: Any = None
+        # The sizes of the frames the peer sent it in (forwarded the same way).
+        self._frames: Optional[list[int]] = None
         # A big frame kept as it came (see interceptor.model.wsframes): content is
         # unmasked from it when first read.
         self._frame: Optional[bytes] = None
@@ -87,7 +92,8 @@ class WebSocketMessage:
         A message received as one whole frame, kept as it is; C{content}
         is unmasked from it when first read.
         """
-        message = cls(type, from_client, None)
+        message = cls(type, from_client, b"")
+        message._content = None
         message._frame = frame
         message._header_length = header_length
         message._key = key
@@ -101,6 +107,7 @@ class WebSocketMessage:
         """
         content = self._content
         if content is None:
+            assert self._frame is not None  # (no content: it is in the frame)
             content = self._content = self._original = payload_of(
                 self._frame, self._header_length, self._key)
             # One copy is enough: forwarding frames the content anew.
@@ -123,9 +130,11 @@ class WebSocketMessage:
         """
         The payload's length, without unmasking a kept frame.
         """
-        if self._content is None and self._frame is not None:
+        content = self._content
+        if content is None:
+            assert self._frame is not None  # (no content: it is in the frame)
             return len(self._frame) - self._header_length
-        return len(self._content)
+        return len(content)
 
     @property
     def is_text(self) -> bool:
@@ -183,6 +192,18 @@ class WebSocketMessage:
         return f"<WebSocketMessage {self.type.name} from {who} {shown!r}{more}{flags}>"
 
 
+class _Relay(Protocol):
+    """
+    What L{WebSocketData} needs of the relay behind a live connection
+    (L{interceptor.layers.websocket}).
+    """
+
+    finished: bool
+
+    def inject(self, to_client: bool, content: bytes, is_text: bool) -> None:
+        """Send a message made by the proxy."""
+
+
 class WebSocketData:
     """
     The WebSocket side of an upgraded L{interceptor.flow.HTTPFlow}, found
@@ -210,9 +231,9 @@ class WebSocketData:
         self.extensions = extensions
         self.timestamp_start = time.time()
         self.timestamp_end: Optional[float] = None
-        self._relay: Any = None
+        self._relay: Optional[_Relay] = None
 
-    def __deepcopy__(self, memo: dict) -> "WebSocketData":
+    def __deepcopy__(self, memo: dict[int, Any]) -> "WebSocketData":
         # A copy (Flow.copy) keeps the data, not the live relay behind it.
         duplicate = WebSocketData.__new__(WebSocketData)
         for name, value in self.__dict__.items():
@@ -235,7 +256,7 @@ WebSocketFlow = WebSocketData
 """The name this model had in older mitmproxy versions."""
 
 
-def inject(flow: Any, to_client: bool, content: Union[bytes, str], is_text: bool = True) -> None:
+def inject(flow: HTTPFlow, to_client: bool, content: Union[bytes, str], is_text: bool = True) -> None:
     """
     Send a new message on a live WebSocket connection, toward the client
     (C{to_client=True}) or toward the server.  It is recorded in

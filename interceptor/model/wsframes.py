@@ -20,7 +20,7 @@ messages, control frames, close handshake, errors) exactly as before.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 try:
     from websockets.speedups import apply_mask
@@ -98,7 +98,8 @@ class FrameSplitter:
         self.through = 0
         self.parts: Optional[list[bytes]] = None
         self.need = 0
-        self.frame_info: Any = None
+        # (opcode, header_length, key) of the big frame being taken.
+        self.frame_info: Optional[tuple[int, int, Optional[bytes]]] = None
         self.fragmented = False
 
     def feed(self, data: bytes) -> None:
@@ -110,7 +111,7 @@ class FrameSplitter:
             data, self.head = self.head + data, b""
         pos, end = 0, len(data)
         if self.parts is not None:
-            pos = self._collect(data, 0, end)
+            pos = self._collect(self.parts, data, 0, end)
         start = pos
         while pos < end:
             if self.through:
@@ -127,9 +128,11 @@ class FrameSplitter:
                     # wsproto first: take_big asks about the state they leave.
                     self.small(data[start:pos])
                     start = pos
+                assert self.frame_info is not None  # (_header set it)
                 if self.take_big(self.need - self.frame_info[1]):
-                    self.parts = []
-                    pos = start = self._collect(data, pos, end)
+                    parts: list[bytes] = []
+                    self.parts = parts
+                    pos = start = self._collect(parts, data, pos, end)
                 else:
                     self.through, self.frame_info = self.need, None
         if start < pos:
@@ -177,12 +180,14 @@ class FrameSplitter:
         self.through = header_length + length
         return False
 
-    def _collect(self, data: bytes, pos: int, end: int) -> int:
+    def _collect(self, parts: list[bytes], data: bytes, pos: int, end: int) -> int:
+        """Add to C{parts} (C{self.parts}) what C{data} has of the big frame."""
         take = min(self.need, end - pos)
-        self.parts.append(data if take == end and not pos else data[pos : pos + take])
+        parts.append(data if take == end and not pos else data[pos : pos + take])
         self.need -= take
         if not self.need:
-            parts, self.parts = self.parts, None
+            self.parts = None
+            assert self.frame_info is not None  # (set with parts)
             opcode, header_length, key = self.frame_info
             self.frame_info = None
             self.big(opcode, parts[0] if len(parts) == 1 else b"".join(parts), header_length, key)
