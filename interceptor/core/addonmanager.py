@@ -29,18 +29,24 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from interceptor.core.interfaces import EVENTS
-from interceptor.core.options import OptionsError
+from interceptor.core.options import Options, OptionsError
+
+if TYPE_CHECKING:
+    from interceptor.core.master import Master
 
 __all__ = ["AddonManager", "Loader", "addon_name", "get_hook"]
 
 _log = Logger(namespace="interceptor.addons")
+
+_Hooks = Sequence[tuple[Any, Callable[..., Any]]]
+"""(addon, hook) pairs, in chain order."""
 
 # Names an addon may define that are not events but are part of the addon API.
 _ADDON_API = {"load", "addons", "name"}
@@ -64,7 +70,7 @@ def get_hook(addon: Any, event: str) -> Optional[Callable[..., Any]]:
     Return C{addon}'s hook for C{event}, or None.  Attributes that are
     modules or classes (a script that does C{import log}) are not hooks.
     """
-    hook = getattr(addon, event, None)
+    hook: Optional[Callable[..., Any]] = getattr(addon, event, None)
     if hook is None or inspect.ismodule(hook) or inspect.isclass(hook) or not callable(hook):
         return None
     return hook
@@ -88,14 +94,14 @@ def near_misses(addon: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _own(d: Deferred) -> Deferred:
+def _own(d: Deferred[Any]) -> Deferred[Any]:
     """
     A new Deferred with the result of C{d}, so that the chain waiting on it
     never changes or pauses C{d} itself: an addon may return the same
     Deferred to many flows, and each goes on along its own chain when it
     fires.  C{d} keeps its result; a failure is passed on and consumed.
     """
-    mine: Deferred = Deferred()
+    mine: Deferred[Any] = Deferred()
 
     def relay(result: Any) -> Any:
         if isinstance(result, Failure):
@@ -113,13 +119,13 @@ class Loader:
     Passed to an addon's C{load(loader)}: lets it declare its own options.
     """
 
-    def __init__(self, master: Any) -> None:
+    def __init__(self, master: Master) -> None:
         self.master = master
 
     def add_option(
         self,
         name: str,
-        typespec: Any,
+        typespec: object,
         default: Any,
         help: str,
         choices: Optional[Sequence[str]] = None,
@@ -137,7 +143,7 @@ class AddonManager:
     @ivar chain: The top-level addons, in order.
     """
 
-    def __init__(self, master: Any) -> None:
+    def __init__(self, master: Master) -> None:
         self.master = master
         self.chain: list[Any] = []
         self._nested: dict[int, list[Any]] = {}
@@ -225,7 +231,7 @@ class AddonManager:
         self._nested[id(addon)] = nested
         return addon
 
-    def _synchronous_result(self, d: Deferred, addon: Any) -> Any:
+    def _synchronous_result(self, d: Deferred[Any], addon: Any) -> Any:
         # start() must decide at once which object is the addon: a Deferred
         # (or async def start) counts only if it has already fired.
         box: list[Any] = []
@@ -245,7 +251,7 @@ class AddonManager:
             result.raiseException()
         return result
 
-    def remove(self, addon: Any) -> Deferred:
+    def remove(self, addon: Any) -> Deferred[Any]:
         """
         Remove an addon (top-level, or nested in another) and call
         C{done()} on it and its nested addons.
@@ -268,7 +274,7 @@ class AddonManager:
             self._nested.pop(id(each), None)
         return self._call_each(members, "done", ())
 
-    def clear(self) -> Deferred:
+    def clear(self) -> Deferred[Any]:
         """
         Remove every addon, calling C{done()} on each.  The addons stay in
         the chain until every C{done()} has finished, so what one logs on
@@ -332,7 +338,7 @@ class AddonManager:
             hooks = self.hooks(event)
         return bool(hooks)
 
-    def trigger(self, event: str, *args: Any) -> Deferred:
+    def trigger(self, event: str, *args: Any) -> Deferred[Any]:
         """
         Call every addon's C{event} hook in order, waiting for each.
 
@@ -350,19 +356,19 @@ class AddonManager:
         if d.called and d.paused:
             # An early hook's Deferred had fired, a later one has not: d is
             # "called" but still waiting.  Hand out one that is not.
-            waiting: Deferred = Deferred()
+            waiting: Deferred[Any] = Deferred()
             d.addBoth(waiting.callback)
             return waiting
         return d
 
     def _run(
         self,
-        hooks: Sequence[tuple[Any, Callable[..., Any]]],
+        hooks: _Hooks,
         index: int,
         event: str,
         args: tuple[Any, ...],
         result: Any,
-    ) -> Deferred:
+    ) -> Deferred[Any]:
         for i in range(index, len(hooks)):
             addon, hook = hooks[i]
             try:
@@ -386,10 +392,14 @@ class AddonManager:
             result = value
         return succeed(result)
 
-    def _resume(self, value: Any, hooks, i, event, args, result) -> Deferred:
+    def _resume(
+        self, value: Any, hooks: _Hooks, i: int, event: str, args: tuple[Any, ...], result: Any
+    ) -> Deferred[Any]:
         return self._run(hooks, i + 1, event, args, result if value is None else value)
 
-    def _resume_after_failure(self, failure: Failure, hooks, i, event, args, result) -> Deferred:
+    def _resume_after_failure(
+        self, failure: Failure, hooks: _Hooks, i: int, event: str, args: tuple[Any, ...], result: Any
+    ) -> Deferred[Any]:
         self._hook_failed(failure, hooks[i][0], event)
         return self._run(hooks, i + 1, event, args, result)
 
@@ -398,11 +408,11 @@ class AddonManager:
             "Addon error in {addon}.{event}", failure=failure, addon=addon_name(addon), event=event
         )
 
-    def _call_each(self, addons: list[Any], event: str, args: tuple[Any, ...]) -> Deferred:
+    def _call_each(self, addons: list[Any], event: str, args: tuple[Any, ...]) -> Deferred[Any]:
         hooks = [(a, h) for a in addons if (h := get_hook(a, event)) is not None]
         return self._run(hooks, 0, event, args, None)
 
-    def configure_all(self, options: Any, updated: set[str]) -> None:
+    def configure_all(self, options: Options, updated: set[str]) -> None:
         """
         Call every addon's C{configure(options, updated)} synchronously.
 
@@ -413,7 +423,7 @@ class AddonManager:
         for addon in list(self):
             self._configure_one(addon, options, updated)
 
-    def _configure_one(self, addon: Any, options: Any, updated: set[str]) -> None:
+    def _configure_one(self, addon: Any, options: Options, updated: set[str]) -> None:
         configure = get_hook(addon, "configure")
         if configure is None:
             return

@@ -24,7 +24,28 @@ arguments and guarantee; the family interfaces (L{IHTTPEvents}, ...) group
 them.  L{EVENT_INTERFACES} maps every event name to its interface.
 """
 
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from twisted.internet.defer import Deferred
 from zope.interface import Interface
+
+if TYPE_CHECKING:
+    from interceptor.core.log import LogEntry
+    from interceptor.core.options import Options
+    from interceptor.model.connection import ServerConnection
+    from interceptor.model.flow import HTTPFlow
+    from interceptor.model.tcp import TCPFlow
+
+HookResult = Optional[Union["Deferred[Any]", Coroutine[Any, Any, Any]]]
+"""
+What a hook returns: None, or a Deferred or a coroutine (an C{async def}
+hook) that the proxy waits for.  The arguments that are layers
+(C{root_layer}, C{layer}) are typed C{Any}: their types live in
+L{interceptor.layers}, which this module does not depend on.
+"""
 
 
 class IConfigure(Interface):
@@ -32,7 +53,7 @@ class IConfigure(Interface):
     An addon handling the C{configure} event.
     """
 
-    def configure(options, updated):
+    def configure(options: Options, updated: set[str]) -> HookResult:
         """
         Called once on start-up and whenever options change.
 
@@ -50,7 +71,7 @@ class IDone(Interface):
     An addon handling the C{done} event.
     """
 
-    def done():
+    def done() -> HookResult:
         """
         Called once when the addon is unloaded, or when the proxy shuts down.
         A returned Deferred is waited for before shutdown completes.
@@ -62,7 +83,7 @@ class ILog(Interface):
     An addon handling the C{log} event.
     """
 
-    def log(entry):
+    def log(entry: LogEntry) -> HookResult:
         """
         Called for every log line of the proxy.
 
@@ -76,7 +97,7 @@ class IStart(Interface):
     An addon handling the C{start} event.
     """
 
-    def start():
+    def start() -> object:
         """
         Called once when the addon is loaded, before any other event.  A
         return value other than C{None} replaces the addon.
@@ -88,7 +109,7 @@ class ITick(Interface):
     An addon handling the C{tick} event.
     """
 
-    def tick():
+    def tick() -> HookResult:
         """
         Called at a regular sub-second interval (option C{tick_interval},
         0.1 s by default) while the addon is loaded.  A tick that has not
@@ -101,7 +122,7 @@ class IClientConnect(Interface):
     An addon handling the C{clientconnect} event.
     """
 
-    def clientconnect(root_layer):
+    def clientconnect(root_layer: Any) -> HookResult:
         """
         Called when a client connects to the proxy.  One connection may carry
         many requests.
@@ -116,7 +137,7 @@ class IClientDisconnect(Interface):
     An addon handling the C{clientdisconnect} event.
     """
 
-    def clientdisconnect(root_layer):
+    def clientdisconnect(root_layer: Any) -> HookResult:
         """
         Called when a client connection has closed.
 
@@ -129,7 +150,7 @@ class INextLayer(Interface):
     An addon handling the C{next_layer} event.
     """
 
-    def next_layer(layer):
+    def next_layer(layer: Any) -> object:
         """
         Called whenever the proxy decides which layer handles the next bytes
         of a connection.  Returning another layer object (or setting
@@ -144,7 +165,7 @@ class IServerConnect(Interface):
     An addon handling the C{serverconnect} event.
     """
 
-    def serverconnect(server_conn):
+    def serverconnect(server_conn: ServerConnection) -> HookResult:
         """
         Called before the proxy connects to an upstream server.
 
@@ -158,7 +179,7 @@ class IServerDisconnect(Interface):
     An addon handling the C{serverdisconnect} event.
     """
 
-    def serverdisconnect(server_conn):
+    def serverdisconnect(server_conn: ServerConnection) -> HookResult:
         """
         Called when a connection to an upstream server has closed.
 
@@ -171,7 +192,7 @@ class IHTTPConnect(Interface):
     An addon handling the C{http_connect} event.
     """
 
-    def http_connect(flow):
+    def http_connect(flow: HTTPFlow) -> HookResult:
         """
         Called for an HTTP CONNECT request.  Setting a non-2xx
         C{flow.response} sends it to the client and closes the connection.
@@ -187,7 +208,7 @@ class IRequestHeaders(Interface):
     An addon handling the C{requestheaders} event.
     """
 
-    def requestheaders(flow):
+    def requestheaders(flow: HTTPFlow) -> HookResult:
         """
         Called when a request's headers have arrived, before its body is
         read.  Setting C{flow.request.stream} here streams the body.
@@ -202,7 +223,7 @@ class IRequest(Interface):
     An addon handling the C{request} event.
     """
 
-    def request(flow):
+    def request(flow: HTTPFlow) -> HookResult:
         """
         Called when a whole request has arrived.  Setting C{flow.response}
         here (or in C{requestheaders}) answers the client without contacting
@@ -218,7 +239,7 @@ class IResponseHeaders(Interface):
     An addon handling the C{responseheaders} event.
     """
 
-    def responseheaders(flow):
+    def responseheaders(flow: HTTPFlow) -> HookResult:
         """
         Called when a response's headers have arrived, before its body is
         read (also for a 101 Switching Protocols, before the connection
@@ -234,7 +255,7 @@ class IResponse(Interface):
     An addon handling the C{response} event.
     """
 
-    def response(flow):
+    def response(flow: HTTPFlow) -> HookResult:
         """
         Called when a whole response has arrived.
 
@@ -249,7 +270,7 @@ class IError(Interface):
     An addon handling the C{error} event.
     """
 
-    def error(flow):
+    def error(flow: HTTPFlow) -> HookResult:
         """
         Called when a flow fails: an upstream that refuses, resets, times out
         or answers with an invalid response, or a client that goes away.  A
@@ -267,7 +288,7 @@ class IWebSocketHandshake(Interface):
     An addon handling the C{websocket_handshake} event.
     """
 
-    def websocket_handshake(flow):
+    def websocket_handshake(flow: HTTPFlow) -> HookResult:
         """
         Called when a client asks to upgrade to WebSocket; the handshake
         headers may be changed.
@@ -282,7 +303,7 @@ class IWebSocketStart(Interface):
     An addon handling the C{websocket_start} event.
     """
 
-    def websocket_start(flow):
+    def websocket_start(flow: HTTPFlow) -> HookResult:
         """
         Called when a WebSocket connection is established.
 
@@ -295,7 +316,7 @@ class IWebSocketMessage(Interface):
     An addon handling the C{websocket_message} event.
     """
 
-    def websocket_message(flow):
+    def websocket_message(flow: HTTPFlow) -> HookResult:
         """
         Called for each WebSocket message from the client or the server.  The
         newest message is C{flow.messages[-1]}; it says who sent it, may be
@@ -310,7 +331,7 @@ class IWebSocketEnd(Interface):
     An addon handling the C{websocket_end} event.
     """
 
-    def websocket_end(flow):
+    def websocket_end(flow: HTTPFlow) -> HookResult:
         """
         Called when a WebSocket connection ends.
 
@@ -323,7 +344,7 @@ class IWebSocketError(Interface):
     An addon handling the C{websocket_error} event.
     """
 
-    def websocket_error(flow):
+    def websocket_error(flow: HTTPFlow) -> HookResult:
         """
         Called when a WebSocket connection fails, e.g. closes unexpectedly.
 
@@ -336,7 +357,7 @@ class ITCPStart(Interface):
     An addon handling the C{tcp_start} event.
     """
 
-    def tcp_start(flow):
+    def tcp_start(flow: TCPFlow) -> HookResult:
         """
         Called when TCP relaying starts.
 
@@ -349,7 +370,7 @@ class ITCPMessage(Interface):
     An addon handling the C{tcp_message} event.
     """
 
-    def tcp_message(flow):
+    def tcp_message(flow: TCPFlow) -> HookResult:
         """
         Called for each chunk of bytes from the client or the server.  The
         newest message is C{flow.messages[-1]}; it says who sent it and may
@@ -364,7 +385,7 @@ class ITCPEnd(Interface):
     An addon handling the C{tcp_end} event.
     """
 
-    def tcp_end(flow):
+    def tcp_end(flow: TCPFlow) -> HookResult:
         """
         Called when TCP relaying ends.
 
@@ -377,7 +398,7 @@ class ITCPError(Interface):
     An addon handling the C{tcp_error} event.
     """
 
-    def tcp_error(flow):
+    def tcp_error(flow: TCPFlow) -> HookResult:
         """
         Called when a relayed TCP connection fails, e.g. is reset.
 

@@ -99,13 +99,16 @@ class LogBridge:
     foreign thread.
     """
 
-    def __init__(self, deliver: Callable[[LogEntry], Any], reactor: Any = None) -> None:
+    def __init__(self, deliver: Callable[[LogEntry], object], reactor: object = None) -> None:
         self._deliver = deliver
         self._reactor = reactor
         self._delivering = False
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if threadable.ioThread is not None and not threadable.isInIOThread():
+        # (Twisted's threadable.ioThread is typed None, as its module sets it;
+        # the reactor sets the thread id when it runs.)
+        foreign = threadable.ioThread is not None and not threadable.isInIOThread()  # type: ignore[unreachable]
+        if foreign:
             call_from_thread = getattr(self._reactor, "callFromThread", None)
             if call_from_thread is None:
                 return
@@ -163,7 +166,10 @@ def terminal_observer(outfile: TextIO | None = None) -> ILogObserver:
         text = formatEventAsClassicLogText(event)
         if text:
             out = outfile or sys.__stdout__
+            if out is None:  # (no standard output at all)
+                return
             out.write(text)
             out.flush()
 
-    return observe
+    observer: ILogObserver = observe  # (what @implementer returns is not typed)
+    return observer

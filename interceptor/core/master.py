@@ -21,11 +21,17 @@ fired yet is never started again before it does.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional, cast
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorCore,
+    IReactorTCP,
+    IReactorThreads,
+    IReactorTime,
+)
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -33,9 +39,22 @@ from interceptor.core.addonmanager import AddonManager
 from interceptor.core.log import LogBridge, LogEntry
 from interceptor.core.options import Options, OptionsError, proxy_options
 
-__all__ = ["Master"]
+if TYPE_CHECKING:
+    from interceptor.proxy import ProxyFactory
+
+__all__ = ["Master", "IProxyReactor"]
 
 _log = Logger(namespace="interceptor.master")
+
+
+class IProxyReactor(IReactorCore, IReactorTime, IReactorTCP, IReactorThreads):
+    """
+    The reactor a master runs on, for the type checker: what the reactors
+    Twisted installs provide (Twisted types its own global reactor with such
+    a make-believe interface).  Tests may inject a
+    L{twisted.internet.task.Clock}: it has only L{IReactorTime}, which is
+    all that a master without ports and a service uses.
+    """
 
 
 class Master:
@@ -59,23 +78,26 @@ class Master:
         self,
         options: Optional[Options] = None,
         addons: Iterable[Any] = (),
-        reactor: Optional[IReactorCore] = None,
+        reactor: Optional[IProxyReactor] = None,
         clock: Optional[IReactorTime] = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
-            reactor = global_reactor
-        self.reactor = reactor
-        self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
+            # (Twisted types it as provided by _IReactorCommon, which leaves
+            # out IReactorThreads; its reactors provide that too.)
+            reactor = cast(IProxyReactor, global_reactor)
+        self.reactor: IProxyReactor = reactor
+        self.clock: IReactorTime = clock if clock is not None else reactor
         self.options = options if options is not None else proxy_options()
         self.addons = AddonManager(self)
         self.running = False
         self.ports: list[IListeningPort] = []
-        self.factories: list[Any] = []
+        self.factories: list[ProxyFactory] = []
         self._ticker: Optional[LoopingCall] = None
-        self._ticking: Optional[Deferred] = None
-        self._stopping: Optional[Deferred] = None
+        self._ticking: Optional[Deferred[None]] = None
+        # (Its result is what the chain leaves, unused: _follow fires with None.)
+        self._stopping: Optional[Deferred[Any]] = None
         self._bridge = LogBridge(self._deliver_log, reactor)
         self.options.subscribe(self._options_changed)
         self.addons.add(*addons)
@@ -124,7 +146,7 @@ class Master:
         self._ticker.clock = self.clock
         self._ticker.start(self._tick_interval(), now=False)
 
-    def _tick(self) -> Optional[Deferred]:
+    def _tick(self) -> Optional[Deferred[None]]:
         # The LoopingCall waits for the Deferred; the flag also covers a
         # tick still running when a new tick_interval restarted the loop.
         if self._ticking is not None:
@@ -141,7 +163,7 @@ class Master:
 
         return d.addBoth(over)
 
-    def listen(self, description: str) -> Deferred:
+    def listen(self, description: str) -> Deferred[IListeningPort]:
         """
         Accept proxy clients on a server endpoint string such as
         C{"tcp:8080:interface=127.0.0.1"} or C{"ssl:8443:..."}.
@@ -153,7 +175,7 @@ class Master:
         factory = ProxyFactory(self)
         self.factories.append(factory)
         endpoint = serverFromString(self.reactor, description)
-        d = endpoint.listen(factory)
+        d: Deferred[IListeningPort] = endpoint.listen(factory)
 
         def listening(port: IListeningPort) -> IListeningPort:
             self.ports.append(port)
@@ -162,7 +184,7 @@ class Master:
 
         return d.addCallback(listening)
 
-    def stop(self) -> Deferred:
+    def stop(self) -> Deferred[None]:
         """
         Stop the proxy: close the listening ports and every open connection,
         stop ticking, and call every addon's C{done()}.
@@ -178,28 +200,30 @@ class Master:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self._ticker = None
-        closing = [d for port in self.ports if (d := port.stopListening()) is not None]
+        closing: list[Deferred[Any]] = [
+            d for port in self.ports if (d := port.stopListening()) is not None
+        ]
         self.ports = []
         for factory in self.factories:
             closing.append(factory.close_all())
         self.factories = []
-        d = DeferredList(closing, consumeErrors=True)
-        self._stopping = d
-        d.addCallback(lambda _: self.addons.clear())
-        d.addBoth(self._stopped)
-        return _follow(d)
+        stopping: Deferred[Any] = DeferredList(closing, consumeErrors=True)
+        self._stopping = stopping
+        stopping.addCallback(lambda _: self.addons.clear())
+        stopping.addBoth(self._stopped)
+        return _follow(stopping)
 
-    def _stopped(self, result: Any) -> Any:
+    def _stopped(self, result: object) -> None:
         self._bridge.uninstall()
         self._stopping = None
         return None
 
 
-def _follow(d: Deferred) -> Deferred:
+def _follow(d: Deferred[Any]) -> Deferred[None]:
     """
     A new Deferred that fires with C{d}'s result, leaving C{d} as it is.
     """
-    follower: Deferred = Deferred()
+    follower: Deferred[None] = Deferred()
 
     def relay(result: Any) -> Any:
         follower.callback(None)

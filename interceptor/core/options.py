@@ -19,6 +19,7 @@ sees the previous one again (as mitmproxy does).
 
 from __future__ import annotations
 
+import builtins
 import collections.abc
 import functools
 import re
@@ -69,7 +70,7 @@ _SEQUENCE_SPECS = (
 )
 
 
-def _normalise(typespec: Any) -> Any:
+def _normalise(typespec: object) -> object:
     """
     The spellings of a list of strings all mean C{Sequence[str]}.
     """
@@ -93,7 +94,7 @@ class Option:
     def __init__(
         self,
         name: str,
-        typespec: Any,
+        typespec: object,
         default: Any,
         help: str,
         choices: Optional[Sequence[str]] = None,
@@ -205,6 +206,11 @@ class Options:
     first and tells subscribers which names changed.
     """
 
+    # (Set with object.__setattr__: assigning an attribute sets an option.)
+    _options: dict[str, Option]
+    _subscribers: list[Callable[[Options, builtins.set[str]], None]]
+    _deferred: dict[str, list[str]]
+
     def __init__(self) -> None:
         object.__setattr__(self, "_options", {})
         object.__setattr__(self, "_subscribers", [])
@@ -213,7 +219,7 @@ class Options:
     def add_option(
         self,
         name: str,
-        typespec: Any,
+        typespec: object,
         default: Any,
         help: str,
         choices: Optional[Sequence[str]] = None,
@@ -368,7 +374,7 @@ class Options:
         return changed
 
     @property
-    def deferred(self) -> set[str]:
+    def deferred(self) -> builtins.set[str]:
         """
         Names given to L{set} with C{defer=True} that no option has been
         declared for yet.
@@ -384,7 +390,7 @@ class Options:
         except OptionsError as e:
             _log.error("{error}; it keeps its default", error=str(e))
 
-    def reset(self) -> set[str]:
+    def reset(self) -> builtins.set[str]:
         """
         Put every option back to its default.
         """

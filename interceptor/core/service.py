@@ -14,10 +14,11 @@ status 0 (Twisted's own handler would make it exit by the signal).
 from __future__ import annotations
 
 import signal
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, FirstError
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -48,7 +49,7 @@ class ProxyService(Service):
     ) -> None:
         self.master = master
         self.listen = list(listen)
-        self.listening: Deferred = Deferred()
+        self.listening: Deferred[Optional[list[IListeningPort]]] = Deferred()
         self.clean_sigterm = clean_sigterm
 
     def startService(self) -> None:
@@ -67,8 +68,9 @@ class ProxyService(Service):
         self.master.start()
         attempts = [self.master.listen(description) for description in self.listen]
         d = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
-        d.addCallbacks(lambda results: [port for _, port in results], self._listen_failed)
-        d.chainDeferred(self.listening)
+        d.addCallbacks(
+            lambda results: [port for _, port in results], self._listen_failed
+        ).chainDeferred(self.listening)
 
     def _install_sigterm(self) -> None:
         signal.signal(signal.SIGTERM, self._sigterm)
@@ -83,7 +85,8 @@ class ProxyService(Service):
         reactor.callFromThread(reactor.stop)
 
     def _listen_failed(self, failure: Failure) -> None:
-        error = failure.value.subFailure if hasattr(failure.value, "subFailure") else failure
+        value = failure.value
+        error = value.subFailure if isinstance(value, FirstError) else failure
         _log.error("Cannot listen: {error}", error=error.getErrorMessage())
         reactor = self.master.reactor
         if getattr(reactor, "running", False):
@@ -93,7 +96,7 @@ class ProxyService(Service):
             reactor.callWhenRunning(reactor.stop)
         return None
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[None]:
         """
         Stop the master; the returned Deferred fires when it has stopped.
         """
@@ -103,6 +106,7 @@ class ProxyService(Service):
             # between its installation and ours would make twistd exit by
             # the signal; this stop is clean, so forget it.
             reactor = self.master.reactor
+            # (_exitSignal: a private attribute of Twisted's reactors.)
             if getattr(reactor, "_exitSignal", None) == signal.SIGTERM:
-                reactor._exitSignal = None
+                setattr(reactor, "_exitSignal", None)
         return self.master.stop()
