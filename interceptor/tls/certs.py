@@ -24,14 +24,21 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from typing import Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence, TypeGuard, get_args
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    from OpenSSL import SSL
 
 __all__ = ["CertStore", "Leaf", "CertError", "CA_BASENAME", "names_of", "general_name"]
 
@@ -45,7 +52,18 @@ _LEAF_CACHE_SIZE = 1024
 # The CA certificate files handed to clients (see L{CertStore.ca_file}).
 _CLIENT_SUFFIXES = (".pem", ".cer", ".p12")
 
-PrivateKey = Any
+PrivateKey = CertificateIssuerPrivateKeyTypes
+"""A key that can sign certificates, as a CA's must."""
+
+_SIGNING_KEYS = get_args(CertificateIssuerPrivateKeyTypes)
+
+
+def _can_sign(key: PrivateKeyTypes) -> TypeGuard[PrivateKey]:
+    return isinstance(key, _SIGNING_KEYS)
+
+
+def _ca_file(confdir: str, suffix: str) -> str:
+    return os.path.join(confdir, CA_BASENAME + "-cert" + suffix)
 
 
 class CertError(Exception):
@@ -110,14 +128,19 @@ class Leaf:
     __slots__ = ("cert", "key", "chain", "names", "contexts", "first_use")
 
     def __init__(
-        self, cert: x509.Certificate, key: PrivateKey, chain: Sequence[x509.Certificate], names: tuple
+        self,
+        cert: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        chain: Sequence[x509.Certificate],
+        names: tuple[str, ...],
     ) -> None:
         self.cert = cert
         self.key = key
         self.chain = list(chain)
         self.names = names
-        self.contexts: dict = {}
-        self.first_use: set = set()
+        # Per ALPN answer (None: no ALPN).
+        self.contexts: dict[Optional[bytes], SSL.Context] = {}
+        self.first_use: set[Optional[bytes]] = set()
 
 
 class CertStore:
@@ -215,6 +238,8 @@ class CertStore:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as e:
             raise CertError(f"CA file {path} holds no usable private key: {e}") from None
+        if not _can_sign(key):
+            raise CertError(f"CA file {path}: its {type(key).__name__} cannot sign certificates")
         try:
             cert = x509.load_pem_x509_certificate(data)
         except ValueError as e:
@@ -247,7 +272,7 @@ class CertStore:
         store = cls.from_pem_file(path, confdir)
         for suffix in _CLIENT_SUFFIXES:
             try:
-                with open(store.ca_file(suffix), "rb") as f:
+                with open(_ca_file(confdir, suffix), "rb") as f:
                     store._client_files[suffix] = f.read()
             except OSError:
                 pass
@@ -272,7 +297,7 @@ class CertStore:
             f.write(key_pem + cert_pem)
         os.chmod(secret, 0o600)
         for suffix in _CLIENT_SUFFIXES:
-            with open(self.ca_file(suffix), "wb") as f:
+            with open(_ca_file(confdir, suffix), "wb") as f:
                 f.write(self.ca_cert_bytes(suffix))
 
     def ca_cert_bytes(self, suffix: str = ".pem") -> bytes:
@@ -299,7 +324,7 @@ class CertStore:
         """
         if self.confdir is None:
             return None
-        return os.path.join(self.confdir, CA_BASENAME + "-cert" + suffix)
+        return _ca_file(self.confdir, suffix)
 
     # -- leaves -----------------------------------------------------------
 

@@ -9,10 +9,14 @@ user's C{ca_file}) and the upstream TLS contexts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Optional
+from weakref import WeakKeyDictionary
 
 from interceptor.tls.certs import CertStore
 from interceptor.tls.handshake import UpstreamContexts
+
+if TYPE_CHECKING:
+    from interceptor.core.master import Master
 
 __all__ = ["certstore_for", "upstream_contexts", "UpstreamTLSError"]
 
@@ -23,7 +27,15 @@ class UpstreamTLSError(Exception):
     """
 
 
-def certstore_for(master: Any) -> CertStore:
+# Per master: the store with the (confdir, ca_file) it was loaded for, and
+# the upstream contexts; they go with the master.
+_stores: WeakKeyDictionary[Master, tuple[tuple[str, Optional[str]], CertStore]] = (
+    WeakKeyDictionary()
+)
+_upstream: WeakKeyDictionary[Master, UpstreamContexts] = WeakKeyDictionary()
+
+
+def certstore_for(master: Master) -> CertStore:
     """
     The master's L{CertStore}, loaded (or created) from its options.
 
@@ -31,18 +43,18 @@ def certstore_for(master: Any) -> CertStore:
     """
     options = master.options
     key = (options.confdir, options.ca_file)
-    cached = getattr(master, "_certstore", None)
+    cached = _stores.get(master)
     if cached is None or cached[0] != key:
         cached = (key, CertStore.from_confdir(options.confdir, options.ca_file))
-        master._certstore = cached
+        _stores[master] = cached
     return cached[1]
 
 
-def upstream_contexts(master: Any) -> UpstreamContexts:
+def upstream_contexts(master: Master) -> UpstreamContexts:
     """
     The master's cache of upstream TLS contexts.
     """
-    contexts = getattr(master, "_upstream_contexts", None)
+    contexts = _upstream.get(master)
     if contexts is None:
-        contexts = master._upstream_contexts = UpstreamContexts()
+        contexts = _upstream[master] = UpstreamContexts()
     return contexts

@@ -13,8 +13,10 @@ connection creators for both sides, and upstream certificate checks.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 from service_identity import VerificationError
 from service_identity.cryptography import (
@@ -164,9 +166,12 @@ class ServerTLS:
 
     # Contexts without a certificate, per (leaf key, chain, ALPN answer):
     # every leaf of a store shares its key and chain.
-    _shared: dict[tuple, SSL.Context] = {}
+    _shared: dict[
+        tuple[ec.EllipticCurvePrivateKey, tuple[x509.Certificate, ...], Optional[bytes]],
+        SSL.Context,
+    ] = {}
 
-    def __init__(self, context: SSL.Context, cert: Any = None) -> None:
+    def __init__(self, context: SSL.Context, cert: Optional[x509.Certificate] = None) -> None:
         self.context = context
         self.cert = cert
 
@@ -253,12 +258,12 @@ def verify_error_message(errno: int, depth: int) -> str:
     return f"{reason} (at depth {depth})"
 
 
-_checked: dict[tuple[Any, str], Optional[str]] = {}
-_names: dict[Any, list[str]] = {}
+_checked: dict[tuple[x509.Certificate, str], Optional[str]] = {}
+_names: dict[x509.Certificate, list[str]] = {}
 _CACHE_SIZE = 4096
 
 
-def certificate_names(cert: Any) -> list[str]:
+def certificate_names(cert: x509.Certificate) -> list[str]:
     """
     L{names_of} C{cert}, remembered for certificates seen before (an
     upstream shows the same certificate on every connection).
@@ -271,7 +276,7 @@ def certificate_names(cert: Any) -> list[str]:
     return names
 
 
-def check_hostname(cert: Any, name: str) -> Optional[str]:
+def check_hostname(cert: x509.Certificate, name: str) -> Optional[str]:
     """
     Check that a cryptography certificate is valid for C{name} (a DNS
     name or an IP address); answers for a certificate and name seen before
@@ -290,7 +295,8 @@ def check_hostname(cert: Any, name: str) -> Optional[str]:
     return problem
 
 
-def _check_hostname(cert: Any, name: str) -> Optional[str]:
+def _check_hostname(cert: x509.Certificate, name: str) -> Optional[str]:
+    checker: Callable[[x509.Certificate, str], None]
     try:
         ipaddress.ip_address(name)
     except ValueError:
@@ -313,7 +319,7 @@ class UpstreamContexts:
     """
 
     def __init__(self) -> None:
-        self._contexts: dict[tuple, SSL.Context] = {}
+        self._contexts: dict[tuple[bool, Optional[str], tuple[bytes, ...]], SSL.Context] = {}
 
     def get(
         self, insecure: bool, trusted_ca: Optional[str], alpn: Sequence[bytes]

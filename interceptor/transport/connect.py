@@ -15,7 +15,7 @@ upstream proxy itself is a CONNECT tunnel through that proxy.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred
@@ -24,7 +24,13 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
 )
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Protocol
 
 from interceptor.transport.modes import (
     ConnectTunnelEndpoint,
@@ -34,10 +40,15 @@ from interceptor.transport.modes import (
 )
 from interceptor.transport.fast.fasttls import FastTLSFactory
 
+if TYPE_CHECKING:
+    from interceptor.core.master import IProxyReactor, Master
+
 __all__ = ["open_connection"]
 
 
-def _endpoint(reactor: Any, address: tuple[str, int], timeout: float) -> Any:
+def _endpoint(
+    reactor: IProxyReactor, address: tuple[str, int], timeout: float
+) -> IStreamClientEndpoint:
     host, port = address
     if isIPAddress(host):
         return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
@@ -47,8 +58,11 @@ def _endpoint(reactor: Any, address: tuple[str, int], timeout: float) -> Any:
 
 
 def open_connection(
-    master: Any, address: tuple[str, int], protocol: Protocol, tls: Optional[Any] = None
-) -> Deferred:
+    master: Master,
+    address: tuple[str, int],
+    protocol: Protocol,
+    tls: Optional[IOpenSSLClientConnectionCreator] = None,
+) -> Deferred[IProtocol]:
     """
     Connect C{protocol} to C{address}, wrapped in TLS made by the
     L{IOpenSSLClientConnectionCreator} C{tls} if given.
@@ -58,12 +72,14 @@ def open_connection(
     """
     reactor, timeout = master.reactor, master.options.connect_timeout
     mode = parse_mode(master.options.mode)
-    if mode.kind == "upstream" and tuple(address) != mode.address:
+    upstream = mode.address if mode.kind == "upstream" else None
+    endpoint: IStreamClientEndpoint
+    if upstream is not None and tuple(address) != upstream:
         # Upstream mode: everything but the plain-HTTP requests sent to the
         # upstream proxy itself goes through a CONNECT tunnel.
-        endpoint: Any = ConnectTunnelEndpoint(
+        endpoint = ConnectTunnelEndpoint(
             reactor,
-            _endpoint(reactor, mode.address, timeout),
+            _endpoint(reactor, upstream, timeout),
             address,
             proxy_authorization(master.options.upstream_auth),
             timeout,
@@ -71,7 +87,7 @@ def open_connection(
         )
     else:
         endpoint = _endpoint(reactor, address, timeout)
-    factory: Factory = _OneProtocolFactory(protocol)
+    factory: IProtocolFactory = _OneProtocolFactory(protocol)
     if tls is not None:
         factory = FastTLSFactory(tls, True, factory)
     return endpoint.connect(factory)

@@ -37,11 +37,19 @@ import functools
 import re
 import socket
 import struct
-from typing import Any, Optional
+import typing
+from typing import Optional, Sequence, cast
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -86,6 +94,7 @@ class ProxyMode:
         C{host} or C{host:port} (the port only when it is not the scheme's
         default), as a Host header names the reverse target.
         """
+        assert self.address is not None, "only upstream and reverse modes have an address"
         host, port = self.address
         if ":" in host:
             host = f"[{host}]"
@@ -130,7 +139,7 @@ def parse_mode(spec: str) -> ProxyMode:
     return ProxyMode(kind, scheme, (host, port), spec=text)
 
 
-def matches_hosts(patterns: Any, host: str, port: int, sni: Optional[str] = None) -> bool:
+def matches_hosts(patterns: Optional[Sequence[str]], host: str, port: int, sni: Optional[str] = None) -> bool:
     """
     Whether C{host:port} (or C{sni:port}) matches one of the regexes in
     C{patterns}, as mitmproxy matches C{tcp_hosts} and C{ignore_hosts}.
@@ -182,18 +191,44 @@ class UpstreamProxyError(ConnectionError):
     """
 
 
+class _ProxyConnection(typing.Protocol):
+    """
+    What a tunnel uses of its TCP connection to the upstream proxy (made by
+    a client endpoint: a Twisted C{tcp.Client}).
+    """
+
+    protocol: IProtocol
+
+    def write(self, data: bytes) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def getPeer(self) -> IAddress: ...
+
+
 class _TunnelOpener(Protocol):
     """
     Sends CONNECT to the upstream proxy, waits for its answer, then hands
     the transport to the caller's protocol.
     """
 
-    def __init__(self, endpoint: "ConnectTunnelEndpoint", factory: Factory, done: Deferred) -> None:
+    def __init__(
+        self,
+        endpoint: ConnectTunnelEndpoint,
+        factory: IProtocolFactory,
+        done: Deferred[IProtocol],
+    ) -> None:
         self.endpoint = endpoint
         self.factory = factory
-        self.done = done
+        self.done: Optional[Deferred[IProtocol]] = done
         self.buffer = b""
-        self.timer: Any = None
+        self.timer: Optional[IDelayedCall] = None
+
+    @property
+    def _connection(self) -> _ProxyConnection:
+        # (Twisted types a protocol's transport as an ITransport, or None
+        # before the connection is made.)
+        return cast(_ProxyConnection, self.transport)
 
     def connectionMade(self) -> None:
         """
@@ -204,7 +239,7 @@ class _TunnelOpener(Protocol):
         head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n".encode()
         if self.endpoint.authorization is not None:
             head += b"Proxy-Authorization: " + self.endpoint.authorization + b"\r\n"
-        self.transport.write(head + b"\r\n")
+        self._connection.write(head + b"\r\n")
         self.timer = self.endpoint.clock.callLater(self.endpoint.timeout, self._timed_out)
 
     def _timed_out(self) -> None:
@@ -218,7 +253,7 @@ class _TunnelOpener(Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.transport.abortConnection()
+        self._connection.abortConnection()
         if done is not None:
             done.errback(Failure(error))
 
@@ -252,7 +287,7 @@ class _TunnelOpener(Protocol):
             self.timer.cancel()
             self.timer = None
         done, self.done = self.done, None
-        transport = self.transport
+        transport = self._connection
         protocol = self.factory.buildProtocol(transport.getPeer())
         if protocol is None:
             transport.abortConnection()
@@ -264,7 +299,7 @@ class _TunnelOpener(Protocol):
         if rest:
             protocol.dataReceived(rest)
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         """
         The proxy closed before the tunnel was up.
         """
@@ -286,7 +321,7 @@ class _OneProtocolFactory(Factory):
     def __init__(self, protocol: Protocol) -> None:
         self.protocol_instance = protocol
 
-    def buildProtocol(self, addr: Any) -> Protocol:
+    def buildProtocol(self, addr: Optional[IAddress]) -> Protocol:
         """
         The prepared protocol.
         """
@@ -307,12 +342,12 @@ class ConnectTunnelEndpoint:
 
     def __init__(
         self,
-        reactor: Any,
-        proxy: Any,
+        reactor: IReactorTime,
+        proxy: IStreamClientEndpoint,
         address: tuple[str, int],
         authorization: Optional[bytes] = None,
         timeout: float = 10.0,
-        clock: Any = None,
+        clock: Optional[IReactorTime] = None,
     ) -> None:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
@@ -321,14 +356,14 @@ class ConnectTunnelEndpoint:
         self.authorization = authorization
         self.timeout = timeout
 
-    def connect(self, protocolFactory: Factory) -> Deferred:
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """
         Connect to the proxy, open the tunnel, then connect a protocol from
         C{protocolFactory} through it.
 
         @return: A Deferred firing with that protocol once the tunnel is up.
         """
-        done: Deferred = Deferred()
+        done: Deferred[IProtocol] = Deferred()
         opener = _TunnelOpener(self, protocolFactory, done)
         connecting = self.proxy.connect(_OneProtocolFactory(opener))
 

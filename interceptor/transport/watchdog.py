@@ -17,7 +17,15 @@ least every C{period} seconds, so a limit that shrinks is noticed in time.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Callable, Generic, Optional, TypeVar
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+if TYPE_CHECKING:
+    from interceptor.core.master import Master
+
+_K = TypeVar("_K", bound=Hashable)
 
 __all__ = ["SilenceWatch", "Watchdog"]
 
@@ -32,7 +40,7 @@ class Watchdog:
 
     def __init__(
         self,
-        clock: Any,
+        clock: IReactorTime,
         timeout: Callable[[], Optional[float]],
         expired: Callable[[float], None],
         period: Optional[float] = None,
@@ -42,11 +50,11 @@ class Watchdog:
         self.expired = expired
         self.period = period
         self.last = clock.seconds()
-        self._call: Any = None
+        self._call: Optional[IDelayedCall] = None
 
     @classmethod
     def for_connection(
-        cls, master: Any, timeout: Callable[[], Optional[float]], expired: Callable[[float], None]
+        cls, master: Master, timeout: Callable[[], Optional[float]], expired: Callable[[float], None]
     ) -> "Watchdog":
         """
         A watchdog on C{master}'s clock that looks four times per
@@ -98,7 +106,7 @@ class Watchdog:
         self._call = None
 
 
-class SilenceWatch:
+class SilenceWatch(Generic[_K]):
     """
     Inactivity timers for the many streams of one connection, all looked
     at by one timer:
@@ -118,19 +126,19 @@ class SilenceWatch:
 
     def __init__(
         self,
-        clock: Any,
+        clock: IReactorTime,
         period: float,
-        limit: Callable[[Any], Optional[float]],
-        expired: Callable[[Any, float], None],
+        limit: Callable[[_K], Optional[float]],
+        expired: Callable[[_K, float], None],
     ) -> None:
         self.clock = clock
         self.period = period
         self.limit = limit
         self.expired = expired
-        self.last: dict[Any, float] = {}
-        self._call: Any = None
+        self.last: dict[_K, float] = {}
+        self._call: Optional[IDelayedCall] = None
 
-    def touch(self, key: Any) -> None:
+    def touch(self, key: _K) -> None:
         """
         Something happened on C{key}: restart its count.
         """
@@ -138,7 +146,7 @@ class SilenceWatch:
         if self._call is None:
             self._call = self.clock.callLater(self.period, self._check)
 
-    def forget(self, key: Any) -> None:
+    def forget(self, key: _K) -> None:
         """
         Stop watching C{key}.
         """
