@@ -43,15 +43,34 @@ WebSocket server and client as real peers, through the proxy::
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, TypeVar
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IAddress,
+    IConnector,
+    IListeningPort,
+    IOpenSSLContextFactory,
+    IReactorTime,
+)
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.core.interfaces import ILog
 from interceptor.core.log import LogEntry
-from interceptor.core.master import Master
+from interceptor.core.master import IProxyReactor, Master
 from interceptor.core.options import Options, proxy_options
+
+if TYPE_CHECKING:
+    from twisted.internet.ssl import Certificate
+
+    from interceptor._wspeers import (
+        WebSocketPeer,
+        WebSocketTestClient,
+        WebSocketTestServerFactory,
+        WebSocketTestServerProtocol,
+    )
 
 __all__ = [
     "LogRecorder",
@@ -63,6 +82,25 @@ __all__ = [
     "start_proxy",
     "start_websocket_server",
 ]
+
+
+_T = TypeVar("_T")
+
+
+class _TestCase(Protocol):
+    """
+    What the helpers use of a trial C{TestCase}.
+    """
+
+    def addCleanup(self, f: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+        """Call C{f} when the test ends."""
+
+
+def _tcp_address(port: IListeningPort) -> IPv4Address | IPv6Address:
+    address = port.getHost()
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        raise TypeError(f"expected a TCP port, not one on {address!r}")
+    return address
 
 
 @implementer(ILog)
@@ -108,15 +146,15 @@ class RunningProxy:
     @ivar url: C{http://host:port}, to use as a client's proxy URL.
     """
 
-    def __init__(self, master: Master, port: Any) -> None:
+    def __init__(self, master: Master, port: IListeningPort) -> None:
         self.master = master
         self.port = port
-        address = port.getHost()
+        address = _tcp_address(port)
         self.host = address.host
         self.port_number = address.port
         self.url = f"http://{self.host}:{self.port_number}"
 
-    def stop(self) -> Deferred:
+    def stop(self) -> Deferred[None]:
         """
         Stop the proxy (also done automatically at the end of the test).
         """
@@ -124,14 +162,14 @@ class RunningProxy:
 
 
 def start_proxy(
-    testcase: Optional[Any] = None,
+    testcase: Optional[_TestCase] = None,
     *addons: Any,
     options: Optional[Options] = None,
     listen: str = "tcp:0:interface=127.0.0.1",
-    reactor: Any = None,
-    clock: Any = None,
+    reactor: Optional[IProxyReactor] = None,
+    clock: Optional[IReactorTime] = None,
     **option_values: Any,
-) -> Deferred:
+) -> Deferred[RunningProxy]:
     """
     Start a proxy in this process with C{addons}, listening on C{listen}.
 
@@ -151,15 +189,19 @@ def start_proxy(
     if testcase is not None:
         testcase.addCleanup(master.stop)
 
-    def listening(port: Any) -> RunningProxy:
+    def listening(port: IListeningPort) -> RunningProxy:
         return RunningProxy(master, port)
 
-    def failed(failure: Any) -> Any:
+    def failed(failure: Failure) -> Deferred[RunningProxy] | Failure:
         # Without a test case nobody else would stop the master: stop it,
         # then report the failure.
         if testcase is not None:
             return failure
-        return master.stop().addCallback(lambda _: failure)
+
+        def report(_: None) -> Failure:
+            return failure
+
+        return master.stop().addCallback(report)
 
     return master.listen(listen).addCallbacks(listening, failed)
 
@@ -174,7 +216,7 @@ def start_proxy(
 #     await client.close(1000, "bye")
 
 
-class WebSocketReceived(tuple):
+class WebSocketReceived(tuple[bytes, bool, int]):
     """
     A message a peer received: C{(payload, is_binary, frames)}, C{frames}
     being how many frames it came in.
@@ -207,7 +249,7 @@ class WebSocketReceived(tuple):
         return self[2]
 
 
-class WebSocketClosed(tuple):
+class WebSocketClosed(tuple[bool, Optional[int], Optional[str]]):
     """
     How a peer's connection ended: C{(was_clean, code, reason)} as autobahn
     reports them (C{code} is what the other side sent, or None).
@@ -240,220 +282,10 @@ class WebSocketClosed(tuple):
         return self[2]
 
 
-def _bounded(d: Deferred, timeout: float) -> Deferred:
+def _bounded(d: Deferred[_T], timeout: float) -> Deferred[_T]:
     from twisted.internet import reactor as default_reactor
 
     return d.addTimeout(timeout, default_reactor)
-
-
-class _WebSocketPeer:
-    """
-    What L{WebSocketTestClient} and L{WebSocketTestServerProtocol} share:
-    received messages, pongs and the close kept for the test to await.
-    """
-
-    def _init_peer(self) -> None:
-        from twisted.internet.defer import DeferredQueue
-
-        self.received: list[WebSocketReceived] = []
-        self._messages: DeferredQueue = DeferredQueue()
-        self._pongs: DeferredQueue = DeferredQueue()
-        self.opened: Deferred = Deferred()
-        self.closed: Deferred = Deferred()
-        self.close_info: Optional[WebSocketClosed] = None
-        self.echo = False
-        self._frames = 0
-
-    def onOpen(self) -> None:
-        """
-        autobahn: the handshake is done.
-        """
-        if not self.opened.called:
-            self.opened.callback(self)
-
-    def onMessageFrameBegin(self, length: int) -> None:
-        """
-        autobahn: a frame begins (counted, then handled as usual).
-        """
-        self._frames += 1
-        super().onMessageFrameBegin(length)  # type: ignore[misc]
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        """
-        autobahn: a whole message arrived; keep it (and echo it when asked).
-        """
-        received = WebSocketReceived(payload, isBinary, self._frames)
-        self._frames = 0
-        self.received.append(received)
-        self._messages.put(received)
-        if self.echo:
-            self.sendMessage(payload, isBinary)  # type: ignore[attr-defined]
-
-    def onPong(self, payload: bytes) -> None:
-        """
-        autobahn: a Pong arrived.
-        """
-        self._pongs.put(payload)
-
-    def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
-        """
-        autobahn: the connection ended.
-        """
-        self.close_info = WebSocketClosed(wasClean, code, reason)
-        if not self.opened.called:
-            self.opened.errback(ConnectionError(f"WebSocket handshake failed: {reason}"))
-        if not self.closed.called:
-            self.closed.callback(self.close_info)
-
-    def send_text(self, text: str, fragment_size: Optional[int] = None) -> None:
-        """
-        Send a TEXT message (in frames of C{fragment_size} bytes, if given).
-        """
-        self.sendMessage(text.encode("utf-8"), False, fragmentSize=fragment_size)  # type: ignore[attr-defined]
-
-    def send_binary(self, data: bytes, fragment_size: Optional[int] = None) -> None:
-        """
-        Send a BINARY message (in frames of C{fragment_size} bytes, if given).
-        """
-        self.sendMessage(data, True, fragmentSize=fragment_size)  # type: ignore[attr-defined]
-
-    def next_message(self, timeout: float = 5.0) -> Deferred:
-        """
-        A Deferred firing with the next L{WebSocketReceived} (failing with
-        C{TimeoutError} after C{timeout} seconds).
-        """
-        return _bounded(self._messages.get(), timeout)
-
-    def ping(self, payload: bytes = b"") -> None:
-        """
-        Send a Ping.
-        """
-        self.sendPing(payload)  # type: ignore[attr-defined]
-
-    def next_pong(self, timeout: float = 5.0) -> Deferred:
-        """
-        A Deferred firing with the payload of the next Pong received.
-        """
-        return _bounded(self._pongs.get(), timeout)
-
-    def close(self, code: Optional[int] = 1000, reason: Optional[str] = None,
-              timeout: float = 5.0) -> Deferred:
-        """
-        Start the close handshake; a Deferred firing with the
-        L{WebSocketClosed} once the connection has ended.
-        """
-        self.sendClose(code, reason)  # type: ignore[attr-defined]
-        return self.wait_closed(timeout)
-
-    def drop(self) -> None:
-        """
-        Drop the TCP connection without a Close frame.
-        """
-        self.transport.abortConnection()  # type: ignore[attr-defined]
-
-    def wait_closed(self, timeout: float = 5.0) -> Deferred:
-        """
-        A Deferred firing with the L{WebSocketClosed} once the connection
-        has ended (at once if it has).
-        """
-        if self.close_info is not None:
-            from twisted.internet.defer import succeed
-
-            return succeed(self.close_info)
-        waiting: Deferred = Deferred()
-        self.closed.addBoth(lambda result: (waiting.called or waiting.callback(result), result)[1])
-        return _bounded(waiting, timeout)
-
-
-def _autobahn_classes() -> tuple[Any, Any]:
-    # autobahn is imported only by the suites that use these helpers.
-    from autobahn.twisted.websocket import (
-        WebSocketClientProtocol,
-        WebSocketServerProtocol,
-    )
-
-    class WebSocketTestClient(_WebSocketPeer, WebSocketClientProtocol):
-        """
-        An autobahn client protocol recording what it receives.
-        """
-
-        def __init__(self) -> None:
-            WebSocketClientProtocol.__init__(self)
-            self._init_peer()
-
-    class WebSocketTestServerProtocol(_WebSocketPeer, WebSocketServerProtocol):
-        """
-        An autobahn server protocol recording what it receives; it echoes
-        each message when its server was started with C{echo=True}.
-        """
-
-        def __init__(self) -> None:
-            WebSocketServerProtocol.__init__(self)
-            self._init_peer()
-
-        def onConnect(self, request: Any) -> Any:
-            """
-            autobahn: a handshake request; kept as C{self.request}.
-            """
-            self.request = request
-            self.echo = self.factory.echo
-            return None
-
-        def onOpen(self) -> None:
-            """
-            autobahn: the handshake is done; the test may now pick it up.
-            """
-            _WebSocketPeer.onOpen(self)
-            self.factory.opened.put(self)
-
-        def connectionMade(self) -> None:
-            """
-            Track the connection so the server can close it at cleanup.
-            """
-            self.factory.connections.append(self)
-            WebSocketServerProtocol.connectionMade(self)
-
-        def connectionLost(self, reason: Any = None) -> None:
-            """
-            Forget the connection.
-            """
-            WebSocketServerProtocol.connectionLost(self, reason)
-            self.factory.lost(self)
-
-    return WebSocketTestClient, WebSocketTestServerProtocol
-
-
-def _deflate_server_options() -> dict[str, Any]:
-    from autobahn.websocket.compress import (
-        PerMessageDeflateOffer,
-        PerMessageDeflateOfferAccept,
-    )
-
-    def accept(offers: list[Any]) -> Any:
-        for offer in offers:
-            if isinstance(offer, PerMessageDeflateOffer):
-                return PerMessageDeflateOfferAccept(offer)
-        return None
-
-    return {"perMessageCompressionAccept": accept}
-
-
-def _deflate_client_options() -> dict[str, Any]:
-    from autobahn.websocket.compress import (
-        PerMessageDeflateOffer,
-        PerMessageDeflateResponse,
-        PerMessageDeflateResponseAccept,
-    )
-
-    def accept(response: Any) -> Any:
-        if isinstance(response, PerMessageDeflateResponse):
-            return PerMessageDeflateResponseAccept(response)
-        return None
-
-    return {
-        "perMessageCompressionOffers": [PerMessageDeflateOffer()],
-        "perMessageCompressionAccept": accept,
-    }
 
 
 class WebSocketTestServer:
@@ -461,16 +293,20 @@ class WebSocketTestServer:
     An autobahn WebSocket server on 127.0.0.1 started by
     L{start_websocket_server}.
 
+    @ivar factory: Its protocol factory (set C{factory.echo} to change
+        whether connections opened from then on echo).
     @ivar port: The TCP port number.
     @ivar host: The address it listens on.
     @ivar secure: Whether it speaks TLS (wss).
     @ivar connections: The server-side protocols currently connected.
     """
 
-    def __init__(self, factory: Any, listening: Any, secure: bool) -> None:
+    def __init__(
+        self, factory: WebSocketTestServerFactory, listening: IListeningPort, secure: bool
+    ) -> None:
         self.factory = factory
         self.listening = listening
-        address = listening.getHost()
+        address = _tcp_address(listening)
         self.host = address.host
         self.port = address.port
         self.secure = secure
@@ -483,34 +319,38 @@ class WebSocketTestServer:
         scheme = "wss" if self.secure else "ws"
         return f"{scheme}://{host or self.host}:{self.port}{path}"
 
-    def next_connection(self, timeout: float = 5.0) -> Deferred:
+    def next_connection(self, timeout: float = 5.0) -> Deferred[WebSocketTestServerProtocol]:
         """
         A Deferred firing with the server-side protocol of the next opened
-        connection (a L{_WebSocketPeer}: C{next_message}, C{close}, ...).
+        connection (a L{interceptor._wspeers.WebSocketPeer}:
+        C{next_message}, C{close}, ...).
         """
         return _bounded(self.factory.opened.get(), timeout)
 
-    def stop(self) -> Deferred:
+    def stop(self) -> Deferred[Any]:
         """
         Stop listening and drop every connection (also done at cleanup).
         """
         from twisted.internet.defer import DeferredList
 
-        waiting = [self.listening.stopListening()]
+        waiting: list[Deferred[Any]] = []
+        stopping = self.listening.stopListening()
+        if stopping is not None:
+            waiting.append(stopping)
         for protocol in list(self.connections):
             waiting.append(protocol.closed)
-            protocol.transport.abortConnection()
+            protocol.drop()
         return DeferredList(waiting, consumeErrors=True)
 
 
 def start_websocket_server(
-    testcase: Any,
+    testcase: Optional[_TestCase],
     echo: bool = True,
     compression: bool = False,
-    tls: Any = None,
+    tls: Optional[IOpenSSLContextFactory] = None,
     interface: str = "127.0.0.1",
     **protocol_options: Any,
-) -> Deferred:
+) -> Deferred[WebSocketTestServer]:
     """
     Start an autobahn WebSocket server on a free port of C{interface}.
 
@@ -523,43 +363,38 @@ def start_websocket_server(
     @param protocol_options: More autobahn C{setProtocolOptions} values.
     @return: A Deferred firing with a L{WebSocketTestServer}.
     """
-    from autobahn.twisted.websocket import WebSocketServerFactory
     from twisted.internet import reactor as default_reactor
-    from twisted.internet.defer import DeferredQueue
+    from twisted.internet.defer import succeed
+    from twisted.internet.interfaces import IReactorSSL
 
-    _, server_protocol = _autobahn_classes()
-    factory = WebSocketServerFactory()
-    factory.protocol = server_protocol
-    factory.echo = echo
-    factory.opened = DeferredQueue()
-    factory.connections = []
-    factory.lost = factory.connections.remove
-    options = _deflate_server_options() if compression else {}
+    from interceptor._wspeers import WebSocketTestServerFactory, deflate_server_options
+
+    factory = WebSocketTestServerFactory(echo)
+    options = deflate_server_options() if compression else {}
     options.update(protocol_options)
     if options:
         factory.setProtocolOptions(**options)
+    listening: IListeningPort
     if tls is not None:
-        listening = default_reactor.listenSSL(0, factory, tls, interface=interface)
+        listening = IReactorSSL(default_reactor).listenSSL(0, factory, tls, interface=interface)
     else:
         listening = default_reactor.listenTCP(0, factory, interface=interface)
     server = WebSocketTestServer(factory, listening, tls is not None)
     if testcase is not None:
         testcase.addCleanup(server.stop)
-    from twisted.internet.defer import succeed
-
     return succeed(server)
 
 
 def connect_websocket(
-    testcase: Any,
+    testcase: Optional[_TestCase],
     url: str,
-    proxy: Any = None,
-    trust_root: Any = None,
+    proxy: RunningProxy | tuple[str, int] | None = None,
+    trust_root: bytes | Certificate | None = None,
     compression: bool = False,
     headers: Optional[dict[str, str]] = None,
     timeout: float = 5.0,
     **protocol_options: Any,
-) -> Deferred:
+) -> Deferred[WebSocketPeer]:
     """
     Open a WebSocket connection with autobahn's Twisted client, through an
     HTTP proxy with CONNECT when C{proxy} is given.
@@ -576,55 +411,62 @@ def connect_websocket(
     @param headers: Extra handshake request headers.
     @param protocol_options: More autobahn C{setProtocolOptions} values.
     @return: A Deferred firing with the open client protocol (a
-        L{_WebSocketPeer}), or failing if the handshake fails.
+        L{interceptor._wspeers.WebSocketPeer}), or failing if the handshake
+        fails.
     """
     from autobahn.twisted.websocket import WebSocketClientFactory, connectWS
     from twisted.internet import ssl
+    from twisted.internet.defer import succeed
 
-    client_protocol, _ = _autobahn_classes()
+    from interceptor._wspeers import WebSocketTestClient, deflate_client_options
+
     proxy_config = None
     if proxy is not None:
         host, port = (proxy.host, proxy.port_number) if isinstance(proxy, RunningProxy) else proxy
         proxy_config = {"host": host, "port": port}
-    factory = WebSocketClientFactory(url, headers=headers, proxy=proxy_config)
-    factory.protocol = client_protocol
-    options = _deflate_client_options() if compression else {}
+    built: list[WebSocketTestClient] = []
+    waiting: Deferred[WebSocketPeer] = Deferred()
+
+    class ClientFactory(WebSocketClientFactory):
+        """
+        Builds the one client protocol; reports a connection that failed.
+        """
+
+        protocol = WebSocketTestClient
+
+        def buildProtocol(self, addr: Optional[IAddress]) -> WebSocketTestClient:
+            protocol = super().buildProtocol(addr)
+            assert isinstance(protocol, WebSocketTestClient)
+            built.append(protocol)
+            protocol.opened.chainDeferred(waiting)
+            return protocol
+
+        def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+            if not waiting.called:
+                waiting.errback(reason)
+
+    factory = ClientFactory(url, headers=headers, proxy=proxy_config)
+    options = deflate_client_options() if compression else {}
     options.update(protocol_options)
     if options:
         factory.setProtocolOptions(**options)
     context = None
     if factory.isSecure:
-        if isinstance(trust_root, bytes):
-            trust_root = ssl.Certificate.loadPEM(trust_root)
-        root = trust_root if trust_root is not None else ssl.platformTrust()
-        context = ssl.optionsForClientTLS(factory.host, trustRoot=root)
-    built: list[Any] = []
-    original = factory.buildProtocol
-    waiting: Deferred = Deferred()
-
-    def build(addr: Any) -> Any:
-        protocol = original(addr)
-        built.append(protocol)
-        protocol.opened.chainDeferred(waiting)
-        return protocol
-
-    def failed(connector: Any, reason: Any) -> None:
-        if not waiting.called:
-            waiting.errback(reason)
-
-    factory.buildProtocol = build
-    factory.clientConnectionFailed = failed
+        root = (
+            ssl.Certificate.loadPEM(trust_root) if isinstance(trust_root, bytes) else trust_root
+        )
+        context = ssl.optionsForClientTLS(
+            factory.host, trustRoot=root if root is not None else ssl.platformTrust()
+        )
     connector = connectWS(factory, context, timeout=timeout)
 
-    def cleanup() -> Deferred:
-        from twisted.internet.defer import succeed
-
+    def cleanup() -> Deferred[Optional[WebSocketClosed]]:
         if not built:
             connector.disconnect()
             return succeed(None)
         protocol = built[0]
         if protocol.close_info is None and protocol.transport is not None:
-            protocol.transport.abortConnection()
+            protocol.drop()
         return protocol.wait_closed(timeout).addErrback(lambda _: None)
 
     if testcase is not None:
