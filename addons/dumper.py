@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
 from zope.interface import implementer
 
 from interceptor.core.interfaces import IConfigure, IError, IResponse
+
+if TYPE_CHECKING:
+    from interceptor.core.addonmanager import Loader
+    from interceptor.core.options import Options
+    from interceptor.model.connection import Address
+    from interceptor.model.flow import HTTPFlow
+    from interceptor.model.message import Message
 
 __all__ = ["Dumper", "human_size"]
 
 _BODY_PREVIEW = 4096
 
 
-def human_size(size: int) -> str:
+def human_size(size: float) -> str:
     """
     C{1234} -> C{"1.2k"}, as mitmdump shows sizes.
     """
@@ -51,7 +58,7 @@ def _printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _address(address: Any) -> str:
+def _address(address: Optional[Address]) -> str:
     if not address:
         return "?"
     host, port = address[0], address[1]
@@ -70,7 +77,7 @@ class Dumper:
         self.outfile = outfile
         self.flow_detail = 1
 
-    def load(self, loader: Any) -> None:
+    def load(self, loader: Loader) -> None:
         """
         Declare C{flow_detail}.
         """
@@ -81,7 +88,7 @@ class Dumper:
             "Flow output: 0 none, 1 one line per flow, 2 headers, 3 bodies (cut), 4 full bodies.",
         )
 
-    def configure(self, options: Any, updated: set[str]) -> None:
+    def configure(self, options: Options, updated: set[str]) -> None:
         """
         Follow C{flow_detail}.
         """
@@ -90,20 +97,23 @@ class Dumper:
 
     def _write(self, text: str) -> None:
         out = self.outfile or sys.__stdout__
+        if out is None:  # (no standard output at all)
+            return
         out.write(_printable(text) + "\n")
         out.flush()
 
-    def _first_line(self, flow: Any) -> str:
+    def _first_line(self, flow: HTTPFlow) -> str:
         request = flow.request
         return f"{_address(flow.client_conn.address)}: {request.method} {request.pretty_url}"
 
-    def response(self, flow: Any) -> None:
+    def response(self, flow: HTTPFlow) -> None:
         """
         Print a finished flow.
         """
         if self.flow_detail <= 0:
             return
         response = flow.response
+        assert response is not None  # (the response event comes with one)
         if response.stream:
             size = "streamed"
         else:
@@ -120,15 +130,16 @@ class Dumper:
             lines.append(self._details(response))
         self._write("\n".join(line for line in lines if line))
 
-    def error(self, flow: Any) -> None:
+    def error(self, flow: HTTPFlow) -> None:
         """
         Print a failed flow.
         """
         if self.flow_detail <= 0 or getattr(flow, "request", None) is None:
             return
+        assert flow.error is not None  # (the error event comes with one)
         self._write(f"{self._first_line(flow)} << error: {flow.error.msg}")
 
-    def _details(self, message: Any) -> str:
+    def _details(self, message: Message) -> str:
         lines = [f"    {name}: {value}" for name, value in message.headers.items(multi=True)]
         if self.flow_detail >= 3 and not message.stream:
             body = message.get_content(strict=False) or b""

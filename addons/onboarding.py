@@ -10,7 +10,7 @@ certificate in each format and how to install it::
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Optional
 
 from zope.interface import implementer
 
@@ -18,6 +18,11 @@ from interceptor.tls.certs import CA_BASENAME
 from interceptor.model.http import Response
 from interceptor.core.interfaces import IRequest
 from interceptor.tls.contexts import certstore_for
+
+if TYPE_CHECKING:
+    from interceptor.core.addonmanager import Loader
+    from interceptor.core.master import Master
+    from interceptor.model.flow import HTTPFlow
 
 __all__ = ["Onboarding", "MAGIC_HOST"]
 
@@ -68,15 +73,15 @@ class Onboarding:
     name = "onboarding"
 
     def __init__(self) -> None:
-        self.master: Any = None
+        self.master: Optional[Master] = None
 
-    def load(self, loader: Any) -> None:
+    def load(self, loader: Loader) -> None:
         """
         Remember the master whose CA is served.
         """
         self.master = loader.master
 
-    def request(self, flow: Any) -> None:
+    def request(self, flow: HTTPFlow) -> None:
         """
         Serve the page or a certificate file.
         """

@@ -26,15 +26,22 @@ import itertools
 import os
 import sys
 import traceback
-from typing import Any, Optional, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.core.interfaces import IConfigure, IDone
 from interceptor.core.options import OptionsError
+
+if TYPE_CHECKING:
+    from interceptor.core.addonmanager import Loader
+    from interceptor.core.master import Master
+    from interceptor.core.options import Options
 
 __all__ = ["Script", "ScriptLoader", "load_script"]
 
@@ -52,7 +59,7 @@ def _error_line(path: str, error: BaseException) -> Optional[int]:
     return line
 
 
-def load_script(path: str) -> Optional[Any]:
+def load_script(path: str) -> Optional[ModuleType]:
     """
     Import the script at C{path} as a fresh module.
 
@@ -67,6 +74,7 @@ def load_script(path: str) -> Optional[Any]:
         if spec is None or spec.loader is None:
             raise ImportError(f"not a Python file: {path}")
         module = importlib.util.module_from_spec(spec)
+        # (typeshed's ModuleType declares no __cached__.)
         module.__cached__ = None  # type: ignore[attr-defined]
         # Compiled from the source each time: a byte-code cache keyed on the
         # mtime in whole seconds and the size could hand back the previous
@@ -121,7 +129,7 @@ class Script:
             sys.modules.pop(self.module.__name__, None)
 
 
-def _mtime(path: str) -> Optional[float]:
+def _mtime(path: str) -> Optional[int]:
     try:
         return os.stat(path).st_mtime_ns
     except OSError:
@@ -139,12 +147,12 @@ class ScriptLoader:
 
     def __init__(self, reload_interval: float = 0.5) -> None:
         self.reload_interval = reload_interval
-        self.master: Any = None
+        self.master: Optional[Master] = None
         self.loaded: dict[str, Script] = {}
-        self._mtimes: dict[str, Optional[float]] = {}
+        self._mtimes: dict[str, Optional[int]] = {}
         self._watcher: Optional[LoopingCall] = None
 
-    def load(self, loader: Any) -> None:
+    def load(self, loader: Loader) -> None:
         """
         Declare the option C{scripts}.
         """
@@ -156,7 +164,7 @@ class ScriptLoader:
             "Addon scripts to load (--addon/-s FILE); each is reloaded when it changes.",
         )
 
-    def configure(self, options: Any, updated: set[str]) -> None:
+    def configure(self, options: Options, updated: set[str]) -> None:
         """
         Load newly named scripts, unload removed ones, start watching.
         """
@@ -178,20 +186,26 @@ class ScriptLoader:
             self._watcher.clock = self.master.reactor
             self._watcher.start(self.reload_interval, now=False)
 
+    def _master(self) -> Master:
+        if self.master is None:
+            raise RuntimeError("the script loader has no master before load()")
+        return self.master
+
     def _load(self, path: str) -> None:
         self._mtimes[path] = _mtime(path)
         script = Script(path)
         self.loaded[path] = script
-        self.master.addons.add(script, parent=self)
+        self._master().addons.add(script, parent=self)
 
-    def _unload(self, path: str) -> Deferred:
+    def _unload(self, path: str) -> Deferred[Any]:
         script = self.loaded.pop(path)
         self._mtimes.pop(path, None)
-        if any(each is script for each in self.master.addons):
-            return self.master.addons.remove(script)
+        addons = self._master().addons
+        if any(each is script for each in addons):
+            return addons.remove(script)
         return succeed(None)
 
-    def check_files(self) -> Optional[Deferred]:
+    def check_files(self) -> Optional[Deferred[Any]]:
         """
         Reload every script whose file changed since it was loaded: the old
         one's C{done()} is waited for before the new one is imported.
@@ -210,13 +224,19 @@ class ScriptLoader:
         for path in changed:
             _log.info("Reloading script {path}", path=path)
             d = maybeDeferred(self._unload, path)
-            d.addErrback(lambda f, path=path: _log.failure("Unloading {path}", f, path=path))
-            d.addCallback(lambda _, path=path: self._reload(path))
+            d.addErrback(self._unload_failed, path)
+            d.addCallback(self._reload_after, path)
             waiting.append(d)
         return DeferredList(waiting, consumeErrors=True)
 
+    def _unload_failed(self, failure: Failure, path: str) -> None:
+        _log.failure("Unloading {path}", failure, path=path)
+
+    def _reload_after(self, _: object, path: str) -> None:
+        self._reload(path)
+
     def _reload(self, path: str) -> None:
-        wanted = {os.path.abspath(os.path.expanduser(p)) for p in self.master.options.scripts}
+        wanted = {os.path.abspath(os.path.expanduser(p)) for p in self._master().options.scripts}
         if self._watcher is None or path in self.loaded or path not in wanted:
             return  # stopped, loaded again, or no longer wanted meanwhile
         try:

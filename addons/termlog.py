@@ -10,12 +10,16 @@ C{termlog_verbosity} (debug, info, warn, error)::
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
 from zope.interface import implementer
 
 from interceptor.core.interfaces import IConfigure, IDone, ILog
 from interceptor.core.log import LEVELS, LogEntry, terminal_claims
+
+if TYPE_CHECKING:
+    from interceptor.core.addonmanager import Loader
+    from interceptor.core.options import Options
 
 __all__ = ["TermLog"]
 
@@ -37,7 +41,7 @@ class TermLog:
         self._claimed = False
         self._done = False
 
-    def load(self, loader: Any) -> None:
+    def load(self, loader: Loader) -> None:
         """
         Declare C{termlog_verbosity}.
         """
@@ -45,7 +49,7 @@ class TermLog:
             "termlog_verbosity", str, "info", "Log verbosity on the terminal.", choices=LEVELS
         )
 
-    def configure(self, options: Any, updated: set[str]) -> None:
+    def configure(self, options: Options, updated: set[str]) -> None:
         """
         Follow C{termlog_verbosity}; claim the terminal once running.
         """
@@ -66,6 +70,8 @@ class TermLog:
         if level < self.threshold:
             return
         out = self.outfile or sys.__stdout__
+        if out is None:  # (no standard output at all)
+            return
         prefix = "" if entry.level == "info" else f"[{entry.level}] "
         out.write(f"{prefix}{entry.msg}\n")
         out.flush()

@@ -7,7 +7,7 @@ An unusable CA file is a clear option error naming the file.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Optional
 
 from zope.interface import implementer
 
@@ -15,6 +15,11 @@ from interceptor.tls.certs import CertError
 from interceptor.core.interfaces import IConfigure
 from interceptor.core.options import OptionsError
 from interceptor.tls.contexts import certstore_for
+
+if TYPE_CHECKING:
+    from interceptor.core.addonmanager import Loader
+    from interceptor.core.master import Master
+    from interceptor.core.options import Options
 
 __all__ = ["TlsConfig"]
 
@@ -28,15 +33,15 @@ class TlsConfig:
     name = "tlsconfig"
 
     def __init__(self) -> None:
-        self.master: Any = None
+        self.master: Optional[Master] = None
 
-    def load(self, loader: Any) -> None:
+    def load(self, loader: Loader) -> None:
         """
         Remember the master whose store this addon loads.
         """
         self.master = loader.master
 
-    def configure(self, options: Any, updated: set[str]) -> None:
+    def configure(self, options: Options, updated: set[str]) -> None:
         """
         Load (or create) the CA.
 

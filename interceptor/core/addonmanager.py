@@ -47,6 +47,8 @@ _log = Logger(namespace="interceptor.addons")
 
 _Hooks = Sequence[tuple[Any, Callable[..., Any]]]
 """(addon, hook) pairs, in chain order."""
+_Args = tuple[Any, ...]
+"""An event's arguments."""
 
 # Names an addon may define that are not events but are part of the addon API.
 _ADDON_API = {"load", "addons", "name"}
@@ -393,12 +395,12 @@ class AddonManager:
         return succeed(result)
 
     def _resume(
-        self, value: Any, hooks: _Hooks, i: int, event: str, args: tuple[Any, ...], result: Any
+        self, value: Any, hooks: _Hooks, i: int, event: str, args: _Args, result: Any
     ) -> Deferred[Any]:
         return self._run(hooks, i + 1, event, args, result if value is None else value)
 
     def _resume_after_failure(
-        self, failure: Failure, hooks: _Hooks, i: int, event: str, args: tuple[Any, ...], result: Any
+        self, failure: Failure, hooks: _Hooks, i: int, event: str, args: _Args, result: Any
     ) -> Deferred[Any]:
         self._hook_failed(failure, hooks[i][0], event)
         return self._run(hooks, i + 1, event, args, result)

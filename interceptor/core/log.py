@@ -107,7 +107,10 @@ class LogBridge:
     def __call__(self, event: dict[str, Any]) -> None:
         # (Twisted's threadable.ioThread is typed None, as its module sets it;
         # the reactor sets the thread id when it runs.)
-        foreign = threadable.ioThread is not None and not threadable.isInIOThread()  # type: ignore[unreachable]
+        foreign = (
+            threadable.ioThread is not None
+            and not threadable.isInIOThread()  # type: ignore[unreachable]
+        )
         if foreign:
             call_from_thread = getattr(self._reactor, "callFromThread", None)
             if call_from_thread is None:
