@@ -204,6 +204,7 @@ class Headers(MutableMapping[str, str]):
                 return False
         return True
 
+    # (Mutable, so unhashable; typeshed declares __hash__ a method.)
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
@@ -298,6 +299,7 @@ class Headers(MutableMapping[str, str]):
         self._fields.insert(index, (_b(key), _b(value)))
         self._index = None
 
+    # items/keys/values: lists with a multi flag, as mitmproxy's (not Mapping's views).
     def items(self, multi: bool = False) -> list[tuple[str, str]]:  # type: ignore[override]
         """
         ``(name, value)`` str pairs: one per distinct name with joined values,

@@ -123,6 +123,7 @@ class MultiDictView(MutableMapping[_K, _V], Generic[_K, _V]):
         pairs.insert(index, (key, value))
         self._setter(pairs)
 
+    # items/keys/values: lists with a multi flag, as mitmproxy's (not Mapping's views).
     def items(self, multi: bool = False) -> list[tuple[_K, _V]]:  # type: ignore[override]
         """``(key, first value)`` per distinct key, or every pair with ``multi=True``."""
         pairs = self._getter()
