@@ -13,7 +13,7 @@ setup(
     + ["twisted.plugins"],
     package_data={"twisted": ["plugins/interceptor_plugin.py"]},
     install_requires=[
-        "twisted[tls,http2]>=24.7",
+        "twisted[tls,http2]>=26.10",
         "service-identity>=24.1",
         "pyopenssl>=24.0",
         "cryptography>=42",

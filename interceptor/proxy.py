@@ -46,6 +46,7 @@ from zope.interface import alsoProvides, implementer
 
 from interceptor.layers.contracts import IEagerLayer, IHalfCloseLayer, ILayer
 from interceptor.model.connection import ClientConnection
+from interceptor.transport import fast
 from interceptor.transport.modes import ProxyMode, matches_hosts, original_destination, parse_mode
 from interceptor.transport.readgate import ReadGate
 
@@ -289,6 +290,11 @@ class ProxyFactory(Factory):
     def __init__(self, master: Any) -> None:
         self.master = master
         self.connections: set[ProxyProtocol] = set()
+        # While this proxy listens with fast_paths=false the fast paths are
+        # off (for the process: interceptor.transport.fast).
+        self._fast_paths(master.options, {"fast_paths"})
+        master.options.subscribe(self._fast_paths)
+        self._following_options = True
         # The layers are imported where they are first used; import them
         # now, when the proxy starts listening, rather than while the first
         # client waits (~150 ms).
@@ -303,6 +309,13 @@ class ProxyFactory(Factory):
         """
         return ProxyProtocol(self.master, self)
 
+    def _fast_paths(self, options: Any, updated: set[str]) -> None:
+        if "fast_paths" in updated:
+            if options.fast_paths:
+                fast.release(self)
+            else:
+                fast.hold_off(self)
+
     def close_all(self) -> Deferred:
         """
         Abort every open client connection (and through the layers their
@@ -310,6 +323,10 @@ class ProxyFactory(Factory):
 
         @return: A Deferred firing once every C{clientdisconnect} has run.
         """
+        if self._following_options:
+            self._following_options = False
+            self.master.options.unsubscribe(self._fast_paths)
+        fast.release(self)
         waiting = []
         for protocol in list(self.connections):
             waiting.append(protocol.closed)

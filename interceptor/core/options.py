@@ -543,6 +543,16 @@ def proxy_options(**values: Any) -> Options:
         "destination is known) or lazy (only once data must go there).",
         choices=["eager", "lazy"],
     )
+    add(
+        "fast_paths",
+        bool,
+        True,
+        "Use the fast paths that reach into Twisted's and pyOpenSSL's internals "
+        "(direct socket writes, TLS records through OpenSSL directly, socket-to-"
+        "socket body relay, malloc thresholds for twistd); off, Twisted's own code "
+        "does all of it, slower. They are off for the whole process while a proxy "
+        "with this off listens, and whenever INTERCEPTOR_FAST_PATHS=0.",
+    )
     opts.subscribe(_check_mode)
     opts.subscribe(_check_sizes_and_patterns)
     if values:

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from interceptor.core.master import Master
+from interceptor.transport.fast.exitsignal import forget_exit_signal
 
 __all__ = ["ProxyService"]
 
@@ -105,8 +106,5 @@ class ProxyService(Service):
             # A SIGTERM caught by the reactor's own handler in the instant
             # between its installation and ours would make twistd exit by
             # the signal; this stop is clean, so forget it.
-            reactor = self.master.reactor
-            # (_exitSignal: a private attribute of Twisted's reactors.)
-            if getattr(reactor, "_exitSignal", None) == signal.SIGTERM:
-                setattr(reactor, "_exitSignal", None)
+            forget_exit_signal(self.master.reactor, signal.SIGTERM)
         return self.master.stop()

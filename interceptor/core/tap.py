@@ -173,7 +173,9 @@ def apply_command_line(master: Master, config: Options) -> None:
 def makeService(config: Options) -> ProxyService:
     """
     The service C{twistd interceptor} runs (in a process of its own, so it
-    also keeps freed memory for reuse: see L{interceptor.transport.fast.allocator}).
+    also keeps freed memory for reuse, unless C{fast_paths} is off: see
+    L{interceptor.transport.fast.allocator}).
     """
-    keep_freed_memory()
+    if config["master"].options.fast_paths:
+        keep_freed_memory()
     return ProxyService(config["master"], config["listen"], clean_sigterm=True)

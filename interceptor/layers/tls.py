@@ -37,8 +37,6 @@ from interceptor.layers.relay import RelayLayer
 from interceptor.transport.modes import matches_hosts
 from interceptor.tls.handshake import (
     ClientHello,
-    FastTLSFactory,
-    FastTLSProtocol,
     NotTLS,
     ServerTLS,
     certificate_names,
@@ -46,6 +44,7 @@ from interceptor.tls.handshake import (
     server_name_for,
 )
 from interceptor.tls.contexts import certstore_for
+from interceptor.transport.fast.fasttls import tls_factory
 
 __all__ = ["TlsLayer", "is_passthrough"]
 
@@ -270,8 +269,8 @@ class TlsLayer:
             self.root.transport.abortConnection()
             return
         creator = ServerTLS.for_leaf(leaf, alpn)
-        factory = FastTLSFactory(creator, False, None)
-        self.tls = FastTLSProtocol(factory, _Decrypted(self))
+        factory = tls_factory(creator, False, None)
+        self.tls = factory.protocol(factory, _Decrypted(self))
         self.tls.makeConnection(self.root.transport)
         self.inner.attach_transport(self.tls)
         buffered, self._buffer = self._buffer, b""

@@ -38,7 +38,7 @@ from interceptor.transport.modes import (
     parse_mode,
     proxy_authorization,
 )
-from interceptor.transport.fast.fasttls import FastTLSFactory
+from interceptor.transport.fast.fasttls import tls_factory
 
 if TYPE_CHECKING:
     from interceptor.core.master import IProxyReactor, Master
@@ -89,5 +89,5 @@ def open_connection(
         endpoint = _endpoint(reactor, address, timeout)
     factory: IProtocolFactory = _OneProtocolFactory(protocol)
     if tls is not None:
-        factory = FastTLSFactory(tls, True, factory)
+        factory = tls_factory(tls, True, factory)
     return endpoint.connect(factory)

@@ -382,7 +382,7 @@ class H2ServerProtocol(Protocol):
             elif isinstance(event, StreamEnded):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
-                    self._ended(stream)
+                    self._ended(stream, _closed_later(events, event.stream_id))
             elif isinstance(event, StreamReset):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
@@ -402,10 +402,20 @@ class H2ServerProtocol(Protocol):
                 self.terminated = event
         self.flush()
 
-    def _ended(self, stream: H2ServerStream) -> None:
+    def _ended(self, stream: H2ServerStream, closed_later: bool = False) -> None:
         stream.ended = True
-        if self.server.handler is not None:
+        if self.server.handler is None:
+            return
+        try:
             self.server.handler(stream)
+        except ProtocolError:
+            # The same read also reset the stream or ended the connection
+            # (GOAWAY), and h2 has taken in the whole read already, so it
+            # refuses the answer; a real server's answer would be dropped.
+            # (The proxy's writes arrive together like that when Twisted's
+            # TLS transport gathers them: INTERCEPTOR_FAST_PATHS=0.)
+            if not closed_later:
+                raise
 
     def goaway(self, last_stream_id: Optional[int] = None, code: int = ErrorCodes.NO_ERROR) -> None:
         """
@@ -943,3 +953,15 @@ def bounded(d: Deferred, timeout: float = 5.0) -> Deferred:
     C{d}, failing with C{TimeoutError} after C{timeout} seconds.
     """
     return d.addTimeout(timeout, reactor)
+
+
+def _closed_later(events: list, stream_id: int) -> bool:
+    """
+    Whether C{events} (one read) also reset C{stream_id} or ended the
+    connection.
+    """
+    return any(
+        isinstance(e, ConnectionTerminated)
+        or (isinstance(e, StreamReset) and e.stream_id == stream_id)
+        for e in events
+    )

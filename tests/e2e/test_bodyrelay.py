@@ -7,11 +7,16 @@ transform still sees every byte (no direct relay then).
 
 from twisted.trial import unittest
 
+from interceptor.transport import fast
 from interceptor.transport.fast import bodyrelay
 from interceptor.testing import start_proxy
 from tests.e2e.peers import RawClient, WebServer, curl, pattern, stable, wait_until
 
 SIZE = 3 * 1024 * 1024
+
+ENVIRONMENT_OFF = (
+    None if fast.from_environment() else "the fast paths are off in this process (INTERCEPTOR_FAST_PATHS=0)"
+)
 
 
 class _Counting:
@@ -37,6 +42,8 @@ class BodyRelayTests(unittest.TestCase):
 
     async def test_large_streamed_body_is_relayed_whole(self):
         """A 3 MiB streamed response is moved by a BodyRelay and arrives byte for byte."""
+        if ENVIRONMENT_OFF:
+            raise unittest.SkipTest(ENVIRONMENT_OFF)
         counting = _Counting(self)
         proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0)
         web = await WebServer.start(self)
@@ -44,6 +51,16 @@ class BodyRelayTests(unittest.TestCase):
         self.assertEqual(result.status, 200)
         self.assertEqual(result.body, pattern(SIZE))
         self.assertEqual(counting.started, 1)
+
+    async def test_fast_paths_off(self):
+        """With fast_paths=false the same body arrives whole through Twisted's reads: no BodyRelay."""
+        counting = _Counting(self)
+        proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0, fast_paths=False)
+        web = await WebServer.start(self)
+        result = await curl(self, "-x", proxy.url, web.url(f"/bytes?n={SIZE}"), timeout=10)
+        self.assertEqual(result.status, 200)
+        self.assertEqual(result.body, pattern(SIZE))
+        self.assertEqual(counting.started, 0)
 
     async def test_keep_alive_after_relay(self):
         """After a relayed body the same client connection carries another request."""
@@ -58,6 +75,8 @@ class BodyRelayTests(unittest.TestCase):
 
     async def test_slow_reader_is_not_buffered(self):
         """A client that does not read holds the upstream back: the proxy's own buffers stay small."""
+        if ENVIRONMENT_OFF:
+            raise unittest.SkipTest(ENVIRONMENT_OFF)
         proxy = await start_proxy(self, stream_large_bodies="64k", read_timeout=5.0)
         web = await WebServer.start(self)
         big = 32 * 1024 * 1024

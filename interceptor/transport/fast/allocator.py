@@ -15,10 +15,12 @@ response and ran twice as fast, peak RSS unchanged (72 MiB).
     from interceptor.transport.fast.allocator import keep_freed_memory
     keep_freed_memory()        # what `twistd interceptor` does at start
 
-Only glibc has C{mallopt}; elsewhere, or when the user set
+Only glibc has C{mallopt}; elsewhere, when the user set
 C{MALLOC_MMAP_THRESHOLD_}/C{MALLOC_TRIM_THRESHOLD_} in the environment
-(their choice wins), nothing changes.  An embedding application decides for
-its own process: the proxy never calls this on import.
+(their choice wins), or with the fast paths off
+(L{interceptor.transport.fast.enabled}), nothing changes.  An embedding
+application decides for its own process: the proxy never calls this on
+import.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import os
 import platform
 import sys
 from typing import Mapping
+
+from interceptor.transport.fast import enabled
 
 __all__ = ["keep_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
@@ -50,6 +54,8 @@ def keep_freed_memory(environ: Mapping[str, str] = os.environ) -> bool:
 
     @return: Whether the settings were applied.
     """
+    if not enabled():
+        return False
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
     if any(name in environ for name in _USER_SETTINGS):

@@ -14,7 +14,8 @@ than the buffer is held.
 When the count is reached it gives the source back to Twisted and calls
 C{done()}.  Used for streamed bodies relayed unchanged
 (C{stream_large_bodies}), where the proxy neither looks at nor changes the
-bytes.
+bytes.  With the fast paths off (L{interceptor.transport.fast.enabled})
+C{possible} is False, and Twisted's own reads carry the body.
 
 Twisted reads 64 KiB at a time into a new bytes object and queues every
 write; this moves up to 1 MiB per call without allocating.  An earlier
@@ -30,6 +31,7 @@ from typing import Any, Callable, Optional
 
 from twisted.internet import main, tcp
 
+from interceptor.transport.fast import enabled
 from interceptor.transport.fast.fastwrite import writes_directly
 
 __all__ = ["BodyRelay"]
@@ -68,10 +70,12 @@ class BodyRelay:
     def possible(source: Any, destination: Any) -> bool:
         """
         Whether both ends are plain TCP sockets and nothing is waiting in
-        the destination's write buffer (which would be overtaken).
+        the destination's write buffer (which would be overtaken); never
+        when the fast paths are off (Twisted's reads move the body then).
         """
         return (
-            isinstance(source, tcp.Connection)
+            enabled()
+            and isinstance(source, tcp.Connection)
             and not source.TLS
             and source.connected
             and isinstance(destination, tcp.Connection)

@@ -4,7 +4,12 @@ Twisted's memory-BIO TLS protocol with less Python between the socket and
 OpenSSL: the proxy runs two TLS connections per intercepted client, and
 every request and response crosses four TLS record operations.
 
-    factory = FastTLSFactory(creator, isClient, wrappedFactory)
+    factory = tls_factory(creator, isClient, wrappedFactory)
+
+L{tls_factory} is the entry point: a L{FastTLSFactory}, or Twisted's own
+L{TLSMemoryBIOFactory} (and protocol) when the fast paths are off
+(L{interceptor.transport.fast.enabled}) or this Twisted makes a
+protocol's OpenSSL connection in a way this module does not know.
 
 L{FastTLSProtocol} is a L{TLSMemoryBIOProtocol}; it changes how, not what:
 
@@ -27,21 +32,67 @@ L{FastTLSProtocol} is a L{TLSMemoryBIOProtocol}; it changes how, not what:
 
 If a pyOpenSSL release no longer has those bindings, the protocol falls
 back to Twisted's record path (L{FAST_RECORDS} is then False).
+
+Twisted's factory makes each protocol's OpenSSL connection through a
+private name: C{_creatorCallable} (an attribute holding a function of the
+protocol) in current releases, the method C{_createConnection} in 24.7 and
+24.10.  Which one this Twisted has is found once, at import; with neither,
+L{tls_factory} gives Twisted's own factory.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 from twisted.internet import tcp
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from zope.interface import classImplements, providedBy
+from zope.interface import classImplements, implementer, providedBy
 
+from interceptor.transport.fast import enabled
 from interceptor.transport.fast.fastwrite import writer_for
 
-__all__ = ["FastTLSProtocol", "FastTLSFactory", "FAST_RECORDS"]
+__all__ = ["FastTLSProtocol", "FastTLSFactory", "FAST_RECORDS", "FAST_SETUP", "tls_factory"]
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class _ProbeCreator:
+    """
+    A connection creator that is never asked for a connection: only a
+    factory's constructor sees it.
+    """
+
+    def serverConnectionForTLS(self, protocol: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError()
+
+
+def _connection_maker() -> Optional[Callable[[Any, Any], Any]]:
+    """
+    How this Twisted's L{TLSMemoryBIOFactory} makes a protocol's OpenSSL
+    connection, as a function of (factory, protocol); None if neither of
+    the known private names is there.
+    """
+    try:
+        probe = TLSMemoryBIOFactory(_ProbeCreator(), False, Factory(), clock=Clock())
+    except Exception:  # pragma: no cover - a constructor this code does not know
+        return None
+    if callable(getattr(probe, "_creatorCallable", None)):
+        # Twisted 25 and later.
+        return lambda factory, protocol: factory._creatorCallable(protocol)
+    if callable(getattr(probe, "_createConnection", None)):
+        # Twisted 24.7 and 24.10.
+        return lambda factory, protocol: factory._createConnection(protocol)
+    return None  # pragma: no cover
+
+
+_make_connection = _connection_maker()
+
+FAST_SETUP = _make_connection is not None
+"""Whether L{FastTLSProtocol} knows how this Twisted makes a protocol's
+OpenSSL connection (else L{tls_factory} gives Twisted's own factory)."""
 
 try:
     from OpenSSL import SSL as _SSL
@@ -85,6 +136,9 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
         As L{TLSMemoryBIOProtocol.makeConnection}, without the per-connection
         interface declarations.
         """
+        if _make_connection is None:  # pragma: no cover - see FAST_SETUP
+            TLSMemoryBIOProtocol.makeConnection(self, transport)
+            return
         kind = type(transport)
         cls = FastTLSProtocol._classes.get(kind)
         if cls is None:
@@ -96,7 +150,7 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
             # Encrypted records go straight to the socket when nothing is
             # buffered (see interceptor.transport.fast.fastwrite).
             transport.write = writer_for(transport)
-        self._tlsConnection = self.factory._creatorCallable(self)
+        self._tlsConnection = _make_connection(self.factory, self)
         self._appSendBuffer = []
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
@@ -202,3 +256,17 @@ class FastTLSFactory(TLSMemoryBIOFactory):
 
     protocol = FastTLSProtocol
     noisy = False
+
+
+def tls_factory(creator: Any, isClient: bool, wrappedFactory: Any) -> TLSMemoryBIOFactory:
+    """
+    The factory of the proxy's TLS connections: a L{FastTLSFactory}, or
+    Twisted's own L{TLSMemoryBIOFactory} when the fast paths are off or
+    L{FAST_SETUP} is False.  Its C{protocol} builds the connection's TLS
+    protocol: C{factory.protocol(factory, wrappedProtocol)}.
+    """
+    if enabled() and FAST_SETUP:
+        return FastTLSFactory(creator, isClient, wrappedFactory)
+    factory = TLSMemoryBIOFactory(creator, isClient, wrappedFactory)
+    factory.noisy = False
+    return factory

@@ -12,6 +12,9 @@ so ordering, backpressure and error handling stay Twisted's.
 
     write = writer_for(transport)
     write(b"HTTP/1.1 200 OK\\r\\n...")
+
+With the fast paths off (L{interceptor.transport.fast.enabled}),
+C{writer_for} returns C{transport.write} itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.internet import tcp
+
+from interceptor.transport.fast import enabled
 
 __all__ = ["writer_for", "writes_directly"]
 
@@ -42,10 +47,11 @@ def writer_for(transport: Any) -> Callable[[bytes], None]:
     """
     A function writing bytes to C{transport}: straight to the socket when
     that is safe (a plain TCP connection with nothing buffered), else
-    through C{transport.write}.
+    through C{transport.write}; C{transport.write} itself when the fast
+    paths are off.
     """
     fallback = transport.write
-    if not isinstance(transport, tcp.Connection):
+    if not enabled() or not isinstance(transport, tcp.Connection):
         return fallback
     sock = transport.socket
 
