@@ -198,6 +198,14 @@ class Http1ClientSide:
         Answer with an error, then close (or drop a response that started).
         """
         layer = self.layer
+        writer = self._writer
+        if started and not layer.closing and writer is not None and writer.framing in (
+            _Framing.LENGTH, _Framing.CHUNKED
+        ):
+            # The client can tell the body is cut short: let what was written
+            # go out first (an abort drops what Twisted still buffers).
+            layer.close()
+            return
         if started or layer.closing:
             layer.abort()
             return
