@@ -19,7 +19,15 @@ Three seams:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from interceptor.layers.exchange import HttpExchange
+    from interceptor.model.http import Request, Response
 
 __all__ = [
     "ILayer",
@@ -52,9 +60,9 @@ class ILayer(Interface):
         Bytes from the client.
         """
 
-    def connection_lost(reason: object) -> None:
+    def connection_lost(reason: Failure) -> None:
         """
-        The client connection is gone (a Failure).
+        The client connection is gone.
         """
 
 
@@ -100,11 +108,12 @@ class IClientSide(Interface):
         "Whether the client is being answered now (HTTP/1: not pipelined behind another)."
     )
 
-    def connect(request: object) -> object:
+    def connect(request: Request) -> Deferred[Optional[IServerSide]]:
         """
         A server side for C{request}: a Deferred firing with an
         L{IServerSide} (a connection reused, or opened after
-        C{serverconnect}), or failing with the reason.
+        C{serverconnect}), or with None when the exchange ended meanwhile,
+        or failing with the reason.
         """
 
     def hold_reads() -> None:
@@ -122,7 +131,7 @@ class IClientSide(Interface):
         Tell a client waiting on C{Expect: 100-continue} to send its body.
         """
 
-    def send_response_head(response: object) -> bool:
+    def send_response_head(response: Response) -> bool:
         """
         Start a streamed response: its head, the body follows.
 
@@ -131,18 +140,18 @@ class IClientSide(Interface):
             through past its parser).
         """
 
-    def send_response_data(data: bytes, ack: object) -> None:
+    def send_response_data(data: bytes, ack: Optional[Callable[[], None]]) -> None:
         """
         A piece of a streamed response; C{ack} (a callable, or None) runs
         once the piece has left the proxy, or little enough waits here.
         """
 
-    def end_response(response: object) -> None:
+    def end_response(response: Response) -> None:
         """
         The streamed response is complete (its trailers are on it).
         """
 
-    def send_response(response: object, early: bool) -> None:
+    def send_response(response: Response, early: bool) -> None:
         """
         Send a whole buffered response (C{early}: an addon's answer sent
         before the request went upstream).
@@ -165,7 +174,7 @@ class IClientSide(Interface):
         An addon killed the flow: drop the client's stream or connection.
         """
 
-    def switch_protocols(server: object, after: list) -> None:
+    def switch_protocols(server: IServerSide, after: list[bytes]) -> None:
         """
         The server agreed to an upgrade: hand both connections over
         (C{after}: the server's bytes that followed its 101).
@@ -195,23 +204,23 @@ class IServerSide(Interface):
     server_conn = Attribute("The ServerConnection addons see.")
     read_gate = Attribute("The ReadGate holding this server's reads, or None (HTTP/2 uses windows).")
 
-    def send_request(request: object, body: bytes) -> None:
+    def send_request(request: Request, body: bytes) -> None:
         """
         Send a whole buffered request.
         """
 
-    def send_request_head(request: object) -> None:
+    def send_request_head(request: Request) -> None:
         """
         Start a streamed request: its head, the body follows.
         """
 
-    def send_request_data(data: bytes, ack: object) -> None:
+    def send_request_data(data: bytes, ack: Callable[[], None]) -> None:
         """
         A piece of a streamed request body; C{ack} (a callable) runs once
         the server has taken it, or little enough waits here.
         """
 
-    def end_request(request: object) -> None:
+    def end_request(request: Request) -> None:
         """
         The streamed request is complete (its trailers are on it).
         """
@@ -248,7 +257,7 @@ class IServerConnection(Interface):
         Whether it is open and can carry a new exchange now.
         """
 
-    def open_exchange(exchange: object) -> IServerSide:
+    def open_exchange(exchange: HttpExchange) -> IServerSide:
         """
         Carry C{exchange}: its L{IServerSide} on this connection.
         """
@@ -283,7 +292,7 @@ class IServerOwner(Interface):
         "backpressure (HTTP/1), or None (HTTP/2 paces by windows)."
     )
 
-    def server_lost(server: object) -> None:
+    def server_lost(server: IServerConnection) -> None:
         """
         C{server}'s connection closed: forget it.
         """

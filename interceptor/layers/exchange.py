@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
@@ -37,6 +37,9 @@ from interceptor.layers.contracts import IClientSide, IServerSide
 from interceptor.core.options import parse_size
 from interceptor.layers.http1_framing import _BULK_THRESHOLD, _content_length, transformed
 from interceptor.layers.websocket import is_websocket_upgrade, supported_offers
+
+if TYPE_CHECKING:
+    from interceptor.core.master import Master
 
 __all__ = ["HttpExchange", "RequestState", "ResponseState", "wants_streaming"]
 
@@ -158,7 +161,7 @@ class HttpExchange:
         fired); a request refused before its turn fires nothing.
     """
 
-    def __init__(self, master: Any, flow: HTTPFlow, client: IClientSide) -> None:
+    def __init__(self, master: Master, flow: HTTPFlow, client: IClientSide) -> None:
         self.master = master
         self.flow = flow
         self.client = client
@@ -183,7 +186,7 @@ class HttpExchange:
         self._end_pending = False
         # Hooks still running for this flow (a streamed request's request
         # hooks may run beside the response's).
-        self._running: list[Deferred] = []
+        self._running: list[Deferred[Any]] = []
 
     def __repr__(self) -> str:
         return f"<HttpExchange {self.request_state.value}/{self.response_state.value} {self.flow!r}>"
@@ -238,7 +241,7 @@ class HttpExchange:
             _log.failure("Error while handling {flow}", flow=self.flow)
             self.fail("internal error in the proxy", 502)
 
-    def _fire_error(self) -> Deferred:
+    def _fire_error(self) -> Deferred[Any]:
         """
         Fire C{error} once hooks still running for the flow are done, so
         that no addon sees an event after C{error}.
@@ -249,7 +252,7 @@ class HttpExchange:
         running = self._running
         if not running:
             return trigger("error", self.flow)
-        fired: Deferred = Deferred()
+        fired: Deferred[Any] = Deferred()
 
         def after(_: Any) -> None:
             trigger("error", self.flow).chainDeferred(fired)
@@ -360,19 +363,19 @@ class HttpExchange:
         self.request_state = RequestState.CONNECTING
         self._connect(self._send_buffered_request)
 
-    def _send_buffered_request(self) -> None:
+    def _send_buffered_request(self, server: IServerSide) -> None:
         self.request_state = RequestState.SENT
         request = self.flow.request
-        self.server.send_request(request, request.raw_content or b"")
+        server.send_request(request, request.raw_content or b"")
 
     def _stream_request(self) -> None:
         self.request_state = RequestState.CONNECTING
         self.client.hold_reads()
         self._connect(self._start_streamed_request)
 
-    def _start_streamed_request(self) -> None:
+    def _start_streamed_request(self, server: IServerSide) -> None:
         self.request_state = RequestState.STREAMING
-        self.server.send_request_head(self.flow.request)
+        server.send_request_head(self.flow.request)
         pending, self.request_chunks = self.request_chunks, []
         for data in pending:
             self._forward_request(data, None)
@@ -460,7 +463,7 @@ class HttpExchange:
 
     # -- the server -------------------------------------------------------
 
-    def _connect(self, then: Callable[[], None]) -> None:
+    def _connect(self, then: Callable[[IServerSide], None]) -> None:
         request = self.flow.request
         d = self.client.connect(request)
 
@@ -469,7 +472,7 @@ class HttpExchange:
                 return
             self.server = server
             self.flow.server_conn = server.server_conn
-            then()
+            then(server)
 
         def failed(failure: Failure) -> None:
             if self.response_state is _DONE:
@@ -517,7 +520,7 @@ class HttpExchange:
         flow = self.flow
         if flow.killed:
             return self._kill()
-        response = flow.response
+        response = self._response()
         length = _content_length(response.headers)
         limit = self.body_limit
         if limit is not None and length is not None and length > limit:
@@ -539,7 +542,7 @@ class HttpExchange:
             self.response_end()
 
     def _start_streamed_response(self) -> None:
-        response = self.flow.response
+        response = self._response()
         if not response.stream:
             response.stream = True
         self.response_state = ResponseState.STREAMING
@@ -552,7 +555,8 @@ class HttpExchange:
             self.server.relay_body(self.client.direct_transport)
 
     def _forward_response(self, data: bytes, ack: Optional[Callable[[], None]]) -> None:
-        transform = self.flow.response.stream
+        # (Only a response that is streaming gets here: its head arrived.)
+        transform = cast(Response, self.flow.response).stream
         if callable(transform):
             data = transformed(transform, data)
         self.client.send_response_data(data, ack)
@@ -591,7 +595,7 @@ class HttpExchange:
             return
         if self.response_state is _DONE:
             return
-        response = self.flow.response
+        response = self._response()
         response.timestamp_end = time.time()
         if state is ResponseState.STREAMING:
             self.response_state = ResponseState.COMPLETE
@@ -614,7 +618,7 @@ class HttpExchange:
             return self._kill()
         self.response_started = True
         self.response_state = ResponseState.COMPLETE
-        self.client.send_response(flow.response, self.early_response)
+        self.client.send_response(self._response(), self.early_response)
         self._finish()
 
     def _finish(self) -> None:
@@ -646,7 +650,7 @@ class HttpExchange:
     def _switch(self, after: list[bytes]) -> None:
         if self.flow.killed:
             return self._kill()
-        self.client.switch_protocols(self.server, after)
+        self.client.switch_protocols(self._server(), after)
 
     def switched(self) -> None:
         """
@@ -655,6 +659,21 @@ class HttpExchange:
         """
         self.response_state = ResponseState.DONE
         self.server = None
+
+    def _response(self) -> Response:
+        # The response the exchange is at: the server's (set with its head)
+        # or an addon's (set in a hook before the early answer).
+        response = self.flow.response
+        if response is None:
+            raise RuntimeError(f"{self!r} has no response yet")
+        return response
+
+    def _server(self) -> IServerSide:
+        # The server side answering now (a 101: it stays until the switch).
+        server = self.server
+        if server is None:
+            raise RuntimeError(f"{self!r} has no server side")
+        return server
 
     # -- failures ---------------------------------------------------------
 

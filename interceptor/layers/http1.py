@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import httptools
 from twisted.internet.defer import Deferred, succeed
@@ -51,6 +51,10 @@ from interceptor.layers.http2_server import switch_to_h2
 from interceptor.transport.modes import proxy_authorization
 from interceptor.tls.handshake import server_name_for
 from interceptor.transport.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from interceptor.core.master import Master
+    from interceptor.core.options import Options
 
 __all__ = [
     "Http1Layer",
@@ -107,8 +111,8 @@ class Http1Layer:
         sni: Optional[str] = None,
     ) -> None:
         self.root = root
-        self.master = root.master
-        self.options = root.master.options
+        self.master: Master = root.master
+        self.options: Options = root.master.options
         self.client_conn = root.client_conn
         self.target = target
         self.sni = sni
@@ -128,7 +132,7 @@ class Http1Layer:
         self._completed: Optional[Http1ClientSide] = None
         self.upstream: Optional[IServerConnection] = None
         # Requests waiting for the server connection being opened.
-        self._upstream_waiters: Optional[list[Deferred]] = None
+        self._upstream_waiters: Optional[list[Deferred[IServerConnection]]] = None
         # After an upgrade: where the client's bytes (and its end) go
         # instead of the parser.
         self._sink: Optional[Callable[[bytes], Any]] = None
@@ -304,14 +308,15 @@ class Http1Layer:
             return None
         if version not in ("1.1", "1.0"):
             raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
-        if self.target is not None and url.startswith((b"/", b"*")):
-            return self._origin_form_request(method, version, url)
+        target = self.target
+        if target is not None and url.startswith((b"/", b"*")):
+            return self._origin_form_request(target, method, version, url)
         mode = self.root.mode
         absolute = url[:8].lower().startswith((b"http://", b"https://"))
-        if self.target is not None and mode is not None and mode.kind == "reverse" and absolute:
+        if target is not None and mode is not None and mode.kind == "reverse" and absolute:
             # Reverse mode: the proxy is the target server, whatever the URL names.
-            path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
-            return self._origin_form_request(method, version, path)
+            origin_path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
+            return self._origin_form_request(target, method, version, origin_path)
         if not absolute:
             raise BadRequest(
                 "regular proxy mode expects absolute-form requests "
@@ -330,6 +335,9 @@ class Http1Layer:
         if not host:
             raise BadRequest(f"no host in request URL {url[:200]!r}")
         port = parsed.port or default_port(scheme)
+        if port is None:
+            # (Not reached: an absolute-form URL here is http or https.)
+            raise BadRequest(f"unsupported scheme in request URL {url[:200]!r}")
         path = (parsed.path or b"/").decode("utf-8", "surrogateescape")
         if parsed.query:
             path += "?" + parsed.query.decode("utf-8", "surrogateescape")
@@ -354,8 +362,10 @@ class Http1Layer:
         )
         return request
 
-    def _origin_form_request(self, method: str, version: str, url: bytes) -> Request:
-        scheme, host, port = self.target
+    def _origin_form_request(
+        self, target: tuple[str, str, int], method: str, version: str, url: bytes
+    ) -> Request:
+        scheme, host, port = target
         mode = self.root.mode
         if mode is not None and mode.kind == "reverse" and not self.options.keep_host_header:
             fields = [f for f in self._fields if f[0].lower() != b"host"]
@@ -497,10 +507,10 @@ class Http1Layer:
             detail=detail,
         )
         if not self.streams:
-            self._send_rejection()
+            self._send_rejection(self._bad)
 
-    def _send_rejection(self) -> None:
-        status, reason, detail = self._bad
+    def _send_rejection(self, bad: tuple[int, str, str]) -> None:
+        status, reason, detail = bad
         self.write_response_head_and_body(error_response(status, reason, detail))
         self.close()
 
@@ -511,9 +521,11 @@ class Http1Layer:
                 # body, or a hook holds the flow): not the client's silence.
                 self.watchdog.touch()
                 return None
-            return self.options.read_timeout
+            read_timeout: float = self.options.read_timeout
+            return read_timeout
         if not self.streams:
-            return self.options.idle_timeout
+            idle_timeout: float = self.options.idle_timeout
+            return idle_timeout
         return None
 
     def _timed_out(self, silence: float) -> None:
@@ -552,7 +564,7 @@ class Http1Layer:
                 self.gate.release()
             following.exchange.start()
         elif self._bad is not None:
-            self._send_rejection()
+            self._send_rejection(self._bad)
 
     def close(self) -> None:
         """
@@ -628,7 +640,7 @@ class Http1Layer:
             return current
         return None
 
-    def get_upstream(self, address: tuple[str, int], scheme: str) -> Deferred:
+    def get_upstream(self, address: tuple[str, int], scheme: str) -> Deferred[IServerConnection]:
         """
         A server connection to C{address}: the idle one if it goes there,
         else a new one (after C{serverconnect}).
@@ -647,7 +659,7 @@ class Http1Layer:
             waiters = self._upstream_waiters
             if same and waiters is not None:
                 # Still connecting (an eager connection): wait for it.
-                waiter: Deferred = Deferred()
+                waiter: Deferred[IServerConnection] = Deferred()
                 waiters.append(waiter)
                 return waiter
             current.close()
@@ -668,7 +680,10 @@ class Http1Layer:
             if server_conn.alpn != b"h2":
                 return connected
             h2 = switch_to_h2(connected, self)
-            if self.upstream is upstream:
+            # (Compared as the interface: mypy-zope sees no overlap between an
+            # implementer class and its interface in an identity test.)
+            opened: IServerConnection = upstream
+            if self.upstream is opened:
                 self.upstream = h2
             return h2
 

@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from interceptor.layers.contracts import IClientSide, IServerConnection, IServerSide
 from interceptor.layers.exchange import HttpExchange
+from interceptor.layers.http1_server import Http1ServerConnection
 from interceptor.layers.http1_framing import (
     _BODILESS_STATUS,
     _BodyWriter,
@@ -53,12 +54,14 @@ class Http1ClientSide:
     can_upgrade = True
     direct_transport: Any = None
 
+    _writer: _BodyWriter
+    """The streamed response's body framing (set by send_response_head, before its data)."""
+
     def __init__(self, layer: Http1Layer, flow: HTTPFlow, keep_alive: bool) -> None:
         self.layer = layer
         self.keep_alive = keep_alive
         self.holding_client = False
         self.upgrade_data: list[bytes] = []
-        self._writer: Optional[_BodyWriter] = None
         self.exchange = HttpExchange(layer.master, flow, self)
 
     def __repr__(self) -> str:
@@ -81,7 +84,7 @@ class Http1ClientSide:
 
     # -- the server ---------------------------------------------------------
 
-    def connect(self, request: Request) -> Deferred:
+    def connect(self, request: Request) -> Deferred[Optional[IServerSide]]:
         """
         The connection for C{request}: the layer's idle one if it goes
         there, else a new one.
@@ -241,7 +244,7 @@ class Http1ClientSide:
 
     # -- upgrades (relayed as raw bytes, or as WebSocket) ---------------------
 
-    def switch_protocols(self, server: Any, after: list[bytes]) -> None:
+    def switch_protocols(self, server: IServerSide, after: list[bytes]) -> None:
         """
         The server agreed to an upgrade: hand the rest of the connection to
         the WebSocket layer (a WebSocket upgrade, option C{websocket} on),
@@ -250,6 +253,9 @@ class Http1ClientSide:
         exchange = self.exchange
         layer = self.layer
         response = exchange.flow.response
+        if response is None or not isinstance(server, Http1ServerConnection):
+            # (Not reached: a switch follows an HTTP/1 server's 101 response.)
+            raise RuntimeError(f"{self!r}: switch_protocols without a 101 from an HTTP/1 server")
         rest = b"".join(after)
         if not server.connected:
             if not rest:
@@ -282,8 +288,9 @@ class Http1ClientSide:
             return
         if rest:
             layer.transport.write(rest)
+        server_transport = server.server_transport
         for data in self.upgrade_data:
-            server.transport.write(data)
-        layer.hand_over(server.transport.write)
+            server_transport.write(data)
+        layer.hand_over(server_transport.write)
         server.relay_to(layer.transport)
         layer.master.addons.trigger("response", exchange.flow)

@@ -14,7 +14,7 @@ It also holds the small helpers every layer uses: C{error_response} (the
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -152,7 +152,7 @@ def _prepare_streamed(message: Any, chunked_ok: bool, transform: bool) -> str:
     return _Framing.CLOSE
 
 
-def message_trailers(message: Any) -> Optional[list]:
+def message_trailers(message: Any) -> Optional[list[tuple[bytes, bytes]]]:
     """
     A message's trailers as an HTTP/2 header block, or None.
     """
@@ -197,7 +197,11 @@ def drop_length_if_transformed(message: Any) -> None:
         del message.headers[b"content-length"]
 
 
-def transformed(transform: Callable, data: bytes) -> bytes:
+_Transform = Callable[[bytes], "bytes | Iterable[bytes]"]
+"""An addon's chunk transform (a callable C{Message.stream})."""
+
+
+def transformed(transform: _Transform, data: bytes) -> bytes:
     """
     C{data} through an addon's chunk transform (C{message.stream}), which
     may return bytes or an iterable of bytes.
@@ -217,7 +221,7 @@ class _BodyWriter:
     __slots__ = ("write_out", "framing", "transform")
 
     def __init__(
-        self, write_out: Callable[[bytes], None], framing: str, transform: Optional[Callable]
+        self, write_out: Callable[[bytes], None], framing: str, transform: Optional[_Transform]
     ) -> None:
         self.write_out = write_out
         self.framing = framing
@@ -258,8 +262,8 @@ def _not_attached(data: bytes) -> None:
     raise RuntimeError("the layer has no transport yet")
 
 
-def _failed(error: Exception) -> Deferred:
-    d: Deferred = Deferred()
+def _failed(error: Exception) -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
     d.errback(Failure(error))
     return d
 

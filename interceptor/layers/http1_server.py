@@ -18,11 +18,14 @@ plain sockets moved through one reused buffer (L{interceptor.bodyrelay}).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+import typing
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
 
 import httptools
+from OpenSSL.crypto import X509
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IHandshakeListener, IProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -30,7 +33,7 @@ from zope.interface import implementer
 
 from interceptor.transport.fast.bodyrelay import BodyRelay
 from interceptor.transport.flowcontrol import AckValve
-from interceptor.model.connection import ServerConnection
+from interceptor.model.connection import Address, ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.http import Headers, Response
 from interceptor.layers.contracts import IServerConnection, IServerOwner, IServerSide
@@ -66,6 +69,41 @@ __all__ = ["Http1ServerConnection", "UpstreamProtocol"]
 _log = Logger(namespace="interceptor.http1")
 
 
+class ServerTransport(typing.Protocol):
+    """
+    What a server connection uses of its transport: a Twisted TCP
+    connection, or the TLS transport over one (L{ServerTLSTransport}).
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def getPeer(self) -> IPv4Address | IPv6Address: ...
+
+    def getHost(self) -> IPv4Address | IPv6Address: ...
+
+    def registerProducer(self, producer: object, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+
+class ServerTLSTransport(ServerTransport, typing.Protocol):
+    """
+    What a server connection uses of its TLS transport (Twisted's
+    C{TLSMemoryBIOProtocol}) besides.
+    """
+
+    negotiatedProtocol: Optional[bytes]
+    transport: Any
+    """The TCP connection beneath."""
+    wrappedProtocol: IProtocol
+
+    def getPeerCertificate(self) -> Optional[X509]: ...
+
+
 class ResponseTooLarge(Exception):
     """
     Raised from a parser callback: the response head is over
@@ -89,6 +127,9 @@ class Http1ServerConnection(Protocol):
     absolute_form = False
     """Requests go out in absolute-form (to an upstream proxy, upstream mode)."""
 
+    connected: bool
+    """Whether the connection is up (True/False here; Twisted declares an int)."""
+
     def __init__(
         self,
         owner: IServerOwner,
@@ -100,11 +141,14 @@ class Http1ServerConnection(Protocol):
         self.tls = tls
         self.single_use = single_use
         self.verify_error: Optional[str] = None
-        self._ready: Optional[Deferred] = None
+        self._ready: Optional[Deferred[Http1ServerConnection]] = None
         self._paired = False
         self.master = owner.master
         self.server_conn = server_conn
-        self.address = server_conn.address
+        address = server_conn.address
+        if address is None:
+            raise ValueError("a server connection needs the address to connect to")
+        self.address: Address = address
         self.exchange: Optional[HttpExchange] = None
         self.connected = False
         self.closing = False
@@ -130,11 +174,26 @@ class Http1ServerConnection(Protocol):
         # connection switched protocols (a list while the switch waits).
         self._sink: Optional[Callable[[bytes], Any]] = None
         self._relay: Any = None
-        self._connecting: Optional[Deferred] = None
+        self._connecting: Optional[Deferred[IProtocol]] = None
         self.watchdog = Watchdog.for_connection(self.master, self._timeout, self._timed_out)
 
     def __repr__(self) -> str:
         return f"<Http1ServerConnection {self.address}>"
+
+    @property
+    def server_transport(self) -> ServerTransport:
+        """
+        The transport, once connected.  (Twisted types a protocol's
+        transport as an ITransport, or None before the connection is made.)
+        """
+        return cast(ServerTransport, self.transport)
+
+    @property
+    def tls_transport(self) -> ServerTLSTransport:
+        """
+        The TLS transport, once connected with C{self.tls}.
+        """
+        return cast(ServerTLSTransport, self.transport)
 
     @property
     def read_gate(self) -> Any:
@@ -168,7 +227,7 @@ class Http1ServerConnection(Protocol):
         if self.exchange is None:
             self.close()
 
-    def connect(self) -> Deferred:
+    def connect(self) -> Deferred[Http1ServerConnection]:
         """
         Open the connection (with TLS when C{self.tls} is set, checking the
         server's certificate unless C{ssl_insecure}).
@@ -202,15 +261,16 @@ class Http1ServerConnection(Protocol):
         """
         TCP is up; for TLS the handshake goes on.
         """
+        transport = self.server_transport
         if self.closing:
-            self.transport.abortConnection()
+            transport.abortConnection()
             return
         self.connected = True
         now = time.time()
         self.server_conn.timestamp_start = self.server_conn.timestamp_tcp_setup = now
-        peer = self.transport.getPeer()
+        peer = transport.getPeer()
         self.server_conn.peername = (peer.host, peer.port)
-        host = self.transport.getHost()
+        host = transport.getHost()
         self.server_conn.sockname = (host.host, host.port)
         raw = self._raw_transport()
         self.gate = ReadGate(raw)
@@ -225,7 +285,7 @@ class Http1ServerConnection(Protocol):
         The upstream TLS handshake is done: check the certificate.
         """
         server_conn = self.server_conn
-        transport = self.transport
+        transport = self.tls_transport
         server_conn.tls_established = True
         server_conn.alpn = transport.negotiatedProtocol
         peer = transport.getPeerCertificate()
@@ -233,7 +293,8 @@ class Http1ServerConnection(Protocol):
         server_conn.certificate_list = [cert] if cert is not None else []
         problem = None
         if not self.master.options.ssl_insecure:
-            name = self.tls[0] or self.address[0]
+            sni = self.tls[0] if self.tls is not None else None
+            name = sni or self.address[0]
             if self.verify_error is not None:
                 problem = self.verify_error
             elif cert is None:
@@ -265,7 +326,7 @@ class Http1ServerConnection(Protocol):
             # and an upstream replaced while full must not leave the client
             # unread.)
             if self.transport is not None and self.connected:
-                self.transport.unregisterProducer()
+                self.server_transport.unregisterProducer()
             self.owner.gate.resumeProducing()
 
     def write_body(self, data: bytes) -> None:
@@ -301,7 +362,7 @@ class Http1ServerConnection(Protocol):
         client = self.owner.pairing_transport
         if not self._paired and client is not None:
             self._paired = True
-            self.transport.registerProducer(self.owner.gate, True)
+            self.server_transport.registerProducer(self.owner.gate, True)
             client.registerProducer(self.gate, True)
 
     def open_exchange(self, exchange: HttpExchange) -> IServerSide:
@@ -364,7 +425,8 @@ class Http1ServerConnection(Protocol):
         client, backpressure is the transports' (C{ack} runs at once);
         otherwise C{ack} waits for this connection's write buffer to drain.
         """
-        self._request_writer.write(data)
+        # (Set by send_request_head, before the body.)
+        cast(_BodyWriter, self._request_writer).write(data)
         if self._paired:
             ack()
         else:
@@ -374,8 +436,9 @@ class Http1ServerConnection(Protocol):
         """
         The streamed request is complete: its end (and trailers, chunked).
         """
-        self._request_writer.finish(request.trailers)
-        self._request_writer = None
+        writer, self._request_writer = self._request_writer, None
+        if writer is not None:
+            writer.finish(request.trailers)
 
     # -- parsing ----------------------------------------------------------
 
@@ -388,16 +451,18 @@ class Http1ServerConnection(Protocol):
             sink(data)
             return
         self.watchdog.last = self.master.clock.seconds()
-        if self.exchange is None:
+        exchange = self.exchange
+        if exchange is None:
             if data.strip():
                 _log.info("{server}: unexpected data from an idle upstream; closing",
                           server=self.address)
             self.abort()
             return
         if self._raw_left:
-            return self._relay_body(data)
-        if self._head_only is not None:
-            return self._head_only_received(data)
+            return self._relay_body(exchange, data)
+        head_only = self._head_only
+        if head_only is not None:
+            return self._head_only_received(head_only, data)
         try:
             self._parser.feed_data(data)
             if self._want_raw:
@@ -436,7 +501,8 @@ class Http1ServerConnection(Protocol):
     def _enter_raw(self) -> None:
         self._want_raw = False
         exchange = self.exchange
-        length = _content_length(exchange.flow.response.headers) if exchange else None
+        response = exchange.flow.response if exchange is not None else None
+        length = _content_length(response.headers) if response is not None else None
         if exchange is None or length is None or exchange.response_size >= length:
             return
         self._raw_left = length - exchange.response_size
@@ -460,7 +526,7 @@ class Http1ServerConnection(Protocol):
     def _raw_transport(self) -> Any:
         # The TCP connection itself (beneath TLS, when there is TLS): its
         # bufferSize is how much one read takes.
-        return self.transport.transport if self.tls is not None else self.transport
+        return self.tls_transport.transport if self.tls is not None else self.transport
 
     def _moved(self, count: int) -> None:
         self.watchdog.last = self.master.clock.seconds()
@@ -473,9 +539,8 @@ class Http1ServerConnection(Protocol):
         self._framed = True
         self.on_message_complete_with(self._raw_keep_alive)
 
-    def _relay_body(self, data: bytes) -> None:
+    def _relay_body(self, exchange: HttpExchange, data: bytes) -> None:
         left = self._raw_left
-        exchange = self.exchange
         if len(data) < left:
             self._raw_left = left - len(data)
             exchange.response_data(data)
@@ -488,12 +553,11 @@ class Http1ServerConnection(Protocol):
         if len(data) > left and self.connected:
             self.dataReceived(data[left:])
 
-    def _head_only_received(self, data: bytes) -> None:
+    def _head_only_received(self, buf: bytearray, data: bytes) -> None:
         """
-        A response to HEAD: parse its head alone; it has no body whatever
-        its Content-Length says.
+        A response to HEAD: parse its head alone (C{buf}: what came of it
+        so far); it has no body whatever its Content-Length says.
         """
-        buf = self._head_only
         start = max(len(buf) - 3, 0)
         buf += data
         end = buf.find(b"\r\n\r\n", start)
@@ -502,7 +566,7 @@ class Http1ServerConnection(Protocol):
                 self._invalid(f"the response header block exceeds {self._max_header_size} bytes")
             return
         head, rest = bytes(buf[: end + 4]), buf[end + 4 :]
-        self._head_only = bytearray()
+        self._head_only = fresh = bytearray()
         parser = self._head_parser = httptools.HttpResponseParser(self)
         try:
             parser.feed_data(head)
@@ -514,7 +578,7 @@ class Http1ServerConnection(Protocol):
         status = parser.get_status_code()
         if 100 <= status < 200:
             if rest:
-                self._head_only_received(bytes(rest))
+                self._head_only_received(fresh, bytes(rest))
             return
         self._head_only = None
         self._framed = True
@@ -630,8 +694,9 @@ class Http1ServerConnection(Protocol):
 
     def _timeout(self) -> Optional[float]:
         # While a request is outstanding, and during the TLS handshake.
+        read_timeout: float = self.master.options.read_timeout
         if self._ready is not None:
-            return self.master.options.read_timeout
+            return read_timeout
         if self.exchange is None:
             return None
         if self._held_back():
@@ -639,7 +704,7 @@ class Http1ServerConnection(Protocol):
             # is ours, not its own.  Counting starts again when it resumes.
             self.watchdog.touch()
             return None
-        return self.master.options.read_timeout
+        return read_timeout
 
     def _held_back(self) -> bool:
         relay = self._body_relay
@@ -692,11 +757,11 @@ class Http1ServerConnection(Protocol):
         self.unpair()
         if self.transport is not None:
             if self.connected:
-                self.transport.abortConnection()
+                self.server_transport.abortConnection()
         elif self._connecting is not None and not self._connecting.called:
             self._connecting.cancel()
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         """
         The upstream closed: finish a close-delimited body, or fail the
         exchange in progress; fire C{serverdisconnect}.
@@ -730,7 +795,7 @@ class Http1ServerConnection(Protocol):
                 what = "before responding" if response is None else "in the middle of the response"
                 exchange.fail(
                     f"{self.address[0]}:{self.address[1]} closed the connection {what}"
-                    f" ({reason.getErrorMessage() if reason else 'closed'})",
+                    f" ({reason.getErrorMessage() if reason is not None else 'closed'})",
                     502,
                 )
         self.master.addons.trigger("serverdisconnect", self.server_conn)

@@ -19,7 +19,7 @@ proxy's memory.  Server push is refused.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
@@ -49,6 +49,10 @@ from interceptor.layers.http2_server import H2ServerConnection, H2Upstream, swit
 from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import Headers
 from interceptor.transport.watchdog import SilenceWatch, Watchdog
+
+if TYPE_CHECKING:
+    from interceptor.core.master import Master
+    from interceptor.core.options import Options
 
 __all__ = [
     "Http2Layer",
@@ -104,8 +108,8 @@ class Http2Layer:
 
     def __init__(self, root: Any, target: Optional[tuple[str, str, int]], sni: Optional[str] = None) -> None:
         self.root = root
-        self.master = root.master
-        self.options = root.master.options
+        self.master: Master = root.master
+        self.options: Options = root.master.options
         self.client_conn = root.client_conn
         self.target = target
         self.sni = sni
@@ -138,7 +142,10 @@ class Http2Layer:
         """
         A server connection closed: forget it.
         """
-        if self.upstream_h2 is server:
+        # (Compared as the interface: mypy-zope sees no overlap between an
+        # implementer class and its interface in an identity test.)
+        current: Optional[IServerConnection] = self.upstream_h2
+        if current is server:
             self.upstream_h2 = None
 
     def attach_transport(self, transport: Any) -> None:
@@ -192,7 +199,8 @@ class Http2Layer:
             except Exception:
                 # A bug handling one stream fails that stream, not the connection.
                 _log.failure("Error handling {event}", event=event)
-                side = self.streams.get(stream_id_of(event))
+                sid = stream_id_of(event)
+                side = self.streams.get(sid) if sid is not None else None
                 if side is not None:
                     side.exchange.fail("internal error in the proxy", 502)
         self.flush()
@@ -307,7 +315,8 @@ class Http2Layer:
         # taken what the client sent (its window stays closed by that much).
         if stream.exchange.flow.error is not None or stream.request_unacked:
             return None
-        return self.options.read_timeout
+        read_timeout: float = self.options.read_timeout
+        return read_timeout
 
     def _request_silent(self, stream: H2ClientSide, silence: float) -> None:
         stream.client_timed_out(silence)

@@ -145,7 +145,7 @@ class H2ClientSide:
 
     # -- the server ---------------------------------------------------------
 
-    def connect(self, request: Request) -> Deferred:
+    def connect(self, request: Request) -> Deferred[Optional[IServerSide]]:
         """
         The server side for C{request}: a stream of the connection's
         HTTP/2 server connection to the same server, or an HTTP/1.1
@@ -163,11 +163,15 @@ class H2ClientSide:
                 return succeed(self._bind(h2))
             if layer.h2_waiters is not None:
                 # A new connection to the server is being opened: it may speak h2.
-                waiting: Deferred = Deferred()
-                layer.h2_waiters.append(
-                    lambda: waiting.callback(None) if self.exchange.over
-                    else self.connect(request).chainDeferred(waiting)
-                )
+                waiting: Deferred[Optional[IServerSide]] = Deferred()
+
+                def retry() -> None:
+                    if self.exchange.over:
+                        waiting.callback(None)
+                    else:
+                        self.connect(request).chainDeferred(waiting)
+
+                layer.h2_waiters.append(retry)
                 return waiting
         server_conn = ServerConnection((request.host, request.port))
         tls = None
@@ -351,7 +355,7 @@ class H2ClientSide:
             else:
                 response = error_response(status, reason, detail)
                 layer.conn.send_headers(self.stream_id, h2_response_headers(response))
-                layer.conn.send_data(self.stream_id, response.raw_content, end_stream=True)
+                layer.conn.send_data(self.stream_id, response.raw_content or b"", end_stream=True)
         except H2Error:
             pass
         layer.flush()

@@ -48,7 +48,7 @@ def send_settings(conn: H2Connection, client: bool) -> None:
     """
     Our settings and windows (no server push toward a server).
     """
-    values = {SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW, SettingCodes.MAX_CONCURRENT_STREAMS: 256}
+    values: dict[SettingCodes | int, int] = {SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW, SettingCodes.MAX_CONCURRENT_STREAMS: 256}
     if client:
         values[SettingCodes.ENABLE_PUSH] = 0
     conn.update_settings(values)
@@ -69,7 +69,7 @@ class Output:
         self.offset = 0
         self.size = 0
         self.end = False
-        self.trailers: Optional[list] = None
+        self.trailers: Optional[list[tuple[bytes, bytes]]] = None
         self.on_sent: Optional[Callable[[int], None]] = None
 
 

@@ -28,7 +28,9 @@ CONNECTION_HEADERS = frozenset(
 
 
 
-def request_from_h2(headers: list[tuple[bytes, bytes]], target: Optional[tuple]) -> Request:
+def request_from_h2(
+    headers: list[tuple[bytes, bytes]], target: Optional[tuple[str, str, int]]
+) -> Request:
     """
     Make a L{Request} from an HTTP/2 header block: pseudo-headers become
     method, scheme, authority and path; the rest stay as headers.

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
+    Event,
     DataReceived,
     PushedStreamReceived,
     RemoteSettingsChanged,
@@ -33,7 +34,6 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.exceptions import H2Error, ProtocolError
-from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -50,14 +50,15 @@ from interceptor.layers.http2_frames import (
     stream_id_of,
 )
 from interceptor.layers.http2_headers import h2_request_headers, response_from_h2
-from interceptor.model.connection import ServerConnection
+from interceptor.model.connection import Address, ServerConnection
 from interceptor.model.http import Headers, Request
 from interceptor.transport.flowcontrol import AckValve
 from interceptor.transport.watchdog import SilenceWatch
 
 if TYPE_CHECKING:
     from interceptor.layers.exchange import HttpExchange
-    from interceptor.layers.http1_server import Http1ServerConnection
+    from interceptor.core.master import Master
+    from interceptor.layers.http1_server import Http1ServerConnection, ServerTLSTransport
 
 __all__ = ["H2ServerConnection", "H2ServerStream", "H2Upstream", "switch_to_h2"]
 
@@ -83,7 +84,7 @@ class H2ServerStream:
     def __init__(self, connection: H2ServerConnection, exchange: HttpExchange) -> None:
         self.connection = connection
         self.exchange = exchange
-        self.headers: list = []
+        self.headers: list[tuple[bytes, bytes]] = []
         self.sid: Optional[int] = None
         self.out = Output()
         self.acks: list[Callable[[], None]] = []
@@ -172,7 +173,7 @@ class H2ServerStream:
             self.connection.forget(self)
 
 
-@implementer(IHandshakeListener, IServerConnection)
+@implementer(IServerConnection)
 class H2ServerConnection(Protocol):
     """
     An HTTP/2 connection to the server, multiplexing the exchanges of one
@@ -185,9 +186,12 @@ class H2ServerConnection(Protocol):
 
     def __init__(self, owner: IServerOwner, server_conn: ServerConnection) -> None:
         self.owner = owner
-        self.master = owner.master
+        self.master: Master = owner.master
         self.server_conn = server_conn
-        self.address = server_conn.address
+        address = server_conn.address
+        if address is None:
+            raise ValueError("a server connection needs the address it is connected to")
+        self.address: Address = address
         self.reuse_key = ("https", server_conn.sni)
         self.conn = H2Connection(config=h2_config(True))
         self.streams: dict[int, H2ServerStream] = {}
@@ -336,7 +340,9 @@ class H2ServerConnection(Protocol):
             events = self.conn.receive_data(data)
         except (ProtocolError, H2Error) as e:
             self._fail_all(f"HTTP/2 protocol error from the server: {e}")
-            self.transport.loseConnection()
+            transport = self.transport
+            if transport is not None:
+                transport.loseConnection()
             return
         for event in events:
             try:
@@ -351,7 +357,7 @@ class H2ServerConnection(Protocol):
         self._open_waiting()
         self.flush()
 
-    def _handle(self, event: Any) -> None:
+    def _handle(self, event: Event) -> None:
         sid = stream_id_of(event)
         up = self.streams.get(sid) if sid else None
         if up is not None:
@@ -363,13 +369,13 @@ class H2ServerConnection(Protocol):
                 if event.stream_ended is not None:
                     self._ended(event.stream_id)
         elif isinstance(event, DataReceived):
-            up = self.streams.get(event.stream_id)
+            receiving = self.streams.get(event.stream_id)
             amount, sid = event.flow_controlled_length, event.stream_id
-            if up is None:
+            if receiving is None:
                 self.conn.acknowledge_received_data(amount, sid)
                 return
-            up.unacked += amount
-            up.exchange.response_data(event.data, lambda: self._ack(amount, up))
+            receiving.unacked += amount
+            receiving.exchange.response_data(event.data, lambda: self._ack(amount, receiving))
         elif isinstance(event, TrailersReceived):
             up = self.streams.get(event.stream_id)
             if up is not None and up.exchange.flow.response is not None:
@@ -384,7 +390,8 @@ class H2ServerConnection(Protocol):
                 self.forget(up)
                 up.exchange.fail(f"the server reset the stream (error code {event.error_code!r})", 502)
         elif isinstance(event, PushedStreamReceived):
-            self.conn.reset_stream(event.pushed_stream_id, ErrorCodes.REFUSED_STREAM)
+            if event.pushed_stream_id is not None:
+                self.conn.reset_stream(event.pushed_stream_id, ErrorCodes.REFUSED_STREAM)
         elif isinstance(event, WindowUpdated):
             for sid, up in list(self.streams.items()):
                 if event.stream_id in (0, sid):
@@ -395,9 +402,10 @@ class H2ServerConnection(Protocol):
         elif isinstance(event, ConnectionTerminated):
             self.usable = False
             self.connected = 0
+            last = event.last_stream_id
             self._fail_all(
                 f"the server ended the connection (GOAWAY, {event.error_code!r})",
-                after=event.last_stream_id,
+                after=last if last is not None else -1,
             )
 
     def _ack(self, amount: int, up: H2ServerStream) -> None:
@@ -408,8 +416,12 @@ class H2ServerConnection(Protocol):
 
     def _ack_now(self, amount: int, up: H2ServerStream) -> None:
         up.unacked -= amount
+        sid = up.sid
+        if sid is None:
+            # (Not reached: data came on the stream, so it was opened.)
+            return
         try:
-            self.conn.acknowledge_received_data(amount, up.sid)
+            self.conn.acknowledge_received_data(amount, sid)
         except H2Error:
             return
         self.flush()
@@ -451,7 +463,8 @@ class H2ServerConnection(Protocol):
         # Not counted while the client has not taken what the server sent.
         if up.unacked > 0 or up.response_done:
             return None
-        return self.master.options.read_timeout
+        read_timeout: float = self.master.options.read_timeout
+        return read_timeout
 
     def _stream_silent(self, up: H2ServerStream, silence: float) -> None:
         host, port = self.address
@@ -493,10 +506,12 @@ class H2ServerConnection(Protocol):
         self.usable = False
         self.connected = 0
         self.unpair()
-        if self.transport is not None:
-            self.transport.abortConnection()
+        transport = self.transport
+        if transport is not None:
+            # (Its transport is TLS: h2 is negotiated by ALPN.)
+            cast("ServerTLSTransport", transport).abortConnection()
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         """
         The server connection closed: fail the streams still open.
         """
@@ -506,7 +521,7 @@ class H2ServerConnection(Protocol):
         self.silence.stop()
         self.server_conn.timestamp_end = time.time()
         self._fail_all(
-            f"{self.server_conn.address[0]}:{self.server_conn.address[1]} closed the connection"
+            f"{self.address[0]}:{self.address[1]} closed the connection"
         )
         self.owner.server_lost(self)
         self.master.addons.trigger("serverdisconnect", self.server_conn)
@@ -520,9 +535,11 @@ def switch_to_h2(upstream: Http1ServerConnection, owner: IServerOwner) -> H2Serv
     """
     h2_upstream = H2ServerConnection(owner, upstream.server_conn)
     upstream.watchdog.stop()
-    tls_transport = upstream.transport
-    tls_transport.wrappedProtocol = h2_upstream
-    h2_upstream.makeConnection(tls_transport)
+    transport = upstream.transport
+    if transport is None:
+        raise RuntimeError(f"{upstream!r} negotiated h2 but is not connected")
+    upstream.tls_transport.wrappedProtocol = h2_upstream
+    h2_upstream.makeConnection(transport)
     return h2_upstream
 
 
