@@ -32,15 +32,19 @@ is asked to connect right away.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import socket
+from typing import TYPE_CHECKING, Any, Iterable, Optional, cast
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IProtocolNegotiationFactory,
+    ISystemHandle,
+    ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
@@ -49,6 +53,9 @@ from interceptor.model.connection import ClientConnection
 from interceptor.transport import fast
 from interceptor.transport.modes import ProxyMode, matches_hosts, original_destination, parse_mode
 from interceptor.transport.readgate import ReadGate
+
+if TYPE_CHECKING:
+    from interceptor.core.master import Master
 
 __all__ = ["ProxyFactory", "ProxyProtocol", "ReadGate"]
 
@@ -71,13 +78,13 @@ class ProxyProtocol(Protocol):
     @ivar socks_username: The username a SOCKS5 client authenticated with.
     """
 
-    def __init__(self, master: Any, factory: "ProxyFactory") -> None:
+    def __init__(self, master: Master, factory: "ProxyFactory") -> None:
         self.master = master
         self.factory = factory
         self.layer: Optional[ILayer] = None
         self.client_conn: Optional[ClientConnection] = None
         self.gate: Optional[ReadGate] = None
-        self.closed: Deferred = Deferred()
+        self.closed: Deferred[Any] = Deferred()
         self.tunnel_address: Optional[tuple[str, int]] = None
         self.mode: ProxyMode = parse_mode(master.options.mode)
         self.socks_username: Optional[str] = None
@@ -98,37 +105,45 @@ class ProxyProtocol(Protocol):
         """
         Fire C{clientconnect}, then pick the first layer.
         """
-        peer, host = self.transport.getPeer(), self.transport.getHost()
+        transport = _tcp_transport(self)
+        peer, host = transport.getPeer(), transport.getHost()
         self.client_conn = ClientConnection(
             (peer.host, peer.port), (host.host, host.port)
         )
-        self.gate = ReadGate(self.transport)
+        gate = self.gate = ReadGate(transport)
         self.factory.connections.add(self)
         d = self.master.addons.trigger("clientconnect", self)
         if d.called:
             d.addCallback(self._connected)
         else:
-            self.gate.hold()
+            gate.hold()
             d.addCallback(self._connected)
-            d.addCallback(lambda _: self.gate.release())
+            d.addCallback(lambda _: gate.release())
 
-    def _connected(self, _: Any) -> Deferred:
-        if self.client_conn.timestamp_end is not None:
+    def _connected(self, _: Any) -> Deferred[None]:
+        client_conn = self.client_conn
+        assert client_conn is not None  # (connectionMade set it)
+        if client_conn.timestamp_end is not None:
             return succeed(None)
         kind = self.mode.kind
         if kind == "reverse":
-            self.start_tunnel(self.mode.address, b"")
+            address = self.mode.address
+            assert address is not None  # (reverse mode has a target)
+            self.start_tunnel(address, b"")
             return succeed(None)
         if kind == "transparent":
             try:
-                address = original_destination(self.transport.getHandle())
+                # (A TCP transport's handle is its socket; AttributeError:
+                # a transport without one.)
+                handle = cast(ISystemHandle, self.transport).getHandle()
+                address = original_destination(cast(socket.socket, handle))
             except (OSError, AttributeError) as e:
                 _log.info(
                     "{client}: transparent mode: no original destination ({error}); closing",
-                    client=self.client_conn.address,
+                    client=client_conn.address,
                     error=e,
                 )
-                self.transport.loseConnection()
+                _tcp_transport(self).loseConnection()
                 return succeed(None)
             self.start_tunnel(address, b"")
             return succeed(None)
@@ -149,7 +164,8 @@ class ProxyProtocol(Protocol):
         if self._choosing:
             self._early.append(data)
         else:
-            self.layer.data_received(data)
+            # (Not choosing: a layer is in charge.)
+            cast(ILayer, self.layer).data_received(data)
 
     def buffer_input(self) -> None:
         """
@@ -158,7 +174,7 @@ class ProxyProtocol(Protocol):
         """
         self._choosing = True
 
-    def switch_layer(self, layer: Any, early: list[bytes] = ()) -> Deferred:
+    def switch_layer(self, layer: ILayer, early: Iterable[bytes] = ()) -> Deferred[None]:
         """
         Hand the connection to C{layer} (through C{next_layer}), feeding it
         C{early} bytes first, then the bytes that arrive meanwhile.
@@ -191,7 +207,7 @@ class ProxyProtocol(Protocol):
         self._early[:0] = [rest] if rest else []
         self._install(DetectLayer(self, address))
 
-    def next_layer(self, layer: Any) -> Deferred:
+    def next_layer(self, layer: ILayer) -> Deferred[None]:
         """
         Fire C{next_layer(layer)} and switch to the layer the addons chose
         (the one given, the one a hook returned, or the one it put in
@@ -203,7 +219,9 @@ class ProxyProtocol(Protocol):
 
         def switch(chosen: Any) -> None:
             chosen = chosen or layer.layer or layer
-            if self.client_conn.timestamp_end is not None:
+            client_conn = self.client_conn
+            assert client_conn is not None  # (connectionMade set it)
+            if client_conn.timestamp_end is not None:
                 return
             self._install(chosen)
 
@@ -246,22 +264,25 @@ class ProxyProtocol(Protocol):
         if IHalfCloseLayer.providedBy(layer):
             layer.read_connection_lost()
         else:
-            self.transport.loseConnection()
+            _tcp_transport(self).loseConnection()
 
     def writeConnectionLost(self) -> None:
         """
         Our writing half toward the client is shut.
         """
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         """
         Tell the layer, then fire C{clientdisconnect}.
         """
+        assert self.client_conn is not None  # (connectionMade set it)
         self.client_conn.timestamp_end = self.master.reactor.seconds()
         self.factory.connections.discard(self)
         if self.layer is not None:
             try:
-                self.layer.connection_lost(reason)
+                self.layer.connection_lost(
+                    reason if reason is not None else Failure(ConnectionDone())
+                )
             except Exception:
                 _log.failure("Error while closing a client connection")
         d = self.master.addons.trigger("clientdisconnect", self)
@@ -287,7 +308,7 @@ class ProxyFactory(Factory):
         """
         return [b"http/1.1"]
 
-    def __init__(self, master: Any) -> None:
+    def __init__(self, master: Master) -> None:
         self.master = master
         self.connections: set[ProxyProtocol] = set()
         # While this proxy listens with fast_paths=false the fast paths are
@@ -316,7 +337,7 @@ class ProxyFactory(Factory):
             else:
                 fast.hold_off(self)
 
-    def close_all(self) -> Deferred:
+    def close_all(self) -> Deferred[list[tuple[bool, Any]]]:
         """
         Abort every open client connection (and through the layers their
         upstream connections).
@@ -330,5 +351,14 @@ class ProxyFactory(Factory):
         waiting = []
         for protocol in list(self.connections):
             waiting.append(protocol.closed)
-            protocol.transport.abortConnection()
+            _tcp_transport(protocol).abortConnection()
         return DeferredList(waiting, consumeErrors=True)
+
+
+def _tcp_transport(protocol: Protocol) -> ITCPTransport:
+    """
+    A connected client's transport, as what it is: TCP, or TLS over TCP (a
+    C{--listen ssl:} listener).  (Twisted types a protocol's transport as an
+    ITransport, or None before it connects.)
+    """
+    return cast(ITCPTransport, protocol.transport)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from twisted.python.failure import Failure
+from twisted.internet.interfaces import IDelayedCall
 from zope.interface import implementer
 
 from interceptor.layers.contracts import IHalfCloseLayer, ILayer
@@ -59,7 +59,7 @@ class DetectLayer:
         self.address = address
         self.layer: Optional[ILayer] = None
         self._buffer = b""
-        self._timer: Any = None
+        self._timer: Optional[IDelayedCall] = None
 
     def __repr__(self) -> str:
         return f"<DetectLayer {self.address}>"
@@ -127,7 +127,7 @@ class DetectLayer:
         self._choose(self._tcp_layer())
         self.root.readConnectionLost()
 
-    def connection_lost(self, reason: Failure) -> None:
+    def connection_lost(self, reason: object) -> None:
         """
         The client went away before the protocol was known.
         """

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.layers.contracts import ILayer
@@ -93,7 +92,7 @@ class Socks5Layer:
         if len(self._buffer) > _MAX_BUFFER and self._state != "done":
             self._fail("handshake too long")
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         raise Socks5Error(message)
 
     def _read_greeting(self) -> bool:
@@ -167,7 +166,6 @@ class Socks5Layer:
             except UnicodeError:
                 self._reply(_GENERAL_FAILURE)
                 self._fail(f"invalid domain name {bytes(buf[5:end])[:100]!r}")
-                return False
         else:
             self._reply(_ATYP_NOT_SUPPORTED)
             self._fail(f"unsupported address type {atyp}")
@@ -187,7 +185,7 @@ class Socks5Layer:
         # 0.0.0.0:0, as many SOCKS servers answer.
         self.root.transport.write(bytes((_VERSION, code, 0, _IPV4, 0, 0, 0, 0, 0, 0)))
 
-    def connection_lost(self, reason: Failure) -> None:
+    def connection_lost(self, reason: object) -> None:
         """
         The client went away during the handshake.
         """

@@ -29,17 +29,24 @@ events (TLS connections passed through by C{ignore_hosts}).
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Optional
+from typing import Any, Callable, Optional, cast
 
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol, ITCPTransport
+from twisted.internet.interfaces import (
+    IConsumer,
+    IHalfCloseableProtocol,
+    IProtocol,
+    ITCPTransport,
+    ITransport,
+)
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.layers.contracts import IHalfCloseLayer
+from interceptor.layers.contracts import IHalfCloseLayer, ILayer
 from interceptor.model.connection import ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.flow import Error
@@ -55,6 +62,16 @@ _EVENTS = ("tcp_start", "tcp_message", "tcp_end", "tcp_error")
 # Bytes read per recv() while relaying: fewer, larger reads per megabyte.
 _READ_SIZE = 1 << 20
 _EOF = None
+
+
+class _RelayTransport(ITCPTransport, IConsumer):
+    """
+    What the relay uses of each side's transport: a TCP connection's (or TLS
+    over one, whose wrapper declares the interfaces of the transport it
+    wraps), and the consumer the other side's read gate is registered with.
+    (For the type checker: Twisted types a protocol's transport as an
+    ITransport, or None before it connects.)
+    """
 
 
 @implementer(IHalfCloseableProtocol)
@@ -94,7 +111,7 @@ class _TcpUpstream(Protocol):
         Our writing half toward the server is shut.
         """
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         """
         The server connection is closed.
         """
@@ -110,7 +127,8 @@ class _Direction:
 
     def __init__(self, from_client: bool) -> None:
         self.from_client = from_client
-        self.queue: deque = deque()
+        # Chunks, and the end (_EOF).
+        self.queue: deque[Optional[bytes]] = deque()
         self.busy = False
         self.eof = False
 
@@ -136,17 +154,20 @@ class TcpLayer:
     def __init__(self, root: Any, address: tuple[str, int], transport: Any = None) -> None:
         self.root = root
         self.master = root.master
-        self.address = tuple(address)
-        self.client_transport = transport if transport is not None else root.transport
+        # (A copy: an addon may pass a list.)
+        self.address: tuple[str, int] = (address[0], address[1])
+        self.client_transport: _RelayTransport = (
+            transport if transport is not None else root.transport
+        )
         self.server_conn = ServerConnection(self.address)
         self.flow: Optional[TCPFlow] = None
         self.upstream: Optional[_TcpUpstream] = None
-        self.layer: Any = None
+        self.layer: Optional[ILayer] = None
         self._watch_messages = False
         # Whether the tcp_start hooks are done (connecting, and tcp_message
         # for bytes that arrive meanwhile, wait for them).
         self._tcp_started = False
-        self._before_start: list[tuple[bool, Any]] = []
+        self._before_start: list[tuple[bool, Optional[bytes]]] = []
         self._pending: list[bytes] = []
         self._pending_eof = False
         self._connecting = False
@@ -158,7 +179,7 @@ class TcpLayer:
         self._to_server = _Direction(True)
         self._to_client = _Direction(False)
         self._write_client = writer_for(self.client_transport)
-        self._write_server: Any = None
+        self._write_server: Optional[Callable[[bytes], None]] = None
         self.direct = False
 
     def __repr__(self) -> str:
@@ -215,7 +236,7 @@ class TcpLayer:
         d.addCallback(lambda _: self._open())
         d.addErrback(self._connect_failed)
 
-    def _open(self) -> Any:
+    def _open(self) -> Optional[Deferred[IProtocol]]:
         if self._client_lost:
             self._release()
             self._upstream_lost = True
@@ -237,11 +258,11 @@ class TcpLayer:
         """
         Both sides are up: pair them and relay.
         """
+        transport = _relay_transport(upstream)
         if self._client_lost:
-            upstream.transport.abortConnection()
+            transport.abortConnection()
             return
         self.upstream = upstream
-        transport = upstream.transport
         self.server_conn.timestamp_start = self.server_conn.timestamp_tcp_setup = (
             self.master.reactor.seconds()
         )
@@ -274,7 +295,8 @@ class TcpLayer:
         Bytes from the client.
         """
         if self.direct:
-            self._write_server(data)
+            # (Direct: the server side is up.)
+            cast("Callable[[bytes], None]", self._write_server)(data)
         else:
             self.received(True, data)
 
@@ -310,7 +332,8 @@ class TcpLayer:
         self._drain(direction)
 
     def _drain(self, direction: _Direction) -> None:
-        flow = self.flow
+        # (Messages are queued only while tcp_message hooks watch the flow.)
+        flow = cast(TCPFlow, self.flow)
         while direction.queue and not direction.busy:
             data = direction.queue.popleft()
             if data is _EOF:
@@ -341,7 +364,7 @@ class TcpLayer:
             return
 
     def _deliver(self, message: TCPMessage) -> None:
-        if self.flow.killed:
+        if cast(TCPFlow, self.flow).killed:
             self.kill()
             return
         if message.killed or not message.content:
@@ -364,7 +387,7 @@ class TcpLayer:
         direction.eof = True
         if direction.from_client:
             if self.upstream is not None:
-                self._shut_write(self.upstream.transport)
+                self._shut_write(_relay_transport(self.upstream))
             elif not self._connecting or self._upstream_lost:
                 # Nothing was ever sent: there is no server to tell.
                 self.client_transport.loseConnection()
@@ -376,7 +399,7 @@ class TcpLayer:
             self.close()
 
     @staticmethod
-    def _shut_write(transport: Any) -> None:
+    def _shut_write(transport: ITransport) -> None:
         # Half-close where the transport can (ITCPTransport.loseWriteConnection;
         # a TLS wrapper declares the interfaces of the transport it wraps),
         # else close.
@@ -393,7 +416,7 @@ class TcpLayer:
         """
         self.client_transport.loseConnection()
         if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.loseConnection()
+            _relay_transport(self.upstream).loseConnection()
 
     def kill(self) -> None:
         """
@@ -403,9 +426,9 @@ class TcpLayer:
             self._error = Error.KILLED_MESSAGE
         self.client_transport.abortConnection()
         if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.abortConnection()
+            _relay_transport(self.upstream).abortConnection()
 
-    def upstream_lost(self, reason: Failure) -> None:
+    def upstream_lost(self, reason: Optional[Failure]) -> None:
         """
         The server connection closed: a reset is an error; either way the
         client side is closed too.
@@ -420,22 +443,24 @@ class TcpLayer:
             self._close_other_side(self.client_transport)
         self._maybe_finish()
 
-    def connection_lost(self, reason: Failure) -> None:
+    def connection_lost(self, reason: object) -> None:
         """
         The client connection closed: a reset is an error; either way the
         server side is closed too.
         """
         self._client_lost = True
+        # (The root hands the Failure it was given; ILayer says object.)
+        reason = cast("Optional[Failure]", reason)
         if reason is not None and not reason.check(ConnectionDone) and self._error is None:
             self._error = f"client: {reason.getErrorMessage()}"
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None and not self._upstream_lost:
-            self._close_other_side(upstream.transport)
+            self._close_other_side(_relay_transport(upstream))
         elif upstream is None and not self._connecting:
             self._upstream_lost = True
         self._maybe_finish()
 
-    def _close_other_side(self, transport: Any) -> None:
+    def _close_other_side(self, transport: _RelayTransport) -> None:
         # One side closed: stop the other side's transport pulling from it,
         # then close that side too (abruptly after an error).
         try:
@@ -458,3 +483,8 @@ class TcpLayer:
         if self._error is not None and flow.error is None:
             flow.error = Error(self._error)
         self.master.addons.trigger("tcp_error" if flow.error is not None else "tcp_end", flow)
+
+
+def _relay_transport(upstream: _TcpUpstream) -> _RelayTransport:
+    # The server side's transport, once connected (see _RelayTransport).
+    return cast(_RelayTransport, upstream.transport)

@@ -20,9 +20,9 @@ C{allow_hosts}) are passed through untouched.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -88,7 +88,7 @@ class _Decrypted(Protocol):
         """
         self.owner.inner.data_received(data)
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         """
         The TLS connection ended.
         """
@@ -120,7 +120,7 @@ class TlsLayer:
         self.tls: Optional[TLSMemoryBIOProtocol] = None
         self._buffer = b""
         self._lost = False
-        self._hello_timer: Any = None
+        self._hello_timer: Optional[IDelayedCall] = None
 
     def __repr__(self) -> str:
         return f"<TlsLayer {self.address}>"
@@ -218,13 +218,15 @@ class TlsLayer:
         self.root.transport.abortConnection()
 
     def _upstream_ready(self, upstream: UpstreamProtocol) -> None:
+        hello = self.client_hello
+        assert hello is not None  # (intercepting after it was read)
         server_conn = upstream.server_conn
         options = self.master.options
-        names = [self.client_hello.sni or self.address[0]]
+        names = [hello.sni or self.address[0]]
         if options.upstream_cert:
             for cert in server_conn.certificate_list[:1]:
                 names += certificate_names(cert)
-        client_h2 = options.http2 and _ALPN_H2 in self.client_hello.alpn_protocols
+        client_h2 = options.http2 and _ALPN_H2 in hello.alpn_protocols
         upstream_h2 = server_conn.alpn == _ALPN_H2
         if client_h2 and (upstream_h2 or options.http2_translate):
             host, port = self.address
@@ -245,11 +247,13 @@ class TlsLayer:
     def _upstream_failed(self, failure: Failure) -> None:
         # The client still gets a certificate and then a 502 naming the
         # reason, in the HTTP version it asked for first.
+        hello = self.client_hello
+        assert hello is not None  # (intercepting after it was read)
         error = failure.getErrorMessage()
         self.inner.upstream = None
         self.inner.upstream_error = error
         alpn = None
-        for offered in self.client_hello.alpn_protocols:
+        for offered in hello.alpn_protocols:
             if offered == _ALPN_HTTP1 or (offered == _ALPN_H2 and self.master.options.http2):
                 alpn = offered
                 break
@@ -257,7 +261,7 @@ class TlsLayer:
             host, port = self.address
             self.inner = Http2Layer(self.root, ("https", host, port), sni=self.inner.sni)
             self.inner.upstream_error = error
-        self._start_client_tls([self.client_hello.sni or self.address[0]], alpn)
+        self._start_client_tls([hello.sni or self.address[0]], alpn)
 
     def _start_client_tls(self, names: list[str], alpn: Optional[bytes]) -> None:
         if self._lost:
@@ -283,12 +287,16 @@ class TlsLayer:
         """
         client_conn = self.root.client_conn
         client_conn.tls_established = True
-        client_conn.alpn = self.tls.negotiatedProtocol
+        tls = self.tls
+        assert tls is not None  # (its handshake is what completed)
+        client_conn.alpn = tls.negotiatedProtocol
 
-    def connection_lost(self, reason: Failure) -> None:
+    def connection_lost(self, reason: object) -> None:
         """
         The client connection closed.
         """
+        # (The root hands the Failure it was given; ILayer says object.)
+        reason = cast(Failure, reason)
         self._lost = True
         self._stop_hello_timer()
         if self.tls is not None:

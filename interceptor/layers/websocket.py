@@ -34,12 +34,13 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from functools import partial
+from typing import Any, Callable, Optional, Union, cast
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode
 from wsproto.utilities import LocalProtocolError
@@ -150,7 +151,7 @@ class _Side:
         # Bytes to send to this side, written once per batch of events.
         self.out: list[bytes] = []
         # Messages and control frames from this side waiting behind a hook.
-        self.queue: deque = deque()
+        self.queue: deque[Union[WebSocketMessage, Event]] = deque()
         self.busy = False
         self.held = False
         # The message being reassembled.
@@ -221,9 +222,9 @@ class WebSocketLayer:
         if not client_extensions:
             for side in (self.client, self.server):
                 side.splitter = FrameSplitter(
-                    lambda data, side=side: self._feed(side, data),
-                    lambda length, side=side: self._take_big(side, length),
-                    lambda *frame, side=side: self._big_frame(side, *frame),
+                    partial(self._feed, side),
+                    partial(self._take_big, side),
+                    partial(self._big_frame, side),
                     masked=side.from_client,
                 )
         self.finished = False
@@ -246,9 +247,11 @@ class WebSocketLayer:
         C{websocket_start}, then relay (first the bytes each side sent
         right after the handshake).
         """
-        self.client.early.extend(data for data in client_early if data)
+        client_kept, server_kept = self.client.early, self.server.early
+        assert client_kept is not None and server_kept is not None  # (kept until started)
+        client_kept.extend(data for data in client_early if data)
         if server_early:
-            self.server.early.append(server_early)
+            server_kept.append(server_early)
         d = self.addons.trigger("response", self.flow)
         d.addCallback(lambda _: self.addons.trigger("websocket_start", self.flow))
         d.addCallback(self._started)
@@ -267,6 +270,7 @@ class WebSocketLayer:
             return
         for side in (self.client, self.server):
             early, side.early = side.early, None
+            assert early is not None  # (kept until now)
             for data in early:
                 self._received(side, data)
             if side.lost:
@@ -312,21 +316,23 @@ class WebSocketLayer:
         for event in conn.events():
             kind = event.__class__
             if kind is BytesMessage or kind is TextMessage:
-                if event.frame_finished and event.message_finished and not side.chunks:
+                # (The class test is the narrowing; the string keeps the cast cheap.)
+                message = cast("Message[Any]", event)
+                if message.frame_finished and message.message_finished and not side.chunks:
                     # A whole message in one frame: the common case.
-                    if self._too_big(side, _wire_size(event.data)):
+                    if self._too_big(side, _wire_size(message.data)):
                         break
-                    self._message(side, kind is TextMessage, event.data, None)
+                    self._message(side, kind is TextMessage, message.data, None)
                     continue
-                side.chunks.append(event.data)
-                side.frame_size += len(event.data)
-                side.message_size += _wire_size(event.data)
+                side.chunks.append(message.data)
+                side.frame_size += len(message.data)
+                side.message_size += _wire_size(message.data)
                 if self._too_big(side, side.message_size):
                     break
-                if event.frame_finished:
+                if message.frame_finished:
                     side.frames.append(side.frame_size)
                     side.frame_size = 0
-                    if event.message_finished:
+                    if message.message_finished:
                         chunks, frames = side.chunks, side.frames
                         side.chunks, side.frames = [], []
                         side.message_size = 0
@@ -336,7 +342,7 @@ class WebSocketLayer:
             elif kind is CloseConnection and conn.state is _OPEN:
                 # wsproto reports a frame it cannot parse as a Close event
                 # while the connection stays open.
-                self._invalid(side, event)
+                self._invalid(side, cast(CloseConnection, event))
                 break
             else:
                 self._submit(side, event)
@@ -640,7 +646,7 @@ class WebSocketLayer:
             self._flush()
             self.addons.trigger("websocket_end", self.flow)
 
-    def client_connection_lost(self, reason: Failure = None) -> None:
+    def client_connection_lost(self, reason: Optional[Failure] = None) -> None:
         """
         The client's TCP connection closed.
         """
