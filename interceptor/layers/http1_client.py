@@ -9,7 +9,7 @@ error answers, keep-alive, and the switch after a 101).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -54,7 +54,7 @@ class Http1ClientSide:
     can_upgrade = True
     direct_transport: Any = None
 
-    _writer: _BodyWriter
+    _writer: Optional[_BodyWriter] = None
     """The streamed response's body framing (set by send_response_head, before its data)."""
 
     def __init__(self, layer: Http1Layer, flow: HTTPFlow, keep_alive: bool) -> None:
@@ -174,7 +174,7 @@ class Http1ClientSide:
         A piece of a streamed response (an HTTP/2 server's C{ack} runs at
         once: its window is paced by this transport's buffer instead).
         """
-        self._writer.write(data)
+        cast(_BodyWriter, self._writer).write(data)
         if ack is not None:
             ack()
 
@@ -182,7 +182,7 @@ class Http1ClientSide:
         """
         The end of a streamed response.
         """
-        self._writer.finish(response.trailers)
+        cast(_BodyWriter, self._writer).finish(response.trailers)
 
     def send_response(self, response: Response, early: bool) -> None:
         """
