@@ -2061,6 +2061,19 @@ class ReviewFindingTests(ExchangeTestCase):
                 self.assertTrue(interface.implementedBy(cls), (interface, cls))
                 self.assertTrue(verifyClass(interface, cls))
 
+    def test_former_names_are_the_same_classes(self) -> None:
+        """
+        The names addons may import from before the exchange (README,
+        "Import paths that moved") are the classes themselves.
+        """
+        from interceptor.layers import http1, http1_upstream, http2
+        from interceptor.layers.http1_server import Http1ServerConnection
+        from interceptor.layers.http2_server import H2ServerConnection
+
+        self.assertIs(http1.UpstreamProtocol, Http1ServerConnection)
+        self.assertIs(http1_upstream.UpstreamProtocol, Http1ServerConnection)
+        self.assertIs(http2.H2Upstream, H2ServerConnection)
+
     def test_kill_in_the_response_hook_of_a_streamed_response(self) -> None:
         """
         A kill in C{response} after a streamed response went out is not

@@ -150,6 +150,10 @@ class _ClientReads:
         self.client.release_reads()
 
 
+_CLIENT = object()
+"""What C{_trigger} holds to hold the client's reads."""
+
+
 class HttpExchange:
     """
     One HTTP exchange and the flow addons see for it.
@@ -203,8 +207,8 @@ class HttpExchange:
     def _trigger(self, event: str, then: Callable[[], None], hold: Any = None) -> None:
         """
         Fire C{event}; call C{then} once its hooks are done (unless the
-        exchange ended meanwhile), holding C{hold} (a read gate) while they
-        take time.
+        exchange ended meanwhile), holding C{hold} (a read gate, or
+        C{_CLIENT} for the client's reads) while they take time.
         """
         if self.flow.error is not None:
             # No event follows error.
@@ -217,6 +221,9 @@ class HttpExchange:
         if d.called:
             d.addCallback(lambda _: self._resume(then))
             return
+        if hold is _CLIENT:
+            # (Made only when a hook takes time: most exchanges never hold.)
+            hold = _ClientReads(self.client)
         if hold is not None:
             hold.hold()
         running = self._running
@@ -281,13 +288,9 @@ class HttpExchange:
         ):
             self._trigger("websocket_handshake", self._after_websocket_handshake)
             return
-        self._trigger("requestheaders", self._after_requestheaders, self._client_reads)
-
-    @property
-    def _client_reads(self) -> _ClientReads:
-        # Held while requestheaders hooks take time: a body that should be
-        # streamed is not read into memory meanwhile.
-        return _ClientReads(self.client)
+        # The client's reads are held while requestheaders hooks take time:
+        # a body that should be streamed is not read into memory meanwhile.
+        self._trigger("requestheaders", self._after_requestheaders, _CLIENT)
 
     def _after_websocket_handshake(self) -> None:
         if self.flow.killed:
@@ -301,7 +304,7 @@ class HttpExchange:
             kept = supported_offers(offers)
             if kept:
                 headers["Sec-WebSocket-Extensions"] = kept
-        self._trigger("requestheaders", self._after_requestheaders, self._client_reads)
+        self._trigger("requestheaders", self._after_requestheaders, _CLIENT)
 
     def _after_requestheaders(self) -> None:
         flow = self.flow

@@ -552,27 +552,28 @@ class WebSocketFaultTests(unittest.TestCase):
         self.assertEqual(peer.received, [])
         self.assertEqual(events.count("websocket_error"), 1)
 
+    async def assert_refused_over_2k(self, frames: bytes, what: str) -> None:
+        """
+        With body_size_limit=2k, the client's C{frames} get only a close
+        frame with 1009 (message too big).
+        """
+        proxy, server, client, peer = await raw_setup(self, AllEvents(), body_size_limit="2k")
+        client.send(frames)
+        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
+        self.assertEqual([(f, close_code(p)) for f, m, p in parse_frames(data)], [(0x88, 1009)],
+                         f"{what} passed a 2048-byte body_size_limit")
+
     async def test_text_limit_counts_bytes_not_characters(self) -> None:
         """body_size_limit bounds a text message in bytes: 1000 x U+20AC (3000 bytes) is over 2k."""
-        events = AllEvents()
-        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="2k")
         text = "\u20ac" * 1000
-        client.send(masked(0x81, text.encode("utf-8")))
-        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
-        frames = parse_frames(data)
-        self.assertEqual([(f, close_code(p)) for f, m, p in frames], [(0x88, 1009)],
-                         "a 3000-byte text message passed a 2048-byte body_size_limit")
+        await self.assert_refused_over_2k(masked(0x81, text.encode("utf-8")),
+                                          "a 3000-byte text message")
 
     async def test_fragmented_text_limit_counts_bytes(self) -> None:
         """The same in two fragments: 2 x 500 x U+20AC (3000 bytes) is over 2k."""
-        events = AllEvents()
-        proxy, server, client, peer = await raw_setup(self, events, body_size_limit="2k")
         part = ("\u20ac" * 500).encode("utf-8")
-        client.send(masked(0x01, part) + masked(0x80, part))
-        data = await client.wait_for(lambda d: len(parse_frames(d)) >= 1)
-        frames = parse_frames(data)
-        self.assertEqual([(f, close_code(p)) for f, m, p in frames], [(0x88, 1009)],
-                         "a 3000-byte fragmented text message passed a 2048-byte body_size_limit")
+        await self.assert_refused_over_2k(masked(0x01, part) + masked(0x80, part),
+                                          "a 3000-byte fragmented text message")
 
     async def test_binary_exactly_at_limit_passes(self) -> None:
         """A binary message of exactly body_size_limit bytes passes; one byte more is refused with 1009."""
