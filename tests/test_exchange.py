@@ -12,6 +12,8 @@ addons saw, and the commands each side received.  Nothing touches a socket.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred
@@ -384,6 +386,19 @@ class ExchangeTestCase(unittest.TestCase):
         if end:
             self.exchange.response_end()
         return response
+
+    def answer_during_upload(self) -> HttpExchange:
+        """
+        A streamed upload the server answers (whole) after its first
+        piece: the response is over, the request is still STREAMING.
+        """
+        exchange = self.make(self.hooks(requestheaders=stream_request()))
+        exchange.start()
+        self.connect()
+        exchange.request_data(b"part")
+        self.respond(body=b"no thanks")
+        self.assertStates(R.STREAMING, S.DONE)
+        return exchange
 
     # -- checking --------------------------------------------------------
 
@@ -1735,12 +1750,7 @@ class EarlyServerAnswerTests(ExchangeTestCase):
         the rest of the upload; it is done once the end went out, and
         C{request} still fires.
         """
-        exchange = self.make(self.hooks(requestheaders=stream_request()))
-        exchange.start()
-        self.connect()
-        exchange.request_data(b"part")
-        self.respond(body=b"no thanks")
-        self.assertStates(R.STREAMING, S.DONE)
+        exchange = self.answer_during_upload()
         self.assertEqual(self.client_calls()[-2:], ["send_response", "finished"])
         self.assertNotIn("done", self.server_calls())
         self.assertIs(exchange.server, self.server)
@@ -1753,6 +1763,103 @@ class EarlyServerAnswerTests(ExchangeTestCase):
         ])
         self.assertEqual(self.timeline.args("server", "done"), [(False,)])
         self.assertStates(R.SENT, S.DONE)
+
+
+class LetGoTests(ExchangeTestCase):
+    """
+    An exchange over both ways lets go of its client side.  The framings'
+    client sides hold their exchange, so without this every request left a
+    reference cycle for the garbage collector (found by profiling HTTP/2:
+    twice the collections of the commit before the exchange).
+    """
+
+    def assertFreedByReferenceCounting(self) -> None:
+        """
+        With the client side holding the exchange (as the framings' do),
+        the exchange is freed as soon as the test lets go of both, with
+        the garbage collector off.
+        """
+        self.client.exchange = self.exchange  # type: ignore[attr-defined]
+        ref = weakref.ref(self.exchange)
+        # (The timeline keeps what the sides were given, acks included.)
+        self.clear()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        del self.exchange, self.client
+        self.assertIsNone(ref())
+
+    def test_after_a_buffered_response(self) -> None:
+        self.make()
+        self.send_request()
+        self.respond(body=b"body")
+        self.assertStates(R.SENT, S.DONE)
+        self.assertFreedByReferenceCounting()
+
+    def test_after_a_failure(self) -> None:
+        self.make()
+        self.send_request()
+        self.exchange.fail("server gone")
+        self.assertIn("send_error", self.client_calls())
+        self.assertFreedByReferenceCounting()
+
+    def test_after_the_client_failed(self) -> None:
+        self.make()
+        self.send_request()
+        self.exchange.client_failed("client disconnected")
+        self.assertFreedByReferenceCounting()
+
+    def test_after_a_kill(self) -> None:
+        self.make(self.hooks(request=kill))
+        self.exchange.start()
+        self.exchange.request_end()
+        self.assertIn("kill", self.client_calls())
+        self.assertFreedByReferenceCounting()
+
+    def test_kept_while_a_hook_runs(self) -> None:
+        """
+        A C{response} hook still running holds on to the client (it is
+        flushed when the hook is done), then lets go.
+        """
+        response = self.holds("response")
+        self.make(self.hooks(response=response))
+        self.send_request()
+        self.respond(body=b"body")
+        self.assertIs(self.exchange.client, self.client)
+        response.fire()
+        self.assertEqual(self.client_calls()[-3:], ["send_response", "finished", "flush"])
+        self.assertIsNot(self.exchange.client, self.client)
+        self.assertFreedByReferenceCounting()
+
+    def test_kept_until_the_end_of_an_upload(self) -> None:
+        """
+        A server answering before the end of a streamed upload: the client
+        side is still read (and held) until the request's end.
+        """
+        exchange = self.answer_during_upload()
+        self.assertIs(exchange.client, self.client)
+        exchange.request_data(b"rest")
+        exchange.request_end()
+        del exchange
+        self.assertFreedByReferenceCounting()
+
+    def test_gone_client_does_nothing(self) -> None:
+        """
+        What reaches an exchange after it let go changes nothing: the
+        stand-in provides the contract and sends nothing anywhere.
+        """
+        self.make()
+        self.send_request()
+        self.respond(body=b"body")
+        gone = self.exchange.client
+        self.assertTrue(verifyObject(IClientSide, gone))
+        calls = len(self.timeline)
+        self.exchange.client_failed("late")
+        self.exchange.response_data(b"late")
+        self.exchange.client_error(400, "Bad Request", "late")
+        self.assertEqual(len(self.timeline), calls)
+        acked: list[int] = []
+        gone.send_response_data(b"x", lambda: acked.append(1))
+        self.assertEqual(acked, [1])
 
 
 class SwitchProtocolsTests(ExchangeTestCase):
