@@ -98,10 +98,15 @@ class Headers(MutableMapping[str, str]):
 
     def _raw(self, key: str | bytes) -> bytes | None:
         """Joined bytes value for ``key`` or None."""
-        pos = self._idx().get(_b(key).lower())
+        # (The proxy looks up about a dozen fields per exchange: the index
+        # check and the bytes key are inlined here.)
+        idx = self._index
+        fields = self._fields
+        if idx is None or self._ilen != len(fields) or (fields and fields[-1] is not self._ilast):
+            idx = self._idx()
+        pos = idx.get((key if key.__class__ is bytes else _b(key)).lower())
         if pos is None:
             return None
-        fields = self._fields
         if len(pos) == 1:
             return fields[pos[0]][1]
         return b", ".join([fields[i][1] for i in pos])

@@ -37,6 +37,8 @@ from interceptor.transport.fast.fastwrite import writes_directly
 __all__ = ["BodyRelay"]
 
 _BUFFER_SIZE = 1 << 20
+# (A relay holds its buffer only while it runs.)
+_NO_BUFFER = memoryview(bytearray())
 
 
 class BodyRelay:
@@ -60,7 +62,7 @@ class BodyRelay:
         self.left = count
         self.done = done
         self.progress = progress
-        self._buffer: Optional[memoryview] = None
+        self._buffer = _NO_BUFFER
         # The bytes waiting in the buffer: [_start, _start + _held).
         self._start = 0
         self._held = 0
@@ -73,7 +75,7 @@ class BodyRelay:
         the destination's write buffer (which would be overtaken); never
         when the fast paths are off (Twisted's reads move the body then).
         """
-        return (
+        return bool(
             enabled()
             and isinstance(source, tcp.Connection)
             and not source.TLS
@@ -172,7 +174,7 @@ class BodyRelay:
     def _give_back(self) -> None:
         self.source.__dict__.pop("doRead", None)
         self.destination.__dict__.pop("doWrite", None)
-        self._buffer = None
+        self._buffer = _NO_BUFFER
 
     def _finish(self) -> None:
         self._give_back()

@@ -16,8 +16,9 @@ L{FastTLSProtocol} is a L{TLSMemoryBIOProtocol}; it changes how, not what:
 1. C{makeConnection} declares the transport's interfaces once per
    transport class (Twisted calls C{directlyProvides} per connection, and
    zope recomputes the resolution order each time: ~6 % of the proxy's CPU
-   per new intercepted connection), and gives a TCP transport the direct
-   writer of L{interceptor.transport.fast.fastwrite}.
+   per new intercepted connection), and sends encrypted records to a TCP
+   transport through the direct writer of
+   L{interceptor.transport.fast.fastwrite}.
 2. Once the handshake is done, records are read and written with
    OpenSSL's C{SSL_read}/C{SSL_write}/C{BIO_read}/C{BIO_write} through
    pyOpenSSL's own bindings, into one reused buffer, and "nothing more to
@@ -44,13 +45,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet import tcp
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from zope.interface import classImplements, implementer, providedBy
+from zope.interface import implementer, providedBy
 
 from interceptor.transport.fast import enabled
 from interceptor.transport.fast.fastwrite import writer_for
@@ -94,10 +94,34 @@ FAST_SETUP = _make_connection is not None
 """Whether L{FastTLSProtocol} knows how this Twisted makes a protocol's
 OpenSSL connection (else L{tls_factory} gives Twisted's own factory)."""
 
-try:
-    from OpenSSL import SSL as _SSL
+_FUNCTIONS = ("SSL_read", "SSL_write", "BIO_read", "BIO_write", "SSL_get_error")
+
+
+def _bindings() -> Optional[Any]:
+    """
+    pyOpenSSL's cffi bindings (its C{_util.lib}), when its connections
+    expose the OpenSSL handles the record path needs; else None.
+    """
+    try:
+        from OpenSSL import SSL
+        from OpenSSL._util import lib
+    except ImportError:  # pragma: no cover - a pyOpenSSL without them
+        return None
+    probe = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    if not all(hasattr(probe, a) for a in ("_ssl", "_into_ssl", "_from_ssl")) or not all(
+        hasattr(lib, f) for f in _FUNCTIONS
+    ):
+        return None  # pragma: no cover
+    return lib
+
+
+_lib = _bindings()
+
+FAST_RECORDS = _lib is not None
+"""Whether records go through OpenSSL directly (see the module docstring)."""
+
+if _lib is not None:
     from OpenSSL._util import ffi as _ffi
-    from OpenSSL._util import lib as _lib
 
     _SSL_read = _lib.SSL_read
     _SSL_write = _lib.SSL_write
@@ -105,18 +129,11 @@ try:
     _BIO_write = _lib.BIO_write
     _SSL_get_error = _lib.SSL_get_error
     _WANT_READ = _lib.SSL_ERROR_WANT_READ
-    _probe = _SSL.Connection(_SSL.Context(_SSL.TLS_METHOD), None)
-    FAST_RECORDS = all(hasattr(_probe, a) for a in ("_ssl", "_into_ssl", "_from_ssl"))
-    del _probe
-except (ImportError, AttributeError):  # pragma: no cover - older/newer pyOpenSSL
-    FAST_RECORDS = False
-"""Whether records go through OpenSSL directly (see the module docstring)."""
-
-# Reads land here and are copied out at once; the reactor is one thread.
-_BUFFER_SIZE = 1 << 16
-_buffer = _ffi.new("char[]", _BUFFER_SIZE) if FAST_RECORDS else None
-_bytes_of = _ffi.buffer if FAST_RECORDS else None
-_from_buffer = _ffi.from_buffer if FAST_RECORDS else None
+    # Reads land here and are copied out at once; the reactor is one thread.
+    _BUFFER_SIZE = 1 << 16
+    _buffer = _ffi.new("char[]", _BUFFER_SIZE)
+    _bytes_of = _ffi.buffer
+    _from_buffer = _ffi.from_buffer
 # Encrypted records are written to the transport every this many bytes of
 # a big write (four full TLS records).
 _WRITE_CHUNK = 1 << 16
@@ -128,8 +145,8 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
     the module docstring).
     """
 
-    _classes: dict[type, type] = {}
     _ssl: Any = None
+    _send: Callable[[bytes], None]
 
     def makeConnection(self, transport: Any) -> None:
         """
@@ -139,17 +156,10 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
         if _make_connection is None:  # pragma: no cover - see FAST_SETUP
             TLSMemoryBIOProtocol.makeConnection(self, transport)
             return
-        kind = type(transport)
-        cls = FastTLSProtocol._classes.get(kind)
-        if cls is None:
-            cls = type("FastTLSProtocolFor" + kind.__name__, (FastTLSProtocol,), {})
-            classImplements(cls, *providedBy(transport))
-            FastTLSProtocol._classes[kind] = cls
-        self.__class__ = cls
-        if isinstance(transport, tcp.Connection) and "write" not in transport.__dict__:
-            # Encrypted records go straight to the socket when nothing is
-            # buffered (see interceptor.transport.fast.fastwrite).
-            transport.write = writer_for(transport)
+        self.__class__ = _class_for(type(transport), providedBy(transport))
+        # Encrypted records go straight to a TCP socket when nothing is
+        # buffered (see interceptor.transport.fast.fastwrite).
+        self._send = writer_for(transport)
         self._tlsConnection = _make_connection(self.factory, self)
         self._appSendBuffer = []
         Protocol.makeConnection(self, transport)
@@ -214,7 +224,7 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
                 if n > 0:
                     pieces.append(_bytes_of(_buffer, n)[:])
             data = b"".join(pieces)
-        self.transport.write(data)
+        self._send(data)
 
     def _write(self, data: bytes) -> None:
         ssl = self._ssl
@@ -247,6 +257,23 @@ class FastTLSProtocol(TLSMemoryBIOProtocol):
                 flushed = sent
                 self._flushSendBIO()
         self._flushSendBIO()
+
+
+_classes: dict[type, type[FastTLSProtocol]] = {}
+
+
+def _class_for(kind: type, interfaces: Any) -> type[FastTLSProtocol]:
+    """
+    The L{FastTLSProtocol} subclass declaring C{interfaces}, the ones a
+    transport of class C{kind} provides (made once per transport class).
+    """
+    cls = _classes.get(kind)
+    if cls is None:
+        cls = implementer(*interfaces)(
+            type("FastTLSProtocolFor" + kind.__name__, (FastTLSProtocol,), {})
+        )
+        _classes[kind] = cls
+    return cls
 
 
 class FastTLSFactory(TLSMemoryBIOFactory):

@@ -34,7 +34,7 @@ def writes_directly(transport: Any) -> bool:
     open TCP connection with nothing waiting in Twisted's write buffer
     (which they would overtake).
     """
-    return not (
+    return not bool(
         transport._tempDataBuffer
         or len(transport.dataBuffer) > transport.offset
         or transport.TLS
@@ -50,7 +50,7 @@ def writer_for(transport: Any) -> Callable[[bytes], None]:
     through C{transport.write}; C{transport.write} itself when the fast
     paths are off.
     """
-    fallback = transport.write
+    fallback: Callable[[bytes], None] = transport.write
     if not enabled() or not isinstance(transport, tcp.Connection):
         return fallback
     sock = transport.socket
