@@ -94,6 +94,23 @@ class ParseClientHelloTests(unittest.TestCase):
         hello = parse_client_hello(client_hello("xn--bcher-kva.example"))
         self.assertIn(hello.sni, ("xn--bcher-kva.example", "bücher.example"))
 
+    def test_server_names(self):
+        """
+        What real names carry is read (underscores, a trailing dot); what no
+        host name can be is NotTLS: a NUL byte, a space, an empty label, a
+        label over 63 bytes (each swapped into a ClientHello for a name of
+        the same length, so every length field stays right).
+        """
+        for name in ("_dmarc.example", "x" * 63 + ".example", "example.org."):
+            self.assertEqual(parse_client_hello(client_hello(name)).sni, name)
+        template = b"a" * 63 + b"." + b"b" * 10
+        hello = client_hello(template.decode())
+        for bad in (b"a\x00b", b"a b", b"a..b", b"x" * 70 + b".com"):
+            raw = bad.ljust(len(template), b"c")
+            with self.assertRaises(NotTLS) as caught:
+                parse_client_hello(hello.replace(template, raw))
+            self.assertIn("invalid server name", str(caught.exception))
+
     def test_incomplete(self):
         """Every proper prefix of a ClientHello needs more bytes (None)."""
         data = client_hello("example.org", ["http/1.1"])

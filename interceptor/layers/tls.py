@@ -21,6 +21,7 @@ C{allow_hosts}) are passed through untouched.
 from __future__ import annotations
 
 from typing import Any, Optional, cast
+from weakref import WeakKeyDictionary
 
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
 from twisted.internet.protocol import Protocol
@@ -40,6 +41,7 @@ from interceptor.tls.handshake import (
     NotTLS,
     ServerTLS,
     certificate_names,
+    handshake_failure,
     parse_client_hello,
     server_name_for,
 )
@@ -54,6 +56,11 @@ _ALPN_HTTP1 = b"http/1.1"
 # A ClientHello is at most 64 KiB of handshake data plus its record headers.
 _MAX_HELLO_BYTES = (1 << 16) + 4096
 _ALPN_H2 = b"h2"
+
+# Hosts whose clients were told the proxy's certificate is not trusted, per
+# proxy: said once per host (bounded, for a proxy that sees many).
+_untrusted_warned: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
+_MAX_WARNED_HOSTS = 10_000
 
 
 def is_passthrough(options: Any, host: str, port: int, sni: Optional[str]) -> bool:
@@ -92,6 +99,7 @@ class _Decrypted(Protocol):
         """
         The TLS connection ended.
         """
+        self.owner.client_tls_ended(reason)
         inner = self.owner.inner
         if inner is not None:
             inner.connection_lost(reason)
@@ -290,6 +298,33 @@ class TlsLayer:
         tls = self.tls
         assert tls is not None  # (its handshake is what completed)
         client_conn.alpn = tls.negotiatedProtocol
+
+    def client_tls_ended(self, reason: Optional[Failure]) -> None:
+        """
+        The client's TLS connection ended: if its handshake failed, say
+        why, in words a user can act on.
+        """
+        if self.root.client_conn.tls_established or reason is None:
+            return
+        failure = handshake_failure(reason.value)
+        if failure is None:
+            return
+        host = self.inner.sni or self.address[0]
+        if failure.untrusted:
+            warned = _untrusted_warned.setdefault(self.master, set())
+            if host in warned:
+                return
+            if len(warned) < _MAX_WARNED_HOSTS:
+                warned.add(host)
+            _log.warn(
+                "{client}: client TLS handshake failed. The client does not trust the proxy's "
+                "certificate for {host} ({alert}): install the proxy's CA in the client "
+                "(http://interceptor.it/) or pass {host} through (ignore_hosts)",
+                client=self.root.client_conn.address, host=host, alert=failure.alert,
+            )
+            return
+        _log.info("{client}: client TLS handshake failed for {host}: {alert}",
+                  client=self.root.client_conn.address, host=host, alert=failure.alert)
 
     def connection_lost(self, reason: object) -> None:
         """

@@ -13,6 +13,7 @@ connection creators for both sides, and upstream certificate checks.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Callable, Optional, Sequence
 
 from cryptography import x509
@@ -115,6 +116,23 @@ def parse_client_hello(data: bytes) -> Optional[ClientHello]:
                 return _parse_hello_body(bytes(handshake[4:needed]))
 
 
+# A DNS host name as RFC 6066 sends it: ASCII labels of letters, digits,
+# hyphens (and underscores, which real names carry), 1-63 bytes each.
+_HOST_NAME = re.compile(rb"(?!.{254})[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?\Z", re.S)
+
+
+def _server_name(raw: bytes) -> str:
+    """
+    The host name of a server_name extension, IDNA-decoded.
+
+    @raise NotTLS: It is not a host name (a NUL byte, a space, an empty or
+        over-long label...): nothing the proxy could ask a server for.
+    """
+    if not _HOST_NAME.match(raw):
+        raise NotTLS(f"invalid server name {raw[:80]!r}")
+    return raw.decode("idna")
+
+
 def _parse_hello_body(body: bytes) -> ClientHello:
     try:
         pos = 2 + 32  # version, random
@@ -134,7 +152,7 @@ def _parse_hello_body(body: bytes) -> ClientHello:
             pos += 4 + ext_len
             if ext_type == 0x0000 and len(ext) >= 5 and ext[2] == 0:
                 name_len = int.from_bytes(ext[3:5], "big")
-                sni = ext[5 : 5 + name_len].decode("idna")
+                sni = _server_name(ext[5 : 5 + name_len])
             elif ext_type == 0x0010 and len(ext) >= 2:
                 i = 2
                 while i < len(ext):
@@ -155,6 +173,40 @@ def server_name_for(host: str) -> Optional[str]:
 
 
 # -- the client-facing side ---------------------------------------------------
+
+# Alerts a client sends when it does not accept the certificate it got.
+_UNTRUSTED_ALERTS = ("unknown ca", "bad certificate", "certificate unknown",
+                     "unsupported certificate", "certificate expired")
+
+
+class HandshakeFailure:
+    """
+    Why a client's TLS handshake with the proxy failed.
+
+    @ivar alert: OpenSSL's words for it (e.g. C{"tlsv1 alert unknown ca"}).
+    @ivar untrusted: Whether the client refused the proxy's certificate.
+    """
+
+    __slots__ = ("alert", "untrusted")
+
+    def __init__(self, alert: str) -> None:
+        self.alert = alert
+        self.untrusted = any(words in alert for words in _UNTRUSTED_ALERTS)
+
+
+def handshake_failure(error: object) -> Optional[HandshakeFailure]:
+    """
+    The L{HandshakeFailure} an C{SSL.Error} from a client's handshake
+    describes; None for any other error (the client just went away).
+    """
+    if not isinstance(error, SSL.Error) or not error.args:
+        return None
+    reasons = [
+        str(entry[2]) for entry in error.args[0]
+        if isinstance(entry, tuple) and len(entry) == 3 and entry[2]
+    ] if isinstance(error.args[0], list) else [str(error.args[0])]
+    return HandshakeFailure("; ".join(reasons) or "unknown error")
+
 
 
 @implementer(IOpenSSLServerConnectionCreator)

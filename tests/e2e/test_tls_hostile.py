@@ -1,0 +1,134 @@
+# -*- test-case-name: tests.e2e.test_tls_hostile -*-
+"""
+End-to-end tests of TLS input the proxy must refuse cleanly, and of what it
+says when a client refuses the proxy: a ClientHello whose server name
+cannot be one (a NUL byte, a space), and a client that
+does not trust the proxy's certificate.  Each gets one log line and a
+closed connection: no traceback, no socket left open.
+"""
+
+from __future__ import annotations
+
+import ssl
+import socket
+
+from twisted.logger import globalLogPublisher
+from twisted.trial import unittest
+
+from addons.tlsconfig import TlsConfig
+from interceptor.testing import start_proxy
+from tests.e2e.peers import RawClient
+from tests.e2e.tlspeers import HttpsServer, TestCA, in_thread
+from tests.test_tls import client_hello
+
+
+class LogLines:
+    """
+    The proxy's log lines (formatted) while a test runs.
+    """
+
+    def __init__(self, testcase: unittest.TestCase) -> None:
+        self.lines: list[str] = []
+        globalLogPublisher.addObserver(self._observe)
+        testcase.addCleanup(globalLogPublisher.removeObserver, self._observe)
+
+    def _observe(self, event: dict) -> None:
+        from twisted.logger import formatEvent
+
+        self.lines.append(formatEvent(event))
+
+    def matching(self, text: str) -> list[str]:
+        return [line for line in self.lines if text in line]
+
+
+class HostileTlsTestCase(unittest.TestCase):
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.ca = TestCA.shared()
+        self.confdir = self.mktemp()
+        self.log = LogLines(self)
+
+    async def proxy(self, **options):
+        options.setdefault("confdir", self.confdir)
+        options.setdefault("ssl_verify_upstream_trusted_ca", self.ca.cert_path(self))
+        options.setdefault("read_timeout", 3.0)
+        return await start_proxy(self, TlsConfig(), **options)
+
+    async def tunnel(self, proxy, server) -> RawClient:
+        """
+        A raw client with a CONNECT tunnel to C{server} open.
+        """
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\n\r\n"
+                    % (server.port, server.port))
+        await client.wait_for(lambda d: b"\r\n\r\n" in d, 5)
+        self.assertTrue(bytes(client.received).startswith(b"HTTP/1.1 200"))
+        client.received.clear()
+        return client
+
+
+class BadServerNameTests(HostileTlsTestCase):
+    """
+    A ClientHello whose SNI is no host name is refused at once.
+    """
+
+    async def assert_refused(self, hello: bytes) -> None:
+        proxy = await self.proxy()
+        server = await HttpsServer.start(self, self.ca)
+        client = await self.tunnel(proxy, server)
+        client.send(hello)
+        await client.wait_closed(2)
+        self.assertTrue(client.closed, "the proxy left the connection open")
+        [line] = self.log.matching("invalid server name")
+        self.assertIn("closing", line)
+        self.assertEqual(server.requests, [])
+
+    async def test_nul_byte(self):
+        """
+        A NUL byte in the SNI (pyOpenSSL refused to copy it upstream: an
+        unhandled TypeError, and the client's socket stayed in CLOSE-WAIT).
+        """
+        name = b"aaaa.example"
+        hello = client_hello(name.decode())
+        await self.assert_refused(hello.replace(name, b"a\x00aa.example"))
+
+    async def test_space(self):
+        """
+        A space in the SNI (no host name has one).
+        """
+        name = b"aaaa.example"
+        hello = client_hello(name.decode())
+        await self.assert_refused(hello.replace(name, b"a aa.example"))
+
+
+class UntrustedProxyTests(HostileTlsTestCase):
+    """
+    A client that rejects the proxy's certificate: the most common first
+    mistake, said once per host.
+    """
+
+    async def test_unknown_ca_logged_once_per_host(self):
+        proxy = await self.proxy()
+        server = await HttpsServer.start(self, self.ca)
+
+        def handshake() -> str:
+            # A client trusting only the system store (not the proxy's CA).
+            context = ssl.create_default_context(cafile=self.ca.cert_path(self))
+            with socket.create_connection(("127.0.0.1", proxy.port_number), timeout=5) as raw:
+                raw.sendall(b"CONNECT localhost:%d HTTP/1.1\r\n\r\n" % server.port)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += raw.recv(1024)
+                try:
+                    with context.wrap_socket(raw, server_hostname="localhost"):
+                        return "trusted"
+                except ssl.SSLCertVerificationError as e:
+                    return e.verify_message
+
+        for _ in range(2):
+            self.assertIn("unable to get local issuer certificate", await in_thread(handshake))
+        lines = self.log.matching("does not trust the proxy's certificate")
+        self.assertEqual(len(lines), 1, self.log.lines)
+        self.assertIn("localhost", lines[0])
+        self.assertIn("unknown ca", lines[0])
