@@ -47,7 +47,10 @@ def request_from_h2(
     authority = pseudo.get(b":authority", b"").decode("utf-8", "surrogateescape")
     path = pseudo.get(b":path", b"/").decode("utf-8", "surrogateescape")
     if target is not None:
-        _, host, port = target
+        # The connection decides where the request goes and how: a request
+        # that came through a TLS tunnel goes on over TLS, whatever its
+        # :scheme says (an addon may still change flow.request.scheme).
+        scheme, host, port = target
     else:
         host, _, port_text = authority.rpartition(":")
         if not host or not port_text.isdigit():
