@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import time
 import zlib
+from http import HTTPStatus
 
 import brotli
 import zstandard
@@ -1205,6 +1206,21 @@ class RequestMakeTests(SynchronousTestCase):
 
 class ResponseMakeTests(SynchronousTestCase):
     """Response.make."""
+
+    def test_status_code_checked(self):
+        """
+        A status that is no integer from 100 to 999 (an addon's
+        ``Response.make("abc")``) is a ValueError saying so, at once.
+        """
+        for bad in ("abc", "200", 200.0, True, None, 99, 1000, -1):
+            with self.assertRaises(ValueError) as caught:
+                Response.make(bad)  # type: ignore[arg-type]
+            self.assertIn("integer from 100 to 999", str(caught.exception))
+        self.assertEqual(Response.make(999).status_code, 999)
+        self.assertEqual(Response.make(100).status_code, 100)
+        made = Response.make(HTTPStatus.NOT_FOUND)
+        self.assertEqual((made.status_code, type(made.status_code), made.reason),
+                         (404, int, "Not Found"))
 
     def test_defaults(self) -> None:
         """make() gives 200 OK, HTTP/1.1, empty body with Content-Length 0 and timestamps."""

@@ -61,7 +61,18 @@ class Response(Message):
         content-encoded if a Content-Encoding header is given.  Content-Length
         is always set to the body length (unless Transfer-Encoding is given);
         both timestamps are set to now.
+
+        :raises ValueError: ``status_code`` is not an integer from 100 to 999.
         """
+        if (
+            not isinstance(status_code, int)
+            or isinstance(status_code, bool)
+            or not 100 <= status_code <= 999
+        ):
+            raise ValueError(
+                f"a response's status code is an integer from 100 to 999, not {status_code!r}"
+            )
+        status_code = int(status_code)  # (an HTTPStatus is written as its number)
         t = time.time()
         resp = cls(
             "HTTP/1.1", status_code, _reason_phrase(status_code), _make_headers(headers), b"", t, t

@@ -27,6 +27,11 @@ from interceptor.transport.fast import enabled
 
 __all__ = ["writer_for", "writes_directly"]
 
+# Bigger writes go through Twisted at once: the kernel takes a few hundred
+# KiB of them, and handing Twisted the rest would copy the rest (a 1 GiB
+# buffered body cost a second GiB); Twisted sends from its buffer by offset.
+_DIRECT_MAX = 1 << 20
+
 
 def writes_directly(transport: Any) -> bool:
     """
@@ -56,7 +61,7 @@ def writer_for(transport: Any) -> Callable[[bytes], None]:
     sock = transport.socket
 
     def write(data: bytes) -> None:
-        if not writes_directly(transport):
+        if len(data) > _DIRECT_MAX or not writes_directly(transport):
             fallback(data)
             return
         try:
