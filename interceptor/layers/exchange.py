@@ -40,7 +40,7 @@ from interceptor.core.options import parse_size
 from interceptor.layers.exchange_client import CLIENT_GONE, ClientReads, HoldUntilTaken
 from interceptor.layers.exchange_states import RequestState, ResponseState, wants_streaming
 from interceptor.layers.http1_framing import _BULK_THRESHOLD, _content_length, transformed
-from interceptor.layers.websocket import is_websocket_upgrade, supported_offers
+from interceptor.layers.websocket_handshake import is_websocket_upgrade, supported_offers
 
 if TYPE_CHECKING:
     from interceptor.core.master import Master
