@@ -19,25 +19,28 @@ two framings that carry it and answers with neutral commands:
 Each side is described by an interface in L{interceptor.layers.contracts}
 (L{IClientSide}, L{IServerSide}).  Each rule exists here once, so HTTP/1 and
 HTTP/2 on either side behave the same.
+
+Its states are L{interceptor.layers.exchange_states}; what it uses of its
+client side, and in its place once over, L{interceptor.layers.exchange_client}.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from interceptor.model.flow import Error, HTTPFlow
-from interceptor.model.http import Message, Request, Response
+from interceptor.model.http import Response
 from interceptor.layers.contracts import IClientSide, IServerSide
 from interceptor.core.options import parse_size
+from interceptor.layers.exchange_client import CLIENT_GONE, ClientReads, HoldUntilTaken
+from interceptor.layers.exchange_states import RequestState, ResponseState, wants_streaming
 from interceptor.layers.http1_framing import _BULK_THRESHOLD, _content_length, transformed
-from interceptor.layers.websocket import is_websocket_upgrade, supported_offers
+from interceptor.layers.websocket_handshake import is_websocket_upgrade, supported_offers
 
 if TYPE_CHECKING:
     from interceptor.core.master import Master
@@ -45,110 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["HttpExchange", "RequestState", "ResponseState", "wants_streaming"]
 
 _log = Logger(namespace="interceptor.http")
-
-
-def wants_streaming(message: Message, length: Optional[int], limit: Optional[int]) -> bool:
-    """
-    Whether C{message}'s body is streamed: an addon set C{message.stream},
-    or its announced C{length} is over C{stream_large_bodies} (C{limit}).
-    Marks the message as streamed when the size decided it.
-    """
-    if message.stream:
-        return True
-    if limit is not None and length is not None and length > limit:
-        message.stream = True
-        return True
-    return False
-
-
-class RequestState(enum.Enum):
-    """
-    Where the request side of an exchange is.
-    """
-
-    HEADERS = "headers"
-    """The C{websocket_handshake}/C{requestheaders} hooks run."""
-    READING = "reading"
-    """The body is read into memory until it is complete."""
-    HOOKS = "hooks"
-    """The C{request} hooks run on the whole request."""
-    CONNECTING = "connecting"
-    """Waiting for a server connection (the body waits too when streamed)."""
-    STREAMING = "streaming"
-    """The body goes to the server as it arrives."""
-    SENT = "sent"
-    """The whole request was handed to the server."""
-    ANSWERED = "answered"
-    """Answered without the server: an addon's response, or an error."""
-
-
-class ResponseState(enum.Enum):
-    """
-    Where the response side of an exchange is.
-    """
-
-    WAITING = "waiting"
-    """No response yet."""
-    HEADERS = "headers"
-    """The C{responseheaders} hooks run (the server's body waits)."""
-    READING = "reading"
-    """The body is read into memory until it is complete."""
-    STREAMING = "streaming"
-    """The body goes to the client as it arrives."""
-    HOOKS = "hooks"
-    """The C{response} hooks run on the whole response."""
-    COMPLETE = "complete"
-    """A streamed response went out whole; its C{response} hooks run."""
-    DONE = "done"
-    """The exchange is over: answered, failed or killed."""
-
-
-class _HoldUntilTaken:
-    """
-    The acknowledgement of a piece of request body from a client without
-    flow control of its own (HTTP/1): if the server does not take the piece
-    at once (an HTTP/2 window), the client's reads are held until it does.
-    """
-
-    __slots__ = ("client", "taken", "holding")
-
-    def __init__(self, client: IClientSide) -> None:
-        self.client = client
-        self.taken = False
-        self.holding = False
-
-    def __call__(self) -> None:
-        self.taken = True
-        if self.holding:
-            self.holding = False
-            self.client.release_reads()
-
-    def sent(self) -> None:
-        """
-        The piece was handed to the server side: hold the client if it
-        waits there.
-        """
-        if not self.taken:
-            self.holding = True
-            self.client.hold_reads()
-
-
-class _ClientReads:
-    """
-    The client's reads as a hold/release pair (what C{_trigger} holds
-    while hooks take time).
-    """
-
-    __slots__ = ("client",)
-
-    def __init__(self, client: IClientSide) -> None:
-        self.client = client
-
-    def hold(self) -> None:
-        self.client.hold_reads()
-
-    def release(self) -> None:
-        self.client.release_reads()
 
 
 _CLIENT = object()
@@ -224,7 +123,7 @@ class HttpExchange:
             return
         if hold is _CLIENT:
             # (Made only when a hook takes time: most exchanges never hold.)
-            hold = _ClientReads(self.client)
+            hold = ClientReads(self.client)
         if hold is not None:
             hold.hold()
         running = self._running
@@ -404,7 +303,7 @@ class HttpExchange:
         if ack is not None:
             server.send_request_data(data, ack)
             return
-        hold = _HoldUntilTaken(self.client)
+        hold = HoldUntilTaken(self.client)
         server.send_request_data(data, hold)
         hold.sent()
 
@@ -676,14 +575,14 @@ class HttpExchange:
         of the client side: the two refer to each other, and that cycle
         per request was left for the garbage collector (twice the
         collections, ~3 % of the proxy's CPU on HTTP/2).  Whatever still
-        reaches the exchange finds L{_CLIENT_GONE}, which does nothing.
+        reaches the exchange finds L{CLIENT_GONE}, which does nothing.
         """
         if (
             self.response_state is _DONE
             and self.request_state is not RequestState.STREAMING
             and not self._running
         ):
-            self.client = _CLIENT_GONE
+            self.client = CLIENT_GONE
 
     def _response(self) -> Response:
         # The response the exchange is at: the server's (set with its head)
@@ -775,66 +674,3 @@ class HttpExchange:
 
 _DONE = ResponseState.DONE
 _ENDED = frozenset((ResponseState.COMPLETE, ResponseState.DONE))
-
-
-def _nothing() -> None:
-    pass
-
-
-@implementer(IClientSide)
-class _ClientGone:
-    """
-    The client side of an exchange that is over both ways: nothing is
-    sent to the client any more, so every command does nothing.
-    """
-
-    can_upgrade = False
-    chunked_ok = True
-    direct_transport = None
-    in_turn = True
-
-    def connect(self, request: Request) -> Deferred[Optional[IServerSide]]:
-        return succeed(None)
-
-    def hold_reads(self) -> None:
-        pass
-
-    def release_reads(self) -> None:
-        pass
-
-    def send_continue(self) -> None:
-        pass
-
-    def send_response_head(self, response: Response) -> bool:
-        return False
-
-    def send_response_data(self, data: bytes, ack: Optional[Callable[[], None]]) -> None:
-        if ack is not None:
-            ack()
-
-    def end_response(self, response: Response) -> None:
-        pass
-
-    def send_response(self, response: Response, early: bool) -> None:
-        pass
-
-    def send_error(self, status: int, reason: str, detail: str, started: bool) -> None:
-        pass
-
-    def abandon(self) -> None:
-        pass
-
-    def kill(self) -> None:
-        pass
-
-    def switch_protocols(self, server: IServerSide, after: list[bytes]) -> None:
-        pass
-
-    def finished(self) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-
-_CLIENT_GONE = _ClientGone()

@@ -7,7 +7,8 @@ configured with a proxy send them) with httptools, runs each as an
 L{interceptor.layers.exchange.HttpExchange} whose client side is an
 L{Http1ClientSide} (pipelined requests are answered in order), and keeps
 one server connection per client connection for reuse across keep-alive
-requests to the same server.
+requests to the same server.  A request head becomes a L{Request} in
+L{interceptor.layers.http1_request}.
 
 Per request the stream fires, in order: C{requestheaders} (before the body
 is read), C{request}, C{serverconnect} when a new upstream connection is
@@ -35,7 +36,7 @@ from zope.interface import implementer
 from interceptor.model.connection import ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.flow import HTTPFlow
-from interceptor.model.http import Headers, Request, Response, default_port
+from interceptor.model.http import Headers, Request, Response
 from interceptor.layers.http1_framing import (
     _HOP_BY_HOP_REQUEST,
     _failed,
@@ -46,9 +47,9 @@ from interceptor.layers.http1_framing import (
 )
 from interceptor.layers.contracts import IEagerLayer, IServerConnection, IServerOwner
 from interceptor.layers.http1_client import Http1ClientSide
+from interceptor.layers.http1_request import BadRequest, HeadersTooLarge, make_request
 from interceptor.layers.http1_server import Http1ServerConnection, UpstreamProtocol
 from interceptor.layers.http2_server import switch_to_h2
-from interceptor.transport.modes import proxy_authorization
 from interceptor.tls.handshake import server_name_for
 from interceptor.transport.watchdog import Watchdog
 
@@ -68,27 +69,6 @@ __all__ = [
 _log = Logger(namespace="interceptor.http1")
 
 _ROOT_TRANSPORT = object()
-
-
-class BadRequest(Exception):
-    """
-    Raised from a parser callback: the request cannot be served.
-
-    @ivar status: The status code to answer with.
-    @ivar reason: Its reason phrase.
-    """
-
-    status = 400
-    reason = "Bad Request"
-
-
-class HeadersTooLarge(BadRequest):
-    """
-    The request head is larger than the option C{max_header_size}.
-    """
-
-    status = 431
-    reason = "Request Header Fields Too Large"
 
 
 @implementer(IEagerLayer, IServerOwner)
@@ -288,7 +268,8 @@ class Http1Layer:
         self._in_head = False
         parser = self.parser
         method = parser.get_method().decode("ascii", "replace")
-        request = self._make_request(method, parser.get_http_version())
+        request = make_request(method, parser.get_http_version(), self._url, self._fields,
+                               self.target, self.root.mode, self.options)
         if request is None:
             return
         flow = HTTPFlow(self.client_conn, None, request)
@@ -301,87 +282,6 @@ class Http1Layer:
             # Pipelined: answer in order, and read no further meanwhile.
             side.holding_client = True
             self.gate.hold()
-
-    def _make_request(self, method: str, version: str) -> Optional[Request]:
-        url = self._url
-        if method == "CONNECT":
-            return None
-        if version not in ("1.1", "1.0"):
-            raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
-        target = self.target
-        if target is not None and url.startswith((b"/", b"*")):
-            return self._origin_form_request(target, method, version, url)
-        mode = self.root.mode
-        absolute = url[:8].lower().startswith((b"http://", b"https://"))
-        if target is not None and mode is not None and mode.kind == "reverse" and absolute:
-            # Reverse mode: the proxy is the target server, whatever the URL names.
-            origin_path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
-            return self._origin_form_request(target, method, version, origin_path)
-        if not absolute:
-            raise BadRequest(
-                "regular proxy mode expects absolute-form requests "
-                f"(e.g. GET http://example.org/ HTTP/1.1), not {url[:200]!r}"
-            )
-        try:
-            parsed = httptools.parse_url(url)
-        except httptools.HttpParserInvalidURLError:
-            raise BadRequest(f"invalid request URL {url[:200]!r}") from None
-        scheme = parsed.schema.decode("ascii").lower()
-        raw_host = parsed.host or b""
-        if raw_host.isascii() and b"xn--" not in raw_host:
-            host = raw_host.decode("ascii")
-        else:
-            host = raw_host.decode("idna")
-        if not host:
-            raise BadRequest(f"no host in request URL {url[:200]!r}")
-        port = parsed.port or default_port(scheme)
-        if port is None:
-            # (Not reached: an absolute-form URL here is http or https.)
-            raise BadRequest(f"unsupported scheme in request URL {url[:200]!r}")
-        path = (parsed.path or b"/").decode("utf-8", "surrogateescape")
-        if parsed.query:
-            path += "?" + parsed.query.decode("utf-8", "surrogateescape")
-        authority = url[len(parsed.schema) + 3 :].split(b"/", 1)[0].split(b"?", 1)[0]
-        now = time.time()
-        if mode is not None and mode.kind == "upstream" and scheme == "http":
-            auth = proxy_authorization(self.options.upstream_auth)
-            if auth is not None:
-                self._fields = [f for f in self._fields if f[0].lower() != b"proxy-authorization"]
-                self._fields.append((b"Proxy-Authorization", auth))
-        request = Request(
-            method,
-            scheme,
-            host,
-            port,
-            path,
-            "HTTP/" + version,
-            Headers(self._fields),
-            None,
-            authority=authority.decode("utf-8", "surrogateescape"),
-            timestamp_start=now,
-        )
-        return request
-
-    def _origin_form_request(
-        self, target: tuple[str, str, int], method: str, version: str, url: bytes
-    ) -> Request:
-        scheme, host, port = target
-        mode = self.root.mode
-        if mode is not None and mode.kind == "reverse" and not self.options.keep_host_header:
-            fields = [f for f in self._fields if f[0].lower() != b"host"]
-            fields.insert(0, (b"Host", mode.authority.encode("idna")))
-            self._fields = fields
-        return Request(
-            method,
-            scheme,
-            host,
-            port,
-            url.decode("utf-8", "surrogateescape"),
-            "HTTP/" + version,
-            Headers(self._fields),
-            None,
-            timestamp_start=time.time(),
-        )
 
     def on_body(self, data: bytes) -> None:
         """

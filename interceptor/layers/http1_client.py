@@ -27,7 +27,8 @@ from interceptor.layers.http1_framing import (
     _write_message,
     error_response,
 )
-from interceptor.layers.websocket import WebSocketLayer, is_websocket_upgrade
+from interceptor.layers.websocket import WebSocketLayer
+from interceptor.layers.websocket_handshake import is_websocket_upgrade
 from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import Request, Response
 

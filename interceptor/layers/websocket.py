@@ -27,6 +27,9 @@ direction only (the sender's reads pause through its L{ReadGate}); the
 other direction keeps flowing.  Backpressure is the HTTP layer's: each
 side's read gate stays registered as the producer of the other side's
 transport.
+
+The handshake's helpers are L{interceptor.layers.websocket_handshake}; each
+peer's state, and what goes over its wire, L{interceptor.layers.websocket_sides}.
 """
 
 from __future__ import annotations
@@ -35,13 +38,12 @@ import os
 import time
 from collections import deque
 from functools import partial
-from typing import Any, Callable, Optional, Union, cast
+from typing import Any, Optional, cast
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason, Opcode
 from wsproto.utilities import LocalProtocolError
 
@@ -49,6 +51,18 @@ from interceptor.model.flow import Error
 from interceptor.core.options import parse_size
 from interceptor.model.websocket import WebSocketData, WebSocketMessage
 from interceptor.model.wsframes import BIG, FrameSplitter, apply_mask, frame_header
+from interceptor.layers.websocket_handshake import (
+    is_websocket_upgrade,
+    negotiated_extensions,
+    supported_offers,
+)
+from interceptor.layers.websocket_sides import (
+    Side,
+    UpstreamSink,
+    split_by_sizes,
+    wire_size,
+    write_batched,
+)
 
 __all__ = ["WebSocketLayer", "is_websocket_upgrade", "negotiated_extensions", "supported_offers"]
 
@@ -60,126 +74,6 @@ _CLOSED = ConnectionState.CLOSED
 _TEXT = Opcode.TEXT
 _GOING_AWAY = int(CloseReason.GOING_AWAY)
 _NO_STATUS = int(CloseReason.NO_STATUS_RCVD)
-
-
-def is_websocket_upgrade(headers: Any) -> bool:
-    """
-    Whether request or response C{headers} ask for (or accept) an upgrade
-    to WebSocket.
-    """
-    value = headers.get(b"upgrade")
-    return value is not None and b"websocket" in value.lower()
-
-
-def supported_offers(value: str) -> Optional[str]:
-    """
-    Keep only the C{permessage-deflate} offers of a client's
-    C{Sec-WebSocket-Extensions} value: the proxy cannot relay frames of an
-    extension it does not know.
-
-    @return: The filtered value, or None when nothing is left.
-    """
-    kept = [
-        offer.strip()
-        for offer in value.split(",")
-        if offer.split(";", 1)[0].strip().lower() == PerMessageDeflate.name
-    ]
-    return ", ".join(kept) or None
-
-
-def negotiated_extensions(value: Optional[str]) -> list[Extension]:
-    """
-    The wsproto extensions for one side, from the server's
-    C{Sec-WebSocket-Extensions} answer (a fresh object per call: each side
-    keeps its own compression state).
-    """
-    if not value:
-        return []
-    for accepted in value.split(","):
-        if accepted.split(";", 1)[0].strip().lower() == PerMessageDeflate.name:
-            extension = PerMessageDeflate()
-            try:
-                extension.finalize(accepted.strip())
-            except (ValueError, IndexError):
-                _log.info("Ignoring malformed permessage-deflate parameters {value!r}",
-                          value=accepted)
-                return []
-            return [extension]
-    return []
-
-
-def _split(data: Any, sizes: list[int]) -> list[Any]:
-    """
-    Cut C{data} into pieces of C{sizes} (the last piece takes any rest).
-    """
-    pieces, start = [], 0
-    for size in sizes[:-1]:
-        pieces.append(data[start : start + size])
-        start += size
-    pieces.append(data[start:])
-    return pieces
-
-
-
-def _wire_size(data: Any) -> int:
-    # A message's size in bytes: text counts as its UTF-8 encoding.
-    if isinstance(data, str) and not data.isascii():
-        return len(data.encode("utf-8"))
-    return len(data)
-
-class _Side:
-    """
-    One peer of the relay: its wsproto connection, its transport, and the
-    messages from it still on their way.
-    """
-
-    __slots__ = (
-        "from_client", "name", "conn", "transport", "write", "gate", "peer", "out",
-        "queue", "busy", "held", "chunks", "message_size", "frames", "frame_size", "lost", "closing",
-        "tcp_closed", "timer", "early", "splitter",
-    )
-
-    def __init__(self, from_client: bool, conn: Connection, transport: Any,
-                 write: Callable[[bytes], None], gate: Any) -> None:
-        self.from_client = from_client
-        self.name = "client" if from_client else "server"
-        self.conn = conn
-        self.transport = transport
-        self.write = write
-        self.gate = gate
-        self.peer: Any = None
-        # Bytes to send to this side, written once per batch of events.
-        self.out: list[bytes] = []
-        # Messages and control frames from this side waiting behind a hook.
-        self.queue: deque[Union[WebSocketMessage, Event]] = deque()
-        self.busy = False
-        self.held = False
-        # The message being reassembled.
-        self.chunks: list[Any] = []
-        self.message_size = 0
-        self.frames: list[int] = []
-        self.frame_size = 0
-        self.lost = False
-        self.closing = False
-        self.tcp_closed = False
-        self.timer: Any = None
-        self.early: Optional[list[bytes]] = []
-        # Without extensions, big whole frames skip wsproto (see
-        # interceptor.model.wsframes): this cuts the side's bytes into frames.
-        self.splitter: Optional[FrameSplitter] = None
-
-
-class _UpstreamSink:
-    """
-    What L{interceptor.layers.http1.UpstreamProtocol.relay_to} relays the
-    upstream's bytes and its end to.
-    """
-
-    __slots__ = ("write", "loseConnection")
-
-    def __init__(self, layer: "WebSocketLayer") -> None:
-        self.write = layer.server_data_received
-        self.loseConnection = layer.server_connection_lost
 
 
 class WebSocketLayer:
@@ -204,14 +98,14 @@ class WebSocketLayer:
         flow.websocket = data
         self.data = data
         client_extensions = negotiated_extensions(accepted)
-        self.client = _Side(
+        self.client = Side(
             True,
             Connection(ConnectionType.SERVER, client_extensions),
             http_layer.transport,
             http_layer.write,
             http_layer.gate,
         )
-        self.server = _Side(
+        self.server = Side(
             False,
             Connection(ConnectionType.CLIENT, negotiated_extensions(accepted)),
             upstream.transport,
@@ -229,7 +123,7 @@ class WebSocketLayer:
                 )
         self.finished = False
         self.started = False
-        self.upstream_sink = _UpstreamSink(self)
+        self.upstream_sink = UpstreamSink(self.server_data_received, self.server_connection_lost)
         self.close_timeout = float(self.master.options.read_timeout)
         self.history_limit = parse_size(self.master.options.websocket_history_size)
         self.kept_bytes = 0
@@ -293,7 +187,7 @@ class WebSocketLayer:
         """
         self._received(self.server, data)
 
-    def _received(self, side: _Side, data: bytes) -> None:
+    def _received(self, side: Side, data: bytes) -> None:
         if side.early is not None:
             side.early.append(data)
             return
@@ -303,7 +197,7 @@ class WebSocketLayer:
             self._feed(side, data)
         self._flush()
 
-    def _feed(self, side: _Side, data: bytes) -> None:
+    def _feed(self, side: Side, data: bytes) -> None:
         """
         Parse bytes from C{side} with its wsproto connection and relay what
         they hold.
@@ -320,13 +214,13 @@ class WebSocketLayer:
                 message = cast("Message[Any]", event)
                 if message.frame_finished and message.message_finished and not side.chunks:
                     # A whole message in one frame: the common case.
-                    if self._too_big(side, _wire_size(message.data)):
+                    if self._too_big(side, wire_size(message.data)):
                         break
                     self._message(side, kind is TextMessage, message.data, None)
                     continue
                 side.chunks.append(message.data)
                 side.frame_size += len(message.data)
-                side.message_size += _wire_size(message.data)
+                side.message_size += wire_size(message.data)
                 if self._too_big(side, side.message_size):
                     break
                 if message.frame_finished:
@@ -347,7 +241,7 @@ class WebSocketLayer:
             else:
                 self._submit(side, event)
 
-    def _too_big(self, side: _Side, size: int) -> bool:
+    def _too_big(self, side: Side, size: int) -> bool:
         """
         Whether a message of C{size} so far is over C{body_size_limit}; if
         so its sender gets Close 1009 and the flow fails.
@@ -358,7 +252,7 @@ class WebSocketLayer:
             code=1009, reason=f"message larger than body_size_limit ({self.message_limit} bytes)"))
         return True
 
-    def _take_big(self, side: _Side, length: int) -> bool:
+    def _take_big(self, side: Side, length: int) -> bool:
         """
         Whether a big whole frame of C{length} bytes from C{side} may skip
         wsproto: only while the connection is open and the message is within
@@ -369,7 +263,7 @@ class WebSocketLayer:
     def _within_limit(self, size: int) -> bool:
         return self.message_limit is None or size <= self.message_limit
 
-    def _big_frame(self, side: _Side, opcode: int, frame: bytes, header_length: int,
+    def _big_frame(self, side: Side, opcode: int, frame: bytes, header_length: int,
                    key: Optional[bytes]) -> None:
         """
         A big whole message from C{side}, kept as its frame.
@@ -386,7 +280,7 @@ class WebSocketLayer:
                 return
         self._submit(side, message)
 
-    def _message(self, side: _Side, is_text: bool, payload: Any, frames: Optional[list[int]]) -> None:
+    def _message(self, side: Side, is_text: bool, payload: Any, frames: Optional[list[int]]) -> None:
         if self.finished:
             return
         if is_text:
@@ -400,7 +294,7 @@ class WebSocketLayer:
 
     # -- in order, one direction at a time --------------------------------
 
-    def _submit(self, side: _Side, item: Any) -> None:
+    def _submit(self, side: Side, item: Any) -> None:
         if side.busy or side.queue:
             side.queue.append(item)
             return
@@ -408,12 +302,12 @@ class WebSocketLayer:
         if side.queue:
             self._drain(side)
 
-    def _drain(self, side: _Side) -> None:
+    def _drain(self, side: Side) -> None:
         queue = side.queue
         while queue and not side.busy and not self.finished:
             self._process(side, queue.popleft())
 
-    def _process(self, side: _Side, item: Any) -> None:
+    def _process(self, side: Side, item: Any) -> None:
         if self.finished and item.__class__ is not CloseConnection:
             return
         if item.__class__ is not WebSocketMessage:
@@ -449,7 +343,7 @@ class WebSocketLayer:
         while self.kept_bytes > limit and len(messages) > 1:
             self.kept_bytes -= messages.pop(0)._size()
 
-    def _hooked(self, _: Any, side: _Side, message: WebSocketMessage) -> None:
+    def _hooked(self, _: Any, side: Side, message: WebSocketMessage) -> None:
         side.busy = False
         self._release(side)
         if self.finished:
@@ -461,19 +355,19 @@ class WebSocketLayer:
         self._drain(side)
         self._flush()
 
-    def _hold(self, side: _Side) -> None:
+    def _hold(self, side: Side) -> None:
         if not side.held and not side.lost:
             side.held = True
             side.gate.hold()
 
-    def _release(self, side: _Side) -> None:
+    def _release(self, side: Side) -> None:
         if side.held:
             side.held = False
             side.gate.release()
 
     # -- bytes out --------------------------------------------------------
 
-    def _forward(self, side: _Side, message: WebSocketMessage) -> None:
+    def _forward(self, side: Side, message: WebSocketMessage) -> None:
         """
         Send a message to the other side (unless it was killed, or that
         side is closing and takes no more messages).
@@ -519,7 +413,7 @@ class WebSocketLayer:
         if frames is None:
             peer.out.append(conn.send(event(data=payload)))
             return
-        pieces = _split(payload, frames)
+        pieces = split_by_sizes(payload, frames)
         last = len(pieces) - 1
         for i, piece in enumerate(pieces):
             peer.out.append(conn.send(event(data=piece, message_finished=i == last)))
@@ -529,33 +423,12 @@ class WebSocketLayer:
             out = side.out
             if out:
                 if not side.lost:
-                    self._write_out(side.write, out)
+                    write_batched(side.write, out)
                 out.clear()
             if side.closing and not side.tcp_closed:
                 self._close_transport(side)
 
-    @staticmethod
-    def _write_out(write: Callable[[bytes], None], out: list[bytes]) -> None:
-        """
-        Write C{out} with as few calls as possible, big pieces as they are
-        (not copied into one string).
-        """
-        if len(out) == 1:
-            write(out[0])
-            return
-        small: list[bytes] = []
-        for piece in out:
-            if len(piece) >= BIG:
-                if small:
-                    write(b"".join(small))
-                    small = []
-                write(piece)
-            else:
-                small.append(piece)
-        if small:
-            write(b"".join(small))
-
-    def _close_transport(self, side: _Side) -> None:
+    def _close_transport(self, side: Side) -> None:
         side.tcp_closed = True
         self._cancel_timer(side)
         if side.lost:
@@ -568,7 +441,7 @@ class WebSocketLayer:
 
     # -- control frames ---------------------------------------------------
 
-    def _control(self, side: _Side, event: Any) -> None:
+    def _control(self, side: Side, event: Any) -> None:
         kind = event.__class__
         if kind is CloseConnection:
             self._close_frame(side, event)
@@ -585,7 +458,7 @@ class WebSocketLayer:
             # Nobody to relay to: answer it ourselves.
             side.out.append(side.conn.send(event.response()))
 
-    def _close_frame(self, side: _Side, event: CloseConnection) -> None:
+    def _close_frame(self, side: Side, event: CloseConnection) -> None:
         """
         A Close frame from C{side}: relay it (or answer it), and close each
         TCP connection whose close handshake is complete.
@@ -617,7 +490,7 @@ class WebSocketLayer:
             side.closing = True
         self._maybe_done()
 
-    def _invalid(self, side: _Side, event: CloseConnection) -> None:
+    def _invalid(self, side: Side, event: CloseConnection) -> None:
         """
         C{side} sent a frame wsproto cannot parse: close it with the code
         wsproto chose, and fail the flow.
@@ -631,7 +504,7 @@ class WebSocketLayer:
 
     # -- the end ----------------------------------------------------------
 
-    def _done(self, side: _Side) -> bool:
+    def _done(self, side: Side) -> bool:
         return side.conn.state is _CLOSED or (side.lost and side.conn.state is not _OPEN)
 
     def _maybe_done(self) -> None:
@@ -658,7 +531,7 @@ class WebSocketLayer:
         """
         self._lost(self.server)
 
-    def _lost(self, side: _Side, reason: Optional[Failure] = None) -> None:
+    def _lost(self, side: Side, reason: Optional[Failure] = None) -> None:
         side.lost = True
         side.tcp_closed = True
         self._cancel_timer(side)
@@ -674,7 +547,7 @@ class WebSocketLayer:
         self._maybe_done()
         self._flush()
 
-    def _fail(self, message: str, culprit: Optional[_Side] = None) -> None:
+    def _fail(self, message: str, culprit: Optional[Side] = None) -> None:
         """
         End with C{websocket_error}: the flow's C{error} says why; each side
         still connected (but the culprit) gets a Close frame, and its TCP
@@ -721,16 +594,16 @@ class WebSocketLayer:
                 side.transport.abortConnection()
         self.addons.trigger("websocket_error", self.flow)
 
-    def _start_timer(self, side: _Side) -> None:
+    def _start_timer(self, side: Side) -> None:
         if side.timer is None and not side.lost:
             side.timer = self.clock.callLater(self.close_timeout, self._timed_out, side)
 
-    def _cancel_timer(self, side: _Side) -> None:
+    def _cancel_timer(self, side: Side) -> None:
         timer, side.timer = side.timer, None
         if timer is not None and timer.active():
             timer.cancel()
 
-    def _timed_out(self, side: _Side) -> None:
+    def _timed_out(self, side: Side) -> None:
         side.timer = None
         if not self.finished:
             self._fail(

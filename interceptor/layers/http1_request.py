@@ -1,0 +1,153 @@
+# -*- test-case-name: tests.e2e.test_http1,tests.e2e.test_http1_faults -*-
+"""
+An HTTP/1 request head made into a L{Request} (L{make_request}): the
+request-target forms the proxy takes (absolute-form, as clients configured
+with a proxy send them; origin-form toward a layer's known server; reverse
+mode's rewrite of either), and the errors that refuse a request
+(L{BadRequest}, L{HeadersTooLarge}).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Optional
+
+import httptools
+
+from interceptor.model.http import Headers, Request, default_port
+from interceptor.transport.modes import ProxyMode, proxy_authorization
+
+if TYPE_CHECKING:
+    from interceptor.core.options import Options
+
+__all__ = ["BadRequest", "HeadersTooLarge", "make_request"]
+
+
+class BadRequest(Exception):
+    """
+    Raised from a parser callback: the request cannot be served.
+
+    @ivar status: The status code to answer with.
+    @ivar reason: Its reason phrase.
+    """
+
+    status = 400
+    reason = "Bad Request"
+
+
+class HeadersTooLarge(BadRequest):
+    """
+    The request head is larger than the option C{max_header_size}.
+    """
+
+    status = 431
+    reason = "Request Header Fields Too Large"
+
+
+def make_request(
+    method: str,
+    version: str,
+    url: bytes,
+    fields: list[tuple[bytes, bytes]],
+    target: Optional[tuple[str, str, int]],
+    mode: Optional[ProxyMode],
+    options: Options,
+) -> Optional[Request]:
+    """
+    The L{Request} for a request head: C{method}, HTTP C{version} ("1.1"),
+    request-target C{url} and header C{fields} (C{Proxy-Connection} left
+    out), received by a layer whose server is C{target} (C{(scheme, host,
+    port)}, or None in regular and upstream mode) in proxy C{mode}.
+
+    Regular and upstream mode take absolute-form targets; a layer with a
+    target takes origin-form ones too, and in reverse mode rewrites an
+    absolute-form target to its own server.  In upstream mode a plain
+    HTTP request carries the upstream proxy's C{Proxy-Authorization}
+    (option C{upstream_auth}).
+
+    @return: The request, or None for CONNECT (handled as an upgrade).
+    @raise BadRequest: The head cannot be served.
+    """
+    if method == "CONNECT":
+        return None
+    if version not in ("1.1", "1.0"):
+        raise BadRequest(f"unsupported HTTP version {version!r} (expected HTTP/1.0 or HTTP/1.1)")
+    if target is not None and url.startswith((b"/", b"*")):
+        return _origin_form_request(target, method, version, url, fields, mode, options)
+    absolute = url[:8].lower().startswith((b"http://", b"https://"))
+    if target is not None and mode is not None and mode.kind == "reverse" and absolute:
+        # Reverse mode: the proxy is the target server, whatever the URL names.
+        origin_path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
+        return _origin_form_request(target, method, version, origin_path, fields, mode, options)
+    if not absolute:
+        raise BadRequest(
+            "regular proxy mode expects absolute-form requests "
+            f"(e.g. GET http://example.org/ HTTP/1.1), not {url[:200]!r}"
+        )
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        raise BadRequest(f"invalid request URL {url[:200]!r}") from None
+    scheme = parsed.schema.decode("ascii").lower()
+    raw_host = parsed.host or b""
+    if raw_host.isascii() and b"xn--" not in raw_host:
+        host = raw_host.decode("ascii")
+    else:
+        host = raw_host.decode("idna")
+    if not host:
+        raise BadRequest(f"no host in request URL {url[:200]!r}")
+    port = parsed.port or default_port(scheme)
+    if port is None:
+        # (Not reached: an absolute-form URL here is http or https.)
+        raise BadRequest(f"unsupported scheme in request URL {url[:200]!r}")
+    path = (parsed.path or b"/").decode("utf-8", "surrogateescape")
+    if parsed.query:
+        path += "?" + parsed.query.decode("utf-8", "surrogateescape")
+    authority = url[len(parsed.schema) + 3 :].split(b"/", 1)[0].split(b"?", 1)[0]
+    now = time.time()
+    if mode is not None and mode.kind == "upstream" and scheme == "http":
+        auth = proxy_authorization(options.upstream_auth)
+        if auth is not None:
+            fields = [f for f in fields if f[0].lower() != b"proxy-authorization"]
+            fields.append((b"Proxy-Authorization", auth))
+    request = Request(
+        method,
+        scheme,
+        host,
+        port,
+        path,
+        "HTTP/" + version,
+        Headers(fields),
+        None,
+        authority=authority.decode("utf-8", "surrogateescape"),
+        timestamp_start=now,
+    )
+    return request
+
+
+def _origin_form_request(
+    target: tuple[str, str, int],
+    method: str,
+    version: str,
+    url: bytes,
+    fields: list[tuple[bytes, bytes]],
+    mode: Optional[ProxyMode],
+    options: Options,
+) -> Request:
+    # A request to the layer's own server; reverse mode names that server
+    # in Host (unless keep_host_header).
+    scheme, host, port = target
+    if mode is not None and mode.kind == "reverse" and not options.keep_host_header:
+        fields = [f for f in fields if f[0].lower() != b"host"]
+        fields.insert(0, (b"Host", mode.authority.encode("idna")))
+    return Request(
+        method,
+        scheme,
+        host,
+        port,
+        url.decode("utf-8", "surrogateescape"),
+        "HTTP/" + version,
+        Headers(fields),
+        None,
+        timestamp_start=time.time(),
+    )
