@@ -35,6 +35,7 @@ from twisted.python.failure import Failure
 
 from interceptor.model.flow import Error, HTTPFlow
 from interceptor.model.http import Response
+from interceptor.model.validate import request_problem, response_problem
 from interceptor.layers.contracts import IClientSide, IServerSide
 from interceptor.core.options import parse_size
 from interceptor.layers.exchange_client import CLIENT_GONE, ClientReads, HoldUntilTaken
@@ -372,6 +373,9 @@ class HttpExchange:
 
     def _connect(self, then: Callable[[IServerSide], None]) -> None:
         request = self.flow.request
+        problem = request_problem(request)
+        if problem is not None:
+            return self.fail(f"The request cannot be sent as the addons left it: {problem}", 502)
         d = self.client.connect(request)
 
         def connected(server: Optional[IServerSide]) -> None:
@@ -450,6 +454,8 @@ class HttpExchange:
 
     def _start_streamed_response(self) -> None:
         response = self._response()
+        if self._unsendable(response):
+            return
         if not response.stream:
             response.stream = True
         self.response_state = ResponseState.STREAMING
@@ -523,10 +529,22 @@ class HttpExchange:
         flow = self.flow
         if flow.killed:
             return self._kill()
+        response = self._response()
+        if self._unsendable(response):
+            return
         self.response_started = True
         self.response_state = ResponseState.COMPLETE
-        self.client.send_response(self._response(), self.early_response)
+        self.client.send_response(response, self.early_response)
         self._finish()
+
+    def _unsendable(self, response: Response) -> bool:
+        # A field an addon set that would split the response on the wire
+        # (model/validate.py): the flow fails instead, naming it.
+        problem = response_problem(response)
+        if problem is None:
+            return False
+        self.fail(f"The response cannot be sent as the addons left it: {problem}", 502)
+        return True
 
     def _finish(self) -> None:
         if self.response_state is _DONE:
