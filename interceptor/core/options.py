@@ -449,6 +449,13 @@ def proxy_options(**values: Any) -> Options:
         "the other side holds it back).",
     )
     add("idle_timeout", float, 300.0, "Seconds an idle keep-alive client connection stays open.")
+    add(
+        "header_timeout",
+        float,
+        60.0,
+        "Seconds a client may take over a whole HTTP/1 request head, however "
+        "often it sends a byte (as nginx's client_header_timeout).",
+    )
     add("max_header_size", int, 65536, "Largest accepted header block, in bytes.")
     add(
         "ca_file",

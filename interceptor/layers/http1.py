@@ -47,7 +47,12 @@ from interceptor.layers.http1_framing import (
 )
 from interceptor.layers.contracts import IEagerLayer, IServerConnection, IServerOwner
 from interceptor.layers.http1_client import Http1ClientSide
-from interceptor.layers.http1_request import BadRequest, HeadersTooLarge, make_request
+from interceptor.layers.http1_request import (
+    BadRequest,
+    HeadersTooLarge,
+    check_transfer_encoding,
+    make_request,
+)
 from interceptor.layers.http1_server import Http1ServerConnection, UpstreamProtocol
 from interceptor.layers.http2_server import switch_to_h2
 from interceptor.tls.handshake import server_name_for
@@ -119,6 +124,7 @@ class Http1Layer:
         self._lost_sink: Optional[Callable[[Failure], Any]] = None
         self.closing = False
         self._in_head = False
+        self._head_started = 0.0
         self._head_size = 0
         self._head_seen = 0
         self._url = b""
@@ -233,11 +239,14 @@ class Http1Layer:
         httptools: a new request starts.
         """
         self._in_head = True
+        # (The watchdog was touched by the bytes being parsed: now.)
+        self._head_started = self.watchdog.last
         self._head_size = 0
         self._head_seen = 0
         self._url = b""
         self._fields = []
         self._trailers: list[tuple[bytes, bytes]] = []
+        self._transfer_encodings: list[bytes] = []
 
     def on_url(self, url: bytes) -> None:
         """
@@ -259,6 +268,8 @@ class Http1Layer:
             return
         if len(name) == 16 and name.lower() in _HOP_BY_HOP_REQUEST:
             return
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._transfer_encodings.append(value)
         self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -268,7 +279,10 @@ class Http1Layer:
         self._in_head = False
         parser = self.parser
         method = parser.get_method().decode("ascii", "replace")
-        request = make_request(method, parser.get_http_version(), self._url, self._fields,
+        version = parser.get_http_version()
+        if self._transfer_encodings:
+            check_transfer_encoding(self._transfer_encodings, version)
+        request = make_request(method, version, self._url, self._fields,
                                self.target, self.root.mode, self.options)
         if request is None:
             return
@@ -422,6 +436,11 @@ class Http1Layer:
                 self.watchdog.touch()
                 return None
             read_timeout: float = self.options.read_timeout
+            if self._in_head:
+                # However often it sends a byte, the client has header_timeout
+                # for the whole head (the watchdog counts from its last byte).
+                header_timeout: float = self.options.header_timeout
+                return min(read_timeout, self._head_started + header_timeout - self.watchdog.last)
             return read_timeout
         if not self.streams:
             idle_timeout: float = self.options.idle_timeout
@@ -429,6 +448,15 @@ class Http1Layer:
         return None
 
     def _timed_out(self, silence: float) -> None:
+        header_timeout: float = self.options.header_timeout
+        if self._in_head and self.master.clock.seconds() >= self._head_started + header_timeout:
+            self._reject(
+                408,
+                "Request Timeout",
+                f"The client took more than header_timeout ({header_timeout:g} s) "
+                "to send its request head.",
+            )
+            return
         if self._in_head or self.receiving is not None:
             self._reject(
                 408,

@@ -9,18 +9,20 @@ mode's rewrite of either), and the errors that refuse a request
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import TYPE_CHECKING, Optional
 
 import httptools
 
 from interceptor.model.http import Headers, Request, default_port
+from interceptor.model.url import is_host_name
 from interceptor.transport.modes import ProxyMode, proxy_authorization
 
 if TYPE_CHECKING:
     from interceptor.core.options import Options
 
-__all__ = ["BadRequest", "HeadersTooLarge", "make_request"]
+__all__ = ["BadRequest", "HeadersTooLarge", "check_transfer_encoding", "make_request"]
 
 
 class BadRequest(Exception):
@@ -42,6 +44,25 @@ class HeadersTooLarge(BadRequest):
 
     status = 431
     reason = "Request Header Fields Too Large"
+
+
+def check_transfer_encoding(values: list[bytes], version: str) -> None:
+    """
+    Refuse a request's C{Transfer-Encoding} fields (C{values}, in order)
+    unless they are one C{chunked} on an HTTP/1.1 request, as mitmdump
+    does: C{identity, chunked}, two fields, or chunked in HTTP/1.0 are
+    read one way by the proxy and maybe another by the server behind it.
+
+    @raise BadRequest: Any other form.
+    """
+    if version != "1.1":
+        raise BadRequest(f"Transfer-Encoding in an HTTP/{version} request")
+    if len(values) > 1:
+        raise BadRequest(f"{len(values)} Transfer-Encoding fields (one 'chunked' is accepted)")
+    if values[0].strip().lower() != b"chunked":
+        raise BadRequest(
+            f"Transfer-Encoding {values[0][:100]!r} (only 'chunked' is accepted)"
+        )
 
 
 def make_request(
@@ -89,13 +110,7 @@ def make_request(
     except httptools.HttpParserInvalidURLError:
         raise BadRequest(f"invalid request URL {url[:200]!r}") from None
     scheme = parsed.schema.decode("ascii").lower()
-    raw_host = parsed.host or b""
-    if raw_host.isascii() and b"xn--" not in raw_host:
-        host = raw_host.decode("ascii")
-    else:
-        host = raw_host.decode("idna")
-    if not host:
-        raise BadRequest(f"no host in request URL {url[:200]!r}")
+    host = _host(parsed.host or b"", url)
     port = parsed.port or default_port(scheme)
     if port is None:
         # (Not reached: an absolute-form URL here is http or https.)
@@ -123,6 +138,31 @@ def make_request(
         timestamp_start=now,
     )
     return request
+
+
+def _host(raw: bytes, url: bytes) -> str:
+    # The host of an absolute-form target, if it can be one: a name
+    # (IDNA-decoded) or an IP address literal.  Anything else would fail
+    # only when connecting, as a 502 (or, before, a hang).
+    if not raw:
+        raise BadRequest(f"no host in request URL {url[:200]!r}")
+    if b":" in raw:
+        try:
+            return str(ipaddress.IPv6Address(raw.decode("ascii")))
+        except (UnicodeError, ValueError):
+            raise BadRequest(f"invalid host {raw[:100]!r} in request URL") from None
+    try:
+        if raw.isascii():
+            encoded = raw
+            host = raw.decode("ascii") if b"xn--" not in raw.lower() else raw.decode("idna")
+        else:
+            host = raw.decode("utf-8")
+            encoded = host.encode("idna")
+    except UnicodeError:
+        raise BadRequest(f"invalid host {raw[:100]!r} in request URL") from None
+    if not is_host_name(encoded):
+        raise BadRequest(f"invalid host {raw[:100]!r} in request URL")
+    return host
 
 
 def _origin_form_request(

@@ -1,17 +1,34 @@
 # -*- test-case-name: tests.test_http -*-
 """
 URL and authority helpers: :func:`default_port`, :func:`hostport`,
-:func:`parse_authority`, :func:`parse_url`, and the query-string helpers.
+:func:`parse_authority`, :func:`parse_url`, :func:`is_host_name`, and the
+query-string helpers.
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Iterable
 
 from interceptor.model.headers import _SE
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+# A DNS host name as it goes on the wire: ASCII labels of letters, digits,
+# hyphens (and underscores, which real names carry), 1-63 bytes each, at
+# most 253 in all, an optional final dot.
+_HOST_NAME = re.compile(rb"(?!.{254})[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?\Z", re.S)
+
+
+def is_host_name(raw: bytes) -> bool:
+    """
+    Whether C{raw} (ASCII, IDNA-encoded) can be a DNS host name: no
+    empty label (C{a..b}), none over 63 bytes, no space, NUL or other
+    character no name has.
+    """
+    return _HOST_NAME.match(raw) is not None
 
 
 def default_port(scheme: str) -> int | None:

@@ -13,7 +13,6 @@ connection creators for both sides, and upstream certificate checks.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any, Callable, Optional, Sequence
 
 from cryptography import x509
@@ -31,6 +30,7 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
+from interceptor.model.url import is_host_name
 from interceptor.tls.certs import Leaf, names_of
 from interceptor.transport.fast.fasttls import FastTLSFactory, FastTLSProtocol
 
@@ -116,11 +116,6 @@ def parse_client_hello(data: bytes) -> Optional[ClientHello]:
                 return _parse_hello_body(bytes(handshake[4:needed]))
 
 
-# A DNS host name as RFC 6066 sends it: ASCII labels of letters, digits,
-# hyphens (and underscores, which real names carry), 1-63 bytes each.
-_HOST_NAME = re.compile(rb"(?!.{254})[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?\Z", re.S)
-
-
 def _server_name(raw: bytes) -> str:
     """
     The host name of a server_name extension, IDNA-decoded.
@@ -128,7 +123,7 @@ def _server_name(raw: bytes) -> str:
     @raise NotTLS: It is not a host name (a NUL byte, a space, an empty or
         over-long label...): nothing the proxy could ask a server for.
     """
-    if not _HOST_NAME.match(raw):
+    if not is_host_name(raw):
         raise NotTLS(f"invalid server name {raw[:80]!r}")
     return raw.decode("idna")
 
