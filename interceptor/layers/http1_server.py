@@ -12,35 +12,31 @@ exchange the connection is that exchange's server side
     side = server.open_exchange(exchange)  # then side.send_request(...)
 
 Large unchanged bodies are counted through without the parser, and between
-plain sockets moved through one reused buffer (L{interceptor.bodyrelay}).
+plain sockets moved through one reused buffer
+(L{interceptor.layers.http1_counted_body}).  What the connection uses of its
+transports is typed in L{interceptor.layers.server_transport}.
 """
 
 from __future__ import annotations
 
 import time
-import typing
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
 
 import httptools
-from OpenSSL.crypto import X509
 from twisted.internet.defer import Deferred
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IHandshakeListener, IProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.transport.fast.bodyrelay import BodyRelay
 from interceptor.transport.flowcontrol import AckValve
 from interceptor.model.connection import Address, ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.http import Headers, Response
 from interceptor.layers.contracts import IServerConnection, IServerOwner, IServerSide
+from interceptor.layers.http1_counted_body import CountedBody
 from interceptor.layers.http1_framing import (
-    _BULK_BUFFER,
-    _BULK_THRESHOLD,
-    _DEFAULT_BUFFER,
     _BodyWriter,
     _content_length,
     _failed,
@@ -54,6 +50,7 @@ from interceptor.layers.http1_framing import (
     asks_to_upgrade,
 )
 from interceptor.layers.http2_headers import http1_headers_for
+from interceptor.layers.server_transport import ServerTLSTransport, ServerTransport
 from interceptor.transport.connect import open_connection
 from interceptor.transport.readgate import ReadGate
 from interceptor.tls.handshake import UpstreamTLS, check_hostname
@@ -67,41 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["Http1ServerConnection", "UpstreamProtocol"]
 
 _log = Logger(namespace="interceptor.http1")
-
-
-class ServerTransport(typing.Protocol):
-    """
-    What a server connection uses of its transport: a Twisted TCP
-    connection, or the TLS transport over one (L{ServerTLSTransport}).
-    """
-
-    def write(self, data: bytes) -> None: ...
-
-    def loseConnection(self) -> None: ...
-
-    def abortConnection(self) -> None: ...
-
-    def getPeer(self) -> IPv4Address | IPv6Address: ...
-
-    def getHost(self) -> IPv4Address | IPv6Address: ...
-
-    def registerProducer(self, producer: object, streaming: bool) -> None: ...
-
-    def unregisterProducer(self) -> None: ...
-
-
-class ServerTLSTransport(ServerTransport, typing.Protocol):
-    """
-    What a server connection uses of its TLS transport (Twisted's
-    C{TLSMemoryBIOProtocol}) besides.
-    """
-
-    negotiatedProtocol: Optional[bytes]
-    transport: Any
-    """The TCP connection beneath."""
-    wrappedProtocol: IProtocol
-
-    def getPeerCertificate(self) -> Optional[X509]: ...
 
 
 class ResponseTooLarge(Exception):
@@ -161,13 +123,9 @@ class Http1ServerConnection(Protocol):
         self._max_header_size = owner.master.options.max_header_size
         self._head_only: Optional[bytearray] = None
         self._head_parser: Any = None
-        self._want_raw = False
-        self._direct_to: Any = None
+        self._counted_body = CountedBody(self._moved, self._counted_through)
         self._request_writer: Optional[_BodyWriter] = None
-        self._body_relay: Optional[BodyRelay] = None
         self._valve: Optional[AckValve] = None
-        self._raw_left = 0
-        self._raw_keep_alive = True
         self._framed = False
         self._keep_alive = True
         # Where the server's bytes go instead of the parser once the
@@ -458,15 +416,16 @@ class Http1ServerConnection(Protocol):
                           server=self.address)
             self.abort()
             return
-        if self._raw_left:
-            return self._relay_body(exchange, data)
+        counted = self._counted_body
+        if counted.left:
+            return counted.received(exchange, data)
         head_only = self._head_only
         if head_only is not None:
             return self._head_only_received(head_only, data)
         try:
             self._parser.feed_data(data)
-            if self._want_raw:
-                self._enter_raw()
+            if counted.wanted:
+                self._count_rest()
         except httptools.HttpParserUpgrade as e:
             exchange = self.exchange
             if exchange is None or exchange.flow.response is None:
@@ -495,33 +454,13 @@ class Http1ServerConnection(Protocol):
         parsing it, reading in bigger pieces, and between plain sockets
         straight to C{direct_to} when given.
         """
-        self._want_raw = True
-        self._direct_to = direct_to
+        self._counted_body.want(direct_to)
 
-    def _enter_raw(self) -> None:
-        self._want_raw = False
-        exchange = self.exchange
-        response = exchange.flow.response if exchange is not None else None
-        length = _content_length(response.headers) if response is not None else None
-        if exchange is None or length is None or exchange.response_size >= length:
-            return
-        self._raw_left = length - exchange.response_size
-        self._raw_keep_alive = self._parser.should_keep_alive()
-        self._parser = httptools.HttpResponseParser(self)
-        direct_to = self._direct_to
-        if (
-            direct_to is not None
-            and self._raw_left >= _BULK_THRESHOLD
-            and BodyRelay.possible(self.transport, direct_to)
-        ):
-            # Plain TCP on both sides: socket to socket, past Twisted's
-            # read and write buffers.
-            self._body_relay = BodyRelay(
-                self.transport, direct_to, self._raw_left, self._relayed, self._moved
-            )
-            self._body_relay.start()
-            return
-        self._raw_transport().bufferSize = _BULK_BUFFER
+    def _count_rest(self) -> None:
+        # (See CountedBody.start.)
+        raw = self._raw_transport()
+        if self._counted_body.start(self.exchange, self._parser, self.transport, raw):
+            self._parser = httptools.HttpResponseParser(self)
 
     def _raw_transport(self) -> Any:
         # The TCP connection itself (beneath TLS, when there is TLS): its
@@ -533,25 +472,12 @@ class Http1ServerConnection(Protocol):
         if self.exchange is not None:
             self.exchange.response_size += count
 
-    def _relayed(self) -> None:
-        self._body_relay = None
-        self._raw_left = 0
+    def _counted_through(self, keep_alive: bool, rest: bytes) -> None:
+        # The counted body is complete; rest: what the server sent after it.
         self._framed = True
-        self.on_message_complete_with(self._raw_keep_alive)
-
-    def _relay_body(self, exchange: HttpExchange, data: bytes) -> None:
-        left = self._raw_left
-        if len(data) < left:
-            self._raw_left = left - len(data)
-            exchange.response_data(data)
-            return
-        self._raw_left = 0
-        exchange.response_data(data[:left] if len(data) > left else data)
-        self._raw_transport().bufferSize = _DEFAULT_BUFFER
-        self._framed = True
-        self.on_message_complete_with(self._raw_keep_alive)
-        if len(data) > left and self.connected:
-            self.dataReceived(data[left:])
+        self.on_message_complete_with(keep_alive)
+        if rest and self.connected:
+            self.dataReceived(rest)
 
     def _head_only_received(self, buf: bytearray, data: bytes) -> None:
         """
@@ -663,7 +589,7 @@ class Http1ServerConnection(Protocol):
         """
         httptools: the response is complete.
         """
-        self._want_raw = False
+        self._counted_body.wanted = False
         if self._head_only is not None:
             return
         status = self._parser.get_status_code()
@@ -707,7 +633,7 @@ class Http1ServerConnection(Protocol):
         return read_timeout
 
     def _held_back(self) -> bool:
-        relay = self._body_relay
+        relay = self._counted_body.relay
         if relay is not None:
             return relay.stalled
         return self.gate is not None and self.gate.holds > 0
@@ -769,9 +695,7 @@ class Http1ServerConnection(Protocol):
         self.connected = False
         self.watchdog.stop()
         self._detach_valve()
-        if self._body_relay is not None:
-            self._body_relay.abandon()
-            self._body_relay = None
+        self._counted_body.abandon()
         self.server_conn.timestamp_end = time.time()
         if self._ready is not None:
             detail = reason.getErrorMessage() if reason is not None else "connection closed"

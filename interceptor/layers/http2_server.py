@@ -58,7 +58,8 @@ from interceptor.transport.watchdog import SilenceWatch
 if TYPE_CHECKING:
     from interceptor.layers.exchange import HttpExchange
     from interceptor.core.master import Master
-    from interceptor.layers.http1_server import Http1ServerConnection, ServerTLSTransport
+    from interceptor.layers.http1_server import Http1ServerConnection
+    from interceptor.layers.server_transport import ServerTLSTransport
 
 __all__ = ["H2ServerConnection", "H2ServerStream", "H2Upstream", "switch_to_h2"]
 

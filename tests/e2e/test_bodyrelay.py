@@ -86,9 +86,9 @@ class BodyRelayTests(unittest.TestCase):
         (layer_owner,) = list(proxy.master.factories[0].connections)
         self.assertTrue(await wait_until(lambda: layer_owner.layer.upstream is not None))
         upstream = layer_owner.layer.upstream
-        self.assertTrue(await wait_until(lambda: upstream._body_relay is not None),
+        self.assertTrue(await wait_until(lambda: upstream._counted_body.relay is not None),
                         "the body is not being relayed directly")
-        relay = upstream._body_relay
+        relay = upstream._counted_body.relay
         # The transfer stops where the client holds it back.
         await stable(lambda: relay.left)
         # Far less than the body has left the server: the kernel buffers and
