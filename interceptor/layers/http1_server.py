@@ -195,10 +195,12 @@ class Http1ServerConnection(Protocol):
         """
         if self.closing:
             return _failed(ConnectionError("the client went away before the server connection"))
-        self._ready = Deferred()
+        ready = self._ready = Deferred()
         self._connecting = open_connection(self.master, self.address, self, self._tls_creator())
+        # (A connection that fails at once, e.g. to an invalid host name,
+        # fails ready, and clears self._ready, right here.)
         self._connecting.addErrback(self._not_ready)
-        return self._ready
+        return ready
 
     def _tls_creator(self) -> Any:
         if self.tls is None:

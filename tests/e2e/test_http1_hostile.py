@@ -76,6 +76,29 @@ class InvalidHostTests(_Base):
         await self.assert_bad_host(b"xn--")
 
 
+    async def test_addon_sets_an_invalid_host(self):
+        """
+        The connection to a host an addon set fails at once: a 502 naming
+        it, the error event, the connection free for the next request
+        (connect() handed back nothing: "'NoneType' object has no
+        attribute 'open_exchange'").
+        """
+        class Retarget:
+            def request(self, flow):
+                flow.request.host = "a..b"
+
+        await self.start()
+        self.proxy.master.addons.add(Retarget())
+        responses, raw = await self.send_raw(
+            b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            % self.good.url("/").encode()
+        )
+        self.assertEqual([r.status for r in responses], [502], raw)
+        self.assertIn(b"a..b", responses[0].body)
+        self.assertNotIn(b"NoneType", responses[0].body)
+        self.assertEqual(self.recorder.count("error"), 1)
+
+
 class SlowlorisTests(_Base):
     """
     C{read_timeout} restarts on every byte; C{header_timeout} bounds the
