@@ -96,8 +96,10 @@ def make_request(
     if target is not None and url.startswith((b"/", b"*")):
         return _origin_form_request(target, method, version, url, fields, mode, options)
     absolute = url[:8].lower().startswith((b"http://", b"https://"))
-    if target is not None and mode is not None and mode.kind == "reverse" and absolute:
-        # Reverse mode: the proxy is the target server, whatever the URL names.
+    if target is not None and absolute:
+        # The connection decides where the request goes, whatever the URL
+        # names: reverse mode's target, or a tunnel's server (a request that
+        # came through a TLS tunnel goes on over TLS, never in cleartext).
         origin_path = b"/" + url.split(b"://", 1)[1].partition(b"/")[2]
         return _origin_form_request(target, method, version, origin_path, fields, mode, options)
     if not absolute:

@@ -18,7 +18,7 @@ from twisted.trial import unittest
 from addons.tlsconfig import TlsConfig
 from interceptor.testing import start_proxy
 from tests.e2e.peers import RawClient
-from tests.e2e.tlspeers import HttpsServer, TestCA, in_thread
+from tests.e2e.tlspeers import HttpsServer, TestCA, in_thread, tunnel_tls
 from tests.test_tls import client_hello
 
 
@@ -100,6 +100,31 @@ class BadServerNameTests(HostileTlsTestCase):
         name = b"aaaa.example"
         hello = client_hello(name.decode())
         await self.assert_refused(hello.replace(name, b"a aa.example"))
+
+
+class SchemeInTunnelTests(HostileTlsTestCase):
+    """
+    A request that came through a TLS tunnel goes on over TLS: an HTTP/1
+    absolute-form C{http://} URL inside it is sent to the tunnel's server
+    over TLS, never in cleartext with its credentials.
+    """
+
+    async def test_absolute_http_url_in_tls_tunnel(self):
+        import os
+
+        proxy = await self.proxy()
+        server = await HttpsServer.start(self, self.ca)
+        request = (b"GET http://localhost:%d/hello HTTP/1.1\r\nHost: localhost:%d\r\n"
+                   b"Authorization: Bearer not-for-cleartext\r\nConnection: close\r\n\r\n"
+                   % (server.port, server.port))
+        result = await tunnel_tls(proxy.port_number, "localhost", server.port,
+                                  cafile=os.path.join(self.confdir, "interceptor-ca-cert.pem"),
+                                  server_hostname="localhost", request=request)
+        self.assertIsNone(result.error)
+        self.assertTrue(result.response.startswith(b"HTTP/1.1 200"), result.response[:300])
+        # (The server speaks only TLS: a 200 is an answer over TLS.)
+        [seen] = server.requests
+        self.assertEqual(seen.getHeader(b"authorization"), b"Bearer not-for-cleartext")
 
 
 class UntrustedProxyTests(HostileTlsTestCase):
