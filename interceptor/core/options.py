@@ -495,6 +495,14 @@ def proxy_options(**values: Any) -> Options:
         "kept); empty keeps every message, as mitmproxy does.",
     )
     add(
+        "websocket_max_message_size",
+        Optional[str],
+        "64m",
+        "Largest WebSocket message the proxy relays (each one is held whole "
+        "for the addons): a bigger one closes the connection with 1009; "
+        "empty for no limit.  body_size_limit, when smaller, bounds it too.",
+    )
+    add(
         "ssl_verify_upstream_trusted_ca",
         Optional[str],
         None,
@@ -567,7 +575,12 @@ def proxy_options(**values: Any) -> Options:
     return opts
 
 
-_SIZE_OPTIONS = ("body_size_limit", "stream_large_bodies", "websocket_history_size")
+_SIZE_OPTIONS = (
+    "body_size_limit",
+    "stream_large_bodies",
+    "websocket_history_size",
+    "websocket_max_message_size",
+)
 _PATTERN_OPTIONS = ("ignore_hosts", "allow_hosts", "tcp_hosts")
 
 

@@ -76,6 +76,24 @@ _GOING_AWAY = int(CloseReason.GOING_AWAY)
 _NO_STATUS = int(CloseReason.NO_STATUS_RCVD)
 
 
+def _message_limit(options: Any) -> tuple[Optional[int], str]:
+    """
+    The largest message a WebSocket may carry, and the option that says so
+    (the smaller of websocket_max_message_size and body_size_limit).
+    """
+    limits = [
+        (size, name)
+        for size, name in (
+            (parse_size(options.websocket_max_message_size), "websocket_max_message_size"),
+            (parse_size(options.body_size_limit), "body_size_limit"),
+        )
+        if size is not None
+    ]
+    if not limits:
+        return None, ""
+    return min(limits)
+
+
 class WebSocketLayer:
     """
     Relays one WebSocket connection between the client and the server.
@@ -127,8 +145,9 @@ class WebSocketLayer:
         self.close_timeout = float(self.master.options.read_timeout)
         self.history_limit = parse_size(self.master.options.websocket_history_size)
         self.kept_bytes = 0
-        # One message is a body: body_size_limit bounds it too.
-        self.message_limit = parse_size(self.master.options.body_size_limit)
+        # One message is held whole: websocket_max_message_size bounds it,
+        # and body_size_limit too (a message is a body).
+        self.message_limit, self.limit_option = _message_limit(self.master.options)
 
     def __repr__(self) -> str:
         return f"<WebSocketLayer {self.flow.request.url}>"
@@ -249,7 +268,7 @@ class WebSocketLayer:
         if self._within_limit(size):
             return False
         self._invalid(side, CloseConnection(
-            code=1009, reason=f"message larger than body_size_limit ({self.message_limit} bytes)"))
+            code=1009, reason=f"message larger than {self.limit_option} ({self.message_limit} bytes)"))
         return True
 
     def _take_big(self, side: Side, length: int) -> bool:
