@@ -1049,7 +1049,7 @@ class RequestSizeLimitTests(ExchangeTestCase):
         exchange.request_data(b"x" * 11)
         exchange.request_end()
         self.assertEqual(self.timeline, [])
-        self.assertEqual(exchange.request_chunks, [])
+        self.assertEqual(exchange.request_chunks.size, 0)
         self.client.in_turn = True
         exchange.start()
         self.assertEqual(self.timeline.names(), ["client.abandon", "client.send_error"])
@@ -2082,7 +2082,7 @@ class ReviewFindingTests(ExchangeTestCase):
         exchange = self.make(self.hooks(requestheaders=answer()))
         exchange.start()
         exchange.request_data(b"x" * 1000)
-        self.assertEqual(exchange.request_chunks, [])
+        self.assertEqual(exchange.request_chunks.size, 0)
 
 
     def test_large_body_while_requestheaders_runs(self) -> None:

@@ -429,9 +429,11 @@ def proxy_options(**values: Any) -> Options:
     add(
         "stream_large_bodies",
         Optional[str],
-        None,
+        "256m",
         "Stream bodies larger than this (e.g. 1m) instead of buffering them; "
-        "the response event then sees no content.",
+        "the response event then sees no content.  256m by default, so one "
+        "big download cannot take the proxy's memory; empty buffers every "
+        "body, as mitmproxy does.",
     )
     add(
         "body_size_limit",

@@ -251,6 +251,10 @@ class IServerConnection(Interface):
         'How it reaches its server: ("https", sni) or ("http", None); a request '
         "reuses it only the same way."
     )
+    client_gate = Attribute(
+        "The ReadGate registered as the producer of the client's transport (its "
+        "pauses say the client's write buffer is full), or None."
+    )
 
     def idle() -> bool:
         """

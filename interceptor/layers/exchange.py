@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from interceptor.model.flow import Error, HTTPFlow
 from interceptor.model.http import Response
 from interceptor.model.validate import request_problem, response_problem
+from interceptor.layers.body_buffer import BodyBuffer
 from interceptor.layers.contracts import IClientSide, IServerSide
 from interceptor.core.options import parse_size
 from interceptor.layers.exchange_client import CLIENT_GONE, ClientReads, HoldUntilTaken
@@ -77,10 +78,10 @@ class HttpExchange:
         self.stream_limit = parse_size(options.stream_large_bodies)
         self.request_state = RequestState.HEADERS
         self.response_state = ResponseState.WAITING
-        self.request_chunks: list[bytes] = []
+        self.request_chunks = BodyBuffer()
         self.request_size = 0
         self.request_complete = False
-        self.response_chunks: list[bytes] = []
+        self.response_chunks = BodyBuffer()
         self.response_size = 0
         self.response_started = False
         self.announced = False
@@ -234,6 +235,8 @@ class HttpExchange:
         if wants_streaming(request, length, self.stream_limit):
             return self._stream_request()
         self.request_state = RequestState.READING
+        if length is not None:
+            self.request_chunks.expect(length)
         self._when_request_read(self._request_read)
 
     def _awaits_continue(self) -> bool:
@@ -255,8 +258,7 @@ class HttpExchange:
 
     def _request_read(self) -> None:
         # The buffered request is complete: store its body, fire request.
-        self.flow.request.load_body(b"".join(self.request_chunks))
-        self.request_chunks = []
+        self.flow.request.load_body(self.request_chunks.take())
         self.request_state = RequestState.HOOKS
         self._trigger("request", self._after_request)
 
@@ -283,7 +285,7 @@ class HttpExchange:
     def _start_streamed_request(self, server: IServerSide) -> None:
         self.request_state = RequestState.STREAMING
         server.send_request_head(self.flow.request)
-        pending, self.request_chunks = self.request_chunks, []
+        pending = self.request_chunks.pieces()
         for data in pending:
             self._forward_request(data, None)
         self.client.release_reads()
@@ -445,9 +447,11 @@ class HttpExchange:
             stream_limit is not None and self.response_size > stream_limit
         ):
             self._start_streamed_response()
-        elif length is not None and length >= _BULK_THRESHOLD and self.server is not None:
-            # A large buffered body: count it in, in big pieces, past a parser.
-            self.server.relay_body(None)
+        elif length is not None and length >= _BULK_THRESHOLD:
+            self.response_chunks.expect(length)
+            if self.server is not None:
+                # A large buffered body: count it in, in big pieces, past a parser.
+                self.server.relay_body(None)
         if self._end_pending:
             self._end_pending = False
             self.response_end()
@@ -461,7 +465,7 @@ class HttpExchange:
         self.response_state = ResponseState.STREAMING
         self.response_started = True
         unchanged = self.client.send_response_head(response)
-        pending, self.response_chunks = self.response_chunks, []
+        pending = self.response_chunks.pieces()
         for data in pending:
             self._forward_response(data, None)
         if unchanged and self.server is not None:
@@ -515,8 +519,7 @@ class HttpExchange:
             self.client.end_response(response)
             self._trigger("response", self._finish)
             return
-        response.load_body(b"".join(self.response_chunks))
-        self.response_chunks = []
+        response.load_body(self.response_chunks.take())
         self.response_state = ResponseState.HOOKS
         self._trigger("response", self._send_buffered_response)
 

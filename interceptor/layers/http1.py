@@ -56,6 +56,8 @@ from interceptor.layers.http1_request import (
 from interceptor.layers.http1_server import Http1ServerConnection, UpstreamProtocol
 from interceptor.layers.http2_server import switch_to_h2
 from interceptor.tls.handshake import server_name_for
+from interceptor.transport.paced import PacedWrite
+from interceptor.transport.readgate import ReadGate
 from interceptor.transport.watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -123,6 +125,8 @@ class Http1Layer:
         self._sink: Optional[Callable[[bytes], Any]] = None
         self._lost_sink: Optional[Callable[[Failure], Any]] = None
         self.closing = False
+        # A big buffered response being written to the client a slice at a time.
+        self.pacing: Optional[PacedWrite] = None
         self._in_head = False
         self._head_started = 0.0
         self._head_size = 0
@@ -515,6 +519,9 @@ class Http1Layer:
         """
         The client went away: fail the exchanges in progress, drop upstream.
         """
+        if self.pacing is not None:
+            self.pacing.stop()
+            self.pacing = None
         lost = self._lost_sink
         if lost is not None:
             lost(reason)
@@ -554,6 +561,15 @@ class Http1Layer:
             translate = options.http2 and options.http2_translate
             tls = (sni, [b"h2", b"http/1.1"] if translate else [b"http/1.1"])
         return address, via_proxy, tls, sni
+
+    def client_gate(self) -> Optional[ReadGate]:
+        """
+        The gate producing for the client's transport (the paired server
+        connection's), whose pauses say the client's write buffer is full;
+        None when none does.
+        """
+        upstream = self.upstream
+        return upstream.client_gate if upstream is not None else None
 
     def idle_upstream(self, address: tuple[str, int], scheme: str) -> Optional[IServerConnection]:
         """

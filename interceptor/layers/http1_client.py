@@ -31,6 +31,7 @@ from interceptor.layers.websocket import WebSocketLayer
 from interceptor.layers.websocket_handshake import is_websocket_upgrade
 from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import Request, Response
+from interceptor.transport.paced import PACE_ABOVE, PacedWrite
 
 if TYPE_CHECKING:
     from interceptor.layers.http1 import Http1Layer
@@ -57,6 +58,9 @@ class Http1ClientSide:
 
     _writer: Optional[_BodyWriter] = None
     """The streamed response's body framing (set by send_response_head, before its data)."""
+    _paced: Optional[PacedWrite] = None
+    """A big buffered response body being written a slice at a time."""
+    _finish_after_paced = False
 
     def __init__(self, layer: Http1Layer, flow: HTTPFlow, keep_alive: bool) -> None:
         self.layer = layer
@@ -193,9 +197,26 @@ class Http1ClientSide:
         framing = _prepare_buffered(response, body, self._bodiless(response), self.chunked_ok)
         if framing == _Framing.CLOSE:
             self.keep_alive = False
-        _write_message(self.layer.write, self._response_head(response), body, framing, response.trailers)
         if early and _wants_close(response.headers):
             self.keep_alive = False
+        head = self._response_head(response)
+        if len(body) > PACE_ABOVE and framing == _Framing.LENGTH:
+            # (finished() waits for the last slice: a pipelined response
+            # must not be written in between.)
+            layer = self.layer
+            layer.write(head)
+            self._paced = layer.pacing = PacedWrite(
+                layer.write, body, self._paced_out, gate=layer.client_gate(),
+                transport=layer.transport,
+            )
+            self._paced.start()
+            return
+        _write_message(self.layer.write, head, body, framing, response.trailers)
+
+    def _paced_out(self) -> None:
+        self._paced = self.layer.pacing = None
+        if self._finish_after_paced:
+            self.finished()
 
     def send_error(self, status: int, reason: str, detail: str, started: bool) -> None:
         """
@@ -231,6 +252,9 @@ class Http1ClientSide:
         """
         The exchange is over: the next request, or close.
         """
+        if self._paced is not None:
+            self._finish_after_paced = True
+            return
         exchange = self.exchange
         keep_alive = self.keep_alive and exchange.request_complete and not self.upgrade_data
         response = exchange.flow.response

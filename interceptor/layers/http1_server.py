@@ -52,6 +52,7 @@ from interceptor.layers.http1_framing import (
 from interceptor.layers.http2_headers import http1_headers_for
 from interceptor.layers.server_transport import ServerTLSTransport, ServerTransport
 from interceptor.transport.connect import open_connection
+from interceptor.transport.paced import PACE_ABOVE, PacedWrite
 from interceptor.transport.readgate import ReadGate
 from interceptor.tls.handshake import UpstreamTLS, check_hostname
 from interceptor.tls.contexts import UpstreamTLSError, upstream_contexts
@@ -105,6 +106,8 @@ class Http1ServerConnection(Protocol):
         self.verify_error: Optional[str] = None
         self._ready: Optional[Deferred[Http1ServerConnection]] = None
         self._paired = False
+        # A big buffered request body being written a slice at a time.
+        self._paced: Optional[PacedWrite] = None
         self.master = owner.master
         self.server_conn = server_conn
         address = server_conn.address
@@ -172,9 +175,17 @@ class Http1ServerConnection(Protocol):
 
     def idle(self) -> bool:
         """
-        Whether the connection is open and free for a new exchange.
+        Whether the connection is open and free for a new exchange (and
+        not still writing a big request body).
         """
-        return self.connected and self.exchange is None and not self.closing
+        return self.connected and self.exchange is None and not self.closing and self._paced is None
+
+    @property
+    def client_gate(self) -> Optional[ReadGate]:
+        """
+        This connection's gate while it produces for the client's transport.
+        """
+        return self.gate if self._paired else None
 
     def release(self) -> None:
         """
@@ -364,7 +375,20 @@ class Http1ServerConnection(Protocol):
         """
         line = self._request_line(request)
         framing = _prepare_buffered(request, body, False, True)
-        _write_message(self.write, _head_bytes(line, request.headers), body, framing, request.trailers)
+        head = _head_bytes(line, request.headers)
+        if len(body) > PACE_ABOVE and framing == _Framing.LENGTH:
+            # Paired, the client's gate produces for this transport.
+            self.write(head)
+            self._paced = PacedWrite(
+                self.write, body, self._paced_out,
+                gate=self.owner.gate if self._paired else None, transport=self.transport,
+            )
+            self._paced.start()
+            return
+        _write_message(self.write, head, body, framing, request.trailers)
+
+    def _paced_out(self) -> None:
+        self._paced = None
 
     def send_request_head(self, request: Request) -> None:
         """
@@ -697,6 +721,9 @@ class Http1ServerConnection(Protocol):
         self.connected = False
         self.watchdog.stop()
         self._detach_valve()
+        if self._paced is not None:
+            self._paced.stop()
+            self._paced = None
         self._counted_body.abandon()
         self.server_conn.timestamp_end = time.time()
         if self._ready is not None:

@@ -183,6 +183,9 @@ class H2ServerConnection(Protocol):
     C{SETTINGS_MAX_CONCURRENT_STREAMS} wait for a stream to finish.
     """
 
+    client_gate = None
+    """Never paired with the client's transport (HTTP/2 paces by windows)."""
+
     reuse_key: tuple[str, Optional[str]]
 
     def __init__(self, owner: IServerOwner, server_conn: ServerConnection) -> None:

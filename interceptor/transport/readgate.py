@@ -7,7 +7,7 @@ so a fast sender never outruns a slow receiver.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -31,12 +31,25 @@ class ReadGate:
     @ivar peer_full: Whether the other side's full write buffer holds it.
     """
 
-    __slots__ = ("transport", "holds", "peer_full")
+    __slots__ = ("transport", "holds", "peer_full", "_drained")
 
     def __init__(self, transport: Any) -> None:
         self.transport = transport
         self.holds = 0
         self.peer_full = False
+        self._drained: Optional[list[Callable[[], None]]] = None
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """
+        Run C{callback} once the other side's write buffer has drained: now
+        if it is not full.
+        """
+        if not self.peer_full:
+            callback()
+            return
+        if self._drained is None:
+            self._drained = []
+        self._drained.append(callback)
 
     def hold(self) -> None:
         """
@@ -70,8 +83,13 @@ class ReadGate:
         if self.peer_full:
             self.peer_full = False
             self.release()
+            waiting, self._drained = self._drained, None
+            for callback in waiting or ():
+                callback()
 
     def stopProducing(self) -> None:
         """
         The other side has gone; the layers close this side themselves.
+        What waited for its buffer to drain never will.
         """
+        self._drained = None
