@@ -26,8 +26,11 @@ from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
+    PingReceived,
     RemoteSettingsChanged,
     RequestReceived,
+    SettingsAcknowledged,
     StreamEnded,
     StreamReset,
     TrailersReceived,
@@ -39,6 +42,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.layers.contracts import IServerConnection, IServerOwner
+from interceptor.layers.http2_flood import CONTROL, EMPTY_DATA, RESETS, FloodGuard
 from interceptor.layers.http2_frames import h2_config, send_settings, stream_id_of
 from interceptor.layers.http2_headers import (
     CONNECTION_HEADERS,
@@ -131,6 +135,7 @@ class Http2Layer:
             self._request_limit,
             self._request_silent,
         )
+        self.flood = FloodGuard(self.master.clock, self.options)
 
     def __repr__(self) -> str:
         return f"<Http2Layer {self.client_conn!r}>"
@@ -188,8 +193,12 @@ class Http2Layer:
             events = self.conn.receive_data(data)
         except (ProtocolError, H2Error) as e:
             _log.info("{client}: HTTP/2 protocol error: {error}", client=self.client_conn.address, error=str(e))
-            self._terminate(ErrorCodes.PROTOCOL_ERROR)
+            self._terminate(ErrorCodes.PROTOCOL_ERROR, "HTTP/2 protocol error on the client connection")
             return
+        self._dispatch(events)
+        self.flush()
+
+    def _dispatch(self, events: list[Any]) -> None:
         for event in events:
             handler = _CLIENT_HANDLERS.get(type(event))
             if handler is None:
@@ -203,7 +212,22 @@ class Http2Layer:
                 side = self.streams.get(sid) if sid is not None else None
                 if side is not None:
                     side.exchange.fail("internal error in the proxy", 502)
-        self.flush()
+            if self.closing:
+                # (The connection ended, say for a flood: the rest of the
+                # read is dropped.)
+                return
+
+    def _count(self, kind: int) -> None:
+        """
+        Count a frame that costs the proxy without serving anything; over
+        its limit, the client gets GOAWAY ENHANCE_YOUR_CALM.
+        """
+        reason = self.flood.count(kind)
+        if reason is not None:
+            _log.info("{client}: HTTP/2 client sent {reason}; GOAWAY ENHANCE_YOUR_CALM",
+                      client=self.client_conn.address, reason=reason)
+            self._terminate(ErrorCodes.ENHANCE_YOUR_CALM, f"client connection closed: {reason}",
+                            reason.encode())
 
     def _request_received(self, event: RequestReceived) -> None:
         request = request_from_h2(event.headers, self.target)
@@ -225,6 +249,8 @@ class Http2Layer:
         side.exchange.start()
 
     def _data_received(self, event: DataReceived) -> None:
+        if not event.data and event.stream_ended is None:
+            self._count(EMPTY_DATA)
         stream = self.streams.get(event.stream_id)
         if stream is None:
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -250,6 +276,16 @@ class Http2Layer:
             stream.exchange.client_failed(
                 f"client reset the stream (error code {event.error_code!r})"
             )
+        self._count(RESETS)
+
+    def _settings_changed(self, event: RemoteSettingsChanged) -> None:
+        # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window
+        # without a WINDOW_UPDATE (RFC 9113 6.9.2).
+        self.pump_all()
+        self._count(CONTROL)
+
+    def _control_frame(self, event: Any) -> None:
+        self._count(CONTROL)
 
     def _window_updated(self, event: WindowUpdated) -> None:
         if event.stream_id:
@@ -274,14 +310,14 @@ class Http2Layer:
         self.streams.clear()
         self.close()
 
-    def _terminate(self, code: ErrorCodes) -> None:
+    def _terminate(self, code: ErrorCodes, message: str, detail: Optional[bytes] = None) -> None:
         try:
-            self.conn.close_connection(error_code=code)
+            self.conn.close_connection(error_code=code, additional_data=detail)
             self.flush()
         except H2Error:
             pass
         for stream in list(self.streams.values()):
-            stream.exchange.client_failed("HTTP/2 protocol error on the client connection")
+            stream.exchange.client_failed(message)
         self.streams.clear()
         self.close()
 
@@ -375,8 +411,9 @@ _CLIENT_HANDLERS: dict[type, Callable[[Http2Layer, Any], None]] = {
     TrailersReceived: Http2Layer._trailers_received,
     StreamReset: Http2Layer._stream_reset,
     WindowUpdated: Http2Layer._window_updated,
-    # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window
-    # without a WINDOW_UPDATE (RFC 9113 6.9.2).
-    RemoteSettingsChanged: lambda layer, event: layer.pump_all(),
+    RemoteSettingsChanged: Http2Layer._settings_changed,
+    SettingsAcknowledged: Http2Layer._control_frame,
+    PingReceived: Http2Layer._control_frame,
+    PingAckReceived: Http2Layer._control_frame,
     ConnectionTerminated: Http2Layer._terminated,
 }

@@ -1,0 +1,108 @@
+# -*- test-case-name: tests.e2e.test_http2_faults -*-
+"""
+End-to-end tests of HTTP/2 faults (the hardening issue's HTTP/2 items),
+with real peers on 127.0.0.1: clients that flood the proxy with resets,
+empty DATA frames, SETTINGS or PINGs (rapid reset, CVE-2023-44487, and its
+older cousins).
+"""
+
+from __future__ import annotations
+
+from h2.errors import ErrorCodes
+
+from tests.e2e.h2peers import bounded
+from tests.e2e.peers import Recorder, wait_until
+from tests.e2e.test_http2 import _Base, base_fields, path_handler
+
+
+def _frame(kind: int, stream_id: int, payload: bytes = b"", flags: int = 0) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream_id.to_bytes(4, "big") + payload
+
+
+def rapid_resets(client, pairs: int) -> None:
+    """
+    Open C{pairs} streams with a GET and reset each at once, in one write.
+    """
+    for _ in range(pairs):
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, base_fields(client), end_stream=True)
+        client.conn.reset_stream(sid)
+    client.flush()
+
+
+class FloodTests(_Base):
+    """
+    h2 client -> proxy -> h2 server: a client that makes the proxy work for
+    nothing gets GOAWAY ENHANCE_YOUR_CALM, its connection is closed, and
+    other clients are served.
+    """
+
+    async def assert_calmed(self, client, reason: bytes) -> None:
+        """
+        C{client} got GOAWAY ENHANCE_YOUR_CALM naming C{reason}, and its
+        connection was closed.
+        """
+        await bounded(client.lost)
+        self.assertIsNotNone(client.terminated, "no GOAWAY")
+        self.assertEqual(client.terminated.error_code, ErrorCodes.ENHANCE_YOUR_CALM)
+        self.assertIn(reason, client.terminated.additional_data or b"")
+
+    async def assert_others_served(self, proxy, server) -> None:
+        other = await self.client(proxy, server.port)
+        response = await bounded(other.request("GET", "/after").done)
+        self.assertEqual((response.status, bytes(response.body)), (200, b"/after 0"))
+
+    async def test_rapid_reset(self):
+        """400 HEADERS+RST_STREAM pairs (default limit 200 per 10 s): GOAWAY ENHANCE_YOUR_CALM, closed; error events for the open streams; the server saw fewer than 400 streams."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        rapid_resets(client, 400)
+        await self.assert_calmed(client, b"more than 200 stream resets in 10 s")
+        self.assertLess(len(server.streams), 400)
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == recorder.count("requestheaders")))
+        await self.assert_others_served(proxy, server)
+
+    async def test_resets_under_the_limit_keep_the_connection(self):
+        """A client resetting 50 streams (limit 60) keeps its connection and is answered after."""
+        proxy = await self.proxy(http2_max_resets=60)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        rapid_resets(client, 50)
+        response = await bounded(client.request("GET", "/still").done)
+        self.assertEqual(response.status, 200)
+        self.assertFalse(client.closed)
+
+    async def test_empty_data_flood(self):
+        """A stream, then 300 DATA frames without payload (limit 100): GOAWAY ENHANCE_YOUR_CALM, the stream's flow fails."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        upload = client.request("POST", "/upload", end=False)
+        client.transport.write(_frame(0x0, upload.stream_id) * 300)
+        await self.assert_calmed(client, b"more than 100 empty DATA frames in 10 s")
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+        (flow,) = recorder.flows()
+        self.assertIn("empty DATA frames", flow.error.msg)
+        await self.assert_others_served(proxy, server)
+
+    async def test_ping_flood(self):
+        """1,500 PINGs (limit 1000): GOAWAY ENHANCE_YOUR_CALM, not 1,500 PING ACKs."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        client.transport.write(b"".join(_frame(0x6, 0, i.to_bytes(8, "big")) for i in range(1500)))
+        await self.assert_calmed(client, b"more than 1000 SETTINGS and PING frames in 10 s")
+        await self.assert_others_served(proxy, server)
+
+    async def test_settings_flood(self):
+        """300 empty SETTINGS frames (limit set to 100): GOAWAY ENHANCE_YOUR_CALM."""
+        proxy = await self.proxy(http2_max_control_frames=100)
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        client.transport.write(_frame(0x4, 0) * 300)
+        await self.assert_calmed(client, b"more than 100 SETTINGS and PING frames in 10 s")
+        await self.assert_others_served(proxy, server)
+
