@@ -136,6 +136,12 @@ class Http2Layer:
             self._request_silent,
         )
         self.flood = FloodGuard(self.master.clock, self.options)
+        # Reverse mode: requests name the target (as the Host header does
+        # for HTTP/1 clients), unless keep_host_header.
+        mode = root.mode
+        self.target_authority: Optional[str] = (
+            mode.authority if mode.kind == "reverse" and not self.options.keep_host_header else None
+        )
 
     def __repr__(self) -> str:
         return f"<Http2Layer {self.client_conn!r}>"
@@ -231,6 +237,10 @@ class Http2Layer:
 
     def _request_received(self, event: RequestReceived) -> None:
         request = request_from_h2(event.headers, self.target)
+        if self.target_authority is not None:
+            request.authority = self.target_authority
+            if b"host" in request.headers:
+                del request.headers[b"host"]
         flow = HTTPFlow(self.client_conn, None, request)
         side = H2ClientSide(self, event.stream_id, flow)
         self.streams[event.stream_id] = side

@@ -3,16 +3,18 @@
 End-to-end tests of HTTP/2 faults (the hardening issue's HTTP/2 items),
 with real peers on 127.0.0.1: clients that flood the proxy with resets,
 empty DATA frames, SETTINGS or PINGs (rapid reset, CVE-2023-44487, and its
-older cousins).
+older cousins); reverse mode naming the target upstream.
 """
 
 from __future__ import annotations
 
+import json
+
 from h2.errors import ErrorCodes
 
-from tests.e2e.h2peers import bounded
-from tests.e2e.peers import Recorder, wait_until
-from tests.e2e.test_http2 import _Base, base_fields, path_handler
+from tests.e2e.h2peers import bounded, proxy_ca_path
+from tests.e2e.peers import Recorder, curl, wait_until
+from tests.e2e.test_http2 import CURL_SKIP, _Base, base_fields, path_handler
 
 
 def _frame(kind: int, stream_id: int, payload: bytes = b"", flags: int = 0) -> bytes:
@@ -106,3 +108,48 @@ class FloodTests(_Base):
         await self.assert_calmed(client, b"more than 100 SETTINGS and PING frames in 10 s")
         await self.assert_others_served(proxy, server)
 
+
+
+def _echoed_header(body: bytes, name: str) -> str:
+    """
+    The value of C{name} in the request an echo_handler answered with.
+    """
+    return dict(json.loads(body)["headers"])[name]
+
+
+class ReverseAuthorityTests(_Base):
+    """
+    mode=reverse:https://127.0.0.1:PORT with an h2 server, and curl
+    speaking h2 to the proxy: upstream, :authority names the target, as
+    the Host header does for HTTP/1 clients.
+    """
+
+    skip = CURL_SKIP
+
+    async def reverse_request(self, *curl_args: str, **options):
+        server = await self.h2_server()
+        proxy = await self.proxy(mode=f"reverse:https://127.0.0.1:{server.port}", **options)
+        result = await curl(
+            self, "--http2", "--cacert", proxy_ca_path(proxy), "-w", "%{json}\n", *curl_args,
+            f"https://localhost:{proxy.port_number}/echo", timeout=8,
+        )
+        self.assertEqual((result.code, result.status), (0, 200), result.stderr)
+        self.assertEqual(result.info.get("http_version"), "2")
+        return server, proxy, result
+
+    async def test_authority_names_the_target(self):
+        """The server sees :authority 127.0.0.1:SERVERPORT, not the localhost:PROXYPORT curl sent."""
+        server, _, result = await self.reverse_request()
+        self.assertEqual(_echoed_header(result.body, ":authority"), f"127.0.0.1:{server.port}")
+        self.assertEqual(server.connections[0].negotiated, b"h2")
+
+    async def test_host_header_names_the_target(self):
+        """A Host header the h2 client sent also names the target upstream."""
+        server, _, result = await self.reverse_request("-H", "Host: front.example")
+        self.assertEqual(_echoed_header(result.body, ":authority"), f"127.0.0.1:{server.port}")
+        self.assertNotIn("host", dict(json.loads(result.body)["headers"]))
+
+    async def test_keep_host_header(self):
+        """With keep_host_header the client's :authority goes upstream unchanged."""
+        _, proxy, result = await self.reverse_request(keep_host_header=True)
+        self.assertEqual(_echoed_header(result.body, ":authority"), f"localhost:{proxy.port_number}")
