@@ -41,7 +41,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.layers.contracts import IServerConnection, IServerOwner
+from interceptor.layers.contracts import ILayer, IServerConnection, IServerOwner
+from interceptor.layers.http1_framing import _no_delay
 from interceptor.layers.http2_flood import CONTROL, EMPTY_DATA, RESETS, FloodGuard
 from interceptor.layers.http2_frames import h2_config, send_settings, stream_id_of
 from interceptor.layers.http2_headers import (
@@ -51,7 +52,7 @@ from interceptor.layers.http2_headers import (
 from interceptor.layers.http2_client import H2ClientSide
 from interceptor.layers.http2_server import H2ServerConnection, H2Upstream, switch_to_h2
 from interceptor.model.flow import HTTPFlow
-from interceptor.model.http import Headers
+from interceptor.model.http import Headers, Request
 from interceptor.transport.watchdog import SilenceWatch, Watchdog
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Http2Layer",
+    "PREFACE",
+    "h2c_start",
     "H2ClientSide",
     "H2ServerConnection",
     "H2Upstream",
@@ -68,6 +71,25 @@ __all__ = [
 ]
 
 _log = Logger(namespace="interceptor.http2")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""The HTTP/2 connection preface (RFC 9113 3.4), the first bytes of h2c with prior knowledge."""
+
+_PREFACE_HEAD = PREFACE[:18]
+"""The part an HTTP/1 parser reads as a request head (httptools stops after it)."""
+
+
+def h2c_start(data: bytes, seen: int) -> Optional[bytes]:
+    """
+    The HTTP/1 parser refused C{data} after reading C{seen} bytes of the
+    same request head in earlier reads: if that head was the preface's
+    first part, the connection's bytes from its start for an HTTP/2 layer
+    (h2c with prior knowledge); else None.
+    """
+    cut = len(_PREFACE_HEAD) - seen
+    if cut < 0 or data[:cut] != _PREFACE_HEAD[seen:]:
+        return None
+    return _PREFACE_HEAD + data[cut:]
 
 
 class _ClientWrites:
@@ -100,7 +122,7 @@ class _ClientWrites:
         """
 
 
-@implementer(IServerOwner)
+@implementer(ILayer, IServerOwner)
 class Http2Layer:
     """
     The client-facing HTTP/2 layer of one connection.
@@ -177,8 +199,13 @@ class Http2Layer:
 
     def start(self) -> None:
         """
-        The layer is in charge of the connection.
+        The layer is in charge of the connection: a plain one (h2c with
+        prior knowledge) is written to directly.
         """
+        if self.transport is None:
+            transport = self.root.transport
+            _no_delay(transport)
+            self.attach_transport(transport)
 
     def flush(self) -> None:
         """
@@ -252,11 +279,27 @@ class Http2Layer:
                 501, "Not Implemented", "CONNECT over HTTP/2 is not supported by this proxy."
             )
             return
+        if self.target is None and self._names_proxy(request):
+            # (h2c to a regular proxy, asked for the proxy itself: relayed,
+            # it would come back here in HTTP/1 origin-form and be refused.)
+            detail = (f"This is a proxy: the request names the proxy itself "
+                      f"({request.host}:{request.port}), not a server to forward it to.")
+            _log.info("{client}: 400 Bad Request: {detail}", client=self.client_conn.address, detail=detail)
+            side.exchange.client_error(400, "Bad Request", detail)
+            return
         if event.stream_ended is None:
             self.silence.touch(side)
         # (An END_STREAM on the headers also comes as its own StreamEnded
         # event, which completes the request.)
         side.exchange.start()
+
+    def _names_proxy(self, request: Request) -> bool:
+        sockname = self.client_conn.sockname
+        return (
+            sockname is not None
+            and request.port == sockname[1]
+            and request.host in (sockname[0], "localhost")
+        )
 
     def _data_received(self, event: DataReceived) -> None:
         if not event.data and event.stream_ended is None:

@@ -33,7 +33,8 @@ def request_from_h2(
 ) -> Request:
     """
     Make a L{Request} from an HTTP/2 header block: pseudo-headers become
-    method, scheme, authority and path; the rest stay as headers.
+    method, scheme, authority and path; the rest stay as headers.  With a
+    C{target} (scheme, host, port) the request goes there.
     """
     pseudo: dict[bytes, bytes] = {}
     fields = []
@@ -47,7 +48,8 @@ def request_from_h2(
     authority = pseudo.get(b":authority", b"").decode("utf-8", "surrogateescape")
     path = pseudo.get(b":path", b"/").decode("utf-8", "surrogateescape")
     if target is not None:
-        _, host, port = target
+        # (The connection goes to the target, the way the target says.)
+        scheme, host, port = target
     else:
         host, _, port_text = authority.rpartition(":")
         if not host or not port_text.isdigit():

@@ -3,7 +3,8 @@
 End-to-end tests of HTTP/2 faults (the hardening issue's HTTP/2 items),
 with real peers on 127.0.0.1: clients that flood the proxy with resets,
 empty DATA frames, SETTINGS or PINGs (rapid reset, CVE-2023-44487, and its
-older cousins); reverse mode naming the target upstream.
+older cousins); reverse mode naming the target upstream; HTTP/2 with prior
+knowledge (h2c) on plain listeners.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import json
 
 from h2.errors import ErrorCodes
+from twisted.trial import unittest
 
-from tests.e2e.h2peers import bounded, proxy_ca_path
-from tests.e2e.peers import Recorder, curl, wait_until
+from tests.e2e.h2peers import H2cClient, bounded, proxy_ca_path
+from tests.e2e.peers import RawClient, Recorder, WebServer, curl, read_by_peer, wait_until
 from tests.e2e.test_http2 import CURL_SKIP, _Base, base_fields, path_handler
 
 
@@ -130,7 +132,7 @@ class ReverseAuthorityTests(_Base):
         server = await self.h2_server()
         proxy = await self.proxy(mode=f"reverse:https://127.0.0.1:{server.port}", **options)
         result = await curl(
-            self, "--http2", "--cacert", proxy_ca_path(proxy), "-w", "%{json}\n", *curl_args,
+            self, "--http2", "--cacert", proxy_ca_path(proxy), *curl_args,
             f"https://localhost:{proxy.port_number}/echo", timeout=8,
         )
         self.assertEqual((result.code, result.status), (0, 200), result.stderr)
@@ -153,3 +155,104 @@ class ReverseAuthorityTests(_Base):
         """With keep_host_header the client's :authority goes upstream unchanged."""
         _, proxy, result = await self.reverse_request(keep_host_header=True)
         self.assertEqual(_echoed_header(result.body, ":authority"), f"localhost:{proxy.port_number}")
+
+
+class H2cPriorKnowledgeTests(_Base):
+    """
+    HTTP/2 with prior knowledge (curl --http2-prior-knowledge, an h2
+    client on plain TCP) on the proxy's plain listener, in regular and
+    reverse mode: served over HTTP/2.
+    """
+
+    async def h2c_curl(self, proxy, url: str, *args: str):
+        result = await curl(self, "--http2-prior-knowledge", *args, url, timeout=8)
+        self.assertEqual(result.code, 0, result.stderr)
+        self.assertEqual(result.info.get("http_version"), "2")
+        return result
+
+    async def test_curl_reverse_plain_target(self):
+        """reverse:http, curl --http2-prior-knowledge: 200 over h2 from an HTTP/1.1 server, Host naming the target; the flow is HTTP/2.0 with its four events."""
+        skip_without_curl(self)
+        recorder = Recorder()
+        web = await WebServer.start(self)
+        proxy = await self.proxy(recorder, mode=f"reverse:http://127.0.0.1:{web.port}")
+        result = await self.h2c_curl(proxy, f"http://127.0.0.1:{proxy.port_number}/echo?x=1")
+        self.assertEqual(result.status, 200)
+        echoed = json.loads(result.body)
+        self.assertEqual(echoed["uri"], "/echo?x=1")
+        self.assertEqual(dict((n.lower(), v) for n, v in echoed["headers"])["host"], f"127.0.0.1:{web.port}")
+        (flow,) = recorder.flows()
+        self.assertEqual(flow.request.http_version, "HTTP/2.0")
+        self.assert_events(recorder, [flow])
+
+    async def test_curl_reverse_h2_target(self):
+        """reverse:https to an h2 server, curl h2c to the proxy: the proxy speaks h2 over TLS upstream, :authority and :scheme name the target."""
+        skip_without_curl(self)
+        server = await self.h2_server()
+        proxy = await self.proxy(mode=f"reverse:https://127.0.0.1:{server.port}")
+        result = await self.h2c_curl(proxy, f"http://127.0.0.1:{proxy.port_number}/echo")
+        self.assertEqual(result.status, 200)
+        self.assertEqual(_echoed_header(result.body, ":authority"), f"127.0.0.1:{server.port}")
+        self.assertEqual(_echoed_header(result.body, ":scheme"), "https")
+        self.assertEqual(server.connections[0].negotiated, b"h2")
+
+    async def test_curl_regular_mode_forwards_by_authority(self):
+        """Regular mode: an h2c request whose :authority names a server is forwarded there (the HTTP/2 form of absolute-form)."""
+        skip_without_curl(self)
+        web = await WebServer.start(self)
+        proxy = await self.proxy()
+        result = await self.h2c_curl(
+            proxy, web.url("/echo"), "--connect-to", f"::127.0.0.1:{proxy.port_number}"
+        )
+        self.assertEqual(result.status, 200)
+        self.assertEqual(json.loads(result.body)["uri"], "/echo")
+        self.assertEqual(len(web.connections), 1)
+
+    async def test_curl_regular_mode_asked_for_itself(self):
+        """Regular mode, curl --http2-prior-knowledge http://127.0.0.1:PROXYPORT/: a 400 over h2 saying the request names the proxy itself."""
+        skip_without_curl(self)
+        proxy = await self.proxy()
+        result = await self.h2c_curl(proxy, f"http://127.0.0.1:{proxy.port_number}/")
+        self.assertEqual(result.status, 400)
+        self.assertIn(b"names the proxy itself", result.body)
+
+    async def test_preface_split_regular_mode(self):
+        """Regular mode: the preface arriving in two reads (5 bytes, then the rest) still starts HTTP/2."""
+        web = await WebServer.start(self)
+        proxy = await self.proxy()
+        client = await self.split_preface_client(proxy, web.port)
+        response = await bounded(client.request("GET", "/bytes?n=5", authority=f"127.0.0.1:{web.port}").done)
+        self.assertEqual((response.status, bytes(response.body)), (200, b"01234"))
+
+    async def test_preface_split_reverse_mode(self):
+        """Reverse mode: the preface arriving in two reads ("PRI *", then the rest) is waited for and starts HTTP/2."""
+        web = await WebServer.start(self)
+        proxy = await self.proxy(mode=f"reverse:http://127.0.0.1:{web.port}")
+        client = await self.split_preface_client(proxy, proxy.port_number)
+        response = await bounded(client.request("GET", "/bytes?n=5").done)
+        self.assertEqual((response.status, bytes(response.body)), (200, b"01234"))
+
+    async def split_preface_client(self, proxy, port):
+        client = await _SplitPreface.connect(self, proxy, port)
+        self.assertTrue(await wait_until(lambda: read_by_peer(client.transport)))
+        client.send_rest()
+        return client
+
+    async def test_bad_preface_rest(self):
+        """PRI * HTTP/2.0 followed by something other than SM: GOAWAY PROTOCOL_ERROR and the connection closed, no traceback."""
+        proxy = await self.proxy()
+        client = await RawClient.connect(self, proxy.port_number)
+        client.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+        data = await client.wait_closed()
+        goaway = data.find(b"\x07\x00\x00\x00\x00\x00")
+        self.assertNotEqual(goaway, -1, data)
+        self.assertEqual(data[goaway + 10:goaway + 14], ErrorCodes.PROTOCOL_ERROR.to_bytes(4, "big"))
+
+
+class _SplitPreface(H2cClient):
+    hold_after = 5
+
+
+def skip_without_curl(testcase) -> None:
+    if CURL_SKIP:
+        raise unittest.SkipTest(CURL_SKIP)
