@@ -482,6 +482,34 @@ def proxy_options(**values: Any) -> Options:
         "translates between the two.  Off, each side gets what the other chose.",
     )
     add(
+        "http2_max_resets",
+        int,
+        200,
+        "Stream resets (RST_STREAM) an HTTP/2 client may send per "
+        "http2_flood_window; one more and its connection gets GOAWAY "
+        "ENHANCE_YOUR_CALM and is closed (rapid reset, CVE-2023-44487). 0: no limit.",
+    )
+    add(
+        "http2_max_empty_frames",
+        int,
+        100,
+        "DATA frames without payload or end of stream an HTTP/2 client may "
+        "send per http2_flood_window (then GOAWAY ENHANCE_YOUR_CALM). 0: no limit.",
+    )
+    add(
+        "http2_max_control_frames",
+        int,
+        1000,
+        "SETTINGS and PING frames an HTTP/2 client may send per "
+        "http2_flood_window (then GOAWAY ENHANCE_YOUR_CALM). 0: no limit.",
+    )
+    add(
+        "http2_flood_window",
+        float,
+        10.0,
+        "Seconds over which the http2_max_* frame limits count.",
+    )
+    add(
         "websocket",
         bool,
         True,
@@ -572,6 +600,7 @@ def proxy_options(**values: Any) -> Options:
     )
     opts.subscribe(_check_mode)
     opts.subscribe(_check_sizes_and_patterns)
+    opts.subscribe(_check_http2_limits)
     if values:
         opts.update(**values)
     return opts
@@ -603,6 +632,20 @@ def _check_sizes_and_patterns(options: Options, updated: set[str]) -> None:
                 re.compile(pattern)
             except re.error as e:
                 raise OptionsError(f"option {name}: invalid pattern {pattern!r}: {e}") from None
+
+
+_HTTP2_LIMITS = ("http2_max_resets", "http2_max_empty_frames", "http2_max_control_frames")
+
+
+def _check_http2_limits(options: Options, updated: set[str]) -> None:
+    """
+    Reject a negative HTTP/2 frame limit, and a window that is not positive.
+    """
+    for name in updated.intersection(_HTTP2_LIMITS):
+        if getattr(options, name) < 0:
+            raise OptionsError(f"option {name}: must be 0 (no limit) or more")
+    if "http2_flood_window" in updated and not options.http2_flood_window > 0:
+        raise OptionsError("option http2_flood_window: must be more than 0 seconds")
 
 
 def _check_mode(options: Options, updated: set[str]) -> None:

@@ -10,6 +10,9 @@ to the layer they call for, handing it the bytes read so far:
 
 - a TLS ClientHello: L{interceptor.layers.tls.TlsLayer}, or
   L{interceptor.layers.tcp.TcpLayer} when its SNI matches C{tcp_hosts};
+- the HTTP/2 connection preface (h2c with prior knowledge):
+  L{interceptor.layers.http2.Http2Layer}, to the reverse target in reverse
+  mode, else to the tunnel's address over plain HTTP;
 - in reverse mode, anything else: L{interceptor.layers.http1.Http1Layer}
   to the reverse target;
 - an HTTP method and a space: L{interceptor.layers.http1.Http1Layer} to
@@ -34,6 +37,7 @@ from zope.interface import implementer
 
 from interceptor.layers.contracts import IHalfCloseLayer, ILayer
 from interceptor.layers.http1 import Http1Layer
+from interceptor.layers.http2 import PREFACE, Http2Layer
 from interceptor.layers.tcp import TcpLayer
 from interceptor.layers.tls import TlsLayer
 from interceptor.transport.modes import matches_hosts
@@ -87,8 +91,13 @@ class DetectLayer:
         Collect bytes until they tell the protocol, then switch.
         """
         buffered = self._buffer = self._buffer + data
-        if len(buffered) < 3 or (len(buffered) < 17 and buffered.isalpha() and buffered.isupper()):
-            # Not enough to tell yet (a method name may still be arriving).
+        if (
+            len(buffered) < 3
+            or (len(buffered) < 17 and buffered.isalpha() and buffered.isupper())
+            or (len(buffered) < len(PREFACE) and PREFACE.startswith(buffered))
+        ):
+            # Not enough to tell yet (a method name or the HTTP/2 preface
+            # may still be arriving).
             return
         self._choose(self._layer_for(buffered))
 
@@ -104,8 +113,11 @@ class DetectLayer:
             if sni and matches_hosts(self.master.options.tcp_hosts, sni, port):
                 return self._tcp_layer()
             return TlsLayer(root, self.address)
+        scheme = root.mode.scheme if root.mode.kind == "reverse" else "http"
+        if buffered.startswith(PREFACE):
+            return Http2Layer(root, target=(scheme, host, port))
         if root.mode.kind == "reverse":
-            return Http1Layer(root, target=(root.mode.scheme, host, port))
+            return Http1Layer(root, target=(scheme, host, port))
         if _HTTP_METHOD.match(buffered):
             return Http1Layer(root, target=("http", host, port))
         return self._tcp_layer()

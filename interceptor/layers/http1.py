@@ -54,6 +54,7 @@ from interceptor.layers.http1_request import (
     make_request,
 )
 from interceptor.layers.http1_server import Http1ServerConnection, UpstreamProtocol
+from interceptor.layers.http2 import Http2Layer, h2c_start
 from interceptor.layers.http2_server import switch_to_h2
 from interceptor.tls.handshake import server_name_for
 from interceptor.transport.paced import PacedWrite
@@ -221,6 +222,13 @@ class Http1Layer:
                 self._reject(400, "Bad Request", str(cause or e))
             return
         except httptools.HttpParserError as e:
+            h2c = None if self.streams or self.upstream else h2c_start(data, self._head_seen)
+            if h2c is not None:
+                # The HTTP/2 preface, first (h2c with prior knowledge): HTTP/2 from now on.
+                self.closing = True
+                self.watchdog.stop()
+                self.root.switch_layer(Http2Layer(self.root, self.target), [h2c])
+                return
             self._reject(400, "Bad Request", f"Malformed request: {e}")
             return
         finally:

@@ -26,8 +26,11 @@ from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
+    PingReceived,
     RemoteSettingsChanged,
     RequestReceived,
+    SettingsAcknowledged,
     StreamEnded,
     StreamReset,
     TrailersReceived,
@@ -38,7 +41,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.layers.contracts import IServerConnection, IServerOwner
+from interceptor.layers.contracts import ILayer, IServerConnection, IServerOwner
+from interceptor.layers.http1_framing import _no_delay
+from interceptor.layers.http2_flood import CONTROL, EMPTY_DATA, RESETS, FloodGuard
 from interceptor.layers.http2_frames import h2_config, send_settings, stream_id_of
 from interceptor.layers.http2_headers import (
     CONNECTION_HEADERS,
@@ -47,7 +52,7 @@ from interceptor.layers.http2_headers import (
 from interceptor.layers.http2_client import H2ClientSide
 from interceptor.layers.http2_server import H2ServerConnection, H2Upstream, switch_to_h2
 from interceptor.model.flow import HTTPFlow
-from interceptor.model.http import Headers
+from interceptor.model.http import Headers, Request
 from interceptor.transport.watchdog import SilenceWatch, Watchdog
 
 if TYPE_CHECKING:
@@ -56,6 +61,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Http2Layer",
+    "PREFACE",
+    "h2c_start",
     "H2ClientSide",
     "H2ServerConnection",
     "H2Upstream",
@@ -64,6 +71,25 @@ __all__ = [
 ]
 
 _log = Logger(namespace="interceptor.http2")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""The HTTP/2 connection preface (RFC 9113 3.4), the first bytes of h2c with prior knowledge."""
+
+_PREFACE_HEAD = PREFACE[:18]
+"""The part an HTTP/1 parser reads as a request head (httptools stops after it)."""
+
+
+def h2c_start(data: bytes, seen: int) -> Optional[bytes]:
+    """
+    The HTTP/1 parser refused C{data} after reading C{seen} bytes of the
+    same request head in earlier reads: if that head was the preface's
+    first part, the connection's bytes from its start for an HTTP/2 layer
+    (h2c with prior knowledge); else None.
+    """
+    cut = len(_PREFACE_HEAD) - seen
+    if cut < 0 or data[:cut] != _PREFACE_HEAD[seen:]:
+        return None
+    return _PREFACE_HEAD + data[cut:]
 
 
 class _ClientWrites:
@@ -96,7 +122,7 @@ class _ClientWrites:
         """
 
 
-@implementer(IServerOwner)
+@implementer(ILayer, IServerOwner)
 class Http2Layer:
     """
     The client-facing HTTP/2 layer of one connection.
@@ -130,6 +156,13 @@ class Http2Layer:
             self.options.read_timeout / 4,
             self._request_limit,
             self._request_silent,
+        )
+        self.flood = FloodGuard(self.master.clock, self.options)
+        # Reverse mode: requests name the target (as the Host header does
+        # for HTTP/1 clients), unless keep_host_header.
+        mode = root.mode
+        self.target_authority: Optional[str] = (
+            mode.authority if mode.kind == "reverse" and not self.options.keep_host_header else None
         )
 
     def __repr__(self) -> str:
@@ -166,8 +199,13 @@ class Http2Layer:
 
     def start(self) -> None:
         """
-        The layer is in charge of the connection.
+        The layer is in charge of the connection: a plain one (h2c with
+        prior knowledge) is written to directly.
         """
+        if self.transport is None:
+            transport = self.root.transport
+            _no_delay(transport)
+            self.attach_transport(transport)
 
     def flush(self) -> None:
         """
@@ -188,8 +226,12 @@ class Http2Layer:
             events = self.conn.receive_data(data)
         except (ProtocolError, H2Error) as e:
             _log.info("{client}: HTTP/2 protocol error: {error}", client=self.client_conn.address, error=str(e))
-            self._terminate(ErrorCodes.PROTOCOL_ERROR)
+            self._terminate(ErrorCodes.PROTOCOL_ERROR, "HTTP/2 protocol error on the client connection")
             return
+        self._dispatch(events)
+        self.flush()
+
+    def _dispatch(self, events: list[Any]) -> None:
         for event in events:
             handler = _CLIENT_HANDLERS.get(type(event))
             if handler is None:
@@ -203,10 +245,29 @@ class Http2Layer:
                 side = self.streams.get(sid) if sid is not None else None
                 if side is not None:
                     side.exchange.fail("internal error in the proxy", 502)
-        self.flush()
+            if self.closing:
+                # (The connection ended, say for a flood: the rest of the
+                # read is dropped.)
+                return
+
+    def _count(self, kind: int) -> None:
+        """
+        Count a frame that costs the proxy without serving anything; over
+        its limit, the client gets GOAWAY ENHANCE_YOUR_CALM.
+        """
+        reason = self.flood.count(kind)
+        if reason is not None:
+            _log.info("{client}: HTTP/2 client sent {reason}; GOAWAY ENHANCE_YOUR_CALM",
+                      client=self.client_conn.address, reason=reason)
+            self._terminate(ErrorCodes.ENHANCE_YOUR_CALM, f"client connection closed: {reason}",
+                            reason.encode())
 
     def _request_received(self, event: RequestReceived) -> None:
         request = request_from_h2(event.headers, self.target)
+        if self.target_authority is not None:
+            request.authority = self.target_authority
+            if b"host" in request.headers:
+                del request.headers[b"host"]
         flow = HTTPFlow(self.client_conn, None, request)
         side = H2ClientSide(self, event.stream_id, flow)
         self.streams[event.stream_id] = side
@@ -218,13 +279,31 @@ class Http2Layer:
                 501, "Not Implemented", "CONNECT over HTTP/2 is not supported by this proxy."
             )
             return
+        if self.target is None and self._names_proxy(request):
+            # (h2c to a regular proxy, asked for the proxy itself: relayed,
+            # it would come back here in HTTP/1 origin-form and be refused.)
+            detail = (f"This is a proxy: the request names the proxy itself "
+                      f"({request.host}:{request.port}), not a server to forward it to.")
+            _log.info("{client}: 400 Bad Request: {detail}", client=self.client_conn.address, detail=detail)
+            side.exchange.client_error(400, "Bad Request", detail)
+            return
         if event.stream_ended is None:
             self.silence.touch(side)
         # (An END_STREAM on the headers also comes as its own StreamEnded
         # event, which completes the request.)
         side.exchange.start()
 
+    def _names_proxy(self, request: Request) -> bool:
+        sockname = self.client_conn.sockname
+        return (
+            sockname is not None
+            and request.port == sockname[1]
+            and request.host in (sockname[0], "localhost")
+        )
+
     def _data_received(self, event: DataReceived) -> None:
+        if not event.data and event.stream_ended is None:
+            self._count(EMPTY_DATA)
         stream = self.streams.get(event.stream_id)
         if stream is None:
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -250,6 +329,16 @@ class Http2Layer:
             stream.exchange.client_failed(
                 f"client reset the stream (error code {event.error_code!r})"
             )
+        self._count(RESETS)
+
+    def _settings_changed(self, event: RemoteSettingsChanged) -> None:
+        # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window
+        # without a WINDOW_UPDATE (RFC 9113 6.9.2).
+        self.pump_all()
+        self._count(CONTROL)
+
+    def _control_frame(self, event: Any) -> None:
+        self._count(CONTROL)
 
     def _window_updated(self, event: WindowUpdated) -> None:
         if event.stream_id:
@@ -274,14 +363,14 @@ class Http2Layer:
         self.streams.clear()
         self.close()
 
-    def _terminate(self, code: ErrorCodes) -> None:
+    def _terminate(self, code: ErrorCodes, message: str, detail: Optional[bytes] = None) -> None:
         try:
-            self.conn.close_connection(error_code=code)
+            self.conn.close_connection(error_code=code, additional_data=detail)
             self.flush()
         except H2Error:
             pass
         for stream in list(self.streams.values()):
-            stream.exchange.client_failed("HTTP/2 protocol error on the client connection")
+            stream.exchange.client_failed(message)
         self.streams.clear()
         self.close()
 
@@ -375,8 +464,9 @@ _CLIENT_HANDLERS: dict[type, Callable[[Http2Layer, Any], None]] = {
     TrailersReceived: Http2Layer._trailers_received,
     StreamReset: Http2Layer._stream_reset,
     WindowUpdated: Http2Layer._window_updated,
-    # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window
-    # without a WINDOW_UPDATE (RFC 9113 6.9.2).
-    RemoteSettingsChanged: lambda layer, event: layer.pump_all(),
+    RemoteSettingsChanged: Http2Layer._settings_changed,
+    SettingsAcknowledged: Http2Layer._control_frame,
+    PingReceived: Http2Layer._control_frame,
+    PingAckReceived: Http2Layer._control_frame,
     ConnectionTerminated: Http2Layer._terminated,
 }

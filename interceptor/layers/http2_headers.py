@@ -33,7 +33,8 @@ def request_from_h2(
 ) -> Request:
     """
     Make a L{Request} from an HTTP/2 header block: pseudo-headers become
-    method, scheme, authority and path; the rest stay as headers.
+    method, scheme, authority and path; the rest stay as headers.  With a
+    C{target} (scheme, host, port) the request goes there.
     """
     pseudo: dict[bytes, bytes] = {}
     fields = []

@@ -67,6 +67,7 @@ __all__ = [
     "H2ServerStream",
     "TlsHttp1Server",
     "H2ProxyClient",
+    "H2cClient",
     "H2Response",
     "TlsTunnelClient",
     "proxy_ca_path",
@@ -664,6 +665,9 @@ class H2ProxyClient(_TlsTunnel, Protocol):
     @ivar pushes: PUSH_PROMISEs received (there should be none).
     """
 
+    scheme = b"https"
+    """The requests' C{:scheme}."""
+
     def __init__(self, address: tuple[str, int], ca_path: str, alpn: Sequence[bytes], auto_ack: bool) -> None:
         self.address = address
         self.ca_path = ca_path
@@ -796,7 +800,7 @@ class H2ProxyClient(_TlsTunnel, Protocol):
         response = self.responses[sid] = H2Response(sid)
         fields = [
             (b":method", method.encode()),
-            (b":scheme", b"https"),
+            (b":scheme", self.scheme),
             (b":authority", (authority or f"{self.address[0]}:{self.address[1]}").encode()),
             (b":path", path.encode()),
             *headers,
@@ -891,6 +895,34 @@ class H2ProxyClient(_TlsTunnel, Protocol):
             self.ready.errback(reason)
         if not self.lost.called:
             self.lost.callback(None)
+
+
+class H2cClient(H2ProxyClient):
+    """
+    An h2 client speaking HTTP/2 with prior knowledge (h2c) straight to the
+    proxy over plain TCP (connect it with L{H2ProxyClient.connect}; the
+    port names the server in its requests' C{:authority}).  With
+    C{hold_after} set, only that many bytes of the preface go out at first,
+    the rest with L{send_rest}.
+    """
+
+    _tunnel = True
+    scheme = b"http"
+    hold_after: Optional[int] = None
+
+    def connectionMade(self) -> None:
+        self.conn.initiate_connection()
+        data = self.conn.data_to_send()
+        if self.hold_after is not None:
+            data, self._rest = data[:self.hold_after], data[self.hold_after:]
+        self.transport.write(data)
+        self.ready.callback(self)
+
+    def send_rest(self) -> None:
+        """
+        Send the rest of a held preface.
+        """
+        self.transport.write(self._rest)
 
 
 @implementer(IHandshakeListener)
