@@ -21,7 +21,7 @@ from twisted.python import usage
 
 from interceptor.transport.fast.allocator import keep_freed_memory
 from interceptor.core.defaults import default_addons
-from interceptor.core.master import Master
+from interceptor.core.master import Master, server_endpoint
 from interceptor.core.options import OptionsError, proxy_options
 from interceptor.core.service import ProxyService
 
@@ -37,10 +37,9 @@ def _check_endpoint(description: str) -> None:
     a traceback when the service starts).
     """
     from twisted.internet import reactor
-    from twisted.internet.endpoints import serverFromString
 
     try:
-        serverFromString(reactor, description)
+        server_endpoint(reactor, description)
     except (ValueError, TypeError, KeyError, OSError) as e:
         raise usage.UsageError(f"--listen {description}: {e}") from None
 
