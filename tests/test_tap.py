@@ -251,6 +251,57 @@ class ProxyServiceTests(unittest.TestCase):
         self.assertEqual(fake.stopped, [True])
         await service.stopService()
 
+    async def test_exit_on_failure_listen(self):
+        """With exit_on_failure (twistd), a port in use is logged and startService raises SystemExit(1)."""
+        blocker = ProxyService(Master(proxy_options()), ["tcp:0:interface=127.0.0.1"])
+        blocker.startService()
+        [port] = await blocker.listening
+        self.addCleanup(blocker.stopService)
+        recorder = LogRecorder()
+        master = Master(proxy_options(), [recorder])
+        service = ProxyService(
+            master, [f"tcp:{port.getHost().port}:interface=127.0.0.1"], exit_on_failure=True
+        )
+        self.addCleanup(master.stop)
+        e = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(e.code, 1)
+        [line] = recorder.messages("error")
+        self.assertIn(f"Cannot listen on tcp:{port.getHost().port}:interface=127.0.0.1", line)
+        self.assertIsNone(await service.listening)
+
+    def test_exit_on_failure_options(self):
+        """An addon refusing the options at start (an unusable confdir): one error line, SystemExit(1)."""
+        from addons.tlsconfig import TlsConfig
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("a file")
+        recorder = LogRecorder()
+        master = Master(proxy_options(confdir=path), [recorder, TlsConfig()])
+        self.addCleanup(master.stop)
+        service = ProxyService(master, ["tcp:0:interface=127.0.0.1"], exit_on_failure=True)
+        e = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(e.code, 1)
+        self.assertEqual(
+            recorder.messages("error"),
+            [f"Cannot start: confdir {os.path.abspath(path)} is not a directory"],
+        )
+        self.assertEqual(master.ports, [])
+
+    def test_options_error_raised_when_embedded(self):
+        """Without exit_on_failure (an application), the OptionsError is raised after the line is logged."""
+        from addons.tlsconfig import TlsConfig
+        from interceptor.core.options import OptionsError
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("a file")
+        master = Master(proxy_options(confdir=path), [TlsConfig()])
+        self.addCleanup(master.stop)
+        service = ProxyService(master, ["tcp:0:interface=127.0.0.1"])
+        e = self.assertRaises(OptionsError, service.startService)
+        self.assertIn("is not a directory", str(e))
+
     def test_named(self):
         """The service is named interceptor, so an application can find it."""
         self.assertEqual(ProxyService(Master(proxy_options(), reactor=Clock()), []).name, "interceptor")

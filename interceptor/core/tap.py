@@ -177,4 +177,6 @@ def makeService(config: Options) -> ProxyService:
     """
     if config["master"].options.fast_paths:
         keep_freed_memory()
-    return ProxyService(config["master"], config["listen"], clean_sigterm=True)
+    return ProxyService(
+        config["master"], config["listen"], clean_sigterm=True, exit_on_failure=True
+    )

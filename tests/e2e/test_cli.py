@@ -10,7 +10,7 @@ import os
 
 from twisted.internet import error, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.trial import unittest
 
 from tests.e2e.peers import RawServer, curl, http_response, sleep, unused_port, wait_until
@@ -74,6 +74,60 @@ class TwistdCommandLineTests(unittest.TestCase):
         self.assertIsInstance(reason, error.ProcessTerminated, out)
         self.assertIn("flow_detail", out)
         self.assertNotIn("Traceback", out)
+
+    async def _refused_to_start(self, *args):
+        """
+        Run twistd with C{args}; it must exit with status 1 without a
+        traceback.  Returns its output.
+        """
+        protocol, _ = self._spawn(*args)
+        await self._ended(protocol)
+        out = protocol.output.decode(errors="replace")
+        reason = await protocol.ended
+        self.assertIsInstance(reason, error.ProcessTerminated, out)
+        self.assertEqual(reason.exitCode, 1, out)
+        self.assertNotIn("Traceback", out)
+        return out
+
+    async def test_port_in_use_exits_with_status_1(self):
+        """A port already in use: one '[error] Cannot listen on ...' line and exit status 1 (it was 0)."""
+        taken = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        out = await self._refused_to_start("--listen", f"tcp:{port}:interface=127.0.0.1")
+        lines = [line for line in out.splitlines() if "Cannot listen" in line]
+        self.assertEqual(len(lines), 1, out)
+        self.assertIn(f"tcp:{port}:interface=127.0.0.1", lines[0])
+        self.assertIn("Address already in use", lines[0])
+        self.assertNotIn("Proxy listening", out)
+
+    async def test_second_listen_in_use_exits_with_status_1(self):
+        """One of two --listen endpoints in use: exit status 1 (the process ends, the other port with it)."""
+        taken = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        out = await self._refused_to_start(
+            "--listen", "tcp:0:interface=127.0.0.1", "--listen", f"tcp:{port}:interface=127.0.0.1"
+        )
+        self.assertIn(f"Cannot listen on tcp:{port}:interface=127.0.0.1", out)
+
+    async def test_confdir_is_a_file(self):
+        """--confdir naming a file: one clear line, exit status 1, no traceback (it ran on, resetting HTTPS)."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("not a directory")
+        out = await self._refused_to_start("--listen", "tcp:0:interface=127.0.0.1", "--confdir", path)
+        self.assertIn(f"[error] Cannot start: confdir {path} is not a directory", out)
+        self.assertNotIn("Proxy listening", out)
+
+    async def test_confdir_below_a_file(self):
+        """--confdir that cannot be created (below a file): one clear line, exit status 1."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("not a directory")
+        confdir = os.path.join(path, "conf")
+        out = await self._refused_to_start("--listen", "tcp:0:interface=127.0.0.1", "--confdir", confdir)
+        self.assertIn(f"Cannot start: cannot create the CA in confdir {confdir}: Not a directory", out)
 
     async def _run_proxy_and_request(self, *args):
         """
