@@ -4,6 +4,7 @@ the command line, the IService, and real C{twistd interceptor} processes
 (C{--help} from another directory; a clean stop on SIGTERM).
 """
 
+import io
 import os
 import signal
 import sys
@@ -172,7 +173,8 @@ class CommandLineTests(unittest.TestCase):
 
     def test_bad_set_values_are_usage_errors(self):
         for spec in ("flow_detail=abc", "flow_detail=", "flow_detail", "termlog_verbosity=loud",
-                     "http2=maybe", "nosuch=1"):
+                     "http2=maybe", "nosuch=1", "noequals", "flow_detail=9", "flow_detail=-1",
+                     "connect_timeout=-1", "read_timeout=0"):
             self.assertRaises(usage.UsageError, parse, "--set", spec)
 
     def test_bad_size_options_are_usage_errors(self):
@@ -190,6 +192,39 @@ class CommandLineTests(unittest.TestCase):
         """An invalid regex in ignore_hosts/allow_hosts/tcp_hosts is refused up front."""
         for spec in ("ignore_hosts=[", "tcp_hosts=(", "allow_hosts=*"):
             self.assertRaises(usage.UsageError, parse, "--set", spec)
+
+    def _twistd_usage_error(self, *argv):
+        """
+        Parse C{twistd interceptor ARGV} as twistd does: the usage error's
+        exit status and what went to stderr.
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        stdout = io.StringIO()
+        self.patch(sys, "stdout", stdout)
+        e = self.assertRaises(SystemExit, ServerOptions().parseOptions, ["interceptor", *argv])
+        self.assertEqual(stdout.getvalue(), "")
+        return e.code, stderr.getvalue()
+
+    def test_twistd_usage_error_is_one_line_and_a_hint(self):
+        """Under twistd a usage error prints the error and a hint, not the whole help, and exits 2."""
+        code, err = self._twistd_usage_error("--set", "noequals")
+        self.assertEqual(code, 2)
+        self.assertEqual(err, f"twistd interceptor: --set noequals: expected NAME=VALUE\n{tap.USAGE_HINT}\n")
+
+    def test_twistd_usage_errors_suggest(self):
+        """A misspelt flag or option name gets the closest names; bad values are named."""
+        cases = {
+            ("--lisen", "tcp:0"): "unknown flag --lisen (did you mean --listen?)",
+            ("--set", "strem_large_bodies=1m"): "unknown option 'strem_large_bodies' (did you mean stream_large_bodies?)",
+            ("--set", "connect_timeout=-1"): "option connect_timeout: must be a number above 0, got -1.0",
+            ("--set", "flow_detail=9"): "option flow_detail: 9 is not one of 0, 1, 2, 3, 4",
+        }
+        for argv, message in cases.items():
+            code, err = self._twistd_usage_error(*argv)
+            self.assertEqual((code, err.splitlines()[0]), (2, f"twistd interceptor: {message}"), argv)
 
     def test_bad_listen_is_usage_error(self):
         """A --listen that is not an endpoint string is a usage error, not a traceback at start."""

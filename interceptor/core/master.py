@@ -39,7 +39,7 @@ from twisted.logger import Logger
 
 from interceptor.core.addonmanager import AddonManager
 from interceptor.core.log import LogBridge, LogEntry
-from interceptor.core.options import Options, OptionsError, proxy_options
+from interceptor.core.options import Options, OptionsError, did_you_mean, proxy_options
 
 if TYPE_CHECKING:
     from interceptor.proxy import ProxyFactory
@@ -170,7 +170,11 @@ class Master:
         self._bridge.install()
         self.addons.configure_all(self.options, self.options.keys())
         for name in sorted(getattr(self.options, "deferred", ())):
-            _log.error("Unknown option {name}: no addon declared it", name=name)
+            _log.error(
+                "Unknown option {name}: no addon declared it{hint}",
+                name=name,
+                hint=did_you_mean(name, self.options.keys()),
+            )
         self._start_ticking()
 
     def _start_ticking(self) -> None:

@@ -65,19 +65,9 @@ class TwistdCommandLineTests(unittest.TestCase):
         self.assertNotIn("Traceback", out)
         self.assertIn("nonsense", out)
 
-    async def test_bad_set_clear_error(self):
-        """--set flow_detail=abc: a usage error naming the option, no traceback."""
-        protocol, _ = self._spawn("--set", "flow_detail=abc")
-        await self._ended(protocol)
-        out = protocol.output.decode(errors="replace")
-        reason = await protocol.ended
-        self.assertIsInstance(reason, error.ProcessTerminated, out)
-        self.assertIn("flow_detail", out)
-        self.assertNotIn("Traceback", out)
-
-    async def _refused_to_start(self, *args):
+    async def _exits_with(self, status, *args):
         """
-        Run twistd with C{args}; it must exit with status 1 without a
+        Run twistd with C{args}; it must exit with C{status} without a
         traceback.  Returns its output.
         """
         protocol, _ = self._spawn(*args)
@@ -85,16 +75,39 @@ class TwistdCommandLineTests(unittest.TestCase):
         out = protocol.output.decode(errors="replace")
         reason = await protocol.ended
         self.assertIsInstance(reason, error.ProcessTerminated, out)
-        self.assertEqual(reason.exitCode, 1, out)
+        self.assertEqual(reason.exitCode, status, out)
         self.assertNotIn("Traceback", out)
         return out
+
+    async def test_bad_set_clear_error(self):
+        """--set flow_detail=abc: a usage error naming the option, no traceback."""
+        out = await self._exits_with(2, "--set", "flow_detail=abc")
+        self.assertIn("flow_detail", out)
+
+    async def test_usage_error_without_the_help(self):
+        """--set noequals: the error asking for NAME=VALUE and a hint, not the whole help; status 2."""
+        out = await self._exits_with(2, "--set", "noequals")
+        self.assertEqual(
+            out.splitlines(),
+            [
+                "twistd interceptor: --set noequals: expected NAME=VALUE",
+                "Run 'twistd interceptor --help' for the command line, "
+                "'twistd interceptor --options' for every option --set takes.",
+            ],
+        )
+
+    async def test_misspelt_flag_suggested(self):
+        """--lisen: the closest flag is suggested, no help text."""
+        out = await self._exits_with(2, "--lisen", "tcp:0:interface=127.0.0.1")
+        self.assertIn("twistd interceptor: unknown flag --lisen (did you mean --listen?)", out)
+        self.assertNotIn("--verbose", out)
 
     async def test_port_in_use_exits_with_status_1(self):
         """A port already in use: one '[error] Cannot listen on ...' line and exit status 1 (it was 0)."""
         taken = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
         self.addCleanup(taken.stopListening)
         port = taken.getHost().port
-        out = await self._refused_to_start("--listen", f"tcp:{port}:interface=127.0.0.1")
+        out = await self._exits_with(1, "--listen", f"tcp:{port}:interface=127.0.0.1")
         lines = [line for line in out.splitlines() if "Cannot listen" in line]
         self.assertEqual(len(lines), 1, out)
         self.assertIn(f"tcp:{port}:interface=127.0.0.1", lines[0])
@@ -106,7 +119,7 @@ class TwistdCommandLineTests(unittest.TestCase):
         taken = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
         self.addCleanup(taken.stopListening)
         port = taken.getHost().port
-        out = await self._refused_to_start(
+        out = await self._exits_with(1, 
             "--listen", "tcp:0:interface=127.0.0.1", "--listen", f"tcp:{port}:interface=127.0.0.1"
         )
         self.assertIn(f"Cannot listen on tcp:{port}:interface=127.0.0.1", out)
@@ -116,7 +129,7 @@ class TwistdCommandLineTests(unittest.TestCase):
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
             f.write("not a directory")
-        out = await self._refused_to_start("--listen", "tcp:0:interface=127.0.0.1", "--confdir", path)
+        out = await self._exits_with(1, "--listen", "tcp:0:interface=127.0.0.1", "--confdir", path)
         self.assertIn(f"[error] Cannot start: confdir {path} is not a directory", out)
         self.assertNotIn("Proxy listening", out)
 
@@ -126,7 +139,7 @@ class TwistdCommandLineTests(unittest.TestCase):
         with open(path, "w") as f:
             f.write("not a directory")
         confdir = os.path.join(path, "conf")
-        out = await self._refused_to_start("--listen", "tcp:0:interface=127.0.0.1", "--confdir", confdir)
+        out = await self._exits_with(1, "--listen", "tcp:0:interface=127.0.0.1", "--confdir", confdir)
         self.assertIn(f"Cannot start: cannot create the CA in confdir {confdir}: Not a directory", out)
 
     async def _run_proxy_and_request(self, *args):
