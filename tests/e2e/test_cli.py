@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 
 from twisted.internet import error, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
-from tests.e2e.peers import RawServer, curl, http_response, sleep, unused_port, wait_until
+from tests.e2e.peers import RawServer, curl, http_response, unused_port, wait_listening, wait_until
 from tests.test_tap import spawn_twistd
 
 
@@ -151,17 +150,7 @@ class TwistdCommandLineTests(unittest.TestCase):
         protocol, transport = self._spawn("--listen", f"tcp:{port}:interface=127.0.0.1", *args)
         server = await RawServer.start(self, _latin_header_handler)
         # -q hides the "listening" line: try the port until it takes a connection.
-        listening = False
-        while not listening and not protocol.ended.called:
-            try:
-                connection = await TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1).connect(
-                    ClientFactory.forProtocol(Protocol)
-                )
-            except error.ConnectError:
-                await sleep(0.02)
-            else:
-                connection.transport.loseConnection()
-                listening = True
+        await wait_listening(port, protocol.ended)
         result = await curl(self, "-x", f"http://127.0.0.1:{port}", server.url("/latin"))
         self.assertEqual(result.status, 200, protocol.output.decode(errors="replace"))
         transport.signalProcess("TERM")
