@@ -86,6 +86,7 @@ class Dumper:
             int,
             1,
             "Flow output: 0 none, 1 one line per flow, 2 headers, 3 bodies (cut), 4 full bodies.",
+            choices=[0, 1, 2, 3, 4],
         )
 
     def configure(self, options: Options, updated: set[str]) -> None:

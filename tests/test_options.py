@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from interceptor.core.master import Master
-from interceptor.core.options import Options, OptionsError, parse_size, proxy_options
+from interceptor.core.options import Options, OptionsError, did_you_mean, parse_size, proxy_options
 
 
 def sample() -> Options:
@@ -271,6 +271,60 @@ class SetTests(unittest.TestCase):
         self.assertEqual(parse_size("2G"), 2 * 1024**3)
         self.assertIsNone(parse_size(""))
         self.assertRaises(ValueError, parse_size, "lots")
+
+
+class UsageMessageTests(unittest.TestCase):
+    """
+    A mistake gets a message that says what to write instead (hardening
+    issue, item 22).
+    """
+
+    def test_did_you_mean(self):
+        self.assertEqual(did_you_mean("lisen", ["listen", "set", "mode"], "--"), " (did you mean --listen?)")
+        self.assertEqual(did_you_mean("zzz", ["listen"]), "")
+
+    def test_unknown_name_suggests_close_ones(self):
+        """A misspelt option name is refused with the closest names."""
+        e = self.assertRaises(OptionsError, proxy_options().set, "strem_large_bodies=1m")
+        self.assertEqual(str(e), "unknown option 'strem_large_bodies' (did you mean stream_large_bodies?)")
+        e = self.assertRaises(OptionsError, proxy_options().update, conect_timeout=3)
+        self.assertEqual(str(e), "unknown option 'conect_timeout' (did you mean connect_timeout?)")
+
+    def test_set_without_equals_asks_for_name_value(self):
+        """--set noequals (no such option, no '='): the message asks for NAME=VALUE."""
+        e = self.assertRaises(OptionsError, proxy_options().set, "noequals")
+        self.assertEqual(str(e), "--set noequals: expected NAME=VALUE")
+        e = self.assertRaises(OptionsError, proxy_options().set, "htp2")
+        self.assertEqual(str(e), "--set htp2: expected NAME=VALUE (did you mean http2?)")
+
+    def test_bad_text_names_the_type(self):
+        """A value that does not parse names the type expected, not Python's int() message."""
+        e = self.assertRaises(OptionsError, proxy_options().set, "max_header_size=big")
+        self.assertEqual(str(e), "option max_header_size: invalid value 'big', expected a value of type int")
+
+    def test_timeouts_above_zero(self):
+        """Timeouts, tick_interval and max_header_size must be finite numbers above 0; nothing changes otherwise."""
+        for spec in ("connect_timeout=-1", "read_timeout=0", "idle_timeout=nan", "connect_timeout=inf",
+                     "tick_interval=0", "max_header_size=-5"):
+            opts = proxy_options()
+            before = dict(opts.items())
+            e = self.assertRaises(OptionsError, opts.set, spec)
+            self.assertIn("must be a number above 0", str(e))
+            self.assertIn(spec.partition("=")[0], str(e))
+            self.assertEqual(dict(opts.items()), before)
+        opts = proxy_options()
+        opts.set("connect_timeout=0.5", "read_timeout=30")
+        self.assertEqual((opts.connect_timeout, opts.read_timeout), (0.5, 30.0))
+
+    def test_int_choices(self):
+        """An int option may list its choices (flow_detail: 0 to 4)."""
+        opts = Options()
+        opts.add_option("detail", int, 1, "How much.", choices=[0, 1, 2])
+        opts.set("detail=2")
+        e = self.assertRaises(OptionsError, opts.set, "detail=9")
+        self.assertEqual(str(e), "option detail: 9 is not one of 0, 1, 2")
+        self.assertEqual(opts.detail, 2)
+        self.assertIn("(one of 0, 1, 2)", opts.help_text())
 
 
 class ConfigureEventTests(unittest.TestCase):

@@ -4,6 +4,7 @@ the command line, the IService, and real C{twistd interceptor} processes
 (C{--help} from another directory; a clean stop on SIGTERM).
 """
 
+import io
 import os
 import signal
 import sys
@@ -172,7 +173,8 @@ class CommandLineTests(unittest.TestCase):
 
     def test_bad_set_values_are_usage_errors(self):
         for spec in ("flow_detail=abc", "flow_detail=", "flow_detail", "termlog_verbosity=loud",
-                     "http2=maybe", "nosuch=1"):
+                     "http2=maybe", "nosuch=1", "noequals", "flow_detail=9", "flow_detail=-1",
+                     "connect_timeout=-1", "read_timeout=0"):
             self.assertRaises(usage.UsageError, parse, "--set", spec)
 
     def test_bad_size_options_are_usage_errors(self):
@@ -190,6 +192,39 @@ class CommandLineTests(unittest.TestCase):
         """An invalid regex in ignore_hosts/allow_hosts/tcp_hosts is refused up front."""
         for spec in ("ignore_hosts=[", "tcp_hosts=(", "allow_hosts=*"):
             self.assertRaises(usage.UsageError, parse, "--set", spec)
+
+    def _twistd_usage_error(self, *argv):
+        """
+        Parse C{twistd interceptor ARGV} as twistd does: the usage error's
+        exit status and what went to stderr.
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        stdout = io.StringIO()
+        self.patch(sys, "stdout", stdout)
+        e = self.assertRaises(SystemExit, ServerOptions().parseOptions, ["interceptor", *argv])
+        self.assertEqual(stdout.getvalue(), "")
+        return e.code, stderr.getvalue()
+
+    def test_twistd_usage_error_is_one_line_and_a_hint(self):
+        """Under twistd a usage error prints the error and a hint, not the whole help, and exits 2."""
+        code, err = self._twistd_usage_error("--set", "noequals")
+        self.assertEqual(code, 2)
+        self.assertEqual(err, f"twistd interceptor: --set noequals: expected NAME=VALUE\n{tap.USAGE_HINT}\n")
+
+    def test_twistd_usage_errors_suggest(self):
+        """A misspelt flag or option name gets the closest names; bad values are named."""
+        cases = {
+            ("--lisen", "tcp:0"): "unknown flag --lisen (did you mean --listen?)",
+            ("--set", "strem_large_bodies=1m"): "unknown option 'strem_large_bodies' (did you mean stream_large_bodies?)",
+            ("--set", "connect_timeout=-1"): "option connect_timeout: must be a number above 0, got -1.0",
+            ("--set", "flow_detail=9"): "option flow_detail: 9 is not one of 0, 1, 2, 3, 4",
+        }
+        for argv, message in cases.items():
+            code, err = self._twistd_usage_error(*argv)
+            self.assertEqual((code, err.splitlines()[0]), (2, f"twistd interceptor: {message}"), argv)
 
     def test_bad_listen_is_usage_error(self):
         """A --listen that is not an endpoint string is a usage error, not a traceback at start."""
@@ -250,6 +285,57 @@ class ProxyServiceTests(unittest.TestCase):
         self.assertIn("Cannot listen", recorder.text("error"))
         self.assertEqual(fake.stopped, [True])
         await service.stopService()
+
+    async def test_exit_on_failure_listen(self):
+        """With exit_on_failure (twistd), a port in use is logged and startService raises SystemExit(1)."""
+        blocker = ProxyService(Master(proxy_options()), ["tcp:0:interface=127.0.0.1"])
+        blocker.startService()
+        [port] = await blocker.listening
+        self.addCleanup(blocker.stopService)
+        recorder = LogRecorder()
+        master = Master(proxy_options(), [recorder])
+        service = ProxyService(
+            master, [f"tcp:{port.getHost().port}:interface=127.0.0.1"], exit_on_failure=True
+        )
+        self.addCleanup(master.stop)
+        e = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(e.code, 1)
+        [line] = recorder.messages("error")
+        self.assertIn(f"Cannot listen on tcp:{port.getHost().port}:interface=127.0.0.1", line)
+        self.assertIsNone(await service.listening)
+
+    def test_exit_on_failure_options(self):
+        """An addon refusing the options at start (an unusable confdir): one error line, SystemExit(1)."""
+        from addons.tlsconfig import TlsConfig
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("a file")
+        recorder = LogRecorder()
+        master = Master(proxy_options(confdir=path), [recorder, TlsConfig()])
+        self.addCleanup(master.stop)
+        service = ProxyService(master, ["tcp:0:interface=127.0.0.1"], exit_on_failure=True)
+        e = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(e.code, 1)
+        self.assertEqual(
+            recorder.messages("error"),
+            [f"Cannot start: confdir {os.path.abspath(path)} is not a directory"],
+        )
+        self.assertEqual(master.ports, [])
+
+    def test_options_error_raised_when_embedded(self):
+        """Without exit_on_failure (an application), the OptionsError is raised after the line is logged."""
+        from addons.tlsconfig import TlsConfig
+        from interceptor.core.options import OptionsError
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("a file")
+        master = Master(proxy_options(confdir=path), [TlsConfig()])
+        self.addCleanup(master.stop)
+        service = ProxyService(master, ["tcp:0:interface=127.0.0.1"])
+        e = self.assertRaises(OptionsError, service.startService)
+        self.assertIn("is not a directory", str(e))
 
     def test_named(self):
         """The service is named interceptor, so an application can find it."""

@@ -130,7 +130,7 @@ class Loader:
         typespec: object,
         default: Any,
         help: str,
-        choices: Optional[Sequence[str]] = None,
+        choices: Optional[Sequence[str | int]] = None,
     ) -> None:
         """
         Declare an option, as L{interceptor.options.Options.add_option}.

@@ -16,9 +16,10 @@ def default_addons() -> list[Any]:
     New instances of the built-in addons, in chain order.
     """
     from addons.dumper import Dumper
+    from addons.loopdetect import LoopDetect
     from addons.onboarding import Onboarding
     from addons.script import ScriptLoader
     from addons.termlog import TermLog
     from addons.tlsconfig import TlsConfig
 
-    return [TermLog(), TlsConfig(), Onboarding(), ScriptLoader(), Dumper()]
+    return [TermLog(), LoopDetect(), TlsConfig(), Onboarding(), ScriptLoader(), Dumper()]

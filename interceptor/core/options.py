@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import builtins
 import collections.abc
+import difflib
 import functools
+import math
 import re
 import typing
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from twisted.logger import Logger
 
-__all__ = ["Options", "OptionsError", "Option", "parse_size", "proxy_options"]
+__all__ = ["Options", "OptionsError", "Option", "did_you_mean", "parse_size", "proxy_options"]
 
 _log = Logger(namespace="interceptor.options")
 
@@ -37,6 +39,17 @@ class OptionsError(Exception):
     """
     An option name or value was rejected.
     """
+
+
+def did_you_mean(word: str, candidates: Iterable[str], prefix: str = "") -> str:
+    """
+    C{" (did you mean X?)"} naming the candidates closest to C{word} (each
+    written after C{prefix}, e.g. C{"--"}), or C{""} when none is close.
+    """
+    close = difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=0.8)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(prefix + name for name in close)}?)"
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -81,7 +94,9 @@ def _normalise(typespec: object) -> object:
 
 class Option:
     """
-    One option: its name, type, default, help text and allowed choices.
+    One option: its name, type, default, help text and allowed choices
+    (strings for a C{str} option, numbers for an C{int} option such as
+    C{flow_detail}).
 
     @ivar typespec: one of C{bool}, C{int}, C{float}, C{str},
         C{Optional[str]}, C{Optional[int]}, C{Sequence[str]} (also accepted
@@ -97,7 +112,7 @@ class Option:
         typespec: object,
         default: Any,
         help: str,
-        choices: Optional[Sequence[str]] = None,
+        choices: Optional[Sequence[str | int]] = None,
     ) -> None:
         self.name = name
         self.typespec = _normalise(typespec)
@@ -162,10 +177,14 @@ class Option:
         if self.choices is not None and value is not None:
             for v in value if self.is_sequence else [value]:
                 if v not in self.choices:
-                    raise OptionsError(
-                        f"option {self.name}: {v!r} is not one of {', '.join(self.choices)}"
-                    )
+                    raise OptionsError(f"option {self.name}: {v!r} is not one of {self.choice_list()}")
         return value
+
+    def choice_list(self) -> str:
+        """
+        The allowed choices, comma-separated (empty when any value goes).
+        """
+        return ", ".join(str(choice) for choice in self.choices or ())
 
     def parse(self, text: str) -> Any:
         """
@@ -181,7 +200,7 @@ class Option:
                     return True
                 if lowered in _FALSE:
                     return False
-                raise ValueError("expected true or false")
+                raise ValueError(text)
             if spec is int:
                 return int(text)
             if spec is float:
@@ -193,8 +212,9 @@ class Option:
             if spec == Sequence[str]:
                 return [] if text == "" else [text]
             return text
-        except ValueError as e:
-            raise OptionsError(f"option {self.name}: invalid value {text!r}: {e}") from None
+        except ValueError:
+            expected = "true or false" if spec is bool else f"a value of type {self.type_name()}"
+            raise OptionsError(f"option {self.name}: invalid value {text!r}, expected {expected}") from None
 
 
 class Options:
@@ -222,7 +242,7 @@ class Options:
         typespec: object,
         default: Any,
         help: str,
-        choices: Optional[Sequence[str]] = None,
+        choices: Optional[Sequence[str | int]] = None,
     ) -> None:
         """
         Declare an option.  Declaring an existing name again with the same
@@ -300,7 +320,7 @@ class Options:
         try:
             return self._options[name]
         except KeyError:
-            raise OptionsError(f"unknown option {name!r}") from None
+            raise OptionsError(f"unknown option {name!r}{did_you_mean(name, self._options)}") from None
 
     def update(self, **values: Any) -> set[str]:
         """
@@ -359,6 +379,10 @@ class Options:
             if defer and name not in self._options:
                 waiting.setdefault(name, []).append(spec)
                 continue
+            if not sep and name not in self._options:
+                raise OptionsError(
+                    f"--set {spec}: expected NAME=VALUE{did_you_mean(name, self._options)}"
+                )
             option = self.option(name)
             if not sep:
                 if option.typespec is not bool:
@@ -403,7 +427,7 @@ class Options:
         lines = []
         for name in sorted(self._options):
             o = self._options[name]
-            choices = f" (one of {', '.join(o.choices)})" if o.choices else ""
+            choices = f" (one of {o.choice_list()})" if o.choices else ""
             lines.append(f"{name} ({o.type_name()}, default {o.default!r}){choices}\n    {o.help}")
         return "\n".join(lines)
 
@@ -601,6 +625,7 @@ def proxy_options(**values: Any) -> Options:
     opts.subscribe(_check_mode)
     opts.subscribe(_check_sizes_and_patterns)
     opts.subscribe(_check_http2_limits)
+    opts.subscribe(_check_positive)
     if values:
         opts.update(**values)
     return opts
@@ -612,6 +637,27 @@ _SIZE_OPTIONS = (
     "websocket_history_size",
     "websocket_max_message_size",
 )
+_POSITIVE_OPTIONS = (
+    "connect_timeout",
+    "read_timeout",
+    "idle_timeout",
+    "header_timeout",
+    "tick_interval",
+    "max_header_size",
+)
+
+
+def _check_positive(options: Options, updated: set[str]) -> None:
+    """
+    Reject a timeout, interval or size that is not a finite number above 0
+    (C{connect_timeout=-1} used to be taken, and to fail every connection).
+    """
+    for name in updated.intersection(_POSITIVE_OPTIONS):
+        value = getattr(options, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise OptionsError(f"option {name}: must be a number above 0, got {value!r}")
+
+
 _PATTERN_OPTIONS = ("ignore_hosts", "allow_hosts", "tcp_hosts")
 
 

@@ -8,7 +8,10 @@ C{twistd interceptor} does; usable in any Twisted application::
 
 Under C{twistd}, the service also answers C{SIGTERM} with a clean stop:
 every addon's C{done()} runs, the ports close, and the process exits with
-status 0 (Twisted's own handler would make it exit by the signal).
+status 0 (Twisted's own handler would make it exit by the signal).  And a
+proxy that cannot start (an option an addon refuses, such as an unusable
+C{confdir}; a port it cannot listen on) logs one line saying why and makes
+C{twistd} exit with status 1 (C{exit_on_failure}).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from interceptor.core.master import Master
+from interceptor.core.options import OptionsError
 from interceptor.transport.fast.exitsignal import forget_exit_signal
 
 __all__ = ["ProxyService"]
@@ -41,17 +45,33 @@ class ProxyService(Service):
     @ivar clean_sigterm: Whether C{SIGTERM} stops the reactor without
         making the process exit by the signal (C{twistd interceptor} sets
         it; an application embedding the service keeps its own handling).
+    @ivar exit_on_failure: Whether a proxy that cannot start (the master
+        refuses its options, an endpoint fails to listen while the service
+        starts) raises C{SystemExit(1)} from L{startService} once the reason
+        is logged, so that C{twistd} exits with status 1 before running the
+        reactor (C{twistd interceptor} sets it).  Otherwise the master's
+        L{OptionsError} is raised, and a listening failure stops the
+        reactor.
     """
 
     name = "interceptor"
 
     def __init__(
-        self, master: Master, listen: Sequence[str], clean_sigterm: bool = False
+        self,
+        master: Master,
+        listen: Sequence[str],
+        clean_sigterm: bool = False,
+        exit_on_failure: bool = False,
     ) -> None:
         self.master = master
         self.listen = list(listen)
         self.listening: Deferred[Optional[list[IListeningPort]]] = Deferred()
         self.clean_sigterm = clean_sigterm
+        self.exit_on_failure = exit_on_failure
+        # Whether startService is opening the ports, and whether one failed
+        # then (Twisted's TCP, SSL and UNIX endpoints fail at once).
+        self._starting = False
+        self._failed = False
 
     def startService(self) -> None:
         """
@@ -66,12 +86,23 @@ class ProxyService(Service):
             reactor = self.master.reactor
             if not getattr(reactor, "running", False):
                 reactor.addSystemEventTrigger("during", "startup", self._install_sigterm)
-        self.master.start()
+        try:
+            self.master.start()
+        except OptionsError as e:
+            _log.error("Cannot start: {error}", error=str(e))
+            if self.exit_on_failure:
+                raise SystemExit(1) from None
+            raise
+        self._starting = True
         attempts = [self.master.listen(description) for description in self.listen]
         d = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
         d.addCallbacks(
             lambda results: [port for _, port in results], self._listen_failed
         ).chainDeferred(self.listening)
+        self._starting = False
+        if self._failed and self.exit_on_failure:
+            # (twistd has not run the reactor yet: it exits with this status.)
+            raise SystemExit(1)
 
     def _install_sigterm(self) -> None:
         signal.signal(signal.SIGTERM, self._sigterm)
@@ -86,9 +117,17 @@ class ProxyService(Service):
         reactor.callFromThread(reactor.stop)
 
     def _listen_failed(self, failure: Failure) -> None:
+        self._failed = self._starting
         value = failure.value
-        error = value.subFailure if isinstance(value, FirstError) else failure
-        _log.error("Cannot listen: {error}", error=error.getErrorMessage())
+        if isinstance(value, FirstError):
+            where = f" on {self.listen[value.index]}"
+            error = value.subFailure
+        else:
+            where, error = "", failure
+        _log.error("Cannot listen{where}: {error}", where=where, error=error.getErrorMessage())
+        if self._failed and self.exit_on_failure:
+            # (startService raises SystemExit next.)
+            return None
         reactor = self.master.reactor
         if getattr(reactor, "running", False):
             reactor.stop()

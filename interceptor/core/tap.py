@@ -10,25 +10,37 @@ C{makeService(config)} returns the L{ProxyService}.  C{-q} and C{-v} map to
 options: C{-q} sets C{flow_detail=0} and C{termlog_verbosity=warn}, C{-v}
 sets C{flow_detail=2}, C{-vv} C{flow_detail=3} and
 C{termlog_verbosity=debug}; an explicit C{--set} wins over both.
+
+A usage error under twistd prints one line saying what is wrong (with the
+closest names for a misspelt flag or option) and a hint where the help is,
+not the whole help, and exits with status 2.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+import re
+import sys
+from typing import Any, Optional, Sequence
 
 from twisted.python import usage
 
 from interceptor.transport.fast.allocator import keep_freed_memory
 from interceptor.core.defaults import default_addons
-from interceptor.core.master import Master
-from interceptor.core.options import OptionsError, proxy_options
+from interceptor.core.master import Master, server_endpoint
+from interceptor.core.options import OptionsError, did_you_mean, proxy_options
 from interceptor.core.service import ProxyService
 
 __all__ = ["Options", "makeService", "DEFAULT_LISTEN"]
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
+USAGE_HINT = (
+    "Run 'twistd interceptor --help' for the command line, "
+    "'twistd interceptor --options' for every option --set takes."
+)
+
+_UNKNOWN_FLAG = re.compile(r"^option (-{1,2}[^ ]+) not recognized$")
 
 
 def _check_endpoint(description: str) -> None:
@@ -37,10 +49,9 @@ def _check_endpoint(description: str) -> None:
     a traceback when the service starts).
     """
     from twisted.internet import reactor
-    from twisted.internet.endpoints import serverFromString
 
     try:
-        serverFromString(reactor, description)
+        server_endpoint(reactor, description)
     except (ValueError, TypeError, KeyError, OSError) as e:
         raise usage.UsageError(f"--listen {description}: {e}") from None
 
@@ -70,6 +81,32 @@ class Options(usage.Options):
         self["addons"] = []
         self["set"] = []
         self["verbose"] = 0
+
+    def parseOptions(self, options: Optional[Sequence[str]] = None) -> None:
+        """
+        Parse the command line.  Under twistd (as its C{interceptor}
+        subcommand) a usage error prints one line and a hint to stderr and
+        exits with status 2: twistd itself would print the whole help
+        first.
+
+        @raise usage.UsageError: A usage error, when parsed on its own.
+        """
+        try:
+            usage.Options.parseOptions(self, options)
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            print(f"twistd interceptor: {self._explain(str(e))}\n{USAGE_HINT}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def _explain(self, message: str) -> str:
+        # getopt's "option --lisen not recognized", with the closest flags.
+        match = _UNKNOWN_FLAG.match(message)
+        if match is None:
+            return message
+        flag = match.group(1)
+        names = [name.rstrip("=") for name in self.longOpt]
+        return f"unknown flag {flag}{did_you_mean(flag.lstrip('-'), names, '--')}"
 
     def opt_listen(self, description: str) -> None:
         """
@@ -178,4 +215,6 @@ def makeService(config: Options) -> ProxyService:
     """
     if config["master"].options.fast_paths:
         keep_freed_memory()
-    return ProxyService(config["master"], config["listen"], clean_sigterm=True)
+    return ProxyService(
+        config["master"], config["listen"], clean_sigterm=True, exit_on_failure=True
+    )

@@ -258,16 +258,25 @@ class CertStore:
         Load the CA from C{confdir}, creating it (and the files to hand to
         clients) on first use; or load a user-supplied C{ca_file}.
 
-        @raise CertError: An existing file cannot be used.
+        @raise CertError: An existing file cannot be used, or the confdir
+            cannot hold a new CA (not a directory, not writable).
         """
         confdir = os.path.abspath(os.path.expanduser(confdir))
         if ca_file:
             return cls.from_pem_file(os.path.expanduser(ca_file), confdir)
         path = os.path.join(confdir, CA_BASENAME + ".pem")
         if not os.path.exists(path):
+            if os.path.exists(confdir) and not os.path.isdir(confdir):
+                raise CertError(f"confdir {confdir} is not a directory")
             cert, key = cls.create_ca()
             store = cls(cert, key, confdir)
-            store.write_files()
+            try:
+                store.write_files()
+            except OSError as e:
+                raise CertError(
+                    f"cannot create the CA in confdir {confdir}: {e.strerror}"
+                    + (f" ({e.filename})" if e.filename else "")
+                ) from None
             return store
         store = cls.from_pem_file(path, confdir)
         for suffix in _CLIENT_SUFFIXES:

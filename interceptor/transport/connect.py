@@ -10,7 +10,10 @@ IP literals use the TCP4/TCP6 endpoints directly; names use
 C{HostnameEndpoint} (resolution off the reactor thread, happy eyeballs).
 The option C{connect_timeout} bounds the attempt.  In upstream mode
 (C{mode=upstream:http://HOST:PORT}) every connection but one to the
-upstream proxy itself is a CONNECT tunnel through that proxy.
+upstream proxy itself is a CONNECT tunnel through that proxy.  A connection
+that would reach one of the proxy's own listening addresses (directly, or
+the upstream proxy) fails at once with a L{ProxyLoopError}
+(L{interceptor.transport.loops}).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Optional
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -39,6 +43,7 @@ from interceptor.transport.modes import (
     proxy_authorization,
 )
 from interceptor.transport.fast.fasttls import tls_factory
+from interceptor.transport.loops import ProxyLoopError, loop_message, own_address
 
 if TYPE_CHECKING:
     from interceptor.core.master import IProxyReactor, Master
@@ -68,11 +73,20 @@ def open_connection(
     L{IOpenSSLClientConnectionCreator} C{tls} if given.
 
     @return: A Deferred firing when the TCP connection is up (the TLS
-        handshake, if any, is still running then).
+        handshake, if any, is still running then), or failing with a
+        L{ProxyLoopError} when it would go to this proxy itself.
     """
     reactor, timeout = master.reactor, master.options.connect_timeout
     mode = parse_mode(master.options.mode)
     upstream = mode.address if mode.kind == "upstream" else None
+    host, port = upstream if upstream is not None else address
+    if own_address(master.ports, host, port):
+        # Failed on the next turn of the reactor, as a refused connection
+        # is: callers set up their handling after this returns.
+        refused: Deferred[IProtocol] = Deferred()
+        error = Failure(ProxyLoopError(loop_message(host, port)))
+        reactor.callLater(0, refused.errback, error)
+        return refused
     endpoint: IStreamClientEndpoint
     if upstream is not None and tuple(address) != upstream:
         # Upstream mode: everything but the plain-HTTP requests sent to the

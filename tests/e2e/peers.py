@@ -29,7 +29,7 @@ import termios
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from twisted.internet import reactor
+from twisted.internet import error, reactor
 from twisted.internet.defer import Deferred, DeferredList, TimeoutError
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
@@ -979,6 +979,26 @@ async def agent_request(
     d.addTimeout(timeout, reactor)
     data = await d
     return response, data
+
+
+async def wait_listening(port: int, ended: Deferred, timeout: float = 15.0) -> bool:
+    """
+    Try 127.0.0.1:C{port} until it takes a connection (a proxy started as a
+    process is listening), giving up when C{ended} has fired (the process
+    exited) or after C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout
+    while not ended.called and reactor.seconds() < deadline:
+        try:
+            connection = await TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1).connect(
+                ClientFactory.forProtocol(Protocol)
+            )
+        except error.ConnectError:
+            await sleep(0.02)
+        else:
+            connection.transport.loseConnection()
+            return True
+    return False
 
 
 async def unused_port() -> int:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 
 from twisted.internet import error, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
-from tests.e2e.peers import RawServer, curl, http_response, sleep, unused_port, wait_until
+from tests.e2e.peers import RawServer, curl, http_response, unused_port, wait_listening, wait_until
 from tests.test_tap import spawn_twistd
 
 
@@ -65,15 +64,82 @@ class TwistdCommandLineTests(unittest.TestCase):
         self.assertNotIn("Traceback", out)
         self.assertIn("nonsense", out)
 
-    async def test_bad_set_clear_error(self):
-        """--set flow_detail=abc: a usage error naming the option, no traceback."""
-        protocol, _ = self._spawn("--set", "flow_detail=abc")
+    async def _exits_with(self, status, *args):
+        """
+        Run twistd with C{args}; it must exit with C{status} without a
+        traceback.  Returns its output.
+        """
+        protocol, _ = self._spawn(*args)
         await self._ended(protocol)
         out = protocol.output.decode(errors="replace")
         reason = await protocol.ended
         self.assertIsInstance(reason, error.ProcessTerminated, out)
-        self.assertIn("flow_detail", out)
+        self.assertEqual(reason.exitCode, status, out)
         self.assertNotIn("Traceback", out)
+        return out
+
+    async def test_bad_set_clear_error(self):
+        """--set flow_detail=abc: a usage error naming the option, no traceback."""
+        out = await self._exits_with(2, "--set", "flow_detail=abc")
+        self.assertIn("flow_detail", out)
+
+    async def test_usage_error_without_the_help(self):
+        """--set noequals: the error asking for NAME=VALUE and a hint, not the whole help; status 2."""
+        out = await self._exits_with(2, "--set", "noequals")
+        self.assertEqual(
+            out.splitlines(),
+            [
+                "twistd interceptor: --set noequals: expected NAME=VALUE",
+                "Run 'twistd interceptor --help' for the command line, "
+                "'twistd interceptor --options' for every option --set takes.",
+            ],
+        )
+
+    async def test_misspelt_flag_suggested(self):
+        """--lisen: the closest flag is suggested, no help text."""
+        out = await self._exits_with(2, "--lisen", "tcp:0:interface=127.0.0.1")
+        self.assertIn("twistd interceptor: unknown flag --lisen (did you mean --listen?)", out)
+        self.assertNotIn("--verbose", out)
+
+    async def test_port_in_use_exits_with_status_1(self):
+        """A port already in use: one '[error] Cannot listen on ...' line and exit status 1 (it was 0)."""
+        taken = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        out = await self._exits_with(1, "--listen", f"tcp:{port}:interface=127.0.0.1")
+        lines = [line for line in out.splitlines() if "Cannot listen" in line]
+        self.assertEqual(len(lines), 1, out)
+        self.assertIn(f"tcp:{port}:interface=127.0.0.1", lines[0])
+        self.assertIn("Address already in use", lines[0])
+        self.assertNotIn("Proxy listening", out)
+
+    async def test_second_listen_in_use_exits_with_status_1(self):
+        """One of two --listen endpoints in use: exit status 1 (the process ends, the other port with it)."""
+        taken = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        out = await self._exits_with(1, 
+            "--listen", "tcp:0:interface=127.0.0.1", "--listen", f"tcp:{port}:interface=127.0.0.1"
+        )
+        self.assertIn(f"Cannot listen on tcp:{port}:interface=127.0.0.1", out)
+
+    async def test_confdir_is_a_file(self):
+        """--confdir naming a file: one clear line, exit status 1, no traceback (it ran on, resetting HTTPS)."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("not a directory")
+        out = await self._exits_with(1, "--listen", "tcp:0:interface=127.0.0.1", "--confdir", path)
+        self.assertIn(f"[error] Cannot start: confdir {path} is not a directory", out)
+        self.assertNotIn("Proxy listening", out)
+
+    async def test_confdir_below_a_file(self):
+        """--confdir that cannot be created (below a file): one clear line, exit status 1."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("not a directory")
+        confdir = os.path.join(path, "conf")
+        out = await self._exits_with(1, "--listen", "tcp:0:interface=127.0.0.1", "--confdir", confdir)
+        self.assertIn(f"Cannot start: cannot create the CA in confdir {confdir}: Not a directory", out)
 
     async def _run_proxy_and_request(self, *args):
         """
@@ -84,17 +150,7 @@ class TwistdCommandLineTests(unittest.TestCase):
         protocol, transport = self._spawn("--listen", f"tcp:{port}:interface=127.0.0.1", *args)
         server = await RawServer.start(self, _latin_header_handler)
         # -q hides the "listening" line: try the port until it takes a connection.
-        listening = False
-        while not listening and not protocol.ended.called:
-            try:
-                connection = await TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1).connect(
-                    ClientFactory.forProtocol(Protocol)
-                )
-            except error.ConnectError:
-                await sleep(0.02)
-            else:
-                connection.transport.loseConnection()
-                listening = True
+        await wait_listening(port, protocol.ended)
         result = await curl(self, "-x", f"http://127.0.0.1:{port}", server.url("/latin"))
         self.assertEqual(result.status, 200, protocol.output.decode(errors="replace"))
         transport.signalProcess("TERM")
