@@ -37,7 +37,8 @@ from twisted.logger import Logger
 
 from interceptor.core.addonmanager import AddonManager
 from interceptor.core.log import LogBridge, LogEntry
-from interceptor.core.options import Options, OptionsError, proxy_options
+from interceptor.core.options import Options, OptionsError, parse_size, proxy_options
+from interceptor.model.encoding import decode_cap
 
 if TYPE_CHECKING:
     from interceptor.proxy import ProxyFactory
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["Master", "IProxyReactor"]
 
 _log = Logger(namespace="interceptor.master")
+
+_DECODE_CAP_OPTIONS = ("max_decoded_size", "body_size_limit")
 
 
 class IProxyReactor(IReactorCore, IReactorTime, IReactorTCP, IReactorThreads):
@@ -110,6 +113,8 @@ class Master:
             return
         if "tick_interval" in updated:
             self._check_tick_interval()
+        if not updated.isdisjoint(_DECODE_CAP_OPTIONS):
+            self._hold_decode_cap()
         self.addons.configure_all(options, updated)
         if "tick_interval" in updated:
             self._start_ticking()
@@ -134,10 +139,20 @@ class Master:
         self._check_tick_interval()
         self.running = True
         self._bridge.install()
+        self._hold_decode_cap()
         self.addons.configure_all(self.options, self.options.keys())
         for name in sorted(getattr(self.options, "deferred", ())):
             _log.error("Unknown option {name}: no addon declared it", name=name)
         self._start_ticking()
+
+    def _hold_decode_cap(self) -> None:
+        # What a message may decode to while this master runs: the smallest
+        # of max_decoded_size and body_size_limit (see encoding.DecodeCap).
+        options = self.options
+        sizes = [parse_size(getattr(options, name)) for name in _DECODE_CAP_OPTIONS if name in options]
+        caps = [size for size in sizes if size]
+        if caps:
+            decode_cap.hold(self, min(caps))
 
     def _start_ticking(self) -> None:
         if self._ticker is not None and self._ticker.running:
@@ -215,6 +230,7 @@ class Master:
 
     def _stopped(self, result: object) -> None:
         self._bridge.uninstall()
+        decode_cap.release(self)
         self._stopping = None
         return None
 

@@ -439,6 +439,16 @@ def proxy_options(**values: Any) -> Options:
         None,
         "Refuse bodies larger than this (e.g. 10m) with a clear error.",
     )
+    add(
+        "max_decoded_size",
+        str,
+        "64m",
+        "Largest body the proxy decodes (Content-Encoding gzip, deflate, br, "
+        "zstd) for addons and the flow output: reading a body's content "
+        "that decodes to more (or to more than body_size_limit) raises "
+        "interceptor.encoding.DecodedSizeError; the body itself still goes "
+        "through unchanged.",
+    )
     add("connect_timeout", float, 10.0, "Seconds to wait for an upstream connection.")
     add(
         "read_timeout",
@@ -560,7 +570,12 @@ def proxy_options(**values: Any) -> Options:
     return opts
 
 
-_SIZE_OPTIONS = ("body_size_limit", "stream_large_bodies", "websocket_history_size")
+_SIZE_OPTIONS = (
+    "body_size_limit",
+    "stream_large_bodies",
+    "websocket_history_size",
+    "max_decoded_size",
+)
 _PATTERN_OPTIONS = ("ignore_hosts", "allow_hosts", "tcp_hosts")
 
 
@@ -572,9 +587,11 @@ def _check_sizes_and_patterns(options: Options, updated: set[str]) -> None:
     """
     for name in updated.intersection(_SIZE_OPTIONS):
         try:
-            parse_size(getattr(options, name))
+            size = parse_size(getattr(options, name))
         except ValueError as e:
             raise OptionsError(f"option {name}: {e}") from None
+        if name == "max_decoded_size" and not size:
+            raise OptionsError(f"option {name}: must be a size of at least 1 byte, e.g. 64m")
     for name in updated.intersection(_PATTERN_OPTIONS):
         for pattern in getattr(options, name):
             try:
