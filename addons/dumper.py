@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Optional, TextIO
 from zope.interface import implementer
 
 from interceptor.core.interfaces import IConfigure, IError, IResponse
+from interceptor.model.encoding import DecodedSizeError
 
 if TYPE_CHECKING:
     from interceptor.core.addonmanager import Loader
@@ -143,7 +144,15 @@ class Dumper:
     def _details(self, message: Message) -> str:
         lines = [f"    {name}: {value}" for name, value in message.headers.items(multi=True)]
         if self.flow_detail >= 3 and not message.stream:
-            body = message.get_content(strict=False) or b""
+            try:
+                body = message.get_content() or b""
+            except DecodedSizeError as e:
+                lines += ["", f"    (body too large to decode: {e.encoding} content of "
+                              f"{human_size(len(message.raw_content or b''))} decodes to more "
+                              f"than {human_size(e.limit)}; max_decoded_size)"]
+                body = b""
+            except ValueError:
+                body = message.raw_content or b""
             if body:
                 shown = body if self.flow_detail >= 4 else body[:_BODY_PREVIEW]
                 lines.append("")

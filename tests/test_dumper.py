@@ -11,6 +11,7 @@ import io
 from twisted.trial.unittest import SynchronousTestCase
 
 from addons.dumper import Dumper, _printable, human_size
+from interceptor.model import encoding
 from interceptor.model.flow import Error
 from tests.test_flow import http_flow
 from tests.test_http import req, resp
@@ -115,6 +116,24 @@ class DumperTests(SynchronousTestCase):
         response = _response(headers=[(b"Content-Encoding", b"gzip")], content=gzip.compress(b"plain text"))
         d.response(http_flow(response=response))
         self.assertIn("plain text", d.outfile.getvalue())
+
+    def test_body_too_large_to_decode(self):
+        """
+        At -vv a body that decodes to more than the cap prints a note, not
+        the body (nor a MemoryError); the flow's line is there.
+        """
+        encoding.decode_cap.hold(self, 1 << 20)
+        self.addCleanup(encoding.decode_cap.release, self)
+        bomb = encoding.encode(bytes(10 << 20), "gzip")
+        for detail in (3, 4):
+            d = _dumper(detail)
+            response = _response(headers=[(b"Content-Encoding", b"gzip")], content=bomb)
+            d.response(http_flow(response=response))
+            text = d.outfile.getvalue()
+            self.assertIn("<< 200 OK 10.0k", text)
+            self.assertIn("(body too large to decode: gzip content of 10.0k decodes to more "
+                          "than 1.0m; max_decoded_size)", text)
+            self.assertNotIn("\\x00", text)
 
     def test_lone_surrogate(self):
         _printable("caf\u00e9 \ud800 x")

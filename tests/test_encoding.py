@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 import zlib
 
 import brotli
@@ -170,3 +171,116 @@ class ErrorTests(SynchronousTestCase):
     def test_trailing_garbage_gzip(self) -> None:
         """Garbage after a gzip member raises ValueError."""
         self.assertRaises(ValueError, encoding.decode, gzip.compress(DATA) + b"garbage", "gzip")
+
+
+def _bomb(name: str, size: int, members: int = 1) -> bytes:
+    """``members`` concatenated streams of ``name``, each decoding to ``size`` zero bytes."""
+    zeros = bytes(1 << 20)
+    if name == "gzip":
+        c = zlib.compressobj(9, zlib.DEFLATED, 31)
+        process, finish = c.compress, c.flush
+    elif name == "deflate":
+        c = zlib.compressobj(9)
+        process, finish = c.compress, c.flush
+    elif name == "br":
+        b = brotli.Compressor(quality=5)
+        process, finish = b.process, b.finish
+    else:
+        z = zstandard.ZstdCompressor(level=3).compressobj()
+        process, finish = z.compress, z.flush
+    one = b"".join([process(zeros) for _ in range(size >> 20)] + [finish()])
+    return one * members
+
+
+class _Peak:
+    """The peak of the memory Python allocates (bytes objects included) within a block."""
+
+    def __enter__(self) -> "_Peak":
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+class BoundedDecodeTests(SynchronousTestCase):
+    """
+    decode() produces no more than max_size bytes: a decompression bomb
+    raises DecodedSizeError once the output passes the cap, having used
+    about the cap in memory (not the decoded size).
+    """
+
+    def test_bomb_each_coding_raises_with_bounded_memory(self) -> None:
+        """A 16 MiB bomb with a 1 MiB cap: DecodedSizeError, under 4 MiB allocated."""
+        for name in ("gzip", "deflate", "br", "zstd"):
+            bomb = _bomb(name, 16 << 20)
+            with _Peak() as peak:
+                e = self.assertRaises(
+                    encoding.DecodedSizeError, encoding.decode, bomb, name, 1 << 20
+                )
+            self.assertIsInstance(e, ValueError)
+            self.assertEqual((e.encoding, e.limit), (name, 1 << 20))
+            self.assertIn("too large to decode", str(e))
+            self.assertLess(peak.bytes, 4 << 20, name)
+
+    def test_gzip_members_count_together(self) -> None:
+        """Ten members of 4 MiB each pass a 16 MiB cap together; the first ones decode."""
+        bomb = _bomb("gzip", 4 << 20, members=10)
+        with _Peak() as peak:
+            self.assertRaises(encoding.DecodedSizeError, encoding.decode, bomb, "gzip", 16 << 20)
+        self.assertLess(peak.bytes, 40 << 20)
+        self.assertEqual(encoding.decode(_bomb("gzip", 1 << 20, members=3), "gzip", 3 << 20),
+                         bytes(3 << 20))
+
+    def test_exact_limit(self) -> None:
+        """A body of exactly max_size bytes decodes; one byte less raises."""
+        for name in ("gzip", "deflate", "br", "zstd", "gzip, br"):
+            encoded = encoding.encode(DATA, name)
+            self.assertEqual(encoding.decode(encoded, name, len(DATA)), DATA, name)
+            self.assertRaises(
+                encoding.DecodedSizeError, encoding.decode, encoded, name, len(DATA) - 1
+            )
+
+    def test_each_stage_of_a_list_is_bounded(self) -> None:
+        """In "gzip, br" the br stage's output (a gzip bomb) is bounded too."""
+        encoded = brotli.compress(_bomb("gzip", 8 << 20))
+        e = self.assertRaises(
+            encoding.DecodedSizeError, encoding.decode, encoded, "gzip, br", 1 << 20
+        )
+        self.assertEqual(e.encoding, "gzip")
+
+    def test_identity_not_counted(self) -> None:
+        """identity decodes nothing, so a cap does not apply to it."""
+        self.assertIs(encoding.decode(DATA, "identity", 1), DATA)
+
+    def test_many_small_gzip_members(self) -> None:
+        """Thousands of small members (and zero padding) decode in order."""
+        members = [gzip.compress(b"%d," % i, mtime=0) for i in range(5000)]
+        data = b"".join(members) + bytes(100)
+        self.assertEqual(encoding.decode(data, "gzip"), b"".join(b"%d," % i for i in range(5000)))
+
+    def test_default_is_the_process_cap(self) -> None:
+        """Without max_size, decode() uses decode_cap: the smallest cap held, else the default."""
+        self.assertEqual(encoding.max_decoded_size(), encoding.DEFAULT_MAX_DECODED_SIZE)
+        self.assertEqual(encoding.DEFAULT_MAX_DECODED_SIZE, 64 << 20)
+        one, two = object(), object()
+        self.addCleanup(encoding.decode_cap.release, one)
+        self.addCleanup(encoding.decode_cap.release, two)
+        encoding.decode_cap.hold(one, 2000)
+        encoding.decode_cap.hold(two, 1 << 20)
+        self.assertEqual(encoding.max_decoded_size(), 2000)
+        self.assertRaises(encoding.DecodedSizeError, encoding.decode,
+                          encoding.encode(DATA, "gzip"), "gzip")
+        encoding.decode_cap.release(one)
+        self.assertEqual(encoding.decode(encoding.encode(DATA, "gzip"), "gzip"), DATA)
+        encoding.decode_cap.release(two)
+        self.assertEqual(encoding.max_decoded_size(), encoding.DEFAULT_MAX_DECODED_SIZE)
+
+    def test_public_names(self) -> None:
+        """The error and the cap are importable from interceptor.encoding."""
+        from interceptor import encoding as public
+
+        self.assertIs(public.DecodedSizeError, encoding.DecodedSizeError)
+        self.assertIs(public.decode_cap, encoding.decode_cap)
+        self.assertIs(public.max_decoded_size, encoding.max_decoded_size)

@@ -1080,6 +1080,59 @@ class ContentTests(SynchronousTestCase):
         self.assertEqual(r.json(), {"a": 1})
 
 
+class DecodedSizeTests(SynchronousTestCase):
+    """
+    Reading a body that decodes to more than the process's cap
+    (encoding.decode_cap, held by a running proxy) raises DecodedSizeError;
+    the body itself and setting content are unaffected.
+    """
+
+    def setUp(self) -> None:
+        encoding.decode_cap.hold(self, 1 << 20)
+        self.addCleanup(encoding.decode_cap.release, self)
+        self.bomb = encoding.encode(bytes(10 << 20), "gzip")
+
+    def _bomb(self) -> Response:
+        return resp([(b"Content-Encoding", b"gzip"), (b"Content-Type", b"text/plain")], self.bomb)
+
+    def test_content_text_json_raise(self) -> None:
+        """content, text, get_content() and json() raise DecodedSizeError (a ValueError)."""
+        r = self._bomb()
+        for read in (lambda: r.content, lambda: r.text, r.get_content, r.json):
+            e = self.assertRaises(encoding.DecodedSizeError, read)
+            self.assertIsInstance(e, ValueError)
+            self.assertEqual(e.limit, 1 << 20)
+        self.assertIs(r.raw_content, self.bomb)
+
+    def test_not_strict_gives_raw(self) -> None:
+        """get_content(strict=False) gives the raw body, as for undecodable data."""
+        r = self._bomb()
+        self.assertIs(r.get_content(strict=False), self.bomb)
+        self.assertIs(r.get_content(strict=False), self.bomb)
+
+    def test_failure_remembered_until_the_cap_grows(self) -> None:
+        """A body too large for a cap is not decoded again for it; a larger cap decodes it."""
+        r = self._bomb()
+        self.assertRaises(encoding.DecodedSizeError, lambda: r.content)
+        self.assertEqual(r._cache, (self.bomb, b"gzip", 1 << 20))
+        self.assertRaises(encoding.DecodedSizeError, lambda: r.content)
+        encoding.decode_cap.hold(self, 16 << 20)
+        self.assertEqual(len(r.content or b""), 10 << 20)
+
+    def test_setting_content_works(self) -> None:
+        """Setting a body (larger than the cap, too) encodes it; reading it back gives it."""
+        r = self._bomb()
+        big = b"y" * (2 << 20)
+        r.content = big
+        self.assertIs(r.content, big)
+        self.assertEqual(gzip.decompress(r.raw_content or b""), big)
+        r.text = "small"
+        self.assertEqual(r.content, b"small")
+        r = self._bomb()
+        r.text = "replaced"
+        self.assertEqual(gzip.decompress(r.raw_content or b""), b"replaced")
+
+
 class TextTests(SynchronousTestCase):
     """text with charsets."""
 

@@ -15,6 +15,7 @@ from twisted.trial import unittest
 
 from interceptor.core.master import Master
 from interceptor.core.options import OptionsError, proxy_options
+from interceptor.model.encoding import DEFAULT_MAX_DECODED_SIZE, decode_cap
 from interceptor.testing import LogRecorder
 
 _log = Logger(namespace="tests.test_master")
@@ -314,6 +315,24 @@ class ListenTests(unittest.TestCase):
         master = Master(proxy_options(), [Done()], reactor=Clock())
         self.successResultOf(master.stop())
         self.assertEqual(calls, [])
+
+    def test_decode_cap_held_while_running(self):
+        """
+        A running master holds the process's decode cap: the smaller of
+        max_decoded_size and body_size_limit, following changes; stopping
+        releases it.
+        """
+        master = Master(proxy_options(max_decoded_size="3m"), reactor=Clock())
+        self.assertEqual(decode_cap.size, DEFAULT_MAX_DECODED_SIZE)
+        master.start()
+        self.addCleanup(decode_cap.release, master)
+        self.assertEqual(decode_cap.size, 3 << 20)
+        master.options.update(body_size_limit="1m")
+        self.assertEqual(decode_cap.size, 1 << 20)
+        master.options.update(body_size_limit=None, max_decoded_size="5m")
+        self.assertEqual(decode_cap.size, 5 << 20)
+        self.successResultOf(master.stop())
+        self.assertEqual(decode_cap.size, DEFAULT_MAX_DECODED_SIZE)
 
     def test_default_options(self):
         """A master built without options gets the core proxy options."""

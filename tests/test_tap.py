@@ -185,8 +185,11 @@ class CommandLineTests(unittest.TestCase):
         (mitmproxy raises OptionsError for an invalid size).
         """
         for spec in ("stream_large_bodies=1x", "body_size_limit=ten",
-                     "websocket_history_size=lots"):
+                     "websocket_history_size=lots", "max_decoded_size=lots",
+                     "max_decoded_size=", "max_decoded_size=0"):
             self.assertRaises(usage.UsageError, parse, "--set", spec)
+        self.assertEqual(parse("--set", "max_decoded_size=2g")["master"].options.max_decoded_size,
+                         "2g")
 
     def test_bad_host_regex_is_usage_error(self):
         """An invalid regex in ignore_hosts/allow_hosts/tcp_hosts is refused up front."""

@@ -39,7 +39,14 @@ from twisted.logger import Logger
 
 from interceptor.core.addonmanager import AddonManager
 from interceptor.core.log import LogBridge, LogEntry
-from interceptor.core.options import Options, OptionsError, did_you_mean, proxy_options
+from interceptor.core.options import (
+    Options,
+    OptionsError,
+    did_you_mean,
+    parse_size,
+    proxy_options,
+)
+from interceptor.model.encoding import decode_cap
 
 if TYPE_CHECKING:
     from interceptor.proxy import ProxyFactory
@@ -79,6 +86,9 @@ def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
             pass
     endpoint = serverFromString(reactor, description)
     return endpoint
+
+
+_DECODE_CAP_OPTIONS = ("max_decoded_size", "body_size_limit")
 
 
 class IProxyReactor(IReactorCore, IReactorTime, IReactorTCP, IReactorThreads):
@@ -144,6 +154,8 @@ class Master:
             return
         if "tick_interval" in updated:
             self._check_tick_interval()
+        if not updated.isdisjoint(_DECODE_CAP_OPTIONS):
+            self._hold_decode_cap()
         self.addons.configure_all(options, updated)
         if "tick_interval" in updated:
             self._start_ticking()
@@ -168,6 +180,7 @@ class Master:
         self._check_tick_interval()
         self.running = True
         self._bridge.install()
+        self._hold_decode_cap()
         self.addons.configure_all(self.options, self.options.keys())
         for name in sorted(getattr(self.options, "deferred", ())):
             _log.error(
@@ -176,6 +189,15 @@ class Master:
                 hint=did_you_mean(name, self.options.keys()),
             )
         self._start_ticking()
+
+    def _hold_decode_cap(self) -> None:
+        # What a message may decode to while this master runs: the smallest
+        # of max_decoded_size and body_size_limit (see encoding.DecodeCap).
+        options = self.options
+        sizes = [parse_size(getattr(options, name)) for name in _DECODE_CAP_OPTIONS if name in options]
+        caps = [size for size in sizes if size]
+        if caps:
+            decode_cap.hold(self, min(caps))
 
     def _start_ticking(self) -> None:
         if self._ticker is not None and self._ticker.running:
@@ -254,6 +276,7 @@ class Master:
 
     def _stopped(self, result: object) -> None:
         self._bridge.uninstall()
+        decode_cap.release(self)
         self._stopping = None
         return None
 

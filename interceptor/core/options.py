@@ -465,6 +465,16 @@ def proxy_options(**values: Any) -> Options:
         None,
         "Refuse bodies larger than this (e.g. 10m) with a clear error.",
     )
+    add(
+        "max_decoded_size",
+        str,
+        "64m",
+        "Largest body the proxy decodes (Content-Encoding gzip, deflate, br, "
+        "zstd) for addons and the flow output: reading a body's content "
+        "that decodes to more (or to more than body_size_limit) raises "
+        "interceptor.encoding.DecodedSizeError; the body itself still goes "
+        "through unchanged.",
+    )
     add("connect_timeout", float, 10.0, "Seconds to wait for an upstream connection.")
     add(
         "read_timeout",
@@ -636,6 +646,7 @@ _SIZE_OPTIONS = (
     "stream_large_bodies",
     "websocket_history_size",
     "websocket_max_message_size",
+    "max_decoded_size",
 )
 _POSITIVE_OPTIONS = (
     "connect_timeout",
@@ -669,9 +680,11 @@ def _check_sizes_and_patterns(options: Options, updated: set[str]) -> None:
     """
     for name in updated.intersection(_SIZE_OPTIONS):
         try:
-            parse_size(getattr(options, name))
+            size = parse_size(getattr(options, name))
         except ValueError as e:
             raise OptionsError(f"option {name}: {e}") from None
+        if name == "max_decoded_size" and not size:
+            raise OptionsError(f"option {name}: must be a size of at least 1 byte, e.g. 64m")
     for name in updated.intersection(_PATTERN_OPTIONS):
         for pattern in getattr(options, name):
             try:

@@ -89,7 +89,9 @@ class Message:
         self.http_version = http_version
         self.headers = headers
         self._raw_content = content
-        self._cache: tuple[bytes, bytes, bytes] | None = None
+        # (raw, content-encoding, decoded body), or (raw, content-encoding,
+        # cap) when the body decoded to more than that cap.
+        self._cache: tuple[bytes, bytes, bytes | int] | None = None
         self.trailers = None
         self.timestamp_start = timestamp_start
         self.timestamp_end = timestamp_end
@@ -157,6 +159,12 @@ class Message:
         """
         The body with Content-Encoding removed (cached).  On undecodable data
         raise ValueError if ``strict``, else return ``raw_content``.
+
+        Decoding stops once the output passes the process's cap
+        (:func:`interceptor.encoding.max_decoded_size`: the proxy's
+        ``max_decoded_size`` option, or ``body_size_limit`` when smaller),
+        which counts as undecodable: :class:`interceptor.encoding.DecodedSizeError`
+        (a ValueError) if ``strict``, else ``raw_content``.
         """
         raw = self._raw_content
         if raw is None:
@@ -164,11 +172,23 @@ class Message:
         ce = self.headers.get(b"content-encoding")
         if not ce:
             return raw
+        cap = _encoding.max_decoded_size()
         cache = self._cache
         if cache is not None and cache[0] is raw and cache[1] == ce:
-            return cache[2]
+            known = cache[2]
+            if isinstance(known, bytes):
+                return known
+            if cap <= known:  # (it decoded to more than this cap before)
+                if strict:
+                    raise _encoding.DecodedSizeError(ce.decode("latin-1"), cap)
+                return raw
         try:
-            decoded = _encoding.decode(raw, ce.decode("latin-1"))
+            decoded = _encoding.decode(raw, ce.decode("latin-1"), cap)
+        except _encoding.DecodedSizeError:
+            self._cache = (raw, ce, cap)
+            if strict:
+                raise
+            return raw
         except ValueError:
             if strict:
                 raise

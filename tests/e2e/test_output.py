@@ -11,9 +11,10 @@ from io import StringIO
 
 from twisted.trial import unittest
 
-from addons.dumper import Dumper
+from addons.dumper import Dumper, human_size
 from interceptor.testing import start_proxy
 from tests.e2e.peers import RawServer, curl, http_response, unused_port
+from tests.e2e.test_decode import MemoryGrowth, bomb, bomb_server
 
 
 def handler(conn, request):
@@ -98,3 +99,24 @@ class DumperTests(unittest.TestCase):
         self.assertRegex(
             lines[0], r"^127\.0\.0\.1:\d+: GET http://127\.0\.0\.1:%d/gone << error: .+" % port
         )
+
+    async def test_bomb_at_detail_three(self):
+        """
+        -vv with no addon: the dumper decodes the body for its preview; a
+        body decoding past max_decoded_size prints a note, in bounded memory.
+        """
+        out = StringIO()
+        proxy = await start_proxy(self, Dumper(outfile=out), flow_detail=3,
+                                  max_decoded_size="1m", read_timeout=2.0)
+        body = bomb("gzip")
+        server = await RawServer.start(self, bomb_server(body, "gzip"))
+        with MemoryGrowth() as growth:
+            result = await curl(self, "-x", proxy.url, server.url("/bomb"))
+        self.assertEqual(result.body, body)
+        await proxy.stop()
+        text = out.getvalue()
+        size = human_size(len(body))
+        self.assertIn(f"<< 200 OK {size}", text)
+        self.assertIn(f"(body too large to decode: gzip content of {size} decodes to more than "
+                      "1.0m; max_decoded_size)", text)
+        growth.check(self)
