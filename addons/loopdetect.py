@@ -1,23 +1,21 @@
 # -*- test-case-name: tests.e2e.test_loops -*-
 """
-Answers 508 Loop Detected to a request that would come back to this proxy,
-instead of letting one request turn into thousands of connections:
-
-    - its next hop is one of the proxy's own listening addresses
-      (C{--mode reverse:http://127.0.0.1:OWN_PORT}, or an upstream proxy that
-      is the proxy itself);
-    - or it carries this proxy's own C{Via} entry: it went out through the
-      proxy and came back through another one (an upstream proxy whose
-      parent is this proxy, a server that forwards to it).
+Answers 508 Loop Detected to a request that comes back to this proxy
+through another one, instead of letting one request turn into thousands of
+connections: it carries this proxy's own C{Via} entry (it went out through
+the proxy and came back: an upstream proxy whose parent is this proxy, a
+server that forwards to it).
 
 Every request the proxy forwards gets a C{Via} entry naming the protocol it
 came in with and a pseudonym of this proxy instance (RFC 9110, 7.6.3)::
 
     Via: 1.1 interceptor-5f0c9a2e
 
-The connection itself is refused by the transport in any case
-(L{interceptor.transport.loops}); this addon makes it a 508 the client
-understands, before any connection is tried.
+A request whose next hop is one of the proxy's own listening addresses
+(C{--mode reverse:http://127.0.0.1:OWN_PORT}, an upstream proxy that is
+the proxy itself) never gets a connection: the transport refuses it
+(L{interceptor.transport.loops}) and the exchange answers 508, with or
+without this addon, and without a look at every request.
 """
 
 from __future__ import annotations
@@ -30,12 +28,8 @@ from zope.interface import implementer
 
 from interceptor.core.interfaces import IRequestHeaders
 from interceptor.model.http import Response
-from interceptor.transport.loops import loop_message, own_address
-from interceptor.transport.modes import parse_mode
 
 if TYPE_CHECKING:
-    from interceptor.core.addonmanager import Loader
-    from interceptor.core.master import Master
     from interceptor.model.flow import HTTPFlow
 
 __all__ = ["LoopDetect"]
@@ -55,14 +49,7 @@ class LoopDetect:
     name = "loopdetect"
 
     def __init__(self) -> None:
-        self.master: Optional[Master] = None
         self.pseudonym = f"interceptor-{secrets.token_hex(4)}"
-
-    def load(self, loader: Loader) -> None:
-        """
-        Remember the master whose listening addresses count as its own.
-        """
-        self.master = loader.master
 
     def requestheaders(self, flow: HTTPFlow) -> None:
         """
@@ -92,21 +79,9 @@ class LoopDetect:
         """
         Why C{flow}'s request is a loop, or None.
         """
-        request = flow.request
-        for value in request.headers.get_all("via"):
+        for value in flow.request.headers.get_all("via"):
             for entry in value.split(","):
                 received_by = entry.split()[1:2]
                 if received_by == [self.pseudonym]:
                     return f"the request came back to this proxy (Via: {value.strip()[:200]})"
-        master = self.master
-        if master is None:
-            return None
-        mode = parse_mode(master.options.mode)
-        host, port = (
-            mode.address
-            if mode.kind == "upstream" and mode.address is not None
-            else (request.host, request.port)
-        )
-        if own_address(master.ports, host, port):
-            return loop_message(host, port)
         return None

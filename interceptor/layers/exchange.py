@@ -41,6 +41,7 @@ from interceptor.layers.contracts import IClientSide, IServerSide
 from interceptor.core.options import parse_size
 from interceptor.layers.exchange_client import CLIENT_GONE, ClientReads, HoldUntilTaken
 from interceptor.layers.exchange_states import RequestState, ResponseState, wants_streaming
+from interceptor.transport.loops import ProxyLoopError
 from interceptor.layers.http1_framing import _BULK_THRESHOLD, _content_length, transformed
 from interceptor.layers.websocket_handshake import is_websocket_upgrade, supported_offers
 
@@ -392,7 +393,13 @@ class HttpExchange:
                 return
             reason = failure.getErrorMessage()
             where = f"{request.host}:{request.port}"
-            if "timeout" in reason.lower() or "timed out" in reason.lower():
+            if failure.check(ProxyLoopError):
+                # (Refused before connecting: the proxy would have been its
+                # own client, again and again.)
+                _log.warn("{client}: 508 Loop Detected: {url}: {detail}",
+                          client=self.flow.client_conn.address, url=request.url, detail=reason)
+                self._answer_error(508, "Loop Detected", reason)
+            elif "timeout" in reason.lower() or "timed out" in reason.lower():
                 self.fail(f"Connecting to {where} timed out ({reason})", 504)
             else:
                 self.fail(f"Cannot connect to {where}: {reason}", 502)

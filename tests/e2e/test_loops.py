@@ -174,20 +174,20 @@ class LoopThroughAnotherProxyTests(unittest.TestCase):
 class CoreRefusalTests(unittest.TestCase):
     """
     Without the loopdetect addon (an embedded proxy), the transport still
-    refuses to connect to the proxy's own address.
+    refuses to connect to the proxy's own address, and the client gets 508.
     """
 
     timeout = 20
 
     async def test_reverse_to_itself_without_addon(self):
-        """reverse to its own port, no addon: 502 naming the loop, and the client's connection is the only one."""
+        """reverse to its own port, no addon: 508 naming the loop, and the client's connection is the only one."""
         port = await unused_port()
         recorder = LogRecorder()
         proxy = await start_proxy(
             self, recorder, mode=f"reverse:http://127.0.0.1:{port}", listen=f"tcp:{port}:interface=127.0.0.1"
         )
         result = await curl(self, f"http://127.0.0.1:{port}/", timeout=5)
-        self.assertEqual(result.status, 502, result.stderr)
+        self.assertEqual(result.status, 508, result.stderr)
         self.assertIn(b"is this proxy's own address (a proxy loop)", result.body)
         await wait_until(lambda: not proxy.master.factories[0].connections)
         self.assertEqual(proxy.master.factories[0].connections, set())
