@@ -345,7 +345,8 @@ class Http1Layer:
         now = time.time()
         if mode is not None and mode.kind == "upstream" and scheme == "http":
             auth = proxy_authorization(self.options.upstream_auth)
-            if auth is not None:
+            # (With proxyauth, the client's own is checked first: the proxyauth addon swaps them.)
+            if auth is not None and not ("proxyauth" in self.options and self.options.proxyauth):
                 self._fields = [f for f in self._fields if f[0].lower() != b"proxy-authorization"]
                 self._fields.append((b"Proxy-Authorization", auth))
         request = Request(
