@@ -25,6 +25,7 @@ setup(
         "websockets>=13.0",
         "brotli>=1.1",
         "zstandard>=0.22",
+        "bcrypt>=4.1",
     ],
     extras_require={"dev": ["treq>=23.11"]},
     classifiers=["Framework :: Twisted", "Programming Language :: Python :: 3"],

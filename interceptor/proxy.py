@@ -8,7 +8,9 @@ L{ProxyFactory} a master listens with.
 
 The root protocol fires C{clientconnect}, asks C{next_layer} which layer
 handles the connection's bytes, hands them to that layer, and fires
-C{clientdisconnect} when the connection closes.
+C{clientdisconnect} when the connection closes.  A C{clientconnect} hook
+that sets C{client_conn.error} refuses the client: the connection is
+closed before any layer sees it.
 
 The first layer depends on the option C{mode} (L{interceptor.transport.modes}):
 regular and upstream mode start with HTTP/1 (CONNECT opens a tunnel);
@@ -124,6 +126,10 @@ class ProxyProtocol(Protocol):
         client_conn = self.client_conn
         assert client_conn is not None  # (connectionMade set it)
         if client_conn.timestamp_end is not None:
+            return succeed(None)
+        if client_conn.error is not None:
+            # A clientconnect hook refused the client (the block addon).
+            _tcp_transport(self).loseConnection()
             return succeed(None)
         kind = self.mode.kind
         if kind == "reverse":

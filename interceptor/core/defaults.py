@@ -15,11 +15,23 @@ def default_addons() -> list[Any]:
     """
     New instances of the built-in addons, in chain order.
     """
+    from addons.block import Block
     from addons.dumper import Dumper
     from addons.loopdetect import LoopDetect
     from addons.onboarding import Onboarding
+    from addons.proxyauth import ProxyAuth
     from addons.script import ScriptLoader
     from addons.termlog import TermLog
     from addons.tlsconfig import TlsConfig
 
-    return [TermLog(), LoopDetect(), TlsConfig(), Onboarding(), ScriptLoader(), Dumper()]
+    # Access control first: a refused client or request reaches no other addon.
+    return [
+        TermLog(),
+        Block(),
+        LoopDetect(),
+        ProxyAuth(),
+        TlsConfig(),
+        Onboarding(),
+        ScriptLoader(),
+        Dumper(),
+    ]

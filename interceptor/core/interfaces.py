@@ -125,7 +125,9 @@ class IClientConnect(Interface):
     def clientconnect(root_layer: Any) -> HookResult:
         """
         Called when a client connects to the proxy.  One connection may carry
-        many requests.
+        many requests.  Setting C{root_layer.client_conn.error} (a reason)
+        refuses the client: the connection is closed before any of its
+        bytes are read.
 
         @param root_layer: The connection's root layer;
             C{root_layer.client_conn.address} is the client's address.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable, Optional, cast
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
@@ -37,6 +38,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from interceptor.core.access import listens_beyond_loopback
 from interceptor.core.addonmanager import AddonManager
 from interceptor.core.log import LogBridge, LogEntry
 from interceptor.core.options import (
@@ -240,10 +242,30 @@ class Master:
 
         def listening(port: IListeningPort) -> IListeningPort:
             self.ports.append(port)
-            _log.info("Proxy listening on {address}", address=port.getHost())
+            address = port.getHost()
+            _log.info("Proxy listening on {address}", address=address)
+            self._warn_if_open(address)
             return port
 
         return d.addCallback(listening)
+
+    def _warn_if_open(self, address: Any) -> None:
+        # Listening beyond loopback without proxyauth: whoever reaches the
+        # address may use the proxy (block_global still refuses public
+        # clients when the block addon is loaded).
+        if not isinstance(address, (IPv4Address, IPv6Address)):
+            return
+        options = self.options
+        if not listens_beyond_loopback(address.host) or (
+            "proxyauth" in options and options.proxyauth
+        ):
+            return
+        _log.warn(
+            "Listening on {host}:{port}, beyond loopback, without proxyauth: anyone who "
+            "can reach it may use the proxy (set proxyauth=USER:PASS or @HTPASSWD_FILE)",
+            host=address.host,
+            port=address.port,
+        )
 
     def stop(self) -> Deferred[None]:
         """

@@ -124,7 +124,8 @@ def make_request(
     now = time.time()
     if mode is not None and mode.kind == "upstream" and scheme == "http":
         auth = proxy_authorization(options.upstream_auth)
-        if auth is not None:
+        # (With proxyauth, the client's own is checked first: the proxyauth addon swaps them.)
+        if auth is not None and not ("proxyauth" in options and options.proxyauth):
             fields = [f for f in fields if f[0].lower() != b"proxy-authorization"]
             fields.append((b"Proxy-Authorization", auth))
     request = Request(

@@ -11,11 +11,14 @@ address: from there on the same layers as after an HTTP CONNECT (TLS,
 HTTP/1, raw TCP by C{tcp_hosts} or detection), with C{next_layer} asked as
 usual.
 
-Authentication: when the option C{proxyauth} exists and holds
-C{user:pass}, clients must send those credentials; otherwise a client
-offering "no authentication" gets it, and one offering only
-username/password has any credentials accepted (the username is kept in
-C{root.socks_username}).
+Authentication, as mitmproxy: when the option C{proxyauth} is set (the
+C{proxyauth} addon declares it: C{user:pass}, C{@htpasswd}, C{any}) the
+only method offered is username/password (RFC 1929), and the credentials
+are checked against it (an htpasswd bcrypt entry in a thread, the client's
+bytes kept meanwhile); otherwise the only method is "no authentication".
+A client that does not offer the method gets 0xFF (no acceptable method)
+and is closed; wrong credentials get status 1 and are closed, with one log
+line.  The username is kept in C{root.socks_username}.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import struct
 from typing import Any, Callable, NoReturn, Optional
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from interceptor.core.access import IValidator, check_credentials, validator_for
 from interceptor.layers.contracts import ILayer
 
 __all__ = ["Socks5Layer", "Socks5Error"]
@@ -51,8 +56,9 @@ class Socks5Error(Exception):
 class Socks5Layer:
     """
     The SOCKS5 handshake of one client connection: C{greeting}, then
-    C{auth} (username/password) when that method was chosen, then
-    C{request}, then C{done} (the tunnel is the root's).
+    C{auth} (username/password) when C{proxyauth} is set, C{checking}
+    while the credentials are checked, then C{request}, then C{done} (the
+    tunnel is the root's).
 
     @ivar root: The L{interceptor.proxy.ProxyProtocol}.
     @ivar address: The (host, port) the client asked for, once known.
@@ -65,7 +71,9 @@ class Socks5Layer:
         self.address: Optional[tuple[str, int]] = None
         self._buffer = b""
         self._state = "greeting"
-        self._credentials = _configured_credentials(self.master.options)
+        self._stepping = False
+        options = self.master.options
+        self._proxyauth: Optional[str] = options.proxyauth if "proxyauth" in options else None
 
     def __repr__(self) -> str:
         return f"<Socks5Layer {self.address}>"
@@ -80,17 +88,27 @@ class Socks5Layer:
         Parse the handshake as it arrives.
         """
         self._buffer += data
+        self._step()
+
+    def _step(self) -> None:
+        # Each step reads one message, while there is one and the state has
+        # a reader (not while credentials are checked).
+        self._stepping = True
         try:
-            while self._state != "done":
+            while self._state in _STEPS:
                 if not _STEPS[self._state](self):
                     break
+            if len(self._buffer) > _MAX_BUFFER and self._state != "done":
+                self._fail("handshake too long")
         except Socks5Error as e:
-            _log.info("{client}: SOCKS5: {error}", client=self.root.client_conn.address, error=str(e))
-            self.root.transport.loseConnection()
-            self._state = "done"
-            return
-        if len(self._buffer) > _MAX_BUFFER and self._state != "done":
-            self._fail("handshake too long")
+            self._close(str(e))
+        finally:
+            self._stepping = False
+
+    def _close(self, message: str) -> None:
+        _log.info("{client}: SOCKS5: {error}", client=self.root.client_conn.address, error=message)
+        self.root.transport.loseConnection()
+        self._state = "done"
 
     def _fail(self, message: str) -> NoReturn:
         raise Socks5Error(message)
@@ -106,15 +124,13 @@ class Socks5Layer:
             return False
         methods = set(buf[2 : 2 + count])
         self._buffer = buf[2 + count :]
-        if self._credentials is None and _NO_AUTH in methods:
-            self.root.transport.write(bytes((_VERSION, _NO_AUTH)))
-            self._state = "request"
-        elif _USER_PASS in methods:
-            self.root.transport.write(bytes((_VERSION, _USER_PASS)))
-            self._state = "auth"
-        else:
+        method = _USER_PASS if self._proxyauth else _NO_AUTH
+        if method not in methods:
             self.root.transport.write(bytes((_VERSION, _NO_METHOD)))
-            self._fail("no acceptable authentication method offered")
+            wanted = "username/password (proxyauth is set)" if self._proxyauth else "no authentication"
+            self._fail(f"the client does not offer {wanted}")
+        self.root.transport.write(bytes((_VERSION, method)))
+        self._state = "auth" if method == _USER_PASS else "request"
         return True
 
     def _read_auth(self) -> bool:
@@ -132,13 +148,37 @@ class Socks5Layer:
         username = buf[2 : 2 + ulen].decode("utf-8", "replace")
         password = buf[3 + ulen : 3 + ulen + plen].decode("utf-8", "replace")
         self._buffer = buf[3 + ulen + plen :]
-        if self._credentials is not None and (username, password) != self._credentials:
+        try:
+            validator: IValidator = validator_for(self._proxyauth or "")
+        except ValueError as e:
             self.root.transport.write(b"\x01\x01")
-            self._fail(f"wrong credentials for user {username!r}")
+            self._fail(f"option proxyauth: {e}")
+        self._state = "checking"
+        d = check_credentials(self.master.reactor, validator, username, password)
+        d.addCallback(self._checked, username)
+        d.addErrback(self._check_failed)
+        # (Go on at once when the answer was known.)
+        return self._state != "checking"
+
+    def _checked(self, valid: bool, username: str) -> None:
+        if self._state != "checking":
+            # (The client went away meanwhile.)
+            return
+        if not valid:
+            self.root.transport.write(b"\x01\x01")
+            self._close(f"wrong credentials for user {username!r}")
+            return
         self.root.socks_username = username
         self.root.transport.write(b"\x01\x00")
         self._state = "request"
-        return True
+        if not self._stepping:
+            self._step()
+
+    def _check_failed(self, failure: Failure) -> None:
+        _log.failure("Error checking SOCKS5 credentials", failure)
+        if self._state == "checking":
+            self.root.transport.write(b"\x01\x01")
+            self._close("the credentials could not be checked")
 
     def _read_request(self) -> bool:
         buf = self._buffer
@@ -199,11 +239,3 @@ _STEPS: dict[str, Callable[[Socks5Layer], bool]] = {
     "auth": Socks5Layer._read_auth,
     "request": Socks5Layer._read_request,
 }
-
-
-def _configured_credentials(options: Any) -> Optional[tuple[str, str]]:
-    value = options.proxyauth if "proxyauth" in options else None
-    if not value or not isinstance(value, str) or ":" not in value or value == "any":
-        return None
-    user, _, password = value.partition(":")
-    return user, password

@@ -246,7 +246,8 @@ class TcpLayer:
 
     def _connect_failed(self, failure: Failure) -> None:
         message = f"Cannot connect to {self.address[0]}:{self.address[1]}: {failure.getErrorMessage()}"
-        _log.info("{client}: {message}", client=self.root.client_conn.address, message=message)
+        # (Not "message": Twisted's legacy log bridge overwrites that key.)
+        _log.info("{client}: {error}", client=self.root.client_conn.address, error=message)
         self.server_conn.error = message
         self._error = message
         self._upstream_lost = True

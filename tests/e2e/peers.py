@@ -1001,6 +1001,31 @@ async def wait_listening(port: int, ended: Deferred, timeout: float = 15.0) -> b
     return False
 
 
+async def twistd_proxy(testcase: Any, *args: str) -> tuple:
+    """
+    Start C{twistd -n interceptor ARGS} listening on a free 127.0.0.1 port
+    (with a confdir of its own), and wait until it listens; it is killed,
+    if still running, at cleanup.
+
+    @return: (the port, the process transport, the protocol collecting its
+        output)
+    """
+    from tests.test_tap import spawn_twistd
+
+    cwd = os.path.abspath(testcase.mktemp())
+    os.makedirs(cwd)
+    port = await unused_port()
+    argv = [
+        "-n", "--pidfile=", "interceptor", "--confdir", os.path.join(cwd, "conf"),
+        "--listen", f"tcp:{port}:interface=127.0.0.1",
+        *(arg.replace("{port}", str(port)) for arg in args),
+    ]
+    protocol, transport = spawn_twistd(testcase, argv, cwd)
+    listening = await wait_listening(port, protocol.ended)
+    testcase.assertTrue(listening, protocol.output.decode(errors="replace"))
+    return port, transport, protocol
+
+
 async def unused_port() -> int:
     """
     A 127.0.0.1 port nothing listens on (bound, then closed).

@@ -18,8 +18,7 @@ from twisted.trial import unittest
 from addons.loopdetect import LoopDetect
 from interceptor.testing import LogRecorder, start_proxy
 from interceptor.transport.loops import own_address
-from tests.e2e.peers import WebServer, curl, sleep, unused_port, wait_listening, wait_until
-from tests.test_tap import spawn_twistd
+from tests.e2e.peers import WebServer, curl, sleep, twistd_proxy, unused_port, wait_until
 
 
 def open_fds(pid: int) -> int:
@@ -87,21 +86,12 @@ class TwistdLoopTests(unittest.TestCase):
 
     timeout = 40
 
-    async def _proxy(self, mode_for_port):
+    async def _proxy(self, mode):
         """
-        Start C{twistd -n interceptor} on a free port in the mode
-        C{mode_for_port(port)}; return (its port, its pid).
+        Start C{twistd -n interceptor --mode MODE} ({port} in MODE: its own
+        port); return (its port, its pid, its output collector).
         """
-        cwd = os.path.abspath(self.mktemp())
-        os.makedirs(cwd)
-        port = await unused_port()
-        argv = [
-            "-n", "--pidfile=", "interceptor", "--confdir", os.path.join(cwd, "conf"),
-            "--listen", f"tcp:{port}:interface=127.0.0.1", "--mode", mode_for_port(port),
-        ]
-        protocol, transport = spawn_twistd(self, argv, cwd)
-        listening = await wait_listening(port, protocol.ended)
-        self.assertTrue(listening, protocol.output.decode(errors="replace"))
+        port, transport, protocol = await twistd_proxy(self, "--mode", mode)
         # (The probe's connection is let go of first.)
         await sleep(0.2)
         return port, transport.pid, protocol
@@ -121,12 +111,12 @@ class TwistdLoopTests(unittest.TestCase):
 
     async def test_reverse_to_itself(self):
         """--mode reverse:http://127.0.0.1:OWN_PORT: curl gets 508 at once, no descriptor is left open."""
-        port, pid, protocol = await self._proxy(lambda port: f"reverse:http://127.0.0.1:{port}")
+        port, pid, protocol = await self._proxy("reverse:http://127.0.0.1:{port}")
         await self._one_request_is_508(pid, protocol, f"http://127.0.0.1:{port}/")
 
     async def test_upstream_is_itself(self):
         """--mode upstream:http://localhost:OWN_PORT: a proxied request gets 508 at once."""
-        port, pid, protocol = await self._proxy(lambda port: f"upstream:http://localhost:{port}")
+        port, pid, protocol = await self._proxy("upstream:http://localhost:{port}")
         unused = await unused_port()
         await self._one_request_is_508(
             pid, protocol, "-x", f"http://127.0.0.1:{port}", f"http://127.0.0.1:{unused}/"

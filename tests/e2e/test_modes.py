@@ -492,20 +492,29 @@ class Socks5ModeTests(unittest.TestCase):
         self.assertNotEqual(bad.code, 0)
         self.assertEqual(len(web.connections), 1)
 
-    async def test_raw_client_user_pass_any(self):
-        """Without proxyauth, a client offering only username/password is accepted; tcp_hosts makes the tunnel raw TCP."""
-        server = await TcpServer.start(self, "echo")
+    async def test_user_pass_only_without_proxyauth_refused(self):
+        """Without proxyauth the username/password method is not offered: a client offering only it gets 0xFF."""
         proxy = await start_proxy(self, mode="socks5", tcp_hosts=["127.0.0.1"])
-        client = await TcpClient.connect(self, proxy.port_number)
+        client = await RawClient.connect(self, proxy.port_number)
         client.send(b"\x05\x01\x02")
+        data = await client.wait_closed()
+        self.assertEqual(data, b"\x05\xff")
+
+    async def test_raw_client_user_pass(self):
+        """With proxyauth, a raw client's username/password is checked; tcp_hosts makes the tunnel raw TCP."""
+        from addons.proxyauth import ProxyAuth
+
+        server = await TcpServer.start(self, "echo")
+        proxy = await start_proxy(self, ProxyAuth(), mode="socks5", tcp_hosts=["127.0.0.1"], proxyauth="me:pw")
+        client = await TcpClient.connect(self, proxy.port_number)
+        client.send(b"\x05\x02\x00\x02")
         await client.wait_for(lambda d: len(d) >= 2)
         self.assertEqual(bytes(client.received), b"\x05\x02")
-        client.send(b"\x01\x02me\x02pw")
-        await client.wait_for(lambda d: len(d) >= 4)
-        self.assertEqual(bytes(client.received[2:4]), b"\x01\x00")
-        client.send(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + server.port.to_bytes(2, "big"))
+        # The request follows the credentials in the same write.
+        request = b"\x05\x01\x00\x01\x7f\x00\x00\x01" + server.port.to_bytes(2, "big")
+        client.send(b"\x01\x02me\x02pw" + request)
         await client.wait_for(lambda d: len(d) >= 14)
-        self.assertEqual(bytes(client.received[4:6]), b"\x05\x00")
+        self.assertEqual(bytes(client.received[2:6]), b"\x01\x00\x05\x00")
         del client.received[:]
         client.send(b"\x00raw")
         await client.wait_for(lambda d: d == b"\x00raw")

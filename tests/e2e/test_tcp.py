@@ -25,7 +25,7 @@ from zope.interface import implementer
 from interceptor.layers.relay import RelayLayer
 from interceptor.layers.tcp import TcpLayer
 from interceptor.model.tcp import TCPFlow, TCPMessage
-from interceptor.testing import start_proxy
+from interceptor.testing import LogRecorder, start_proxy
 from tests.e2e.peers import (
     AllEvents,
     HeldHook,
@@ -348,6 +348,16 @@ class TcpLifecycleTests(unittest.TestCase):
     """
 
     timeout = 30
+
+    async def test_connect_failure_logged(self):
+        """A tunnel whose server cannot be reached logs why (the line used to read "(client): ()")."""
+        recorder = LogRecorder()
+        port = await unused_port()
+        proxy = await start_proxy(self, recorder, tcp_hosts=["127.0.0.1"])
+        client = await TcpClient.connect(self, proxy.port_number)
+        client.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\nhello" % port)
+        await wait_until(lambda: "Cannot connect" in recorder.text("info"))
+        self.assertIn(f"Cannot connect to 127.0.0.1:{port}: Connection was refused", recorder.text("info"))
 
     async def _server_half_close_first(self, *addons: Any) -> tuple:
         factory = await TcpServer.start(self, "banner-shut")
