@@ -1,33 +1,64 @@
 # -*- test-case-name: tests.test_dumper,tests.e2e.test_output -*-
 """
-Prints one line per finished flow, as mitmdump does::
+Prints the flows, as mitmdump does.  At the default detail, one line per
+HTTP flow, one per WebSocket or raw TCP message, and one per WebSocket
+close or error::
 
     127.0.0.1:53124: GET http://example.org/ << 200 OK 1.2k 14ms
+    127.0.0.1:53126: GET https://example.org/ HTTP/2.0 << HTTP/2.0 200 OK 3.4k 20ms
+    127.0.0.1:53128 -> WebSocket text message -> example.org:80/chat
+    WebSocket connection closed by client: 1000 bye
+    127.0.0.1:53130 -> tcp -> db.internal:5432
+    Error in TCP connection to db.internal:5432: Cannot connect to ...
 
-The option C{flow_detail} sets how much: 0 nothing (C{-q}), 1 one line
-(the default), 2 also headers (C{-v}), 3 also bodies cut at 4 KiB
-(C{-vv}), 4 whole bodies.
+The HTTP version is shown when it is not HTTP/1.x on both sides.  The
+option C{flow_detail} sets how much: 0 nothing (C{-q}), 1 the lines above
+(the default), 2 also headers (C{-v}): the request line and its headers,
+then C{<< status} and the response's, as mitmdump prints them; 3 also
+bodies and message contents cut at 4 KiB (C{-vv}), 4 whole.
+
+The lines go to C{outfile} (the process's real stdout by default), or to
+the Twisted log with C{to_log} (C{twistd interceptor} without C{-n}: they
+land in C{twistd.log}).  WebSocket and TCP messages are printed by a
+L{MessageDumper} nested under the dumper only while C{flow_detail} is 1 or
+more: an addon handling those events makes the proxy record and hand over
+every message (raw TCP then leaves its direct relay), which C{-q} spares.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from typing import TYPE_CHECKING, Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO, Union
 
+from twisted.logger import Logger
 from zope.interface import implementer
 
-from interceptor.core.interfaces import IConfigure, IError, IResponse
+from interceptor.core.interfaces import (
+    IConfigure,
+    IError,
+    IResponse,
+    ITCPError,
+    ITCPMessage,
+    IWebSocketEnd,
+    IWebSocketError,
+    IWebSocketMessage,
+)
 from interceptor.model.encoding import DecodedSizeError
 
 if TYPE_CHECKING:
     from interceptor.core.addonmanager import Loader
+    from interceptor.core.master import Master
     from interceptor.core.options import Options
     from interceptor.model.connection import Address
-    from interceptor.model.flow import HTTPFlow
+    from interceptor.model.flow import Flow, HTTPFlow
+    from interceptor.model.headers import Headers
     from interceptor.model.message import Message
+    from interceptor.model.tcp import TCPFlow
 
-__all__ = ["Dumper", "human_size"]
+__all__ = ["Dumper", "MessageDumper", "human_size"]
+
+_log = Logger(namespace="interceptor.dumper")
 
 _BODY_PREVIEW = 4096
 
@@ -66,83 +97,128 @@ def _address(address: Optional[Address]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+_H1 = ("HTTP/1.0", "HTTP/1.1")
+
+
+def _versions(request: str, response: Optional[str]) -> tuple[str, str]:
+    """
+    What to print after the URL and after C{<<}: nothing for HTTP/1.x on
+    both sides (the usual case), else each side's version (mitmdump's rule).
+    """
+    if response is None:
+        return ("" if request in _H1 else f" {request}"), ""
+    if request in _H1 and response == request:
+        return "", ""
+    return f" {request}", f"{response} "
+
+
 @implementer(IConfigure, IResponse, IError)
 class Dumper:
     """
-    Writes flows to C{outfile} (the process's real stdout when not given).
+    Writes flows to C{outfile} (the process's real stdout when not given),
+    or to the Twisted log when C{to_log} is true.
+
+    @ivar messages: The L{MessageDumper} nested under this addon while
+        C{flow_detail} is 1 or more (once loaded by a master).
     """
 
     name = "dumper"
 
-    def __init__(self, outfile: Optional[TextIO] = None) -> None:
+    def __init__(self, outfile: Optional[TextIO] = None, to_log: bool = False) -> None:
         self.outfile = outfile
+        self.to_log = to_log
         self.flow_detail = 1
+        self.master: Optional[Master] = None
+        self.messages = MessageDumper(self)
 
     def load(self, loader: Loader) -> None:
         """
         Declare C{flow_detail}.
         """
+        self.master = loader.master
         loader.add_option(
             "flow_detail",
             int,
             1,
-            "Flow output: 0 none, 1 one line per flow, 2 headers, 3 bodies (cut), 4 full bodies.",
+            "Flow output: 0 none, 1 one line per flow and per WebSocket/TCP message, "
+            "2 headers, 3 bodies and messages (cut), 4 whole.",
             choices=[0, 1, 2, 3, 4],
         )
 
     def configure(self, options: Options, updated: set[str]) -> None:
         """
-        Follow C{flow_detail}.
+        Follow C{flow_detail}: nest the L{MessageDumper} while it is 1 or more.
         """
         if "flow_detail" in updated:
             self.flow_detail = options.flow_detail
+        master = self.master
+        if master is None:
+            return
+        nested = any(addon is self.messages for addon in master.addons)
+        if self.flow_detail >= 1 and not nested:
+            master.addons.add(self.messages, parent=self)
+        elif self.flow_detail < 1 and nested:
+            master.addons.remove(self.messages)
 
     def _write(self, text: str) -> None:
+        """
+        Print C{text} (control characters and bytes that are not UTF-8 escaped).
+        """
+        text = _printable(text)
+        if self.to_log:
+            _log.info("{flow}", flow=text)
+            return
         out = self.outfile or sys.__stdout__
         if out is None:  # (no standard output at all)
             return
-        out.write(_printable(text) + "\n")
+        out.write(text + "\n")
         out.flush()
-
-    def _first_line(self, flow: HTTPFlow) -> str:
-        request = flow.request
-        return f"{_address(flow.client_conn.address)}: {request.method} {request.pretty_url}"
 
     def response(self, flow: HTTPFlow) -> None:
         """
         Print a finished flow.
         """
-        if self.flow_detail <= 0:
-            return
-        response = flow.response
-        assert response is not None  # (the response event comes with one)
-        if response.stream:
-            size = "streamed"
-        else:
-            size = human_size(len(response.raw_content or b""))
-        duration = ""
-        start, end = flow.request.timestamp_start, response.timestamp_end
-        if start is not None and end is not None:
-            duration = f" {max(end - start, 0) * 1000:.0f}ms"
-        lines = [
-            f"{self._first_line(flow)} << {response.status_code} {response.reason} {size}{duration}"
-        ]
-        if self.flow_detail >= 2:
-            lines.append(self._details(flow.request))
-            lines.append(self._details(response))
-        self._write("\n".join(line for line in lines if line))
+        if self.flow_detail > 0:
+            self._write(self._http(flow))
 
     def error(self, flow: HTTPFlow) -> None:
         """
-        Print a failed flow.
+        Print a failed flow (once: its error line is the only one printed).
         """
-        if self.flow_detail <= 0 or getattr(flow, "request", None) is None:
-            return
-        assert flow.error is not None  # (the error event comes with one)
-        self._write(f"{self._first_line(flow)} << error: {flow.error.msg}")
+        if self.flow_detail > 0:
+            self._write(self._http(flow))
 
-    def _details(self, message: Message) -> str:
-        lines = [f"    {name}: {value}" for name, value in message.headers.items(multi=True)]
+    def _http(self, flow: HTTPFlow) -> str:
+        request, response, error = flow.request, flow.response, flow.error
+        before, after = _versions(
+            request.http_version, response.http_version if response is not None else None
+        )
+        line = (
+            f"{_address(flow.client_conn.address)}: {request.method} {request.pretty_url}{before}"
+        )
+        ending = ""
+        if error is not None:
+            ending = f" << error: {error.msg}"
+        elif response is not None:
+            size = "streamed" if response.stream else human_size(len(response.raw_content or b""))
+            duration = ""
+            start, end = request.timestamp_start, response.timestamp_end
+            if start is not None and end is not None:
+                duration = f" {max(end - start, 0) * 1000:.0f}ms"
+            ending = f" << {after}{response.status_code} {response.reason} {size}{duration}"
+        if self.flow_detail < 2:
+            return line + ending
+        # As mitmdump: the request and its headers, then the response line
+        # and its headers (an error takes the response's place).
+        lines = [line, *self._message(request)]
+        if ending:
+            lines.append(ending)
+        if response is not None and error is None:
+            lines.extend(self._message(response))
+        return "\n".join(lines)
+
+    def _message(self, message: Message) -> list[str]:
+        lines = _fields(message.headers)
         if self.flow_detail >= 3 and not message.stream:
             try:
                 body = message.get_content() or b""
@@ -153,10 +229,100 @@ class Dumper:
                 body = b""
             except ValueError:
                 body = message.raw_content or b""
-            if body:
-                shown = body if self.flow_detail >= 4 else body[:_BODY_PREVIEW]
-                lines.append("")
-                lines.extend("    " + line for line in shown.decode("utf-8", "replace").splitlines())
-                if len(shown) < len(body):
-                    lines.append(f"    ... ({human_size(len(body) - len(shown))} more)")
-        return "\n".join(lines)
+            lines += self._contents(body)
+        if message.trailers:
+            lines += ["    --- HTTP Trailers", *_fields(message.trailers)]
+        return lines
+
+    def _contents(self, body: bytes) -> list[str]:
+        """
+        The lines showing a body or a message's content: none below
+        C{flow_detail} 3, cut at 4 KiB at 3.
+        """
+        if self.flow_detail < 3 or not body:
+            return []
+        shown = body if self.flow_detail >= 4 else body[:_BODY_PREVIEW]
+        lines = ["", *("    " + line for line in shown.decode("utf-8", "replace").splitlines())]
+        if len(shown) < len(body):
+            lines.append(f"    ... ({human_size(len(body) - len(shown))} more)")
+        return lines
+
+
+def _fields(headers: Headers) -> list[str]:
+    return [f"    {name}: {value}" for name, value in headers.items(multi=True)]
+
+
+_CLOSED_NORMALLY = (1000, 1001, 1005)
+
+
+@implementer(IWebSocketMessage, IWebSocketEnd, IWebSocketError, ITCPMessage, ITCPError)
+class MessageDumper:
+    """
+    Prints WebSocket and raw TCP messages, WebSocket closes and the errors
+    of both, as mitmdump does, through its L{Dumper} (which nests it only
+    while C{flow_detail} is 1 or more).
+    """
+
+    name = "dumper.messages"
+
+    def __init__(self, dumper: Dumper) -> None:
+        self.dumper = dumper
+
+    def _print(self, line: str, content: bytes = b"") -> None:
+        self.dumper._write("\n".join([line, *self.dumper._contents(content)]))
+
+    def websocket_message(self, flow: HTTPFlow) -> None:
+        """
+        One line per message: who sent it to whom, and its type.
+        """
+        message = flow.messages[-1]
+        arrow = "->" if message.from_client else "<-"
+        line = (
+            f"{_address(flow.client_conn.address)} {arrow} WebSocket "
+            f"{message.type.name.lower()} message {arrow} {_server(flow)}{flow.request.path}"
+        )
+        self._print(line, message.content if self.dumper.flow_detail >= 3 else b"")
+
+    def websocket_end(self, flow: HTTPFlow) -> None:
+        """
+        The close handshake ended the connection.
+        """
+        data = flow.websocket
+        assert data is not None  # (the event comes with the upgraded flow)
+        code, reason = data.close_code, data.close_reason or ""
+        if code is None or code in _CLOSED_NORMALLY:
+            by = "client" if data.closed_by_client else "server"
+            self._print(f"WebSocket connection closed by {by}: {code} {reason}".rstrip())
+        else:
+            self._print(f"Error in WebSocket connection to {_server(flow)}: "
+                        f"close code {code} {reason}".rstrip())
+
+    def websocket_error(self, flow: HTTPFlow) -> None:
+        """
+        The connection failed or was killed.
+        """
+        self._print(f"Error in WebSocket connection to {_server(flow)}: {_error(flow)}")
+
+    def tcp_message(self, flow: TCPFlow) -> None:
+        """
+        One line per chunk relayed.
+        """
+        message = flow.messages[-1]
+        arrow = "->" if message.from_client else "<-"
+        line = f"{_address(flow.client_conn.address)} {arrow} tcp {arrow} {_server(flow)}"
+        self._print(line, bytes(message.content) if self.dumper.flow_detail >= 3 else b"")
+
+    def tcp_error(self, flow: TCPFlow) -> None:
+        """
+        The connection failed (or could not be made).
+        """
+        self._print(f"Error in TCP connection to {_server(flow)}: {_error(flow)}")
+
+
+def _server(flow: Union[HTTPFlow, TCPFlow]) -> str:
+    conn = flow.server_conn
+    return _address(conn.address) if conn is not None else "?"
+
+
+def _error(flow: Flow) -> str:
+    return flow.error.msg if flow.error is not None else "Connection killed."

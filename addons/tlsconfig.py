@@ -7,8 +7,10 @@ An unusable CA file is a clear option error naming the file.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Optional
 
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from interceptor.tls.certs import CertError
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from interceptor.core.options import Options
 
 __all__ = ["TlsConfig"]
+
+_log = Logger(namespace="interceptor.tlsconfig")
 
 
 @implementer(IConfigure)
@@ -49,6 +53,10 @@ class TlsConfig:
         """
         if self.master is not None and {"confdir", "ca_file"} & updated:
             try:
-                certstore_for(self.master)
+                store = certstore_for(self.master)
             except CertError as e:
                 raise OptionsError(str(e)) from None
+            if options.ca_file:
+                _log.info("CA (ca_file): {path}", path=os.path.expanduser(options.ca_file))
+            else:
+                _log.info("CA certificate for clients: {path}", path=store.ca_file(".pem"))

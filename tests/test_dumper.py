@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from addons.dumper import Dumper, _printable, human_size
 from interceptor.model import encoding
 from interceptor.model.flow import Error
+from interceptor.model.headers import Headers
 from tests.test_flow import http_flow
 from tests.test_http import req, resp
 
@@ -134,6 +136,66 @@ class DumperTests(SynchronousTestCase):
             self.assertIn("(body too large to decode: gzip content of 10.0k decodes to more "
                           "than 1.0m; max_decoded_size)", text)
             self.assertNotIn("\\x00", text)
+
+    def test_http_versions(self):
+        """
+        The version follows the URL and the << unless both sides are the
+        same HTTP/1.x (mitmdump's rule); an h2 flow no longer looks like HTTP/1.
+        """
+        cases = [
+            ("HTTP/1.1", "HTTP/1.1", "GET http://example.com/ << 200 OK"),
+            ("HTTP/1.0", "HTTP/1.0", "GET http://example.com/ << 200 OK"),
+            ("HTTP/2.0", "HTTP/2.0", "GET http://example.com/ HTTP/2.0 << HTTP/2.0 200 OK"),
+            ("HTTP/1.1", "HTTP/2.0", "GET http://example.com/ HTTP/1.1 << HTTP/2.0 200 OK"),
+            ("HTTP/1.1", "HTTP/1.0", "GET http://example.com/ HTTP/1.1 << HTTP/1.0 200 OK"),
+        ]
+        for request_version, response_version, expected in cases:
+            d = _dumper(1)
+            response = _response()
+            response.http_version = response_version
+            d.response(http_flow(req("/", [], http_version=request_version), response))
+            self.assertIn(": " + expected + " 0b", d.outfile.getvalue(), request_version)
+        d = _dumper(1)
+        f = http_flow(req("/", [], http_version="HTTP/2.0"))
+        f.error = Error("boom")
+        d.error(f)
+        self.assertEqual(d.outfile.getvalue(),
+                         "127.0.0.1:50000: GET http://example.com/ HTTP/2.0 << error: boom\n")
+
+    def test_detail_two_request_block_then_response_block(self):
+        """-v: request line, its headers and trailers; then << status and the response's."""
+        d = _dumper(2)
+        request = req("/", [(b"Host", b"example.com")], timestamp_start=1000.0)
+        request.trailers = Headers([(b"X-Checksum", b"abc")])
+        d.response(http_flow(request, _response(headers=[(b"Server", b"test")])))
+        self.assertEqual(d.outfile.getvalue(), "\n".join([
+            "127.0.0.1:50000: GET http://example.com/",
+            "    Host: example.com",
+            "    --- HTTP Trailers",
+            "    X-Checksum: abc",
+            " << 200 OK 0b 1000ms",
+            "    Server: test",
+        ]) + "\n")
+
+    def test_detail_two_error(self):
+        """-v with an error: the request block, then << error."""
+        d = _dumper(2)
+        f = http_flow(req("/", [(b"Host", b"example.com")]))
+        f.error = Error("gone")
+        d.error(f)
+        self.assertEqual(d.outfile.getvalue(),
+                         "127.0.0.1:50000: GET http://example.com/\n    Host: example.com\n"
+                         " << error: gone\n")
+
+    def test_to_log(self):
+        """to_log (twistd without -n): each flow is one log event, not a write to stdout."""
+        d = Dumper(to_log=True)
+        with capturedLogs() as events:
+            d.response(http_flow(response=_response()))
+        [event] = events
+        self.assertEqual(event["log_namespace"], "interceptor.dumper")
+        self.assertEqual(formatEvent(event),
+                         "127.0.0.1:50000: GET http://example.com/ << 200 OK 0b 1000ms")
 
     def test_lone_surrogate(self):
         _printable("caf\u00e9 \ud800 x")

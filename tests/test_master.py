@@ -6,6 +6,7 @@ C{log} event, listening on endpoint strings, and stopping.
 import threading
 
 from twisted.internet import reactor, threads
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Clock, deferLater
@@ -13,7 +14,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial import unittest
 
-from interceptor.core.master import Master
+from interceptor.core.master import Master, listening_at
 from interceptor.core.options import OptionsError, proxy_options
 from interceptor.model.encoding import DEFAULT_MAX_DECODED_SIZE, decode_cap
 from interceptor.testing import LogRecorder
@@ -280,10 +281,26 @@ class ListenTests(unittest.TestCase):
         self.assertTrue(IListeningPort.providedBy(port))
         self.assertEqual(port.getHost().host, "127.0.0.1")
         self.assertNotEqual(port.getHost().port, 0)
-        self.assertIn(f"port={port.getHost().port}", recorder.text())
-        self.assertIn("Proxy listening on", recorder.text())
+        number = port.getHost().port
         await master.stop()
+        self.assertIn(f"Proxy listening on http://127.0.0.1:{number}\n", recorder.text() + "\n")
         self.assertFalse(port.connected)
+
+    def test_listening_at(self):
+        """The start-up line names the scheme clients use, the address and the mode."""
+        v4, v6 = IPv4Address("TCP", "127.0.0.1", 8080), IPv6Address("TCP", "::1", 1080)
+        cases = [
+            ("regular", "tcp:8080", v4, "http://127.0.0.1:8080"),
+            ("regular", "ssl:8080:privateKey=k.pem", v4, "https://127.0.0.1:8080"),
+            ("socks5", "tcp:1080", v6, "socks5://[::1]:1080 (SOCKS5 mode)"),
+            ("upstream:http://10.0.0.1:3128", "tcp:8080", v4,
+             "http://127.0.0.1:8080 (upstream mode: http://10.0.0.1:3128)"),
+            ("reverse:https://example.org", "tcp:8080", v4,
+             "http://127.0.0.1:8080 (reverse mode: https://example.org)"),
+            ("transparent", "tcp:8080", v4, "127.0.0.1:8080 (transparent mode)"),
+        ]
+        for mode, description, address, expected in cases:
+            self.assertEqual(listening_at(mode, description, address), expected)
 
     def test_stop_twice(self):
         """A second stop() while the first waits for done() fires only when the first finishes."""

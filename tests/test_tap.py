@@ -148,6 +148,15 @@ class CommandLineTests(unittest.TestCase):
         config.parseOptions([])
         self.assertIsNone(config.parent["logger"])
 
+    def test_daemon_flows_to_log(self):
+        """Without -n (a daemon, stdout /dev/null) the dumper writes flows to the log; with -n to stdout."""
+        for nodaemon, to_log in ((False, True), (True, False)):
+            config = tap.Options()
+            config.parent = {"nodaemon": nodaemon, "logfile": None, "logger": None}
+            config.parseOptions([])
+            self.assertIs(config["master"].addons.get("dumper").to_log, to_log)
+        self.assertIs(parse()["master"].addons.get("dumper").to_log, False)
+
     def test_make_service(self):
         """makeService returns the ProxyService with the parsed master and endpoints."""
         config = parse("-l", "tcp:0:interface=127.0.0.1")
@@ -491,4 +500,7 @@ class TwistdProcessTests(unittest.TestCase):
             self.assertEqual(f.read(), "done ran")
         self.assertIn("Received SIGTERM, shutting down.", output)
         self.assertRegex(output, r"\(TCP Port \d+ Closed\)")
+        # Where the proxy listens and where the CA is, not an IPv4Address repr.
+        self.assertRegex(output, r"\nProxy listening on http://127\.0\.0\.1:\d+\n")
+        self.assertIn(f"\nCA certificate for clients: {cwd}/conf/interceptor-ca-cert.pem\n", output)
         self.assertNotIn("Traceback", output)

@@ -11,9 +11,11 @@ from typing import Any
 __all__ = ["default_addons"]
 
 
-def default_addons() -> list[Any]:
+def default_addons(flows_to_log: bool = False) -> list[Any]:
     """
-    New instances of the built-in addons, in chain order.
+    New instances of the built-in addons, in chain order; the dumper writes
+    the flows to the Twisted log instead of stdout if C{flows_to_log}
+    (C{twistd} without C{-n}).
     """
     from addons.block import Block
     from addons.dumper import Dumper
@@ -33,5 +35,5 @@ def default_addons() -> list[Any]:
         TlsConfig(),
         Onboarding(),
         ScriptLoader(),
-        Dumper(),
+        Dumper(to_log=flows_to_log),
     ]

@@ -28,6 +28,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
+    IAddress,
     IListeningPort,
     IReactorCore,
     IReactorTCP,
@@ -53,7 +54,7 @@ from interceptor.model.encoding import decode_cap
 if TYPE_CHECKING:
     from interceptor.proxy import ProxyFactory
 
-__all__ = ["Master", "IProxyReactor", "DEFAULT_BACKLOG", "server_endpoint"]
+__all__ = ["Master", "IProxyReactor", "DEFAULT_BACKLOG", "listening_at", "server_endpoint"]
 
 _log = Logger(namespace="interceptor.master")
 
@@ -242,8 +243,9 @@ class Master:
 
         def listening(port: IListeningPort) -> IListeningPort:
             self.ports.append(port)
+            mode = self.options.mode if "mode" in self.options else "regular"
             address = port.getHost()
-            _log.info("Proxy listening on {address}", address=address)
+            _log.info("Proxy listening on {where}", where=listening_at(mode, description, address))
             self._warn_if_open(address)
             return port
 
@@ -301,6 +303,32 @@ class Master:
         decode_cap.release(self)
         self._stopping = None
         return None
+
+
+def listening_at(mode: str, description: str, address: IAddress) -> str:
+    """
+    Where clients reach a proxy in C{mode} listening on C{address} (from the
+    endpoint string C{description}), as the start-up line says it:
+    C{http://127.0.0.1:8080}, C{socks5://[::1]:1080 (SOCKS5 mode)},
+    C{https://127.0.0.1:8443 (reverse mode: https://example.org)}.
+    """
+    kind, _, target = mode.partition(":")
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        host = f"[{address.host}]" if isinstance(address, IPv6Address) else address.host
+        tls = description.partition(":")[0] in ("ssl", "tls")
+        scheme = {"socks5": "socks5://", "transparent": ""}.get(
+            kind, "https://" if tls else "http://"
+        )
+        where = f"{scheme}{host}:{address.port}"
+    else:
+        where = str(address)
+    note = {
+        "upstream": f" (upstream mode: {target})",
+        "reverse": f" (reverse mode: {target})",
+        "socks5": " (SOCKS5 mode)",
+        "transparent": " (transparent mode)",
+    }.get(kind, "")
+    return where + note
 
 
 def _follow(d: Deferred[Any]) -> Deferred[None]:

@@ -567,6 +567,15 @@ def proxy_options(**values: Any) -> Options:
         "empty for no limit.  body_size_limit, when smaller, bounds it too.",
     )
     add(
+        "tcp_history_size",
+        Optional[str],
+        "16m",
+        "Raw TCP messages kept in flow.messages (when an addon handles TCP "
+        "events, as the flow output does): once the kept contents exceed this "
+        "size the oldest are dropped, down to half of it (the newest is always "
+        "kept); empty keeps every message, as mitmproxy does.",
+    )
+    add(
         "ssl_verify_upstream_trusted_ca",
         Optional[str],
         None,
@@ -646,6 +655,7 @@ _SIZE_OPTIONS = (
     "stream_large_bodies",
     "websocket_history_size",
     "websocket_max_message_size",
+    "tcp_history_size",
     "max_decoded_size",
 )
 _POSITIVE_OPTIONS = (

@@ -144,7 +144,7 @@ class Options(usage.Options):
 
         @raise usage.UsageError: An unknown option or a bad value.
         """
-        master = build_master()
+        master = build_master(flows_to_log=self._daemon())
         self["master"] = master
         if self["options"]:
             print(master.options.help_text())
@@ -162,6 +162,12 @@ class Options(usage.Options):
             _check_endpoint(description)
         self._use_terminal_logger()
 
+    def _daemon(self) -> bool:
+        # twistd without -n: stdout is /dev/null once it has forked, so the
+        # flows go to the log (twistd.log, or --logfile/--syslog).
+        parent: Optional[Any] = getattr(self, "parent", None)
+        return parent is not None and not parent.get("nodaemon")
+
     def _use_terminal_logger(self) -> None:
         # Under "twistd -n" with no --logfile and no --logger, the termlog
         # addon owns the terminal: install the observer that steps aside for it.
@@ -172,11 +178,12 @@ class Options(usage.Options):
             parent["logger"] = "interceptor.log.terminal_observer"
 
 
-def build_master() -> Master:
+def build_master(flows_to_log: bool = False) -> Master:
     """
-    A master with the core options and the default addons.
+    A master with the core options and the default addons (whose dumper
+    writes flows to the log instead of stdout if C{flows_to_log}).
     """
-    return Master(proxy_options(), addons=default_addons())
+    return Master(proxy_options(), addons=default_addons(flows_to_log))
 
 
 def apply_command_line(master: Master, config: Options) -> None:

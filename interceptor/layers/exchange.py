@@ -637,7 +637,7 @@ class HttpExchange:
         """
         if self.response_state in _ENDED:
             return
-        _log.info("{client}: {url}: {detail}", client=self.flow.client_conn.address,
+        _log.debug("{client}: {url}: {detail}", client=self.flow.client_conn.address,
                   url=self.flow.request.url, detail=message)
         reason = "Gateway Timeout" if status == 504 else "Bad Gateway"
         self._answer_error(status, reason, message)

@@ -189,7 +189,7 @@ class Http1Layer:
 
         def failed(failure: Failure) -> None:
             # The first request tries again and reports the failure.
-            _log.info("{client}: eager connection to {host}:{port} failed: {error}",
+            _log.debug("{client}: eager connection to {host}:{port} failed: {error}",
                       client=self.client_conn.address, host=host, port=port,
                       error=failure.getErrorMessage())
 
@@ -422,10 +422,12 @@ class Http1Layer:
         self.gate.hold()
         side = self.receiving
         self.receiving = None
+        log = _log.info  # (a flow failed here has its error line from the dumper)
         if side is not None and side in self.streams:
             side.exchange.client_failed(f"client sent an invalid request: {detail}")
             self.streams.remove(side)
-        _log.info(
+            log = _log.debug
+        log(
             "{client}: {status} {reason}: {detail}",
             client=self.client_conn.address,
             status=status,

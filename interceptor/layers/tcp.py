@@ -46,6 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from interceptor.core.options import parse_size
 from interceptor.layers.contracts import IHalfCloseLayer, ILayer
 from interceptor.model.connection import ServerConnection
 from interceptor.transport.fast.fastwrite import writer_for
@@ -181,6 +182,8 @@ class TcpLayer:
         self._write_client = writer_for(self.client_transport)
         self._write_server: Optional[Callable[[bytes], None]] = None
         self.direct = False
+        self._history_limit = parse_size(self.master.options.tcp_history_size)
+        self._kept = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address}>"
@@ -246,8 +249,8 @@ class TcpLayer:
 
     def _connect_failed(self, failure: Failure) -> None:
         message = f"Cannot connect to {self.address[0]}:{self.address[1]}: {failure.getErrorMessage()}"
-        # (Not "message": Twisted's legacy log bridge overwrites that key.)
-        _log.info("{client}: {error}", client=self.root.client_conn.address, error=message)
+        # (The tcp_error event carries it: the dumper prints its one line.)
+        _log.debug("{client}: {error}", client=self.root.client_conn.address, error=message)
         self.server_conn.error = message
         self._error = message
         self._upstream_lost = True
@@ -324,9 +327,7 @@ class TcpLayer:
             else:
                 if self.flow is not None:
                     # Recorded for the addons that handle other TCP events.
-                    self.flow.messages.append(
-                        TCPMessage(from_client, data, self.master.reactor.seconds())
-                    )
+                    self._keep(TCPMessage(from_client, data, self.master.reactor.seconds()))
                 self._forward(from_client, data)
             return
         direction.queue.append(data)
@@ -341,7 +342,7 @@ class TcpLayer:
                 self._forward_eof(direction)
                 continue
             message = TCPMessage(direction.from_client, data, self.master.reactor.seconds())
-            flow.messages.append(message)
+            self._keep(message)
             d = self.master.addons.trigger("tcp_message", flow)
             if d.called:
                 self._deliver(message)
@@ -363,6 +364,32 @@ class TcpLayer:
             d.addCallback(done)
             d.addErrback(lambda f: _log.failure("Error relaying {flow}", f, flow=flow))
             return
+
+    def _keep(self, message: TCPMessage) -> None:
+        """
+        Add C{message} to the flow's history.  Once the kept contents pass
+        C{tcp_history_size}, the oldest messages are dropped down to half of
+        it at once (the newest is always kept): memory stays bounded on a
+        long connection, and a stream of small chunks costs no more per
+        chunk than a few large ones.
+        """
+        messages = cast(TCPFlow, self.flow).messages
+        messages.append(message)
+        limit = self._history_limit
+        if limit is None:
+            return
+        self._kept += len(message.content)
+        if self._kept <= limit:
+            return
+        kept, first = 0, len(messages)
+        while first > 0:
+            size = len(messages[first - 1].content)
+            if kept + size > limit // 2 and first < len(messages):
+                break
+            kept += size
+            first -= 1
+        del messages[:first]
+        self._kept = kept
 
     def _deliver(self, message: TCPMessage) -> None:
         if cast(TCPFlow, self.flow).killed:

@@ -592,8 +592,8 @@ class WebSocketLayer:
             else:
                 self._start_timer(side)
         self._flush()
-        _log.info("{client}: WebSocket {url}: {message}", client=self.flow.client_conn.address,
-                  url=self.flow.request.url, message=message)
+        _log.debug("{client}: WebSocket {url}: {error}", client=self.flow.client_conn.address,
+                   url=self.flow.request.url, error=message)
         self.addons.trigger("websocket_error", self.flow)
 
     def _kill(self) -> None:

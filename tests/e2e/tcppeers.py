@@ -186,3 +186,18 @@ async def connect_tunnel(testcase: Any, proxy_port: int, port: int, host: str = 
         raise AssertionError(f"CONNECT refused: {data[:200]!r}")
     del client.received[: data.index(b"\r\n\r\n") + 4]
     return client
+
+
+async def echo_once(testcase: Any, proxy_port: int, data: bytes) -> TcpServer:
+    """
+    Through a CONNECT tunnel of the proxy to a new echo server: send C{data},
+    wait for it to come back, shut the client's writing half and wait until
+    the connection is closed.  Returns the server.
+    """
+    server = await TcpServer.start(testcase, "echo")
+    client = await connect_tunnel(testcase, proxy_port, server.port)
+    client.send(data)
+    await client.wait_for(lambda d: d == data)
+    client.shut_write()
+    await client.wait_closed()
+    return server

@@ -7,6 +7,7 @@ subprocesses) and the command line's error handling.
 from __future__ import annotations
 
 import os
+import signal
 
 from twisted.internet import error, reactor
 from twisted.internet.protocol import Factory, Protocol
@@ -173,3 +174,64 @@ class TwistdCommandLineTests(unittest.TestCase):
         protocol = await self._run_proxy_and_request("-q")
         out = protocol.output.decode(errors="replace")
         self.assertNotIn("/latin", out)
+
+
+class TwistdDaemonTests(unittest.TestCase):
+    """
+    C{twistd interceptor} without C{-n}: a daemon whose flow lines go to
+    twistd.log (its stdout is /dev/null).
+    """
+
+    timeout = 40
+
+    async def test_flows_in_twistd_log(self):
+        """The start-up lines and a flow's line are in twistd.log; SIGTERM stops the daemon."""
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        pidfile = os.path.join(cwd, "twistd.pid")
+        logfile = os.path.join(cwd, "twistd.log")
+        port = await unused_port()
+        server = await RawServer.start(self, _latin_header_handler)
+        protocol, _ = spawn_twistd(self, ["--pidfile", pidfile, "interceptor", "--listen",
+                                          f"tcp:{port}:interface=127.0.0.1",
+                                          "--confdir", os.path.join(cwd, "conf")], cwd)
+        # The first process exits once the daemon has forked and written its pid.
+        self.assertTrue(await wait_until(lambda: protocol.ended.called, 15))
+        self.assertTrue(await wait_until(lambda: _read(pidfile).strip().isdigit(), 10),
+                        protocol.output.decode(errors="replace"))
+        pid = int(_read(pidfile))
+        self.addCleanup(_kill_if_alive, pid)
+        self.assertTrue(await wait_until(lambda: "Proxy listening on" in _read(logfile), 15),
+                        _read(logfile))
+        result = await curl(self, "-x", f"http://127.0.0.1:{port}", server.url("/daemon"))
+        self.assertEqual(result.status, 200)
+        line = f"GET {server.url('/daemon')} << 200 OK"
+        self.assertTrue(await wait_until(lambda: line in _read(logfile), 10), _read(logfile))
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(await wait_until(lambda: not _alive(pid), 15))
+        log = _read(logfile)
+        self.assertIn(f"Proxy listening on http://127.0.0.1:{port}\n", log)
+        self.assertIn(f"CA certificate for clients: {cwd}/conf/interceptor-ca-cert.pem\n", log)
+        self.assertEqual(log.count(line), 1, log)
+        self.assertNotIn("Traceback", log)
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_if_alive(pid):
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.e2e.test_decode -*-
 """
 End-to-end tests of bounded decoding: a server on 127.0.0.1 answers with a
-small compressed body that decodes to 10 MiB (a "decompression bomb");
+small compressed body that decodes to 16 MiB (a "decompression bomb");
 a proxy with C{max_decoded_size=1m} must refuse to decode it for the addon
 that reads C{content}, using about the cap in memory, and still relay the
 body unchanged.
@@ -23,11 +23,17 @@ from interceptor.model.encoding import DecodedSizeError
 from interceptor.testing import start_proxy
 from tests.e2e.peers import RawServer, curl, http_response
 
-DECODED = 10 << 20
-"""What each bomb decodes to: ten times the proxies' 1 MiB cap."""
+DECODED = 16 << 20
+"""What each bomb decodes to: 16 times the proxies' 1 MiB cap."""
 
-GROWTH = 6 << 20
-"""The most the test process may grow by while the proxy handles a bomb."""
+TRACED = 6 << 20
+"""The most Python may allocate while the proxy handles a bomb (decoding it took 2x DECODED)."""
+
+RSS = 12 << 20
+"""
+The most the process's peak RSS may grow meanwhile: more than L{TRACED}, as
+what the allocator has freed and kept varies with the tests run before.
+"""
 
 
 def _zeros(compress: Any, finish: Any, size: int) -> bytes:
@@ -37,8 +43,8 @@ def _zeros(compress: Any, finish: Any, size: int) -> bytes:
 
 def bomb(coding: str) -> bytes:
     """
-    A body decoding to L{DECODED} zero bytes: ten gzip members of 1 MiB
-    each, or one br or zstd stream.
+    A body decoding to L{DECODED} zero bytes: gzip members of 1 MiB each,
+    or one br or zstd stream.
     """
     if coding == "gzip":
         member = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -99,9 +105,9 @@ class MemoryGrowth:
             self.rss = (peak - self._start) * 1024
 
     def check(self, testcase: unittest.TestCase) -> None:
-        testcase.assertLess(self.traced, GROWTH, "allocated by Python")
+        testcase.assertLess(self.traced, TRACED, "allocated by Python")
         if self.rss is not None:
-            testcase.assertLess(self.rss, GROWTH, "peak RSS growth")
+            testcase.assertLess(self.rss, RSS, "peak RSS growth")
 
 
 @implementer(IResponse)
@@ -143,7 +149,7 @@ class DecodeBombTests(unittest.TestCase):
         growth.check(self)
 
     async def test_gzip_members(self) -> None:
-        """Ten gzip members of 1 MiB: the second one passes the 1 MiB cap."""
+        """Sixteen gzip members of 1 MiB: the second one passes the 1 MiB cap."""
         await self._bomb_through_proxy("gzip")
 
     async def test_br(self) -> None:

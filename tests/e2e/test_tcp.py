@@ -38,7 +38,7 @@ from tests.e2e.peers import (
     unused_port,
     wait_until,
 )
-from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel
+from tests.e2e.tcppeers import TcpClient, TcpServer, connect_tunnel, echo_once
 
 
 class TcpEvents:
@@ -350,14 +350,18 @@ class TcpLifecycleTests(unittest.TestCase):
     timeout = 30
 
     async def test_connect_failure_logged(self):
-        """A tunnel whose server cannot be reached logs why (the line used to read "(client): ()")."""
+        """
+        A tunnel whose server cannot be reached logs why, at debug (the
+        line used to read "(client): ()"; the dumper's tcp_error line is
+        the one a user sees).
+        """
         recorder = LogRecorder()
         port = await unused_port()
         proxy = await start_proxy(self, recorder, tcp_hosts=["127.0.0.1"])
         client = await TcpClient.connect(self, proxy.port_number)
         client.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\nhello" % port)
-        await wait_until(lambda: "Cannot connect" in recorder.text("info"))
-        self.assertIn(f"Cannot connect to 127.0.0.1:{port}: Connection was refused", recorder.text("info"))
+        await wait_until(lambda: "Cannot connect" in recorder.text("debug"))
+        self.assertIn(f"Cannot connect to 127.0.0.1:{port}: Connection was refused", recorder.text("debug"))
 
     async def _server_half_close_first(self, *addons: Any) -> tuple:
         factory = await TcpServer.start(self, "banner-shut")
@@ -407,16 +411,43 @@ class TcpLifecycleTests(unittest.TestCase):
                 ends.append(flow)
 
         proxy = await start_proxy(self, EndOnly(), tcp_hosts=["127.0.0.1"])
-        server = await TcpServer.start(self, "echo")
-        client = await connect_tunnel(self, proxy.port_number, server.port)
-        client.send(b"hello")
-        await client.wait_for(lambda d: d == b"hello")
-        client.shut_write()
-        await client.wait_closed()
+        await echo_once(self, proxy.port_number, b"hello")
         await wait_until(lambda: ends)
         [flow] = ends
         self.assertEqual(b"".join(m.content for m in flow.messages if m.from_client), b"hello",
                          "flow.messages is empty for an addon handling only tcp_end")
+
+    async def test_history_bounded_by_tcp_history_size(self) -> None:
+        """
+        Past tcp_history_size, flow.messages drops its oldest messages (down
+        to half the size; the newest stays): a long connection watched by an
+        addon (the flow output's tcp_message) keeps bounded memory.
+        """
+        ends: list = []
+        sizes: list = []
+
+        class Watch:
+            def tcp_message(self, flow: Any) -> None:
+                sizes.append(sum(len(m.content) for m in flow.messages))
+
+            def tcp_end(self, flow: Any) -> None:
+                ends.append(flow)
+
+        proxy = await start_proxy(self, Watch(), tcp_hosts=["127.0.0.1"], tcp_history_size="1k")
+        server = await TcpServer.start(self, "echo")
+        client = await connect_tunnel(self, proxy.port_number, server.port)
+        for i in range(20):
+            chunk = b"%02d" % i * 100
+            client.send(chunk)
+            await client.wait_for(lambda d, n=(i + 1) * 200: len(d) >= n)
+        client.shut_write()
+        await client.wait_closed()
+        await wait_until(lambda: ends)
+        [flow] = ends
+        self.assertLessEqual(max(sizes), 1024)
+        self.assertLessEqual(sum(len(m.content) for m in flow.messages), 1024)
+        self.assertEqual(flow.messages[-1].content, b"19" * 100)
+        self.assertIn(b"18" * 100, [m.content for m in flow.messages])
 
     async def test_bidirectional_large_with_hooks(self) -> None:
         """4 MiB each way at once through tcp_message hooks, against an echo server: every byte, in order."""
