@@ -53,8 +53,8 @@ class RegularModeTests(unittest.TestCase):
         self.assertEqual(result.status, 407)
         self.assertEqual(result.heads[-1].header(b"proxy-authenticate"), CHALLENGE.encode())
         self.assertEqual(self.web.connections, [])
-        [line] = [m for m in self.recorder.messages("info") if "407" in m]
-        self.assertIn("407 Proxy Authentication Required", line)
+        [line] = [m for m in self.recorder.messages("info") if "Proxy Authentication Required" in m]
+        self.assertIn(": 407 Proxy Authentication Required: ", line)
         self.assertIn("no Basic credentials", line)
 
     async def test_right_credentials(self):
