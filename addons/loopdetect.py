@@ -50,6 +50,11 @@ class LoopDetect:
 
     def __init__(self) -> None:
         self.pseudonym = f"interceptor-{secrets.token_hex(4)}"
+        # The entry for each usual request version, made once.
+        self._via = {
+            f"HTTP/{version}": f"{entry} {self.pseudonym}".encode()
+            for version, entry in (("1.1", "1.1"), ("1.0", "1.0"), ("2.0", "2"), ("2", "2"))
+        }
 
     def requestheaders(self, flow: HTTPFlow) -> None:
         """
@@ -72,8 +77,11 @@ class LoopDetect:
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
             return
-        version = request.http_version.removeprefix("HTTP/")
-        request.headers.add("Via", f"{'2' if version == '2.0' else version} {self.pseudonym}")
+        via = self._via.get(request.http_version)
+        if via is None:
+            version = request.http_version.removeprefix("HTTP/")
+            via = f"{'2' if version == '2.0' else version} {self.pseudonym}".encode()
+        request.headers.add(b"Via", via)
 
     def _loop(self, flow: HTTPFlow) -> Optional[str]:
         """

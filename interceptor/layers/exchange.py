@@ -122,7 +122,8 @@ class HttpExchange:
             return
         d = addons.trigger(event, self.flow)
         if d.called:
-            d.addCallback(lambda _: self._resume(then))
+            # Every hook is done (the Deferred never fails): go on at once.
+            self._resume(then)
             return
         if hold is _CLIENT:
             # (Made only when a hook takes time: most exchanges never hold.)

@@ -31,6 +31,7 @@ _ONE_TOKEN = re.compile(_TOKEN + rb"\Z")
 _CRLF_NUL = re.compile(rb"[\x00\r\n]")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 _LINE_BREAK = re.compile(r"[\x00\r\n]")
+_COMMON_METHODS = frozenset(("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"))
 
 
 def fields_problem(fields: list[tuple[bytes, bytes]], kind: str = "header") -> Optional[str]:
@@ -42,15 +43,15 @@ def fields_problem(fields: list[tuple[bytes, bytes]], kind: str = "header") -> O
     if not fields:
         return None
     # (One pass over all names and one over all values: this runs for every
-    # message the proxy writes.)
-    if not _NAMES.match(b"\n".join([name for name, _ in fields])):
-        for name, _ in fields:
-            if not _ONE_TOKEN.match(name):
-                return f"{kind} name {name[:80]!r}: not a token"
-    if _CRLF_NUL.search(b"\n".join([value for _, value in fields])):
-        for name, value in fields:
-            if _CRLF_NUL.search(value):
-                return f"{kind} value of {name[:80].decode('latin-1')!r}: CR, LF or NUL"
+    # message the proxy writes.  Only a failure looks at each field.)
+    names, values = zip(*fields)
+    if _NAMES.match(b"\n".join(names)) and not _CRLF_NUL.search(b"".join(values)):
+        return None
+    for name, value in fields:
+        if not _ONE_TOKEN.match(name):
+            return f"{kind} name {name[:80]!r}: not a token"
+        if _CRLF_NUL.search(value):
+            return f"{kind} value of {name[:80].decode('latin-1')!r}: CR, LF or NUL"
     return None
 
 
@@ -60,7 +61,9 @@ def request_problem(request: Any) -> Optional[str]:
     for writing it out, or None.
     """
     method = request.method
-    if not isinstance(method, str) or not _ONE_TOKEN.match(method.encode("utf-8", "replace")):
+    if not isinstance(method, str) or (
+        method not in _COMMON_METHODS and not _ONE_TOKEN.match(method.encode("utf-8", "replace"))
+    ):
         return f"method {method!r}: not a token"
     path = request.path
     if _CONTROL_OR_SPACE.search(path):
