@@ -45,7 +45,7 @@ from zope.interface import implementer
 from interceptor.layers.contracts import ILayer, IServerConnection, IServerReplacer
 from interceptor.layers.http1_framing import _no_delay
 from interceptor.layers.http2_flood import CONTROL, EMPTY_DATA, RESETS, FloodGuard
-from interceptor.layers.http2_frames import h2_config, send_settings, stream_id_of
+from interceptor.layers.http2_frames import h2_config, initiate, stream_id_of
 from interceptor.layers.http2_headers import (
     CONNECTION_HEADERS,
     request_from_h2,
@@ -196,8 +196,7 @@ class Http2Layer:
         except RuntimeError:
             _log.info("{client}: HTTP/2 writes not paced (the transport has a producer)",
                       client=self.client_conn.address)
-        self.conn.initiate_connection()
-        send_settings(self.conn, client=False)
+        initiate(self.conn, client=False)
         self.flush()
         self.idle.start()
 

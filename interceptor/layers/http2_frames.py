@@ -23,13 +23,13 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.settings import SettingCodes
+from h2.settings import SettingCodes, Settings
 
 __all__ = [
     "Output",
     "pump",
     "h2_config",
-    "send_settings",
+    "initiate",
     "stream_id_of",
     "HIGH_WATER",
     "DrainingH2Connection",
@@ -54,14 +54,22 @@ def h2_config(client_side: bool) -> H2Configuration:
     )
 
 
-def send_settings(conn: H2Connection, client: bool) -> None:
+def initiate(conn: H2Connection, client: bool) -> None:
     """
-    Our settings and windows (no server push toward a server).
+    Start the connection: the preface (toward a server) and our settings,
+    in one SETTINGS frame (no server push toward a server), then our
+    connection window.  (h2 would send its defaults first, and ours in a
+    second frame, as an update.)
     """
-    values: dict[SettingCodes | int, int] = {SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW, SettingCodes.MAX_CONCURRENT_STREAMS: 256}
+    values: dict[SettingCodes, int] = {
+        SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW,
+        SettingCodes.MAX_CONCURRENT_STREAMS: 256,
+        SettingCodes.MAX_HEADER_LIST_SIZE: H2Connection.DEFAULT_MAX_HEADER_LIST_SIZE,
+    }
     if client:
         values[SettingCodes.ENABLE_PUSH] = 0
-    conn.update_settings(values)
+    conn.local_settings = Settings(client=client, initial_values=values)
+    conn.initiate_connection()
     conn.increment_flow_control_window(_WINDOW - 65535)
 
 

@@ -52,7 +52,7 @@ from interceptor.layers.http2_frames import (
     Output,
     h2_config,
     pump,
-    send_settings,
+    initiate,
     stream_id_of,
 )
 from interceptor.layers.http2_headers import h2_request_headers, response_from_h2
@@ -295,8 +295,7 @@ class H2ServerConnection(Protocol):
         """
         Send the preface and our settings (no server push).
         """
-        self.conn.initiate_connection()
-        send_settings(self.conn, client=True)
+        initiate(self.conn, client=True)
         self.flush()
 
     def flush(self) -> None:

@@ -326,6 +326,8 @@ class H2ServerProtocol(Protocol):
         self.remote_settings_seen: Deferred = Deferred()
         self.settings_sent = 0
         self.settings_acked = 0
+        # SETTINGS frames received (not acknowledgements).
+        self.settings_frames = 0
         self.terminated: Optional[ConnectionTerminated] = None
         self.requests = 0
         # The last stream id of the GOAWAY sent by goaway_after, once sent.
@@ -426,6 +428,7 @@ class H2ServerProtocol(Protocol):
                     if event.stream_id in (0, sid):
                         stream.pump()
             elif isinstance(event, RemoteSettingsChanged):
+                self.settings_frames += 1
                 if not self.remote_settings_seen.called:
                     self.remote_settings_seen.callback(self.conn.remote_settings)
             elif isinstance(event, SettingsAcknowledged):
@@ -727,6 +730,8 @@ class H2ProxyClient(_TlsTunnel, Protocol):
         self.sent: dict[int, int] = {}
         self.connector: Any = None
         self.protocol_error: Optional[Exception] = None
+        # SETTINGS frames received (not acknowledgements).
+        self.settings_frames = 0
         self._outputs: dict[int, list] = {}
 
     @classmethod
@@ -811,6 +816,8 @@ class H2ProxyClient(_TlsTunnel, Protocol):
                 response._finish()
         elif isinstance(event, PushedStreamReceived):
             self.pushes.append(event)
+        elif isinstance(event, RemoteSettingsChanged):
+            self.settings_frames += 1
         elif isinstance(event, WindowUpdated):
             for sid in list(self._outputs):
                 if event.stream_id in (0, sid):

@@ -4,22 +4,31 @@ End-to-end tests of HTTP/2 faults (the hardening issue's HTTP/2 items),
 with real peers on 127.0.0.1: clients that flood the proxy with resets,
 empty DATA frames, SETTINGS or PINGs (rapid reset, CVE-2023-44487, and its
 older cousins); servers that end their connection with GOAWAY (as nginx
-does after 1,000 requests); reverse mode naming the target upstream; HTTP/2
-with prior knowledge (h2c) on plain listeners.
+does after 1,000 requests); httpx's HTTP/2 client with 100 concurrent
+requests; reverse mode naming the target upstream; HTTP/2 with prior
+knowledge (h2c) on plain listeners.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from tests.e2e.h2peers import H2cClient, bounded, proxy_ca_path
 from tests.e2e.peers import RawClient, Recorder, WebServer, curl, read_by_peer, wait_until
 from tests.e2e.test_http2 import CURL_SKIP, _Base, base_fields, path_handler
+
+try:
+    import httpx
+except ImportError:
+    httpx = None
 
 
 def _frame(kind: int, stream_id: int, payload: bytes = b"", flags: int = 0) -> bytes:
@@ -257,6 +266,91 @@ class ServerGoawayTests(_Base):
         self.assertEqual(response.status, 502)
         self.assertIn(b"GOAWAY", bytes(response.body))
         self.assertEqual(server.ignored, 4)
+
+
+class HttpxTests(_Base):
+    """
+    httpx.AsyncClient(http2=True) through the proxy (CONNECT, TLS, h2) to
+    an h2 server, 100 requests at once (httpx runs in a thread, on its own
+    asyncio loop).
+
+    Cold, with its default limits, httpx lost 14-66 % of them through this
+    proxy and none through mitmdump: httpcore opens one tunnel per request
+    (a tunnel is not "available" while it connects), and its pool closes
+    every idle connection once it has more than max_keepalive_connections
+    (20) connections, counting all of them rather than the idle ones
+    (encode/httpcore PR #1000), including a connection that was just given
+    a request which has not started yet (issue #1110): that request then
+    fails (h2 SEND_SETTINGS/SEND_HEADERS in state CLOSED, WriteError).
+    Requests finish while tunnels are still being set up only when the
+    proxy answers fast: here the first answer came at 0.14 s with 96
+    tunnels still in their TLS handshake; through mitmdump at 0.66 s, after
+    the last handshake.  The client's bug, triggered by speed; the
+    proxy's second SETTINGS frame was not the cause (one frame, as
+    mitmdump sends, failed as often).  These tests use httpx the ways that
+    avoid the bug.
+    """
+
+    skip = None if httpx is not None else "httpx is not installed (pip install 'httpx[http2]')"
+
+    def run_httpx(self, proxy, port, warm: bool, **client_options) -> Deferred:
+        """
+        100 concurrent GETs from one AsyncClient (after one alone when
+        C{warm}): the (status, body, http_version) of each.
+        """
+        ca = proxy_ca_path(proxy)
+        url = f"https://127.0.0.1:{port}"
+
+        async def main():
+            context = ssl.create_default_context(cafile=ca)
+            async with httpx.AsyncClient(
+                http2=True, verify=context, proxy=proxy.url, timeout=10.0, **client_options
+            ) as client:
+                if warm:
+                    await client.get(f"{url}/warm")
+                responses = await asyncio.gather(*(client.get(f"{url}/c{i}") for i in range(100)))
+            return [(r.status_code, r.content, r.http_version) for r in responses]
+
+        return deferToThread(asyncio.run, main())
+
+    async def test_hundred_concurrent_on_one_connection(self):
+        """After one request, 100 concurrent ones share its h2 connection through one tunnel: all answered."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(path_handler)
+        results = await self.run_httpx(proxy, server.port, warm=True)
+        self.assertEqual(results, [(200, b"/c%d 0" % i, "HTTP/2") for i in range(100)])
+        self.assertEqual(recorder.count("response"), 101)
+        self.assertEqual(len(server.connections), 1)
+
+    async def test_hundred_concurrent_cold(self):
+        """100 concurrent requests from a new client (keep-alive limit 100, so its pool closes none): all answered, over HTTP/2."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        results = await self.run_httpx(
+            proxy, server.port, warm=False, limits=httpx.Limits(max_keepalive_connections=100)
+        )
+        self.assertEqual(results, [(200, b"/c%d 0" % i, "HTTP/2") for i in range(100)])
+
+
+class SettingsTests(_Base):
+    """
+    What the proxy says first on its h2 connections.
+    """
+
+    async def test_one_settings_frame_each_way(self):
+        """The proxy sends its settings in one SETTINGS frame to the client and one to the server (it sent h2's defaults, then an update), with the same values."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        response = await bounded(client.request("GET", "/x").done)
+        self.assertEqual(response.status, 200)
+        self.assertEqual(client.settings_frames, 1)
+        self.assertEqual(server.connections[0].settings_frames, 1)
+        toward_client = client.conn.remote_settings
+        self.assertEqual((toward_client.max_concurrent_streams, toward_client.initial_window_size), (256, 1 << 20))
+        toward_server = server.connections[0].conn.remote_settings
+        self.assertEqual((toward_server.enable_push, toward_server.initial_window_size), (0, 1 << 20))
 
 
 class ReverseAuthorityTests(_Base):
