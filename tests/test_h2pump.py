@@ -14,8 +14,13 @@ from twisted.trial import unittest
 from interceptor.layers.http2_frames import Output as _Output, pump as _pump
 
 
-def _pair():
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+def _pair(client=None):
+    """
+    A client (C{client}, or a new h2 one) and a server h2 connection that
+    exchanged their prefaces; stream 1 has a GET and its response head.
+    """
+    if client is None:
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
     client.initiate_connection()
     server.initiate_connection()

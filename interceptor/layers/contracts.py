@@ -14,7 +14,8 @@ Three seams:
   and carrying out its neutral commands.
 - L{IServerOwner}: what a connection to a server needs from the client
   layer it serves (pairing for backpressure, and being forgotten when it
-  closes).
+  closes); an L{IServerReplacer} also gives an HTTP/2 connection that the
+  server is ending (GOAWAY) a successor for the exchanges it cannot carry.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
     from interceptor.layers.exchange import HttpExchange
+    from interceptor.layers.http2_server import H2ServerConnection
     from interceptor.model.http import Request, Response
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "IServerSide",
     "IServerConnection",
     "IServerOwner",
+    "IServerReplacer",
 ]
 
 
@@ -299,4 +302,19 @@ class IServerOwner(Interface):
     def server_lost(server: IServerConnection) -> None:
         """
         C{server}'s connection closed: forget it.
+        """
+
+
+class IServerReplacer(IServerOwner):
+    """
+    A client layer that can give an HTTP/2 server connection a successor.
+    """
+
+    def replace_server(server: IServerConnection) -> Deferred[Optional[H2ServerConnection]]:
+        """
+        The server is ending C{server} (GOAWAY): the HTTP/2 connection to
+        the same server, reached the same way, that carries this layer's
+        next exchanges, opened (after C{serverconnect}) if need be.  Fires
+        with None when there is none: the layer is closing, or the server
+        no longer negotiates h2.
         """

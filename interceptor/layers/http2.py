@@ -37,20 +37,24 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.exceptions import H2Error, ProtocolError
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.layers.contracts import ILayer, IServerConnection, IServerOwner
+from interceptor.layers.contracts import ILayer, IServerConnection, IServerReplacer
 from interceptor.layers.http1_framing import _no_delay
 from interceptor.layers.http2_flood import CONTROL, EMPTY_DATA, RESETS, FloodGuard
-from interceptor.layers.http2_frames import h2_config, send_settings, stream_id_of
+from interceptor.layers.http2_frames import h2_config, initiate, stream_id_of
 from interceptor.layers.http2_headers import (
     CONNECTION_HEADERS,
     request_from_h2,
 )
 from interceptor.layers.http2_client import H2ClientSide
+from interceptor.layers.http1_server import Http1ServerConnection
 from interceptor.layers.http2_server import H2ServerConnection, H2Upstream, switch_to_h2
+from interceptor.model.connection import ServerConnection
+from interceptor.tls.handshake import server_name_for
 from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import Headers, Request
 from interceptor.transport.watchdog import SilenceWatch, Watchdog
@@ -122,7 +126,7 @@ class _ClientWrites:
         """
 
 
-@implementer(ILayer, IServerOwner)
+@implementer(ILayer, IServerReplacer)
 class Http2Layer:
     """
     The client-facing HTTP/2 layer of one connection.
@@ -192,8 +196,7 @@ class Http2Layer:
         except RuntimeError:
             _log.info("{client}: HTTP/2 writes not paced (the transport has a producer)",
                       client=self.client_conn.address)
-        self.conn.initiate_connection()
-        send_settings(self.conn, client=False)
+        initiate(self.conn, client=False)
         self.flush()
         self.idle.start()
 
@@ -446,6 +449,70 @@ class Http2Layer:
         self.streams.clear()
         if self.upstream_h2 is not None:
             self.upstream_h2.close()
+
+    def open_server(
+        self, server_conn: ServerConnection, tls: Optional[tuple[Optional[str], list[bytes]]], offers_h2: bool
+    ) -> Deferred[IServerConnection]:
+        """
+        A new connection to C{server_conn}'s address (after
+        C{serverconnect}): the HTTP/2 connection the next streams share
+        when the server negotiated h2 (streams asking for the target
+        meanwhile wait for it while C{offers_h2}), else an HTTP/1.1
+        connection for one stream.
+        """
+        if offers_h2:
+            self.h2_waiters = []
+        upstream = Http1ServerConnection(self, server_conn, tls=tls, single_use=True)
+        d = self.master.addons.trigger("serverconnect", server_conn)
+        d.addCallback(lambda _: upstream.connect())
+
+        def release_waiters() -> None:
+            if offers_h2:
+                waiters, self.h2_waiters = self.h2_waiters, None
+                for waiter in waiters or ():
+                    waiter()
+
+        def connected(_: Any) -> IServerConnection:
+            connection: IServerConnection = upstream
+            if server_conn.alpn == b"h2":
+                connection = self.upstream_h2 = switch_to_h2(upstream, self)
+            release_waiters()
+            return connection
+
+        def failed(failure: Failure) -> Failure:
+            release_waiters()
+            return failure
+
+        return d.addCallbacks(connected, failed)
+
+    def replace_server(self, server: IServerConnection) -> Deferred[Optional[H2ServerConnection]]:
+        """
+        The server is ending C{server} (GOAWAY): the HTTP/2 connection to
+        the target the next streams use, opened now if need be.
+        """
+        h2 = self.get_upstream_h2()
+        if h2 is not None:
+            return succeed(h2)
+        target = self.target
+        if self.closing or target is None or target[0] != "https":
+            # (An HTTP/2 server connection only ever goes to an https target.)
+            return succeed(None)
+        waiting: Deferred[Optional[H2ServerConnection]] = Deferred()
+        if self.h2_waiters is not None:
+            # A connection to the target is being opened: it may speak h2.
+            self.h2_waiters.append(lambda: waiting.callback(self.get_upstream_h2()))
+            return waiting
+        _, host, port = target
+        tls = (self.sni or server_name_for(host), [b"h2", b"http/1.1"])
+
+        def opened(connection: IServerConnection) -> Optional[H2ServerConnection]:
+            h2 = self.get_upstream_h2()
+            if h2 is None:
+                # The server answered in HTTP/1.1 this time.
+                connection.close()
+            return h2
+
+        return self.open_server(ServerConnection((host, port)), tls, True).addCallback(opened)
 
     def get_upstream_h2(self) -> Optional[H2ServerConnection]:
         """

@@ -28,10 +28,8 @@ from interceptor.layers.http1_framing import (
     error_response,
     message_trailers,
 )
-from interceptor.layers.http1_server import Http1ServerConnection
 from interceptor.layers.http2_frames import HIGH_WATER, Output, pump
 from interceptor.layers.http2_headers import h2_response_headers
-from interceptor.layers.http2_server import switch_to_h2
 from interceptor.model.connection import ServerConnection
 from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import Request, Response
@@ -180,36 +178,17 @@ class H2ClientSide:
             sni = layer.sni if same_server and layer.sni else server_name_for(request.host)
             offers_h2 = same_server and layer.master.options.http2
             tls = (sni, [b"h2", b"http/1.1"] if offers_h2 else [b"http/1.1"])
-        if offers_h2:
-            layer.h2_waiters = []
-        # One HTTP/1.1 connection per translated stream.
-        upstream = Http1ServerConnection(layer, server_conn, tls=tls, single_use=True)
-        d = layer.master.addons.trigger("serverconnect", server_conn)
-        d.addCallback(lambda _: upstream.connect())
 
-        def release_waiters() -> None:
-            waiters, layer.h2_waiters = layer.h2_waiters, None
-            for waiter in waiters or ():
-                waiter()
-
-        def connected(_: Any) -> Optional[IServerSide]:
-            if server_conn.alpn == b"h2":
-                h2 = layer.upstream_h2 = switch_to_h2(upstream, layer)
-                release_waiters()
-                return self._bind(h2)
-            if offers_h2:
-                release_waiters()
-            if self.exchange.over:
-                upstream.close()
+        def connected(connection: IServerConnection) -> Optional[IServerSide]:
+            # (Compared as the interface: mypy-zope sees no overlap between
+            # an implementer class and its interface in an identity test.)
+            shared: Optional[IServerConnection] = layer.upstream_h2
+            if self.exchange.over and connection is not shared:
+                connection.close()
                 return None
-            return self._bind(upstream)
+            return self._bind(connection)
 
-        def failed(failure: Failure) -> Failure:
-            if offers_h2:
-                release_waiters()
-            return failure
-
-        return d.addCallbacks(connected, failed)
+        return layer.open_server(server_conn, tls, offers_h2).addCallback(connected)
 
     def _bind(self, connection: IServerConnection) -> Optional[IServerSide]:
         if self.exchange.over:

@@ -2,7 +2,8 @@
 """
 What both HTTP/2 sides share: the h2 configuration and settings the proxy
 uses on its connections, and a stream's output queue sent within flow
-control.
+control; and the h2 connection toward servers that outlives their GOAWAY
+(L{DrainingH2Connection}).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections import deque
 from typing import Callable, Optional
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionInputs, H2Connection, H2ConnectionStateMachine
 from h2.events import (
+    Event,
     DataReceived,
     RequestReceived,
     ResponseReceived,
@@ -21,9 +23,17 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.settings import SettingCodes
+from h2.settings import SettingCodes, Settings
 
-__all__ = ["Output", "pump", "h2_config", "send_settings", "stream_id_of", "HIGH_WATER"]
+__all__ = [
+    "Output",
+    "pump",
+    "h2_config",
+    "initiate",
+    "stream_id_of",
+    "HIGH_WATER",
+    "DrainingH2Connection",
+]
 
 _WINDOW = 1 << 24  # our receive windows: 16 MiB per connection
 _STREAM_WINDOW = 1 << 20  # and 1 MiB per stream
@@ -44,15 +54,59 @@ def h2_config(client_side: bool) -> H2Configuration:
     )
 
 
-def send_settings(conn: H2Connection, client: bool) -> None:
+def initiate(conn: H2Connection, client: bool) -> None:
     """
-    Our settings and windows (no server push toward a server).
+    Start the connection: the preface (toward a server) and our settings,
+    in one SETTINGS frame (no server push toward a server), then our
+    connection window.  (h2 would send its defaults first, and ours in a
+    second frame, as an update.)
     """
-    values: dict[SettingCodes | int, int] = {SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW, SettingCodes.MAX_CONCURRENT_STREAMS: 256}
+    values: dict[SettingCodes, int] = {
+        SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW,
+        SettingCodes.MAX_CONCURRENT_STREAMS: 256,
+        SettingCodes.MAX_HEADER_LIST_SIZE: H2Connection.DEFAULT_MAX_HEADER_LIST_SIZE,
+    }
     if client:
         values[SettingCodes.ENABLE_PUSH] = 0
-    conn.update_settings(values)
+    conn.local_settings = Settings(client=client, initial_values=values)
+    conn.initiate_connection()
     conn.increment_flow_control_window(_WINDOW - 65535)
+
+
+class _DrainingStateMachine(H2ConnectionStateMachine):
+    """
+    h2's connection state machine, except that after the peer's GOAWAY the
+    streams it still processes go on, both ways (RFC 9113 6.8: "activity on
+    streams numbered lower or equal to the last stream identifier might
+    still complete successfully").  h2 closes the whole connection when a
+    GOAWAY comes in, so every frame after it was a ProtocolError: the
+    answers nginx sends after its GOAWAY failed.  Opening a new stream is
+    the one thing not allowed any more, and the connection's owner does not.
+    """
+
+    draining = False
+
+    def process_input(self, input_: ConnectionInputs) -> list[Event]:
+        if self.draining and input_ not in _GOAWAY_INPUTS:
+            return []
+        events = super().process_input(input_)
+        if input_ is ConnectionInputs.RECV_GOAWAY:
+            self.draining = True
+        return events
+
+
+_GOAWAY_INPUTS = frozenset((ConnectionInputs.SEND_GOAWAY, ConnectionInputs.RECV_GOAWAY))
+
+
+class DrainingH2Connection(H2Connection):
+    """
+    An h2 connection that keeps the streams a GOAWAY spared (the proxy's
+    connections to servers).
+    """
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config=config)
+        self.state_machine = _DrainingStateMachine()
 
 
 class Output:

@@ -11,6 +11,12 @@ Flow control is end to end: response data is acknowledged to the server
 only once it has gone on toward the client (or is buffered within the
 body limits), and request data is taken from the client as the server's
 window allows.
+
+A server that ends the connection with GOAWAY (nginx does after 1,000
+requests) still answers the streams up to its last stream id here; the
+others move to a new connection its owner gives (L{IServerReplacer}):
+those not sent yet, and those it did not process whose request went out
+from a buffer (a streamed body cannot be sent again).
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
-from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -39,14 +44,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from interceptor.layers.contracts import IServerConnection, IServerOwner, IServerSide
+from interceptor.layers.contracts import IServerConnection, IServerOwner, IServerReplacer, IServerSide
 from interceptor.layers.http1_framing import drop_length_if_transformed, message_trailers
 from interceptor.layers.http2_frames import (
     HIGH_WATER,
+    DrainingH2Connection,
     Output,
     h2_config,
     pump,
-    send_settings,
+    initiate,
     stream_id_of,
 )
 from interceptor.layers.http2_headers import h2_request_headers, response_from_h2
@@ -65,6 +71,10 @@ __all__ = ["H2ServerConnection", "H2ServerStream", "H2Upstream", "switch_to_h2"]
 
 _log = Logger(namespace="interceptor.http2")
 
+_MAX_REFUSALS = 3
+"""How many connections in a row may end (GOAWAY) having processed nothing
+before a request that moves from one to the next fails."""
+
 
 @implementer(IServerSide)
 class H2ServerStream:
@@ -76,7 +86,7 @@ class H2ServerStream:
 
     __slots__ = (
         "connection", "exchange", "headers", "sid", "out", "acks", "unacked",
-        "sent_end", "response_done", "forgotten",
+        "sent_end", "response_done", "forgotten", "replay", "answered", "refusals",
     )
 
     read_gate = None
@@ -96,6 +106,12 @@ class H2ServerStream:
         self.sent_end = False
         self.response_done = False
         self.forgotten = False
+        # A buffered request's body and trailers, to send it again on
+        # another connection (None: streamed).
+        self.replay: Optional[tuple[bytes, Optional[list[tuple[bytes, bytes]]]]] = None
+        # Whether the response has begun; how many connections refused it.
+        self.answered = False
+        self.refusals = 0
 
     def __repr__(self) -> str:
         return f"<H2ServerStream {self.sid} {self.exchange.flow!r}>"
@@ -116,7 +132,32 @@ class H2ServerStream:
         if end:
             out.end = True
             out.trailers = message_trailers(request)
+            self.replay = (body, out.trailers)
         self.connection.queue(self)
+
+    def rewind(self) -> bool:
+        """
+        Make the stream unsent again, for another connection: whether it
+        can be (no answer came, and nothing went out or the whole request
+        is at hand).
+        """
+        if self.answered:
+            return False
+        if self.sid is None:
+            # (Nothing went out: its output holds all there is so far.)
+            return True
+        if self.replay is None:
+            return False
+        body, trailers = self.replay
+        out = self.out = Output()
+        if body:
+            out.chunks.append(body)
+            out.size = len(body)
+        out.end = True
+        out.trailers = trailers
+        self.sid = None
+        self.sent_end = False
+        return True
 
     def send_request(self, request: Request, body: bytes) -> None:
         """
@@ -197,10 +238,13 @@ class H2ServerConnection(Protocol):
             raise ValueError("a server connection needs the address it is connected to")
         self.address: Address = address
         self.reuse_key = ("https", server_conn.sni)
-        self.conn = H2Connection(config=h2_config(True))
+        self.conn = DrainingH2Connection(h2_config(True))
         self.streams: dict[int, H2ServerStream] = {}
         self.waiting: deque[H2ServerStream] = deque()
         self.usable = True
+        # The last stream id of the server's GOAWAY, once it sent one.
+        self.goaway_last: Optional[int] = None
+        self._shut = False
         # With an HTTP/1 client (translation): acknowledgements wait while
         # the client's write buffer is full.
         self._valve: Optional[AckValve] = None
@@ -255,8 +299,7 @@ class H2ServerConnection(Protocol):
         """
         Send the preface and our settings (no server push).
         """
-        self.conn.initiate_connection()
-        send_settings(self.conn, client=True)
+        initiate(self.conn, client=True)
         self.flush()
 
     def flush(self) -> None:
@@ -271,11 +314,39 @@ class H2ServerConnection(Protocol):
 
     def queue(self, up: H2ServerStream) -> None:
         """
-        Open C{up}'s stream as soon as the server's limit allows.
+        Open C{up}'s stream as soon as the server's limit allows (on a new
+        connection if the server is ending this one).
         """
+        if self.goaway_last is not None:
+            self._hand_on([up], "the server is ending its connection (GOAWAY)", False)
+            return
+        if not self.usable:
+            self.forget(up)
+            up.exchange.fail(f"the connection to {self._where()} closed before the request went out", 502)
+            return
         self.waiting.append(up)
         self._open_waiting()
         self.flush()
+
+    def adopt(self, ups: list[H2ServerStream]) -> None:
+        """
+        Carry C{ups}, which another connection to this server could not,
+        ahead of the streams that came after them.
+        """
+        for up in ups:
+            up.connection = self
+            up.exchange.flow.server_conn = self.server_conn
+        if self.goaway_last is not None or not self.usable:
+            for up in ups:
+                self.queue(up)
+            return
+        self.waiting.extendleft(reversed(ups))
+        self._open_waiting()
+        self.flush()
+
+    def _where(self) -> str:
+        host, port = self.address
+        return f"{host}:{port}"
 
     def send(self, up: H2ServerStream) -> None:
         """
@@ -286,13 +357,22 @@ class H2ServerConnection(Protocol):
 
     def _open_waiting(self) -> None:
         conn = self.conn
-        while self.waiting and conn.open_outbound_streams < conn.remote_settings.max_concurrent_streams:
+        while (
+            self.waiting
+            and self.usable
+            and conn.open_outbound_streams < conn.remote_settings.max_concurrent_streams
+        ):
             up = self.waiting.popleft()
             sid = up.sid = conn.get_next_available_stream_id()
             self.streams[sid] = up
             out = up.out
             only_headers = out.end and not out.chunks and not out.trailers
-            conn.send_headers(sid, up.headers, end_stream=only_headers)
+            try:
+                conn.send_headers(sid, up.headers, end_stream=only_headers)
+            except H2Error as e:
+                self.forget(up)
+                up.exchange.fail(f"cannot send the request to {self._where()}: {e}", 502)
+                continue
             if only_headers:
                 out.end = False
                 up.sent_end = True
@@ -343,6 +423,9 @@ class H2ServerConnection(Protocol):
         try:
             events = self.conn.receive_data(data)
         except (ProtocolError, H2Error) as e:
+            # (Nothing more goes out on it: h2 has closed it.)
+            self.usable = False
+            self.connected = 0
             self._fail_all(f"HTTP/2 protocol error from the server: {e}")
             transport = self.transport
             if transport is not None:
@@ -369,6 +452,7 @@ class H2ServerConnection(Protocol):
         if isinstance(event, ResponseReceived):
             up = self.streams.get(event.stream_id)
             if up is not None:
+                up.answered = True
                 up.exchange.response_head(response_from_h2(event.headers))
                 if event.stream_ended is not None:
                     self._ended(event.stream_id)
@@ -404,13 +488,91 @@ class H2ServerConnection(Protocol):
             for up in list(self.streams.values()):
                 self._pump(up)
         elif isinstance(event, ConnectionTerminated):
-            self.usable = False
-            self.connected = 0
-            last = event.last_stream_id
-            self._fail_all(
-                f"the server ended the connection (GOAWAY, {event.error_code!r})",
-                after=last if last is not None else -1,
-            )
+            self._server_ending(event)
+
+    def _server_ending(self, event: ConnectionTerminated) -> None:
+        """
+        The server sent GOAWAY: the streams up to its last stream id go on
+        here (this connection closes after them); the ones not sent yet,
+        and those above it (the server did not process them), move to a
+        new connection.
+        """
+        self.usable = False
+        self.connected = 0
+        last = event.last_stream_id or 0
+        if self.goaway_last is not None:
+            last = min(last, self.goaway_last)
+        self.goaway_last = last
+        _log.info("{server}: the server ended the connection (GOAWAY {code!r}, last stream {last}); "
+                  "{kept} stream(s) finish on it", server=self.address, code=event.error_code,
+                  last=last, kept=sum(1 for sid in self.streams if sid <= last))
+        moving = list(self.waiting)
+        self.waiting.clear()
+        for sid in sorted(self.streams):
+            if sid > last:
+                up = self.streams.pop(sid)
+                self.silence.forget(up)
+                moving.append(up)
+        # (A server that processed nothing on it refused what it was sent:
+        # that counts against each request, so that one refusing every
+        # connection ends the moves; one that served some made progress.)
+        self._hand_on(moving, f"the server ended the connection (GOAWAY {event.error_code!r}, "
+                              f"last stream {last})", last == 0)
+        self._close_if_drained()
+
+    def _hand_on(self, ups: list[H2ServerStream], reason: str, refused: bool) -> None:
+        """
+        Move C{ups}, which are no longer on this connection, to the
+        connection the owner gives in its place (each counting one more
+        refusal when C{refused}); those that cannot move fail, saying
+        C{reason}.
+        """
+        movable = []
+        for up in ups:
+            if up.forgotten:
+                continue
+            if refused:
+                up.refusals += 1
+            if up.refusals > _MAX_REFUSALS:
+                self._give_up(up, f"{reason}; {up.refusals} connections in a row took no request")
+            elif not up.rewind():
+                self._give_up(up, f"{reason}; the server did not process the request, and a streamed "
+                                  "request cannot be sent again")
+            else:
+                movable.append(up)
+        if not movable:
+            return
+        owner = self.owner
+        if not IServerReplacer.providedBy(owner):
+            for up in movable:
+                self._give_up(up, f"{reason}; the request was not sent again")
+            return
+
+        def replaced(new: Optional[H2ServerConnection]) -> None:
+            ups = [up for up in movable if not up.forgotten]
+            if new is not None:
+                new.adopt(ups)
+                return
+            for up in ups:
+                self._give_up(up, f"{reason}; no new HTTP/2 connection to {self._where()} for the request")
+
+        def failed(failure: Failure) -> None:
+            for up in movable:
+                if not up.forgotten:
+                    self._give_up(up, f"{reason}; a new connection failed: {failure.getErrorMessage()}")
+
+        d = owner.replace_server(self)
+        d.addCallbacks(replaced, failed)
+        d.addErrback(lambda f: _log.failure("Error moving streams off {server}", f, server=self.address))
+
+    def _give_up(self, up: H2ServerStream, message: str) -> None:
+        self.forget(up)
+        up.exchange.fail(message, 502)
+
+    def _close_if_drained(self) -> None:
+        # After the server's GOAWAY: closed once the streams it kept are done.
+        if self.goaway_last is not None and not self.streams and not self._shut:
+            self.close()
 
     def _ack(self, amount: int, up: H2ServerStream) -> None:
         if self._valve is not None:
@@ -462,6 +624,7 @@ class H2ServerConnection(Protocol):
         acks, up.acks = up.acks, []
         for ack in acks:
             ack()
+        self._close_if_drained()
 
     def _stream_limit(self, up: H2ServerStream) -> Optional[float]:
         # Not counted while the client has not taken what the server sent.
@@ -477,14 +640,9 @@ class H2ServerConnection(Protocol):
         )
         self.flush()
 
-    def _fail_all(self, message: str, after: int = -1) -> None:
-        for sid, up in list(self.streams.items()):
-            if sid > after:
-                self.forget(up)
-                up.exchange.fail(message, 502)
-        for up in list(self.waiting):
-            self.forget(up)
-            up.exchange.fail(message, 502)
+    def _fail_all(self, message: str) -> None:
+        for up in [*self.streams.values(), *self.waiting]:
+            self._give_up(up, message)
 
     # -- life cycle -------------------------------------------------------
 
@@ -494,6 +652,7 @@ class H2ServerConnection(Protocol):
         """
         self.usable = False
         self.connected = 0
+        self._shut = True
         self.unpair()
         if self.transport is not None:
             try:
@@ -509,6 +668,7 @@ class H2ServerConnection(Protocol):
         """
         self.usable = False
         self.connected = 0
+        self._shut = True
         self.unpair()
         transport = self.transport
         if transport is not None:
@@ -521,6 +681,7 @@ class H2ServerConnection(Protocol):
         """
         self.usable = False
         self.connected = 0
+        self._shut = True
         self.unpair()
         self.silence.stop()
         self.server_conn.timestamp_end = time.time()

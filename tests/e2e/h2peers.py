@@ -47,6 +47,7 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.exceptions import H2Error, ProtocolError
+from hyperframe.frame import GoAwayFrame
 from OpenSSL import SSL, crypto
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -210,6 +211,7 @@ class H2ServerStream:
         self.ended = False
         self.reset_code: Optional[int] = None
         self.sent = 0
+        self.finished = False
         self._out = bytearray()
         self._end = False
         self._trailers_out: Optional[list] = None
@@ -243,6 +245,7 @@ class H2ServerStream:
         fields = [(b":status", str(status).encode()), *headers]
         conn.send_headers(self.stream_id, fields, end_stream=end and not body and not trailers)
         if end and not body and not trailers:
+            self.finished = True
             self.protocol.flush()
             return
         self.send(body, end=end, trailers=trailers)
@@ -273,6 +276,7 @@ class H2ServerStream:
                 self.sent += len(chunk)
             if not self._out and self._end:
                 self._end = False
+                self.finished = True
                 if self._trailers_out:
                     conn.send_headers(self.stream_id, self._trailers_out, end_stream=True)
                 else:
@@ -322,7 +326,12 @@ class H2ServerProtocol(Protocol):
         self.remote_settings_seen: Deferred = Deferred()
         self.settings_sent = 0
         self.settings_acked = 0
+        # SETTINGS frames received (not acknowledgements).
+        self.settings_frames = 0
         self.terminated: Optional[ConnectionTerminated] = None
+        self.requests = 0
+        # The last stream id of the GOAWAY sent by goaway_after, once sent.
+        self.goaway_last: Optional[int] = None
 
     def connectionMade(self) -> None:
         self.server.connections.append(self)
@@ -350,6 +359,19 @@ class H2ServerProtocol(Protocol):
         data = self.conn.data_to_send()
         if data and not self.closed:
             self.transport.write(data)
+        last = self.goaway_last
+        if last is not None and not self.closed and all(
+            stream.finished or stream.reset_code is not None for stream in self.streams.values()
+        ):
+            # (What nginx does after its GOAWAY: the streams it kept are done.)
+            self.transport.loseConnection()
+
+    def _graceful_goaway(self, last: int) -> None:
+        # Written past h2, which would refuse to send anything after it:
+        # the streams up to last are still answered, the later ones ignored.
+        self.flush()
+        self.goaway_last = last
+        self.transport.write(GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
 
     def dataReceived(self, data: bytes) -> None:
         try:
@@ -361,6 +383,17 @@ class H2ServerProtocol(Protocol):
             return
         for event in events:
             if isinstance(event, RequestReceived):
+                if self.goaway_last is not None and event.stream_id > self.goaway_last:
+                    self.server.ignored += 1
+                    continue
+                self.requests += 1
+                goaway_after = self.server.goaway_after
+                if goaway_after is not None and self.requests == goaway_after:
+                    if self.server.goaway_refuses:
+                        self.server.ignored += 1
+                        self._graceful_goaway(max(0, event.stream_id - 2))
+                        continue
+                    self._graceful_goaway(event.stream_id)
                 stream = H2ServerStream(self, event.stream_id, list(event.headers))
                 self.streams[event.stream_id] = stream
                 self.server.streams.append(stream)
@@ -395,6 +428,7 @@ class H2ServerProtocol(Protocol):
                     if event.stream_id in (0, sid):
                         stream.pump()
             elif isinstance(event, RemoteSettingsChanged):
+                self.settings_frames += 1
                 if not self.remote_settings_seen.called:
                     self.remote_settings_seen.callback(self.conn.remote_settings)
             elif isinstance(event, SettingsAcknowledged):
@@ -438,6 +472,13 @@ class H2Server(LoopbackServer):
     C{on_headers(stream)} when its headers arrive; C{on_reset(stream)}
     when the client resets it.
 
+    With C{goaway_after=N} each connection ends as nginx's does after
+    C{keepalive_requests}: when the N-th request's headers arrive it sends
+    GOAWAY(NO_ERROR) naming that stream as the last (the one before it
+    with C{goaway_refuses}), answers the streams up to it, ignores the
+    later ones (counted in C{ignored}) and closes once the kept ones are
+    done.
+
     @ivar connections: Every L{H2ServerProtocol}, in order.
     @ivar streams: Every L{H2ServerStream}, in order.
     @ivar alpn_offers: The ALPN lists clients offered, one per handshake.
@@ -450,6 +491,8 @@ class H2Server(LoopbackServer):
         on_reset: Optional[Callable[[H2ServerStream], None]] = None,
         auto_ack: bool = True,
         settings: Optional[dict] = None,
+        goaway_after: Optional[int] = None,
+        goaway_refuses: bool = False,
     ) -> None:
         super().__init__()
         self.handler = handler
@@ -457,6 +500,9 @@ class H2Server(LoopbackServer):
         self.on_reset = on_reset
         self.auto_ack = auto_ack
         self.settings = settings
+        self.goaway_after = goaway_after
+        self.goaway_refuses = goaway_refuses
+        self.ignored = 0
         self.streams: list[H2ServerStream] = []
         self.alpn_offers: list = []
         self.errors: list = []
@@ -684,6 +730,8 @@ class H2ProxyClient(_TlsTunnel, Protocol):
         self.sent: dict[int, int] = {}
         self.connector: Any = None
         self.protocol_error: Optional[Exception] = None
+        # SETTINGS frames received (not acknowledgements).
+        self.settings_frames = 0
         self._outputs: dict[int, list] = {}
 
     @classmethod
@@ -768,6 +816,8 @@ class H2ProxyClient(_TlsTunnel, Protocol):
                 response._finish()
         elif isinstance(event, PushedStreamReceived):
             self.pushes.append(event)
+        elif isinstance(event, RemoteSettingsChanged):
+            self.settings_frames += 1
         elif isinstance(event, WindowUpdated):
             for sid in list(self._outputs):
                 if event.stream_id in (0, sid):

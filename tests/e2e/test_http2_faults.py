@@ -3,20 +3,32 @@
 End-to-end tests of HTTP/2 faults (the hardening issue's HTTP/2 items),
 with real peers on 127.0.0.1: clients that flood the proxy with resets,
 empty DATA frames, SETTINGS or PINGs (rapid reset, CVE-2023-44487, and its
-older cousins); reverse mode naming the target upstream; HTTP/2 with prior
+older cousins); servers that end their connection with GOAWAY (as nginx
+does after 1,000 requests); httpx's HTTP/2 client with 100 concurrent
+requests; reverse mode naming the target upstream; HTTP/2 with prior
 knowledge (h2c) on plain listeners.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 
 from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from tests.e2e.h2peers import H2cClient, bounded, proxy_ca_path
 from tests.e2e.peers import RawClient, Recorder, WebServer, curl, read_by_peer, wait_until
 from tests.e2e.test_http2 import CURL_SKIP, _Base, base_fields, path_handler
+
+try:
+    import httpx
+except ImportError:
+    httpx = None
 
 
 def _frame(kind: int, stream_id: int, payload: bytes = b"", flags: int = 0) -> bytes:
@@ -117,6 +129,228 @@ def _echoed_header(body: bytes, name: str) -> str:
     The value of C{name} in the request an echo_handler answered with.
     """
     return dict(json.loads(body)["headers"])[name]
+
+
+class HoldPaths:
+    """
+    An addon whose C{request} hook holds the flows whose path starts with
+    C{prefix} until L{release}.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.held: list[Deferred] = []
+
+    def request(self, flow):
+        if flow.request.path.startswith(self.prefix):
+            d: Deferred = Deferred()
+            self.held.append(d)
+            return d
+        return None
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for d in held:
+            d.callback(None)
+
+
+class ReleaseAfter:
+    """
+    An addon that releases a L{HoldPaths} once the flow for C{path} is
+    answered or has failed.
+    """
+
+    def __init__(self, path: str, hold: HoldPaths) -> None:
+        self.path = path
+        self.hold = hold
+
+    def response(self, flow):
+        if flow.request.path == self.path:
+            self.hold.release()
+
+    error = response
+
+
+class ServerGoawayTests(_Base):
+    """
+    h2 client -> proxy -> h2 server that ends each connection with GOAWAY
+    after N requests, as nginx does after keepalive_requests (1,000): the
+    streams it kept are answered on that connection, the others on a new
+    one; none fails.
+    """
+
+    async def start(self, *addons, proxy_options=None, **server_options):
+        """
+        A proxy with a Recorder (returned) and C{addons}, a path_handler
+        server with C{server_options}, and a client.
+        """
+        recorder = Recorder()
+        proxy = await self.proxy(*addons, recorder, **(proxy_options or {}))
+        server = await self.h2_server(path_handler, **server_options)
+        client = await self.client(proxy, server.port)
+        return recorder, server, client
+
+    def assert_all_answered(self, responses, recorder, paths) -> None:
+        self.assertEqual(
+            [(r.status, bytes(r.body)) for r in responses],
+            [(200, b"%s 0" % p.encode()) for p in paths],
+        )
+        self.assertEqual(recorder.count("error"), 0)
+        self.assert_events(recorder, recorder.flows())
+
+    async def test_answers_after_goaway_and_hooks_finishing_later(self):
+        """GOAWAY comes with the 2nd request, then its answer: answered; a 3rd request whose request hook ends just then goes out on a new connection (it used to fail: "internal error in the proxy", h2 SEND_HEADERS in state CLOSED)."""
+        hold = HoldPaths("/late")
+        recorder, server, client = await self.start(hold, ReleaseAfter("/second", hold), goaway_after=2)
+        first = client.request("GET", "/first")
+        late = client.request("GET", "/late")
+        await bounded(first.done)
+        self.assertTrue(await wait_until(lambda: len(hold.held) == 1))
+        second = client.request("GET", "/second")
+        await bounded(DeferredList([second.done, late.done]))
+        self.assert_all_answered([first, late, second], recorder, ["/first", "/late", "/second"])
+        self.assertEqual(len(server.connections), 2)
+        self.assertEqual([s.path for s in server.connections[1].streams.values()], [b"/late"])
+        self.assertFalse(client.closed)
+
+    async def test_streams_above_last_stream_id_retried(self):
+        """A GOAWAY naming an earlier stream as the last: the two GETs the server ignored are sent again on new connections and answered; the flow's server_conn is the one that answered."""
+        recorder, server, client = await self.start(goaway_after=2, goaway_refuses=True)
+        first = await bounded(client.request("GET", "/first").done)
+        others = [client.request("GET", "/a"), client.request("GET", "/b")]
+        await bounded(DeferredList([r.done for r in others]))
+        self.assert_all_answered([first, *others], recorder, ["/first", "/a", "/b"])
+        self.assertGreaterEqual(server.ignored, 2)
+        self.assertGreaterEqual(len(server.connections), 2)
+        flows = {f.request.path: f for f in recorder.flows()}
+        self.assertIsNot(flows["/a"].server_conn, flows["/first"].server_conn)
+
+    async def test_many_streams_over_many_goaways(self):
+        """60 concurrent GETs, a server ending each connection after 10: all answered, over at least 6 connections; the moved streams go first on the next one."""
+        recorder, server, client = await self.start(goaway_after=10)
+        paths = [f"/m{i}" for i in range(60)]
+        responses = [client.request("GET", path) for path in paths]
+        await bounded(DeferredList([r.done for r in responses]), 10)
+        self.assert_all_answered(responses, recorder, paths)
+        self.assertGreaterEqual(len(server.connections), 6)
+
+    async def test_waiting_streams_move(self):
+        """Server allows one stream at a time and GOAWAYs after one: the streams the proxy was still holding back go to new connections."""
+        recorder, server, client = await self.start(
+            goaway_after=1, settings={SettingCodes.MAX_CONCURRENT_STREAMS: 1}
+        )
+        self.assertTrue(await wait_until(lambda: server.connections and server.connections[0].settings_applied))
+        paths = [f"/w{i}" for i in range(4)]
+        responses = [client.request("GET", path) for path in paths]
+        await bounded(DeferredList([r.done for r in responses]))
+        self.assert_all_answered(responses, recorder, paths)
+        self.assertEqual(len(server.connections), 4)
+
+    async def test_streamed_upload_above_last_stream_id_fails_cleanly(self):
+        """A streamed upload the server ignored (above the GOAWAY's last stream id) cannot be sent again: 502 naming the GOAWAY, one error event, the connection stays up."""
+        recorder, server, client = await self.start(
+            proxy_options={"stream_large_bodies": "1k"}, goaway_after=2, goaway_refuses=True
+        )
+        await bounded(client.request("GET", "/first").done)
+        upload = await bounded(client.request("POST", "/up", body=b"u" * 5000).done)
+        self.assertEqual(upload.status, 502)
+        self.assertIn(b"GOAWAY", bytes(upload.body))
+        self.assertTrue(await wait_until(lambda: recorder.count("error") == 1))
+        after = await bounded(client.request("GET", "/after").done)
+        self.assertEqual(after.status, 200)
+
+    async def test_server_always_refusing_gives_up(self):
+        """A server that ignores every stream (GOAWAY naming none): the request is tried on 4 connections, then 502."""
+        _, server, client = await self.start(goaway_after=1, goaway_refuses=True)
+        response = await bounded(client.request("GET", "/never").done)
+        self.assertEqual(response.status, 502)
+        self.assertIn(b"GOAWAY", bytes(response.body))
+        self.assertEqual(server.ignored, 4)
+
+
+class HttpxTests(_Base):
+    """
+    httpx.AsyncClient(http2=True) through the proxy (CONNECT, TLS, h2) to
+    an h2 server, 100 requests at once (httpx runs in a thread, on its own
+    asyncio loop).
+
+    Cold, with its default limits, httpx lost 14-66 % of them through this
+    proxy and none through mitmdump: httpcore opens one tunnel per request
+    (a tunnel is not "available" while it connects), and its pool closes
+    every idle connection once it has more than max_keepalive_connections
+    (20) connections, counting all of them rather than the idle ones
+    (encode/httpcore PR #1000), including a connection that was just given
+    a request which has not started yet (issue #1110): that request then
+    fails (h2 SEND_SETTINGS/SEND_HEADERS in state CLOSED, WriteError).
+    Requests finish while tunnels are still being set up only when the
+    proxy answers fast: here the first answer came at 0.14 s with 96
+    tunnels still in their TLS handshake; through mitmdump at 0.66 s, after
+    the last handshake.  The client's bug, triggered by speed; the
+    proxy's second SETTINGS frame was not the cause (one frame, as
+    mitmdump sends, failed as often).  These tests use httpx the ways that
+    avoid the bug.
+    """
+
+    skip = None if httpx is not None else "httpx is not installed (pip install 'httpx[http2]')"
+
+    def run_httpx(self, proxy, port, warm: bool, **client_options) -> Deferred:
+        """
+        100 concurrent GETs from one AsyncClient (after one alone when
+        C{warm}): the (status, body, http_version) of each.
+        """
+        ca = proxy_ca_path(proxy)
+        url = f"https://127.0.0.1:{port}"
+
+        async def main():
+            context = ssl.create_default_context(cafile=ca)
+            async with httpx.AsyncClient(
+                http2=True, verify=context, proxy=proxy.url, timeout=10.0, **client_options
+            ) as client:
+                if warm:
+                    await client.get(f"{url}/warm")
+                responses = await asyncio.gather(*(client.get(f"{url}/c{i}") for i in range(100)))
+            return [(r.status_code, r.content, r.http_version) for r in responses]
+
+        return deferToThread(asyncio.run, main())
+
+    async def test_hundred_concurrent_on_one_connection(self):
+        """After one request, 100 concurrent ones share its h2 connection through one tunnel: all answered."""
+        recorder = Recorder()
+        proxy = await self.proxy(recorder)
+        server = await self.h2_server(path_handler)
+        results = await self.run_httpx(proxy, server.port, warm=True)
+        self.assertEqual(results, [(200, b"/c%d 0" % i, "HTTP/2") for i in range(100)])
+        self.assertEqual(recorder.count("response"), 101)
+        self.assertEqual(len(server.connections), 1)
+
+    async def test_hundred_concurrent_cold(self):
+        """100 concurrent requests from a new client (keep-alive limit 100, so its pool closes none): all answered, over HTTP/2."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        results = await self.run_httpx(
+            proxy, server.port, warm=False, limits=httpx.Limits(max_keepalive_connections=100)
+        )
+        self.assertEqual(results, [(200, b"/c%d 0" % i, "HTTP/2") for i in range(100)])
+
+
+class SettingsTests(_Base):
+    """
+    What the proxy says first on its h2 connections.
+    """
+
+    async def test_one_settings_frame_each_way(self):
+        """The proxy sends its settings in one SETTINGS frame to the client and one to the server (it sent h2's defaults, then an update), with the same values."""
+        proxy = await self.proxy()
+        server = await self.h2_server(path_handler)
+        client = await self.client(proxy, server.port)
+        response = await bounded(client.request("GET", "/x").done)
+        self.assertEqual(response.status, 200)
+        self.assertEqual(client.settings_frames, 1)
+        self.assertEqual(server.connections[0].settings_frames, 1)
+        toward_client = client.conn.remote_settings
+        self.assertEqual((toward_client.max_concurrent_streams, toward_client.initial_window_size), (256, 1 << 20))
+        toward_server = server.connections[0].conn.remote_settings
+        self.assertEqual((toward_server.enable_push, toward_server.initial_window_size), (0, 1 << 20))
 
 
 class ReverseAuthorityTests(_Base):
