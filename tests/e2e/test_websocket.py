@@ -81,6 +81,30 @@ class Events:
         self.names.append("websocket_error")
 
 
+async def refuse_growing_message(testcase: unittest.TestCase, **options: str) -> tuple[bytes, Any]:
+    """
+    A client sends a fragmented binary message growing past the proxy's
+    limit (C{options}): it gets Close 1009 (the frame's bytes are returned,
+    with the flow once websocket_error fired), and the server is closed.
+    """
+    events = Events()
+    server = await start_websocket_server(testcase)
+    proxy = await start_proxy(testcase, events, **options)
+    client = await raw_handshake(testcase, proxy, server.port)
+    peer = await server.next_connection()
+    client.received.clear()
+    # Unfinished binary frames (FIN clear), 1 KiB each, masked with a zero key.
+    frame = b"\x02\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
+    continuation = b"\x00\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
+    client.send(frame + continuation * 8)
+    data = await client.wait_closed()
+    testcase.assertEqual(data[:1], b"\x88")
+    testcase.assertEqual(data[2:4], (1009).to_bytes(2, "big"))
+    await wait_until(lambda: "websocket_error" in events.names)
+    await peer.wait_closed()
+    return data, events.flows[0]
+
+
 class WebSocketRelayTests(unittest.TestCase):
     """
     Messages relayed between autobahn peers through the proxy.
@@ -435,22 +459,8 @@ class WebSocketFaultTests(unittest.TestCase):
 
     async def test_message_over_body_size_limit(self) -> None:
         """A fragmented message growing past body_size_limit: Close 1009 to its sender, websocket_error."""
-        events = Events()
-        server = await start_websocket_server(self)
-        proxy = await start_proxy(self, events, body_size_limit="4k")
-        client = await raw_handshake(self, proxy, server.port)
-        peer = await server.next_connection()
-        client.received.clear()
-        # Unfinished binary frames (FIN clear), 1 KiB each, masked with a zero key.
-        frame = b"\x02\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
-        continuation = b"\x00\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
-        client.send(frame + continuation * 8)
-        data = await client.wait_closed()
-        self.assertEqual(data[:1], b"\x88")
-        self.assertEqual(data[2:4], (1009).to_bytes(2, "big"))
-        await wait_until(lambda: "websocket_error" in events.names)
-        self.assertIn("too large", events.flows[0].error.msg)
-        await peer.wait_closed()
+        data, flow = await refuse_growing_message(self, body_size_limit="4k")
+        self.assertIn("too large", flow.error.msg)
 
     async def test_close_handshake_timeout(self) -> None:
         """A server that never answers the Close: websocket_error after read_timeout, the client is answered."""

@@ -22,7 +22,7 @@ from interceptor.testing import start_proxy, start_websocket_server
 from interceptor.model.websocket import Opcode, inject
 from interceptor.model.wsframes import BIG
 from tests.e2e.peers import sleep, wait_until
-from tests.e2e.test_websocket import Events
+from tests.e2e.test_websocket import Events, refuse_growing_message
 from tests.e2e.wspeers import (
     close_code,
     listen_silent_server,
@@ -698,23 +698,9 @@ class MessageLimitTests(unittest.TestCase):
         self.assertEqual(proxy_options().websocket_max_message_size, "64m")
 
     async def test_over_the_limit(self) -> None:
-        events = Events()
-        server = await start_websocket_server(self)
-        proxy = await start_proxy(self, events, websocket_max_message_size="4k")
-        client = await raw_handshake(self, proxy, server.port)
-        peer = await server.next_connection()
-        client.received.clear()
-        # Unfinished binary frames (FIN clear), 1 KiB each, masked with a zero key.
-        frame = b"\x02\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
-        continuation = b"\x00\xfe\x04\x00\x00\x00\x00\x00" + b"x" * 1024
-        client.send(frame + continuation * 8)
-        data = await client.wait_closed()
-        self.assertEqual(data[:1], b"\x88")
-        self.assertEqual(data[2:4], (1009).to_bytes(2, "big"))
+        data, flow = await refuse_growing_message(self, websocket_max_message_size="4k")
         self.assertIn(b"websocket_max_message_size", data)
-        await wait_until(lambda: "websocket_error" in events.names)
-        self.assertIn("websocket_max_message_size (4096 bytes)", events.flows[0].error.msg)
-        await peer.wait_closed()
+        self.assertIn("websocket_max_message_size (4096 bytes)", flow.error.msg)
 
     async def test_body_size_limit_when_smaller(self) -> None:
         events = Events()
