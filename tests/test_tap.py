@@ -6,6 +6,7 @@ the command line, the IService, and real C{twistd interceptor} processes
 
 import io
 import os
+import re
 import signal
 import sys
 
@@ -24,6 +25,7 @@ from interceptor.core.master import Master
 from interceptor.core.options import proxy_options
 from interceptor.core.service import ProxyService
 from interceptor.testing import LogRecorder
+from tests.e2e.peers import RawClient
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
@@ -491,6 +493,14 @@ class TwistdProcessTests(unittest.TestCase):
         )
         await self._within(protocol.seen(b"Proxy listening on"), 10, "'Proxy listening on'", protocol)
         self.assertFalse(os.path.exists(marker))
+        # The port listens before the reactor runs (twistd starts services
+        # first): an answer says the reactor runs, with the service's own
+        # SIGTERM handler in place (a SIGTERM before that is the start-up
+        # race only the fast paths' forget_exit_signal covers).
+        port = int(re.search(rb"Proxy listening on http://127\.0\.0\.1:(\d+)", protocol.output)[1])
+        client = await RawClient.connect(self, port)
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await client.wait_for(lambda data: b"\r\n\r\n" in data, 10)
         os.kill(transport.pid, signal.SIGTERM)
         reason = await self._within(protocol.ended, 10, "exit after SIGTERM", protocol)
         output = protocol.output.decode(errors="replace")
