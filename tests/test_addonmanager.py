@@ -192,6 +192,44 @@ class HookErrorTests(unittest.TestCase):
         self.flushLoggedErrors(KeyError)
 
 
+class RunTests(unittest.TestCase):
+    """
+    C{AddonManager.run}: C{trigger} without a Deferred when every hook
+    finished at once.
+    """
+
+    def test_all_at_once(self):
+        calls = []
+        master, _ = make_master(self, Calls("a", calls), Calls("b", calls))
+        self.assertIsNone(master.addons.run("request", "f"))
+        self.assertEqual(calls, [("a", "f"), ("b", "f")])
+
+    def test_a_hook_that_waits(self):
+        calls = []
+        gate = Deferred()
+        master, _ = make_master(self, Calls("a", calls, gate), Calls("b", calls))
+        d = master.addons.run("request", "f")
+        self.assertNoResult(d)
+        self.assertEqual(calls, [("a", "f")])
+        gate.callback(None)
+        self.successResultOf(d)
+        self.assertEqual(calls, [("a", "f"), ("b", "f")])
+
+    def test_a_raising_hook(self):
+        calls = []
+
+        class Broken:
+            def request(self, flow):
+                1 / 0
+
+        recorder = LogRecorder()
+        master, _ = make_master(self, recorder, Broken(), Calls("b", calls))
+        self.assertIsNone(master.addons.run("request", "f"))
+        self.assertEqual(calls, [("b", "f")])
+        self.assertIn("Broken.request", recorder.text("error"))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
 class PerFlowTests(unittest.TestCase):
     """
     A hook's Deferred holds only the flow it was returned for.

@@ -363,6 +363,56 @@ class AddonManager:
             return waiting
         return d
 
+    def run(self, event: str, *args: Any) -> Optional[Deferred[Any]]:
+        """
+        As L{trigger}, but None when every hook finished at once (the usual
+        case, so that no Deferred is made for it: three events per proxied
+        request), else the Deferred L{trigger} would give.
+        """
+        hooks = self._hooks.get(event)
+        if hooks is None:
+            hooks = self.hooks(event)
+        for i in range(len(hooks)):
+            value = self._call(hooks[i], event, args)
+            if isinstance(value, Deferred):
+                d = self._after(value, hooks, i, event, args, None)
+                if d.called and d.paused:
+                    waiting: Deferred[Any] = Deferred()
+                    d.addBoth(waiting.callback)
+                    return waiting
+                return d
+        return None
+
+    def _call(self, hook: tuple[Any, Callable[..., Any]], event: str, args: _Args) -> Any:
+        """
+        Call one hook: its value (a Deferred for a coroutine), or None when
+        it raised (logged as that addon's error).
+        """
+        addon, function = hook
+        try:
+            value = function(*args)
+            if value is None:
+                return None
+            if inspect.iscoroutine(value):
+                return Deferred.fromCoroutine(value)
+            if isinstance(value, Deferred):
+                return _own(value)
+            return value
+        except Exception:
+            self._hook_failed(Failure(), addon, event)
+            return None
+
+    def _after(
+        self, d: Deferred[Any], hooks: _Hooks, i: int, event: str, args: _Args, result: Any
+    ) -> Deferred[Any]:
+        # The hooks after the i-th, once its Deferred has fired.
+        return d.addCallbacks(
+            self._resume,
+            self._resume_after_failure,
+            callbackArgs=(hooks, i, event, args, result),
+            errbackArgs=(hooks, i, event, args, result),
+        )
+
     def _run(
         self,
         hooks: _Hooks,
@@ -372,25 +422,11 @@ class AddonManager:
         result: Any,
     ) -> Deferred[Any]:
         for i in range(index, len(hooks)):
-            addon, hook = hooks[i]
-            try:
-                value = hook(*args)
-                if value is None:
-                    continue
-                if inspect.iscoroutine(value):
-                    value = Deferred.fromCoroutine(value)
-                elif isinstance(value, Deferred):
-                    value = _own(value)
-            except Exception:
-                self._hook_failed(Failure(), addon, event)
+            value = self._call(hooks[i], event, args)
+            if value is None:
                 continue
             if isinstance(value, Deferred):
-                return value.addCallbacks(
-                    self._resume,
-                    self._resume_after_failure,
-                    callbackArgs=(hooks, i, event, args, result),
-                    errbackArgs=(hooks, i, event, args, result),
-                )
+                return self._after(value, hooks, i, event, args, result)
             result = value
         return succeed(result)
 

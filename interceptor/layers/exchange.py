@@ -120,8 +120,8 @@ class HttpExchange:
         if not addons.has_hooks(event):
             then()
             return
-        d = addons.trigger(event, self.flow)
-        if d.called:
+        d = addons.run(event, self.flow)
+        if d is None or d.called:
             # Every hook is done (the Deferred never fails): go on at once.
             self._resume(then)
             return
