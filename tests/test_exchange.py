@@ -150,6 +150,9 @@ class RecordingClient:
     def _record(self, name: str, *args: Any) -> None:
         self.timeline.append(("client", name, args))
 
+    def idle_server(self, request: Any) -> None:
+        return None
+
     def connect(self, request: Any) -> Deferred:
         self._record("connect", request)
         d: Deferred = Deferred()

@@ -119,6 +119,13 @@ class IClientSide(Interface):
         or failing with the reason.
         """
 
+    def idle_server(request: Request) -> Optional[IServerSide]:
+        """
+        A server side ready at once for C{request} (a kept-alive connection
+        to where it goes, now carrying this exchange), or None: then
+        L{connect}.
+        """
+
     def hold_reads() -> None:
         """
         Read no more of the client until the matching L{release_reads}.

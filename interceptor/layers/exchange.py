@@ -380,14 +380,15 @@ class HttpExchange:
         problem = request_problem(request)
         if problem is not None:
             return self.fail(f"The request cannot be sent as the addons left it: {problem}", 502)
+        idle = self.client.idle_server(request)
+        if idle is not None:
+            # (A keep-alive connection to the same server: no Deferred.)
+            return self._connected(idle, then)
         d = self.client.connect(request)
 
         def connected(server: Optional[IServerSide]) -> None:
-            if server is None or self.response_state is _DONE:
-                return
-            self.server = server
-            self.flow.server_conn = server.server_conn
-            then(server)
+            if server is not None and self.response_state is not _DONE:
+                self._connected(server, then)
 
         def failed(failure: Failure) -> None:
             if self.response_state is _DONE:
@@ -406,6 +407,11 @@ class HttpExchange:
                 self.fail(f"Cannot connect to {where}: {reason}", 502)
 
         d.addCallbacks(connected, failed)
+
+    def _connected(self, server: IServerSide, then: Callable[[IServerSide], None]) -> None:
+        self.server = server
+        self.flow.server_conn = server.server_conn
+        then(server)
 
     def server_released(self, server: IServerSide) -> None:
         """

@@ -92,6 +92,9 @@ class ClientGone:
     direct_transport = None
     in_turn = True
 
+    def idle_server(self, request: Request) -> Optional[IServerSide]:
+        return None
+
     def connect(self, request: Request) -> Deferred[Optional[IServerSide]]:
         return succeed(None)
 

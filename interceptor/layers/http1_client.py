@@ -89,16 +89,22 @@ class Http1ClientSide:
 
     # -- the server ---------------------------------------------------------
 
+    def idle_server(self, request: Request) -> Optional[IServerSide]:
+        """
+        The layer's idle connection, if C{request} goes there.
+        """
+        idle = self.layer.idle_upstream((request.host, request.port), request.scheme)
+        return idle.open_exchange(self.exchange) if idle is not None else None
+
     def connect(self, request: Request) -> Deferred[Optional[IServerSide]]:
         """
         The connection for C{request}: the layer's idle one if it goes
         there, else a new one.
         """
-        address = (request.host, request.port)
-        idle = self.layer.idle_upstream(address, request.scheme)
+        idle = self.idle_server(request)
         if idle is not None:
-            return succeed(idle.open_exchange(self.exchange))
-        d = self.layer.get_upstream(address, request.scheme)
+            return succeed(idle)
+        d = self.layer.get_upstream((request.host, request.port), request.scheme)
 
         def connected(connection: IServerConnection) -> Optional[IServerSide]:
             if self.exchange.over:

@@ -143,6 +143,12 @@ class H2ClientSide:
 
     # -- the server ---------------------------------------------------------
 
+    def idle_server(self, request: Request) -> Optional[IServerSide]:
+        """
+        None: a stream's server side comes from L{connect}.
+        """
+        return None
+
     def connect(self, request: Request) -> Deferred[Optional[IServerSide]]:
         """
         The server side for C{request}: a stream of the connection's
