@@ -237,8 +237,6 @@ class HttpExchange:
         if wants_streaming(request, length, self.stream_limit):
             return self._stream_request()
         self.request_state = RequestState.READING
-        if length is not None:
-            self.request_chunks.expect(length)
         self._when_request_read(self._request_read)
 
     def _awaits_continue(self) -> bool:
@@ -461,11 +459,9 @@ class HttpExchange:
             stream_limit is not None and self.response_size > stream_limit
         ):
             self._start_streamed_response()
-        elif length is not None and length >= _BULK_THRESHOLD:
-            self.response_chunks.expect(length)
-            if self.server is not None:
-                # A large buffered body: count it in, in big pieces, past a parser.
-                self.server.relay_body(None)
+        elif length is not None and length >= _BULK_THRESHOLD and self.server is not None:
+            # A large buffered body: count it in, in big pieces, past a parser.
+            self.server.relay_body(None)
         if self._end_pending:
             self._end_pending = False
             self.response_end()
