@@ -49,7 +49,7 @@ _log = Logger(namespace="interceptor.proxyauth")
 REALM = "interceptor"
 
 
-@implementer(IConfigure, IHTTPConnect, IRequestHeaders, IClientDisconnect)
+@implementer(IConfigure)
 class ProxyAuth:
     """
     Checks the credentials of HTTP requests and CONNECTs.
@@ -59,6 +59,8 @@ class ProxyAuth:
     @ivar authenticated: The client connections whose CONNECT carried valid
         credentials, with the username (the requests in their tunnel
         pass).
+    @ivar checks: The addon with the hooks, nested under this one only
+        while C{proxyauth} is set: unset, no request pays for a check.
     """
 
     name = "proxyauth"
@@ -68,6 +70,7 @@ class ProxyAuth:
         self.validator: Optional[IValidator] = None
         self.mode = "regular"
         self.authenticated: dict[ClientConnection, str] = {}
+        self.checks = _Checks(self)
 
     def load(self, loader: Loader) -> None:
         """
@@ -96,15 +99,28 @@ class ProxyAuth:
         spec = options.proxyauth
         if not spec:
             self.validator = None
-            return
-        if self.mode == "transparent":
+            self.authenticated.clear()
+        elif self.mode == "transparent":
             raise OptionsError("option proxyauth: transparent mode cannot ask clients for credentials")
-        try:
-            self.validator = validator_for(spec)
-        except ValueError as e:
-            raise OptionsError(f"option proxyauth: {e}") from None
+        else:
+            try:
+                self.validator = validator_for(spec)
+            except ValueError as e:
+                raise OptionsError(f"option proxyauth: {e}") from None
+        self._nest()
 
-    def http_connect(self, flow: HTTPFlow) -> Optional[Deferred[None]]:
+    def _nest(self) -> None:
+        # The hooks are in the chain while there is something to check.
+        master = self.master
+        if master is None:
+            return
+        nested = any(addon is self.checks for addon in master.addons)
+        if self.validator is not None and not nested:
+            master.addons.add(self.checks, parent=self)
+        elif self.validator is None and nested:
+            master.addons.remove(self.checks)
+
+    def check_connect(self, flow: HTTPFlow) -> Optional[Deferred[None]]:
         """
         A CONNECT must carry valid credentials; its tunnel is then
         authenticated.
@@ -113,7 +129,7 @@ class ProxyAuth:
             return None
         return self._authenticate(flow, remember=True)
 
-    def requestheaders(self, flow: HTTPFlow) -> Optional[Deferred[None]]:
+    def check_request(self, flow: HTTPFlow) -> Optional[Deferred[None]]:
         """
         A request must carry valid credentials, unless its tunnel's CONNECT
         did (SOCKS5 clients authenticated in the SOCKS5 handshake).
@@ -124,7 +140,7 @@ class ProxyAuth:
             return None
         return self._authenticate(flow, remember=False)
 
-    def clientdisconnect(self, root_layer: Any) -> None:
+    def forget(self, root_layer: Any) -> None:
         """
         Forget a closed connection's authentication.
         """
@@ -177,3 +193,33 @@ class ProxyAuth:
             f"{status} {reason}\nThis proxy requires credentials ({why}).\n",
             {challenge: f'Basic realm="{REALM}"', "Content-Type": "text/plain; charset=utf-8"},
         )
+
+
+@implementer(IHTTPConnect, IRequestHeaders, IClientDisconnect)
+class _Checks:
+    """
+    L{ProxyAuth}'s hooks, nested under it while C{proxyauth} is set.
+    """
+
+    name = "proxyauth.checks"
+
+    def __init__(self, owner: ProxyAuth) -> None:
+        self.owner = owner
+
+    def http_connect(self, flow: HTTPFlow) -> Optional[Deferred[None]]:
+        """
+        See L{ProxyAuth.check_connect}.
+        """
+        return self.owner.check_connect(flow)
+
+    def requestheaders(self, flow: HTTPFlow) -> Optional[Deferred[None]]:
+        """
+        See L{ProxyAuth.check_request}.
+        """
+        return self.owner.check_request(flow)
+
+    def clientdisconnect(self, root_layer: Any) -> None:
+        """
+        See L{ProxyAuth.forget}.
+        """
+        self.owner.forget(root_layer)

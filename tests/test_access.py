@@ -131,6 +131,24 @@ class ValidatorTests(unittest.TestCase):
         self.assertIn("transparent mode", str(e))
 
 
+    def test_hooks_only_while_set(self):
+        """
+        Unset, proxyauth puts no hook in the chain (no request pays for a
+        check); set, its checks run on requests; unset again, they go.
+        """
+        auth = ProxyAuth()
+        master = Master(proxy_options(), [auth], reactor=Clock())
+        master.start()
+        self.addCleanup(master.stop)
+        self.assertFalse(master.addons.has_hooks("requestheaders"))
+        master.options.update(proxyauth="a:b")
+        self.assertIn(auth.checks, list(master.addons))
+        self.assertTrue(master.addons.has_hooks("requestheaders"))
+        master.options.update(proxyauth=None)
+        self.assertNotIn(auth.checks, list(master.addons))
+        self.assertFalse(master.addons.has_hooks("requestheaders"))
+
+
 def root_from(case, host, *addons, **options):
     """
     A root protocol of a proxy with the C{block} addon, connected in
