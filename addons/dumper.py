@@ -151,14 +151,8 @@ class Dumper:
         """
         if "flow_detail" in updated:
             self.flow_detail = options.flow_detail
-        master = self.master
-        if master is None:
-            return
-        nested = any(addon is self.messages for addon in master.addons)
-        if self.flow_detail >= 1 and not nested:
-            master.addons.add(self.messages, parent=self)
-        elif self.flow_detail < 1 and nested:
-            master.addons.remove(self.messages)
+        if self.master is not None:
+            self.master.addons.nest(self.messages, self, self.flow_detail >= 1)
 
     def _write(self, text: str) -> None:
         """

@@ -107,18 +107,9 @@ class ProxyAuth:
                 self.validator = validator_for(spec)
             except ValueError as e:
                 raise OptionsError(f"option proxyauth: {e}") from None
-        self._nest()
-
-    def _nest(self) -> None:
-        # The hooks are in the chain while there is something to check.
-        master = self.master
-        if master is None:
-            return
-        nested = any(addon is self.checks for addon in master.addons)
-        if self.validator is not None and not nested:
-            master.addons.add(self.checks, parent=self)
-        elif self.validator is None and nested:
-            master.addons.remove(self.checks)
+        if self.master is not None:
+            # (The hooks are in the chain while there is something to check.)
+            self.master.addons.nest(self.checks, self, self.validator is not None)
 
     def check_connect(self, flow: HTTPFlow) -> Optional[Deferred[None]]:
         """

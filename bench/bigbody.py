@@ -21,14 +21,14 @@ import argparse
 import http.client
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from wsbench import free_port, peak_rss_mib, stop, wait_listen  # (stdlib only, next to this file)
 
 CHUNK = 1 << 20
 
@@ -66,21 +66,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"ok")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def vm_hwm_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
-
-
 def start_proxy(twistd: str, confdir: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
+    """
+    A fresh C{twistd interceptor} on a free port of 127.0.0.1 with the
+    options C{extra} (NAME=VALUE), once it listens.
+    """
     port = free_port()
     argv = [twistd, "-n", "--pidfile=", "interceptor", "-q",
             "--listen", f"tcp:{port}:interface=127.0.0.1", "--confdir", confdir]
@@ -88,24 +78,8 @@ def start_proxy(twistd: str, confdir: str, extra: list[str]) -> tuple[subprocess
         argv += ["--set", setting]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the proxy did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    wait_listen(port, proc)
+    return proc, port
 
 
 def download(proxy_port: int, server_port: int, size: int) -> int:
@@ -163,7 +137,7 @@ def main() -> int:
                 t0 = time.monotonic()
                 status = run(port, server.server_address[1], size)
                 seconds = time.monotonic() - t0
-                peak = vm_hwm_mib(proc.pid)
+                peak = peak_rss_mib(proc.pid)
             finally:
                 stop(proc)
             print(f"{name:8s} {a.mib} MiB: status {status}, {seconds:.1f} s, "

@@ -26,7 +26,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bigbody import start_proxy, stop, vm_hwm_mib  # noqa: E402
+from bigbody import start_proxy  # noqa: E402
+from wsbench import peak_rss_mib, stop  # noqa: E402
 
 UPGRADE_ANSWER = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                   b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
@@ -100,7 +101,7 @@ def main() -> int:
         while got[0] < size + 14 and time.monotonic() < deadline and not closed:
             time.sleep(0.1)
         seconds = time.monotonic() - t0
-        peak = vm_hwm_mib(proc.pid)
+        peak = peak_rss_mib(proc.pid)
         client.close()
     finally:
         stop(proc)

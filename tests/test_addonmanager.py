@@ -392,6 +392,18 @@ class NestedTests(unittest.TestCase):
         parent.addons = [child, Calls("child2", calls)]
         return parent
 
+    def test_nest_while_wanted(self):
+        """nest() adds a child under its parent while wanted, once, and takes it out when not."""
+        calls = []
+        parent, child = Calls("parent", calls), Calls("child", calls)
+        master, _ = make_master(self, parent)
+        addons = master.addons
+        for wanted in (True, True, False, False, True):
+            addons.nest(child, parent, wanted)
+            self.assertEqual([a for a in addons if a is child], [child] if wanted else [])
+        self.successResultOf(addons.trigger("request", "f"))
+        self.assertEqual(calls, [("parent", "f"), ("child", "f")])
+
     def test_nested_order(self):
         """Nested addons get events right after their parent, depth first, then later addons."""
         calls = []

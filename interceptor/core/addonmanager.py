@@ -253,6 +253,18 @@ class AddonManager:
             result.raiseException()
         return result
 
+    def nest(self, child: Any, parent: Any, wanted: bool) -> None:
+        """
+        Keep C{child} nested under C{parent} while C{wanted}, out of the
+        chain otherwise: an addon whose hooks only matter while an option is
+        set costs no event anything while it is not.
+        """
+        present = any(addon is child for addon in self)
+        if wanted and not present:
+            self.add(child, parent=parent)
+        elif not wanted and present:
+            self.remove(child)
+
     def remove(self, addon: Any) -> Deferred[Any]:
         """
         Remove an addon (top-level, or nested in another) and call

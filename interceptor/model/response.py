@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from interceptor.model.cookies import CookieAttrs, _format_set_cookie, _parse_set_cookie
 from interceptor.model.headers import Headers, HeadersLike, _make_headers
+from interceptor.model.validate import status_problem
 from interceptor.model.message import Message, _reason_phrase
 from interceptor.model.multidict import MultiDictView, _pairs
 
@@ -64,14 +65,9 @@ class Response(Message):
 
         :raises ValueError: ``status_code`` is not an integer from 100 to 999.
         """
-        if (
-            not isinstance(status_code, int)
-            or isinstance(status_code, bool)
-            or not 100 <= status_code <= 999
-        ):
-            raise ValueError(
-                f"a response's status code is an integer from 100 to 999, not {status_code!r}"
-            )
+        problem = status_problem(status_code)
+        if problem is not None:
+            raise ValueError(f"Response.make: {problem}")
         status_code = int(status_code)  # (an HTTPStatus is written as its number)
         t = time.time()
         resp = cls(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-__all__ = ["request_problem", "response_problem", "fields_problem"]
+__all__ = ["fields_problem", "request_problem", "response_problem", "status_problem"]
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _NAMES = re.compile(_TOKEN + rb"(?:\n" + _TOKEN + rb")*\Z")
@@ -74,14 +74,24 @@ def request_problem(request: Any) -> Optional[str]:
     return fields_problem(request.headers.fields) or _trailers_problem(request)
 
 
+def status_problem(status: object) -> Optional[str]:
+    """
+    What is wrong with C{status} as a status code (an integer from 100 to
+    999; a bool is not one), or None.
+    """
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
+        return f"status code {status!r}: not an integer from 100 to 999"
+    return None
+
+
 def response_problem(response: Any) -> Optional[str]:
     """
     What is wrong with C{response} (an L{interceptor.model.response.Response})
     for writing it out, or None.
     """
-    status = response.status_code
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
-        return f"status code {status!r}: not an integer from 100 to 999"
+    problem = status_problem(response.status_code)
+    if problem is not None:
+        return problem
     reason = response.reason
     if not isinstance(reason, str) or _LINE_BREAK.search(reason):
         return f"reason {reason!r}: CR, LF or NUL"

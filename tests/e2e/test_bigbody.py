@@ -10,11 +10,17 @@ memory (1 GiB: about the body's size, where it was three times).
 
 from __future__ import annotations
 
+import json
+import os
+
 from twisted.trial import unittest
+
+from addons.tlsconfig import TlsConfig
 
 from interceptor.core.options import proxy_options
 from interceptor.testing import start_proxy
 from tests.e2e.peers import RawClient, RawServer, Recorder, http_response, parse_responses
+from tests.e2e.tlspeers import HttpsServer, TestCA, tunnel_tls
 
 SIZE = 6 * (1 << 20) + 7
 
@@ -63,6 +69,28 @@ class BigBodyTests(unittest.TestCase):
         self.assertEqual([r.status for r in parse_responses(raw)], [200])
         [request] = self.server.requests
         self.assertTrue(request.body == body, "the big upload changed on the way")
+
+    async def test_both_ways_over_intercepted_tls(self):
+        """
+        A 6 MiB upload echoed back, through a CONNECT tunnel whose TLS the
+        proxy intercepts: both bodies are buffered and written a slice at a
+        time to a TLS transport (no pair gate on the client's side there).
+        """
+        ca = TestCA.shared()
+        confdir = self.mktemp()
+        proxy = await start_proxy(self, TlsConfig(), confdir=confdir, stream_large_bodies="",
+                                  ssl_verify_upstream_trusted_ca=ca.cert_path(self))
+        server = await HttpsServer.start(self, ca)
+        body = b"a" * SIZE
+        request = (b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n"
+                   b"Connection: close\r\n\r\n" % SIZE) + body
+        result = await tunnel_tls(proxy.port_number, "localhost", server.port,
+                                  cafile=os.path.join(confdir, "interceptor-ca-cert.pem"),
+                                  server_hostname="localhost", request=request)
+        self.assertIsNone(result.error)
+        [response] = parse_responses(result.response)
+        self.assertEqual(response.status, 200)
+        self.assertTrue(json.loads(response.body)["body"] == body.decode(), "the body changed")
 
     def test_streamed_above_256m_by_default(self):
         self.assertEqual(proxy_options().stream_large_bodies, "256m")

@@ -47,7 +47,21 @@ class TransferEncodingTests(_Base):
         )
 
 
-class InvalidHostTests(_Base):
+class _AddonCase(_Base):
+    async def get_through(self, addon, path: str = "/"):
+        """
+        One GET (Connection: close) through a proxy running C{addon}:
+        (the responses, the raw bytes).
+        """
+        await self.start()
+        self.proxy.master.addons.add(addon)
+        return await self.send_raw(
+            b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            % self.good.url(path).encode()
+        )
+
+
+class InvalidHostTests(_AddonCase):
     """
     A request naming a host that cannot be one is answered 400 at once, and
     its connection (with a request pipelined behind) released: it used to
@@ -87,12 +101,7 @@ class InvalidHostTests(_Base):
             def request(self, flow):
                 flow.request.host = "a..b"
 
-        await self.start()
-        self.proxy.master.addons.add(Retarget())
-        responses, raw = await self.send_raw(
-            b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            % self.good.url("/").encode()
-        )
+        responses, raw = await self.get_through(Retarget())
         self.assertEqual([r.status for r in responses], [502], raw)
         self.assertIn(b"a..b", responses[0].body)
         self.assertNotIn(b"NoneType", responses[0].body)
@@ -153,7 +162,7 @@ class UpgradeInTunnelTests(_Base):
         self.assert_no_traceback(raw)
 
 
-class AddonFieldTests(_Base):
+class AddonFieldTests(_AddonCase):
     """
     A field an addon set that would split the message on the wire fails
     that flow: an error naming the field, a 502 to the client, and not one
@@ -165,12 +174,7 @@ class AddonFieldTests(_Base):
             def request(self, flow):
                 flow.request.headers["X-From-Query"] = "a\r\nX-Injected: 1"
 
-        await self.start()
-        self.proxy.master.addons.add(CopyQuery())
-        responses, raw = await self.send_raw(
-            b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            % self.good.url("/?q=x").encode()
-        )
+        responses, raw = await self.get_through(CopyQuery(), "/?q=x")
         self.assertEqual([r.status for r in responses], [502], raw)
         self.assertIn(b"X-From-Query", responses[0].body)
         self.assertEqual(self.good.requests, [])
@@ -182,11 +186,7 @@ class AddonFieldTests(_Base):
             def response(self, flow):
                 flow.response.headers["Location"] = "/x\r\nSet-Cookie: stolen=1"
 
-        await self.start()
-        self.proxy.master.addons.add(Redirect())
-        responses, raw = await self.send_raw(
-            b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % self.good.url("/").encode()
-        )
+        responses, raw = await self.get_through(Redirect())
         self.assertEqual([r.status for r in responses], [502], raw)
         self.assertNotIn(b"stolen", raw.replace(responses[0].body, b""))
         [flow] = self.recorder.flows()
@@ -197,11 +197,7 @@ class AddonFieldTests(_Base):
             def response(self, flow):
                 flow.response.status_code = "abc"
 
-        await self.start()
-        self.proxy.master.addons.add(Status())
-        responses, raw = await self.send_raw(
-            b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % self.good.url("/").encode()
-        )
+        responses, raw = await self.get_through(Status())
         self.assertEqual([r.status for r in responses], [502], raw)
         self.assertIn(b"status code", responses[0].body)
         [flow] = self.recorder.flows()
@@ -217,11 +213,7 @@ class AddonFieldTests(_Base):
             def request(self, flow):
                 flow.response = Response.make("abc")
 
-        await self.start()
-        self.proxy.master.addons.add(Make())
-        responses, raw = await self.send_raw(
-            b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % self.good.url("/").encode()
-        )
+        responses, raw = await self.get_through(Make())
         self.assertEqual([r.status for r in responses], [200], raw)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 

@@ -12,33 +12,13 @@ from __future__ import annotations
 import ssl
 import socket
 
-from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from addons.tlsconfig import TlsConfig
-from interceptor.testing import start_proxy
+from interceptor.testing import LogRecorder, start_proxy
 from tests.e2e.peers import RawClient
 from tests.e2e.tlspeers import HttpsServer, TestCA, in_thread, tunnel_tls
 from tests.test_tls import client_hello
-
-
-class LogLines:
-    """
-    The proxy's log lines (formatted) while a test runs.
-    """
-
-    def __init__(self, testcase: unittest.TestCase) -> None:
-        self.lines: list[str] = []
-        globalLogPublisher.addObserver(self._observe)
-        testcase.addCleanup(globalLogPublisher.removeObserver, self._observe)
-
-    def _observe(self, event: dict) -> None:
-        from twisted.logger import formatEvent
-
-        self.lines.append(formatEvent(event))
-
-    def matching(self, text: str) -> list[str]:
-        return [line for line in self.lines if text in line]
 
 
 class HostileTlsTestCase(unittest.TestCase):
@@ -47,13 +27,13 @@ class HostileTlsTestCase(unittest.TestCase):
     def setUp(self) -> None:
         self.ca = TestCA.shared()
         self.confdir = self.mktemp()
-        self.log = LogLines(self)
+        self.log = LogRecorder()
 
     async def proxy(self, **options):
         options.setdefault("confdir", self.confdir)
         options.setdefault("ssl_verify_upstream_trusted_ca", self.ca.cert_path(self))
         options.setdefault("read_timeout", 3.0)
-        return await start_proxy(self, TlsConfig(), **options)
+        return await start_proxy(self, TlsConfig(), self.log, **options)
 
     async def tunnel(self, proxy, server) -> RawClient:
         """
@@ -80,7 +60,7 @@ class BadServerNameTests(HostileTlsTestCase):
         client.send(hello)
         await client.wait_closed(2)
         self.assertTrue(client.closed, "the proxy left the connection open")
-        [line] = self.log.matching("invalid server name")
+        [line] = [m for m in self.log.messages() if "invalid server name" in m]
         self.assertIn("closing", line)
         self.assertEqual(server.requests, [])
 
@@ -153,7 +133,7 @@ class UntrustedProxyTests(HostileTlsTestCase):
 
         for _ in range(2):
             self.assertIn("unable to get local issuer certificate", await in_thread(handshake))
-        lines = self.log.matching("does not trust the proxy's certificate")
-        self.assertEqual(len(lines), 1, self.log.lines)
+        lines = [m for m in self.log.messages("warn") if "does not trust the proxy's certificate" in m]
+        self.assertEqual(len(lines), 1, self.log.messages())
         self.assertIn("localhost", lines[0])
         self.assertIn("unknown ca", lines[0])
