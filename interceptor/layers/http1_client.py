@@ -58,9 +58,8 @@ class Http1ClientSide:
 
     _writer: Optional[_BodyWriter] = None
     """The streamed response's body framing (set by send_response_head, before its data)."""
-    _paced: Optional[PacedWrite] = None
-    """A big buffered response body being written a slice at a time."""
     _finish_after_paced = False
+    """Whether finished() came while the layer still paced this response's body."""
 
     def __init__(self, layer: Http1Layer, flow: HTTPFlow, keep_alive: bool) -> None:
         self.layer = layer
@@ -211,16 +210,16 @@ class Http1ClientSide:
             # must not be written in between.)
             layer = self.layer
             layer.write(head)
-            self._paced = layer.pacing = PacedWrite(
+            layer.pacing = PacedWrite(
                 layer.write, body, self._paced_out, gate=layer.client_gate(),
                 transport=layer.transport,
             )
-            self._paced.start()
+            layer.pacing.start()
             return
         _write_message(self.layer.write, head, body, framing, response.trailers)
 
     def _paced_out(self) -> None:
-        self._paced = self.layer.pacing = None
+        self.layer.pacing = None
         if self._finish_after_paced:
             self.finished()
 
@@ -258,7 +257,7 @@ class Http1ClientSide:
         """
         The exchange is over: the next request, or close.
         """
-        if self._paced is not None:
+        if self.layer.pacing is not None:
             self._finish_after_paced = True
             return
         exchange = self.exchange
