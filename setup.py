@@ -27,6 +27,6 @@ setup(
         "zstandard>=0.22",
         "bcrypt>=4.1",
     ],
-    extras_require={"dev": ["treq>=23.11", "httpx[http2]>=0.27"]},
+    extras_require={"dev": ["treq>=23.11", "httpx[http2]>=0.27", "jsonschema>=4"]},
     classifiers=["Framework :: Twisted", "Programming Language :: Python :: 3"],
 )

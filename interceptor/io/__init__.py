@@ -1,0 +1,3 @@
+"""
+Reading and writing flows to and from files.
+"""
