@@ -493,7 +493,7 @@ def _body(part: _Entry, text_key: str, encoding_keys: tuple[str, ...], charset_o
     text: str = part.get(text_key, str, "")
     if any(part.obj.get(key) == "base64" for key in encoding_keys):
         try:
-            return base64.b64decode(text, validate=False)
+            return base64.b64decode("".join(text.split()), validate=True)
         except (binascii.Error, ValueError) as e:
             raise part.error(text_key, f"bad base64: {e}") from None
     charset = _charset_of(_b(charset_of)) if charset_of else None
