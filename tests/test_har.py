@@ -205,10 +205,10 @@ class RoundTripTests(unittest.TestCase):
     def test_http2(self) -> None:
         """An HTTP/2 flow keeps its version and authority; its header sizes are unknown (-1)."""
         flow = make_flow(url="https://example.com:8443/x")
-        flow.request.http_version = "HTTP/2"
+        flow.request.http_version = "HTTP/2.0"
         flow.request.authority = "example.com:8443"
         assert flow.response is not None
-        flow.response.http_version = "HTTP/2"
+        flow.response.http_version = "HTTP/2.0"
         entry = flow_to_entry(flow)
         self.assertEqual(entry["request"]["headersSize"], -1)
         self.assertEqual(entry["response"]["headersSize"], -1)
@@ -502,7 +502,7 @@ class BrowserHarTests(unittest.TestCase):
         [flow, failed] = read_har(io.BytesIO(_har(CHROMIUM_ENTRY, CHROMIUM_FAILED)), "c.har")
         request = flow.request
         self.assertEqual((request.method, request.url), ("POST", "https://example.com/api?q=1"))
-        self.assertEqual(request.http_version, "HTTP/2")
+        self.assertEqual(request.http_version, "HTTP/2.0")
         self.assertEqual(request.authority, "example.com")
         self.assertNotIn(":method", request.headers)
         self.assertEqual(request.content, b"a=1&b=2")

@@ -479,8 +479,9 @@ def _read_headers(part: _Entry) -> tuple[Headers, dict[str, str]]:
 
 def _http_version(value: str) -> str:
     normal = value.strip().upper()
+    # (As the proxy names them: "HTTP/2.0", and mitmproxy's "HTTP/3".)
     if normal in ("HTTP/2", "HTTP/2.0", "H2", "H2C"):
-        return "HTTP/2"
+        return "HTTP/2.0"
     if normal in ("HTTP/3", "HTTP/3.0", "H3") or normal.startswith("H3-"):
         return "HTTP/3"
     if normal in ("HTTP/1.0", "HTTP/0.9"):
@@ -563,7 +564,7 @@ def _read_request(entry: _Entry, times: _Timeline) -> Request:
     headers, pseudo = _read_headers(part)
     http_version = _http_version(part.get("httpVersion", str, ""))
     authority = pseudo.get(":authority", "")
-    if not authority and http_version in ("HTTP/2", "HTTP/3"):
+    if not authority and http_version in ("HTTP/2.0", "HTTP/3"):
         authority = hostport(scheme, host, port)
     request = Request(
         method, scheme, host, port, path, http_version, headers, b"", authority,
