@@ -428,3 +428,64 @@ class BadFileTests(SynchronousTestCase):
         flows, reader = read(data)
         self.assertEqual(len(flows), 1)
         self.assertEqual(len(reader.problems), 1)
+
+
+class _Unseekable(io.RawIOBase):
+    """
+    A pipe-like stream: readable, not seekable.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._data.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+HAR = b"""\xef\xbb\xbf {"log": {"version": "1.2", "creator": {"name": "t", "version": "1"},
+ "entries": [{"startedDateTime": "2026-01-01T00:00:00.000Z", "time": 1,
+  "request": {"method": "GET", "url": "http://example.com/har", "httpVersion": "HTTP/1.1",
+   "cookies": [], "headers": [{"name": "Host", "value": "example.com"}],
+   "queryString": [], "headersSize": -1, "bodySize": 0},
+  "response": {"status": 204, "statusText": "No Content", "httpVersion": "HTTP/1.1",
+   "cookies": [], "headers": [], "content": {"size": 0, "mimeType": ""},
+   "redirectURL": "", "headersSize": -1, "bodySize": 0},
+  "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}}]}}"""
+
+
+class HarDispatchTests(SynchronousTestCase):
+    """
+    A JSON file goes to L{interceptor.io.har} when that module is there.
+    """
+
+    def test_har(self) -> None:
+        """
+        A HAR file (with a BOM, from a seekable file or a pipe) is read by
+        the HAR reader; without one, the error says HAR cannot be read.
+        """
+        import importlib.util
+
+        for stream in (io.BytesIO(HAR), io.BufferedReader(_Unseekable(HAR))):
+            reader = FlowReader(stream, "x.har")
+            if importlib.util.find_spec("interceptor.io.har") is None:
+                e = self.assertRaises(FlowReadException, list, reader.stream())
+                self.assertIn("x.har: byte 0: looks like a HAR file", str(e))
+                continue
+            [flow] = reader.stream()
+            assert isinstance(flow, HTTPFlow) and flow.response is not None
+            self.assertEqual((flow.request.url, flow.response.status_code),
+                             ("http://example.com/har", 204))
+            self.assertFalse(flow.live)
+
+    def test_bad_har(self) -> None:
+        """
+        A JSON file that is not a HAR is one FlowReadException naming the file.
+        """
+        e = self.assertRaises(FlowReadException, read, b'{"not": "har"}')
+        self.assertIn("test.flows", str(e))

@@ -213,9 +213,15 @@ class FlowReader:
             stream = self._fileobj
         else:
             stream = io.BufferedReader(_Prefixed(prefix, self._fileobj))
-        for flow in read_har(stream, self.name):
-            flow.live = False
-            yield flow
+        try:
+            for flow in read_har(stream, self.name):
+                flow.live = False
+                yield flow
+        except FlowReadException:
+            raise
+        except ValueError as e:
+            # (The HAR reader names the file and the entry; a HAR has no record offsets.)
+            raise FlowReadException(str(e), self.name) from e
 
     def _check_cut(self, truncated_at: Optional[int], cut_bytes: int) -> None:
         if truncated_at is not None:
