@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.trial.unittest import SynchronousTestCase
 
 from interceptor.io import FlowReader, FlowReadException, FlowWriter, read_flows_from_paths
-from interceptor.io.framing import HEADER
+from interceptor.io.framing import HEADER, new_packer
 from interceptor.io.state import UnknownFlowType, flow_from_state, flow_to_state
 from interceptor.model.connection import ClientConnection, ServerConnection
 from interceptor.model.flow import Error, Flow, HTTPFlow
@@ -412,9 +412,13 @@ class BadFileTests(SynchronousTestCase):
             dict(good_state, messages=[[True]]),
             dict(good_state, client_conn=dict(good_state["client_conn"], address=None)),
             dict(good_state, type="udp"),
+            dict(flow_to_state(full_http_flow()), request=dict(
+                flow_to_state(full_http_flow())["request"], method=5)),
+            dict(flow_to_state(full_http_flow()), response=dict(
+                flow_to_state(full_http_flow())["response"], headers=[b"a", "b"])),
         ]
         for record in bad:
-            data = HEADER + msgpack.packb(record, use_bin_type=True)
+            data = HEADER + new_packer().pack(record)
             e = self.assertRaises(FlowReadException, read, data)
             self.assertEqual(e.offset, len(HEADER), record)
             self.assertIn(f"byte {len(HEADER)}", str(e))

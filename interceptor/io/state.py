@@ -58,6 +58,8 @@ STATE_VERSION = 1
 
 State = dict[str, Any]
 
+_BODY = (bytes, type(None))
+
 
 class UnknownFlowType(ValueError):
     """
@@ -197,9 +199,21 @@ def flow_to_state(flow: Flow) -> State:
 # -- from state ---------------------------------------------------------------
 
 
+def _typed(state: State, key: str, kinds: type | tuple[type, ...]) -> Any:
+    """
+    C{state[key]}, which must be of one of C{kinds}.
+    """
+    value = state[key]
+    if not isinstance(value, kinds):
+        raise ValueError(f"{key} is a {type(value).__name__}")
+    return value
+
+
 def _fields(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
     if len(flat) % 2:
         raise ValueError("header fields: a name without a value")
+    if not all(type(part) is bytes for part in flat):
+        raise ValueError("header fields: a name or value that is not bytes")
     parts = iter(flat)
     return list(zip(parts, parts))
 
@@ -259,14 +273,14 @@ def _trailers(flat: Optional[list[bytes]]) -> Optional[Headers]:
 
 def _request_from_state(state: State) -> Request:
     request = Request(
-        state["method"],
-        state["scheme"],
-        state["host"],
-        state["port"],
-        state["path"],
-        state["http_version"],
+        _typed(state, "method", str),
+        _typed(state, "scheme", str),
+        _typed(state, "host", str),
+        _typed(state, "port", int),
+        _typed(state, "path", str),
+        _typed(state, "http_version", str),
         Headers(_fields(state["headers"])),
-        state["content"],
+        _typed(state, "content", _BODY),
         state.get("authority", ""),
         state.get("timestamp_start"),
         state.get("timestamp_end"),
@@ -279,11 +293,11 @@ def _response_from_state(state: Optional[State]) -> Optional[Response]:
     if state is None:
         return None
     response = Response(
-        state["http_version"],
-        state["status_code"],
-        state["reason"],
+        _typed(state, "http_version", str),
+        _typed(state, "status_code", int),
+        _typed(state, "reason", str),
         Headers(_fields(state["headers"])),
-        state["content"],
+        _typed(state, "content", _BODY),
         state.get("timestamp_start"),
         state.get("timestamp_end"),
     )
