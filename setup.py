@@ -26,6 +26,7 @@ setup(
         "brotli>=1.1",
         "zstandard>=0.22",
         "bcrypt>=4.1",
+        "msgpack>=1.0",
     ],
     extras_require={"dev": ["treq>=23.11", "httpx[http2]>=0.27", "jsonschema>=4"]},
     classifiers=["Framework :: Twisted", "Programming Language :: Python :: 3"],
