@@ -8,13 +8,17 @@ a raw TCP relay, each to a real server on 127.0.0.1.  One table of
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.trial import unittest
 
+from addons.script import ScriptLoader
+
 from interceptor import flowfilter
 from interceptor.filters.operators import OPERATORS
-from interceptor.testing import connect_websocket, start_proxy, start_websocket_server
+from interceptor.core.options import OptionsError
+from interceptor.testing import LogRecorder, connect_websocket, start_proxy, start_websocket_server
 from tests.e2e.h2peers import H2Server, TestPKI, echo_handler, proxy_ca_path
 from tests.e2e.peers import WebServer, curl, unused_port, wait_until
 from tests.e2e.tcppeers import TcpServer, connect_tunnel
@@ -197,3 +201,34 @@ class RecordedFlowsTests(unittest.TestCase):
             self.assertEqual(found, expected, expression)
             again = flowfilter.parse(str(flt))
             self.assertEqual({name for name, flow in flows.items() if again(flow)}, expected)
+
+
+EXAMPLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "examples", "filter_flows.py")
+
+
+class FilterFlowsExampleTests(unittest.TestCase):
+    """
+    examples/filter_flows.py, loaded by the script loader into a running proxy.
+    """
+
+    timeout = 20
+    skip = CURL_SKIP
+
+    async def test_logs_matching_flows(self):
+        """Only the flows matching the option are logged; a bad expression is refused with its column."""
+        recorder = LogRecorder()
+        proxy = await start_proxy(self, recorder, ScriptLoader(), scripts=[EXAMPLE])
+        addon = proxy.master.addons.get("filter_flows")
+        proxy.master.options.update(filter_flows="~m POST & ~c 200")
+        web = await WebServer.start(self)
+        for args in (["--data-binary", "x"], []):
+            result = await curl(self, "-x", proxy.url, *args, web.url("/echo"))
+            self.assertEqual(result.code, 0, result.stderr)
+        self.assertTrue(await wait_until(lambda: len(addon.matched) == 1))
+        self.assertEqual(addon.matched[0].request.method, "POST")
+        self.assertIn("matches ~m POST & ~c 200", recorder.text("info"))
+        error = self.assertRaises(OptionsError, proxy.master.options.update, filter_flows="~c abc")
+        self.assertEqual(str(error), "option filter_flows: ~c abc: expected a status code at column 4")
+        self.assertEqual(proxy.master.options.filter_flows, "~m POST & ~c 200")
