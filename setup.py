@@ -28,6 +28,7 @@ setup(
         "bcrypt>=4.1",
         "msgpack>=1.0",
     ],
+    entry_points={"console_scripts": ["interceptor-read = interceptor.readflows:run"]},
     extras_require={"dev": ["treq>=23.11", "httpx[http2]>=0.27", "jsonschema>=4"]},
     classifiers=["Framework :: Twisted", "Programming Language :: Python :: 3"],
 )

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TYPE_CHECKING, Optional, TextIO, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO, Union
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -44,6 +44,7 @@ from interceptor.core.interfaces import (
     IWebSocketError,
     IWebSocketMessage,
 )
+from interceptor.core.options import filter_check, filter_option
 from interceptor.model.encoding import DecodedSizeError
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class Dumper:
         self.outfile = outfile
         self.to_log = to_log
         self.flow_detail = 1
+        self.filter: Optional[Callable[[Any], bool]] = None
         self.master: Optional[Master] = None
         self.messages = MessageDumper(self)
 
@@ -144,6 +146,14 @@ class Dumper:
             "2 headers, 3 bodies and messages (cut), 4 whole.",
             choices=[0, 1, 2, 3, 4],
         )
+        loader.add_option(
+            "dumper_filter",
+            Optional[str],
+            None,
+            "Print only the flows matching this filter expression (also the "
+            "command line's positional argument).",
+        )
+        loader.master.options.subscribe(filter_check("dumper_filter"))
 
     def configure(self, options: Options, updated: set[str]) -> None:
         """
@@ -151,6 +161,8 @@ class Dumper:
         """
         if "flow_detail" in updated:
             self.flow_detail = options.flow_detail
+        if "dumper_filter" in updated:
+            self.filter = filter_option(options, "dumper_filter")
         if self.master is not None:
             self.master.addons.nest(self.messages, self, self.flow_detail >= 1)
 
@@ -168,18 +180,25 @@ class Dumper:
         out.write(text + "\n")
         out.flush()
 
+    def shows(self, flow: Flow) -> bool:
+        """
+        Whether C{flow} is printed: it matches C{dumper_filter}, if set.
+        """
+        keep = self.filter
+        return keep is None or keep(flow)
+
     def response(self, flow: HTTPFlow) -> None:
         """
         Print a finished flow.
         """
-        if self.flow_detail > 0:
+        if self.flow_detail > 0 and self.shows(flow):
             self._write(self._http(flow))
 
     def error(self, flow: HTTPFlow) -> None:
         """
         Print a failed flow (once: its error line is the only one printed).
         """
-        if self.flow_detail > 0:
+        if self.flow_detail > 0 and self.shows(flow):
             self._write(self._http(flow))
 
     def _http(self, flow: HTTPFlow) -> str:
@@ -187,9 +206,8 @@ class Dumper:
         before, after = _versions(
             request.http_version, response.http_version if response is not None else None
         )
-        line = (
-            f"{_address(flow.client_conn.address)}: {request.method} {request.pretty_url}{before}"
-        )
+        client = "[replay]" if flow.is_replay == "request" else _address(flow.client_conn.address)
+        line = f"{client}: {request.method} {request.pretty_url}{before}"
         ending = ""
         if error is not None:
             ending = f" << error: {error.msg}"
@@ -199,7 +217,8 @@ class Dumper:
             start, end = request.timestamp_start, response.timestamp_end
             if start is not None and end is not None:
                 duration = f" {max(end - start, 0) * 1000:.0f}ms"
-            ending = f" << {after}{response.status_code} {response.reason} {size}{duration}"
+            replay = "[replay] " if flow.is_replay == "response" else ""
+            ending = f" << {replay}{after}{response.status_code} {response.reason} {size}{duration}"
         if self.flow_detail < 2:
             return line + ending
         # As mitmdump: the request and its headers, then the response line
@@ -262,7 +281,9 @@ class MessageDumper:
     def __init__(self, dumper: Dumper) -> None:
         self.dumper = dumper
 
-    def _print(self, line: str, content: bytes = b"") -> None:
+    def _print(self, flow: Flow, line: str, content: bytes = b"") -> None:
+        if not self.dumper.shows(flow):
+            return
         self.dumper._write("\n".join([line, *self.dumper._contents(content)]))
 
     def websocket_message(self, flow: HTTPFlow) -> None:
@@ -275,7 +296,7 @@ class MessageDumper:
             f"{_address(flow.client_conn.address)} {arrow} WebSocket "
             f"{message.type.name.lower()} message {arrow} {_server(flow)}{flow.request.path}"
         )
-        self._print(line, message.content if self.dumper.flow_detail >= 3 else b"")
+        self._print(flow, line, message.content if self.dumper.flow_detail >= 3 else b"")
 
     def websocket_end(self, flow: HTTPFlow) -> None:
         """
@@ -286,16 +307,16 @@ class MessageDumper:
         code, reason = data.close_code, data.close_reason or ""
         if code is None or code in _CLOSED_NORMALLY:
             by = "client" if data.closed_by_client else "server"
-            self._print(f"WebSocket connection closed by {by}: {code} {reason}".rstrip())
+            self._print(flow, f"WebSocket connection closed by {by}: {code} {reason}".rstrip())
         else:
-            self._print(f"Error in WebSocket connection to {_server(flow)}: "
+            self._print(flow, f"Error in WebSocket connection to {_server(flow)}: "
                         f"close code {code} {reason}".rstrip())
 
     def websocket_error(self, flow: HTTPFlow) -> None:
         """
         The connection failed or was killed.
         """
-        self._print(f"Error in WebSocket connection to {_server(flow)}: {_error(flow)}")
+        self._print(flow, f"Error in WebSocket connection to {_server(flow)}: {_error(flow)}")
 
     def tcp_message(self, flow: TCPFlow) -> None:
         """
@@ -304,13 +325,13 @@ class MessageDumper:
         message = flow.messages[-1]
         arrow = "->" if message.from_client else "<-"
         line = f"{_address(flow.client_conn.address)} {arrow} tcp {arrow} {_server(flow)}"
-        self._print(line, bytes(message.content) if self.dumper.flow_detail >= 3 else b"")
+        self._print(flow, line, bytes(message.content) if self.dumper.flow_detail >= 3 else b"")
 
     def tcp_error(self, flow: TCPFlow) -> None:
         """
         The connection failed (or could not be made).
         """
-        self._print(f"Error in TCP connection to {_server(flow)}: {_error(flow)}")
+        self._print(flow, f"Error in TCP connection to {_server(flow)}: {_error(flow)}")
 
 
 def _server(flow: Union[HTTPFlow, TCPFlow]) -> str:

@@ -127,6 +127,10 @@ class ProxyAuth:
         """
         if self.validator is None or self.mode == "socks5" or flow.response is not None:
             return None
+        if flow.is_replay or not flow.live:
+            # (A replayed or loaded flow comes from the proxy's user, not
+            # from a client, as mitmproxy's proxyauth lets replays by.)
+            return None
         if flow.client_conn in self.authenticated:
             return None
         return self._authenticate(flow, remember=False)

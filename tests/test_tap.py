@@ -134,6 +134,34 @@ class CommandLineTests(unittest.TestCase):
         options = parse("--verbose", "--verbose", "--verbose")["master"].options
         self.assertEqual(options.flow_detail, 4)
 
+    def test_flow_flags(self):
+        """
+        mitmdump's flow flags map to the options of the flow addons, and the
+        words after the flags form the dumper's filter.
+        """
+        options = parse(
+            "-w", "+out.bin", "-r", "in.har", "-C", "a.bin", "-C", "b.bin", "-S", "c.bin",
+            "~d", "example.org", "&", "!~a",
+        )["master"].options
+        self.assertEqual(options.save_stream_file, "+out.bin")
+        self.assertEqual(options.rfile, "in.har")
+        self.assertEqual(options.client_replay, ["a.bin", "b.bin"])
+        self.assertEqual(options.server_replay, ["c.bin"])
+        self.assertEqual(options.dumper_filter, "~d example.org & !~a")
+
+    def test_filter_typo_is_a_usage_error(self):
+        """
+        A filter expression that does not parse is a usage error naming
+        where it went wrong, whether positional or set as an option.
+        """
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("~c", "abc")
+        self.assertIn("dumper_filter", str(caught.exception))
+        self.assertIn("column", str(caught.exception))
+        for name in ("save_stream_filter", "hardump_filter", "dumper_filter"):
+            with self.assertRaises(usage.UsageError):
+                parse("--set", f"{name}=~d (")
+
     def test_set_wins_over_quiet(self):
         """An explicit --set wins over what -q implies."""
         options = parse("-q", "--set", "termlog_verbosity=error")["master"].options

@@ -18,15 +18,22 @@ def default_addons(flows_to_log: bool = False) -> list[Any]:
     (C{twistd} without C{-n}).
     """
     from addons.block import Block
+    from addons.clientplayback import ClientPlayback
     from addons.dumper import Dumper
     from addons.loopdetect import LoopDetect
     from addons.onboarding import Onboarding
     from addons.proxyauth import ProxyAuth
+    from addons.readfile import ReadFile
+    from addons.save import Save
+    from addons.savehar import SaveHar
     from addons.script import ScriptLoader
+    from addons.serverplayback import ServerPlayback
     from addons.termlog import TermLog
     from addons.tlsconfig import TlsConfig
 
     # Access control first: a refused client or request reaches no other addon.
+    # Scripts before server replay (as mitmproxy): a script's answer wins;
+    # the recorders after both, so they keep what the addons made of a flow.
     return [
         TermLog(),
         Block(),
@@ -35,5 +42,10 @@ def default_addons(flows_to_log: bool = False) -> list[Any]:
         TlsConfig(),
         Onboarding(),
         ScriptLoader(),
+        ServerPlayback(),
+        ClientPlayback(),
+        ReadFile(),
+        Save(),
+        SaveHar(),
         Dumper(to_log=flows_to_log),
     ]

@@ -30,7 +30,16 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from twisted.logger import Logger
 
-__all__ = ["Options", "OptionsError", "Option", "did_you_mean", "parse_size", "proxy_options"]
+__all__ = [
+    "Options",
+    "OptionsError",
+    "Option",
+    "did_you_mean",
+    "filter_option",
+    "filter_check",
+    "parse_size",
+    "proxy_options",
+]
 
 _log = Logger(namespace="interceptor.options")
 
@@ -39,6 +48,41 @@ class OptionsError(Exception):
     """
     An option name or value was rejected.
     """
+
+
+def filter_option(options: "Options", name: str) -> Optional[Callable[[Any], bool]]:
+    """
+    The parsed filter expression of option C{name}
+    (L{interceptor.flowfilter}), or None when it is empty.
+
+    @raise OptionsError: The expression does not parse; the message names
+        the option and where the expression went wrong.
+    """
+    text = getattr(options, name)
+    if not text:
+        return None
+    from interceptor import flowfilter
+
+    try:
+        return flowfilter.parse(text)
+    except flowfilter.FilterSyntaxError as e:
+        raise OptionsError(f"option {name}: {e}") from None
+
+
+def filter_check(*names: str) -> Callable[["Options", set[str]], None]:
+    """
+    A subscriber (L{Options.subscribe}) rejecting a filter expression that
+    does not parse when one of the options C{names} is set, so that a typo
+    is an error at once (a usage error on the command line), not when the
+    proxy starts.
+    """
+    wanted = frozenset(names)
+
+    def check(options: "Options", updated: set[str]) -> None:
+        for name in updated.intersection(wanted):
+            filter_option(options, name)
+
+    return check
 
 
 def did_you_mean(word: str, candidates: Iterable[str], prefix: str = "") -> str:

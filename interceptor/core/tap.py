@@ -5,6 +5,13 @@ The command line of C{twistd interceptor}::
     twistd -n interceptor                                   # tcp:8080:interface=127.0.0.1
     twistd -n interceptor --listen tcp:0:interface=127.0.0.1 \\
         --addon examples/add_header.py --set stream_large_bodies=1m -v
+    twistd -n interceptor -w flows.bin '~d example.org & !~a'  # record, print a filtered view
+    twistd -n interceptor -C flows.bin                      # replay the requests (client replay)
+    twistd -n interceptor -S flows.bin                      # answer from them (server replay)
+
+The flags of mitmdump's flows map to options: C{-w} C{save_stream_file},
+C{-r} C{rfile}, C{-C} C{client_replay}, C{-S} C{server_replay}, and the
+words after the flags, a filter expression, C{dumper_filter}.
 
 C{makeService(config)} returns the L{ProxyService}.  C{-q} and C{-v} map to
 options: C{-q} sets C{flow_detail=0} and C{termlog_verbosity=warn}, C{-v}
@@ -61,7 +68,7 @@ class Options(usage.Options):
     with C{--set NAME=VALUE} (C{--options} lists them).
     """
 
-    synopsis = "[options]"
+    synopsis = "[options] [filter expression]"
     longdesc = (
         "Run an intercepting proxy.  --listen takes Twisted endpoint strings "
         f"(default {DEFAULT_LISTEN}); --set NAME=VALUE sets any option."
@@ -69,6 +76,8 @@ class Options(usage.Options):
     optParameters = [
         ["confdir", None, None, "Directory for the CA and other state (default ~/.interceptor)."],
         ["mode", "m", None, "Proxy mode (default regular)."],
+        ["save-stream-file", "w", None, "Write every finished flow to this flow file (+PATH appends)."],
+        ["rfile", "r", None, "Load the flows of this file (flow file or HAR) at start."],
     ]
     optFlags = [
         ["quiet", "q", "Print no flows and only warnings and errors."],
@@ -81,6 +90,9 @@ class Options(usage.Options):
         self["addons"] = []
         self["set"] = []
         self["verbose"] = 0
+        self["client_replay"] = []
+        self["server_replay"] = []
+        self["filter"] = None
 
     def parseOptions(self, options: Optional[Sequence[str]] = None) -> None:
         """
@@ -130,6 +142,30 @@ class Options(usage.Options):
         """
         self["set"].append(spec)
 
+    def opt_client_replay(self, path: str) -> None:
+        """
+        Replay the requests of this flow file (repeatable).
+        """
+        self["client_replay"].append(path)
+
+    opt_C = opt_client_replay
+
+    def opt_server_replay(self, path: str) -> None:
+        """
+        Answer requests from the responses of this flow file (repeatable).
+        """
+        self["server_replay"].append(path)
+
+    opt_S = opt_server_replay
+
+    def parseArgs(self, *words: str) -> None:
+        """
+        The words after the flags form a filter expression: only the flows
+        it matches are printed (the C{dumper_filter} option).
+        """
+        if words:
+            self["filter"] = " ".join(words)
+
     def opt_verbose(self) -> None:
         """
         Print more: -v adds headers to each flow, -vv bodies and debug logs.
@@ -178,6 +214,16 @@ class Options(usage.Options):
             parent["logger"] = "interceptor.log.terminal_observer"
 
 
+# Flags that set an option of a built-in addon: (the flag's key, the option).
+_FLOW_FLAGS = (
+    ("save-stream-file", "save_stream_file"),
+    ("rfile", "rfile"),
+    ("client_replay", "client_replay"),
+    ("server_replay", "server_replay"),
+    ("filter", "dumper_filter"),
+)
+
+
 def build_master(flows_to_log: bool = False) -> Master:
     """
     A master with the core options and the default addons (whose dumper
@@ -197,6 +243,9 @@ def apply_command_line(master: Master, config: Options) -> None:
         values["confdir"] = config["confdir"]
     if config["mode"]:
         values["mode"] = config["mode"]
+    for flag, name in _FLOW_FLAGS:
+        if config[flag]:
+            values[name] = config[flag]
     if config["addons"]:
         values["scripts"] = list(config["addons"])
     if config["quiet"]:

@@ -28,6 +28,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Optional, Union
 
+from twisted.logger import Logger
+
 from interceptor.io.exceptions import FlowReadException
 from interceptor.io.framing import FORMAT_VERSION, MAGIC, SNIFF_SIZE, RecordReader, is_own_format
 from interceptor.io.mitmstate import state_from_mitmproxy
@@ -138,9 +140,7 @@ class FlowReader:
         elif kind == "har":
             yield from self._har(prefix, start)
         else:
-            raise FlowReadException.at(
-                self.name, 0, f"not a flow file (it starts with {prefix[:16]!r})"
-            )
+            raise _not_a_flow_file(self.name, prefix)
 
     def _seekable(self) -> bool:
         try:
@@ -231,6 +231,62 @@ class FlowReader:
             )
 
 
+_log = Logger(namespace="interceptor.io")
+
+
+def log_problem(line: str) -> None:
+    """
+    A C{report} for L{FlowReader} that logs each problem as a warning (for
+    the addons reading flow files in the proxy).
+    """
+    _log.warn("{problem}", problem=line)
+
+
+def _opened(path: Union[str, os.PathLike[str]]) -> tuple[str, IO[bytes]]:
+    # The expanded name and the open file, or the error naming it.
+    name = os.path.expanduser(os.fspath(path))
+    try:
+        return name, open(name, "rb")
+    except OSError as e:
+        raise FlowReadException(f"{name}: {e.strerror or e}", name) from e
+
+
+def _not_a_flow_file(name: str, prefix: bytes) -> FlowReadException:
+    return FlowReadException.at(name, 0, f"not a flow file (it starts with {prefix[:16]!r})")
+
+
+def check_flow_files(paths: Iterable[Union[str, os.PathLike[str]]]) -> None:
+    """
+    Check that each file opens and starts as a flow file (interceptor's,
+    mitmproxy's or HAR) without reading it: for an option naming files, so
+    that a wrong path is refused when the proxy starts.
+
+    @raise FlowReadException: A file cannot be opened or is of no known kind.
+    """
+    for path in paths:
+        name, fileobj = _opened(path)
+        with fileobj:
+            prefix = fileobj.read(_SNIFF)
+        if sniff(prefix) is None:
+            raise _not_a_flow_file(name, prefix)
+
+
+def flows_from_paths(
+    paths: Iterable[Union[str, os.PathLike[str]]], report: Optional[Report] = None
+) -> Iterator[Flow]:
+    """
+    The flows of some files, in order, one at a time: never all in memory.
+
+    @param paths: File names; C{~} is expanded.
+    @param report: Given each problem line (see L{FlowReader.problems}).
+    @raise FlowReadException: (while iterating) A file cannot be opened or read.
+    """
+    for path in paths:
+        name, fileobj = _opened(path)
+        with fileobj:
+            yield from FlowReader(fileobj, name, report).stream()
+
+
 def read_flows_from_paths(
     paths: Iterable[Union[str, os.PathLike[str]]], report: Optional[Report] = None
 ) -> list[Flow]:
@@ -243,12 +299,4 @@ def read_flows_from_paths(
     @param report: Given each problem line (see L{FlowReader.problems}).
     @raise FlowReadException: A file cannot be opened or read.
     """
-    flows: list[Flow] = []
-    for path in paths:
-        name = os.path.expanduser(os.fspath(path))
-        try:
-            with open(name, "rb") as fileobj:
-                flows.extend(FlowReader(fileobj, name, report).stream())
-        except OSError as e:
-            raise FlowReadException(f"{name}: {e.strerror or e}", name) from e
-    return flows
+    return list(flows_from_paths(paths, report))

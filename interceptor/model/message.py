@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import codecs
+import copy as _copy
 import http as _stdlib_http
 import json as _json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 from interceptor.model import encoding as _encoding
 from interceptor.model.headers import _SE, Headers, _b
@@ -96,6 +97,10 @@ class Message:
         self.timestamp_start = timestamp_start
         self.timestamp_end = timestamp_end
         self.stream = False
+
+    def copy(self) -> Self:
+        """A deep copy (headers and body too), as mitmproxy's ``Message.copy``."""
+        return _copy.deepcopy(self)
 
     # -- version helpers ----------------------------------------------------------
 

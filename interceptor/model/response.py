@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Iterable, Mapping
 
@@ -83,6 +84,27 @@ class Response(Message):
             resp.headers[b"content-length"] = b"%d" % len(resp._raw_content or b"")
         return resp
 
+    def refresh(self, now: float | None = None) -> None:
+        """
+        Make a recorded response look fresh when it is replayed (as
+        mitmproxy's ``Response.refresh``): the ``Date``, ``Expires`` and
+        ``Last-Modified`` headers and the ``Expires`` of each Set-Cookie
+        move by as much time as has passed since ``timestamp_start``.  Dates
+        that do not parse are left as they are (a cookie's is dropped).
+        """
+        if self.timestamp_start is None:
+            return
+        delta = (time.time() if now is None else now) - self.timestamp_start
+        for name in ("date", "expires", "last-modified"):
+            value = self.headers.get(name)
+            if value is not None:
+                moved = _moved_date(value, delta)
+                if moved is not None:
+                    self.headers[name] = moved
+        lines = self.headers.get_all("set-cookie")
+        if lines:
+            self.headers.set_all("set-cookie", [_refreshed_cookie(line, delta) for line in lines])
+
     def _get_cookies(self) -> list[tuple[str, tuple[str, CookieAttrs]]]:
         return [_parse_set_cookie(line) for line in self.headers.get_all("set-cookie")]
 
@@ -107,3 +129,31 @@ class Response(Message):
         | Mapping[str, tuple[str, CookieAttrs]],
     ) -> None:
         self._set_cookies(_pairs(value))
+
+
+def _moved_date(value: str, delta: float) -> str | None:
+    """
+    An HTTP date ``delta`` seconds later, or None if ``value`` is no date.
+    """
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    try:
+        return email.utils.formatdate(email.utils.mktime_tz(parsed) + delta, usegmt=True)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _refreshed_cookie(line: str, delta: float) -> str:
+    """
+    A Set-Cookie line whose Expires is ``delta`` seconds later.
+    """
+    name, (value, attrs) = _parse_set_cookie(line)
+    if "expires" not in attrs:
+        return line
+    moved = _moved_date(attrs["expires"] or "", delta)
+    if moved is None:
+        del attrs["expires"]
+    else:
+        attrs["expires"] = moved
+    return _format_set_cookie(name, value, attrs)

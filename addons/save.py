@@ -1,0 +1,256 @@
+# -*- test-case-name: tests.test_save,tests.e2e.test_flowfile -*-
+"""
+Records every finished flow to a flow file as it completes, as mitmdump's
+C{-w}::
+
+    twistd -n interceptor -w flows.bin                       # a new file
+    twistd -n interceptor -w +flows.bin                      # appended to
+    twistd -n interceptor -w flows.bin --set save_stream_filter='~d example.org'
+
+An HTTP flow is written once its response (or error) is done; a WebSocket
+flow when its connection ends, with its messages; a raw TCP flow when it
+ends, with its messages.  Flows still open when the proxy stops are written
+as they are.  Replayed flows are written like live ones.
+
+Records leave the process at every tick (0.1 s) and at the end, so a
+killed proxy loses at most the last tick's flows, and the reader reports a
+record cut short (L{interceptor.io.FlowReader}).
+
+The hooks exist only while C{save_stream_file} is set (a L{StreamRecorder}
+nested under L{Save}): with no file, recording costs the proxy nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from interceptor.core.interfaces import (
+    IConfigure,
+    IDone,
+    IError,
+    IRequest,
+    IResponse,
+    ITCPEnd,
+    ITCPError,
+    ITCPStart,
+    ITick,
+    IWebSocketEnd,
+    IWebSocketError,
+)
+from interceptor.core.options import OptionsError, filter_check, filter_option
+from interceptor.io import FlowReadException, FlowWriter
+
+if TYPE_CHECKING:
+    from interceptor.core.addonmanager import Loader
+    from interceptor.core.master import Master
+    from interceptor.core.options import Options
+    from interceptor.model.flow import Flow, HTTPFlow
+    from interceptor.model.tcp import TCPFlow
+
+__all__ = ["Save", "StreamRecorder", "open_writer"]
+
+_log = Logger(namespace="interceptor.save")
+
+
+def open_writer(spec: str) -> FlowWriter:
+    """
+    A writer to the flow file C{spec}: C{PATH} is made anew, C{+PATH}
+    appended to (after dropping a record cut short by a killed proxy).
+
+    @raise OptionsError: It cannot be opened, or is another kind of file.
+    """
+    try:
+        return FlowWriter.open(spec)
+    except FlowReadException as e:
+        raise OptionsError(f"save_stream_file: {e}") from None
+
+
+@implementer(
+    IRequest, IResponse, IError, IWebSocketEnd, IWebSocketError, ITCPStart, ITCPEnd, ITCPError, ITick
+)
+class StreamRecorder:
+    """
+    Writes flows to one open flow file (nested under L{Save} while
+    C{save_stream_file} is set).
+
+    @ivar active: Flows begun and not yet written (written at L{close}).
+    """
+
+    def __init__(self, writer: FlowWriter, name: str, keep: Optional[Callable[[Any], bool]]) -> None:
+        self.writer = writer
+        self.name = name
+        self.keep = keep
+        self.active: dict[int, Flow] = {}
+        self.written = 0
+        self._broken = False
+
+    def _save(self, flow: Flow) -> None:
+        self.active.pop(id(flow), None)
+        if self._broken or (self.keep is not None and not self.keep(flow)):
+            return
+        try:
+            self.writer.add(flow)
+        except OSError as e:
+            self._fail(e)
+            return
+        self.written += 1
+
+    def _fail(self, error: OSError) -> None:
+        self._broken = True
+        _log.error(
+            "Recording stopped: cannot write {name}: {error}",
+            name=self.name,
+            error=error.strerror or error,
+        )
+
+    def request(self, flow: HTTPFlow) -> None:
+        """
+        Remember the flow, to write it at the end if it never finishes.
+        """
+        self.active[id(flow)] = flow
+
+    def response(self, flow: HTTPFlow) -> None:
+        """
+        Write a finished HTTP flow (a WebSocket one is written when it ends).
+        """
+        if flow.websocket is None:
+            self._save(flow)
+
+    def error(self, flow: HTTPFlow) -> None:
+        """
+        Write a failed HTTP flow.
+        """
+        self._save(flow)
+
+    def websocket_end(self, flow: HTTPFlow) -> None:
+        """
+        Write a WebSocket flow with its messages.
+        """
+        self._save(flow)
+
+    def websocket_error(self, flow: HTTPFlow) -> None:
+        """
+        Write a WebSocket flow that failed.
+        """
+        self._save(flow)
+
+    def tcp_start(self, flow: TCPFlow) -> None:
+        """
+        Remember the flow, to write it at the end if it is still open.
+        """
+        self.active[id(flow)] = flow
+
+    def tcp_end(self, flow: TCPFlow) -> None:
+        """
+        Write a raw TCP flow with its messages.
+        """
+        self._save(flow)
+
+    def tcp_error(self, flow: TCPFlow) -> None:
+        """
+        Write a raw TCP flow that failed.
+        """
+        self._save(flow)
+
+    def tick(self) -> None:
+        """
+        Hand what was written to the system.
+        """
+        self.flush()
+
+    def flush(self) -> None:
+        """
+        Hand what was written to the system (errors are logged once).
+        """
+        if self._broken:
+            return
+        try:
+            self.writer.flush()
+        except OSError as e:
+            self._fail(e)
+
+    def close(self) -> None:
+        """
+        Write the flows still open, and close the file (what comes after
+        is not written).
+        """
+        for flow in list(self.active.values()):
+            self._save(flow)
+        self.flush()
+        self._broken = True
+        try:
+            self.writer.close()
+        except OSError:
+            pass
+
+
+@implementer(IConfigure, IDone)
+class Save:
+    """
+    The C{save_stream_file} and C{save_stream_filter} options: a
+    L{StreamRecorder} nested under this addon while a file is set.
+    """
+
+    name = "save"
+
+    def __init__(self) -> None:
+        self.master: Optional[Master] = None
+        self.recorder: Optional[StreamRecorder] = None
+
+    def load(self, loader: Loader) -> None:
+        """
+        Declare the options.
+        """
+        self.master = loader.master
+        loader.add_option(
+            "save_stream_file",
+            Optional[str],
+            None,
+            "Write every finished flow to this flow file (+PATH appends to it).",
+        )
+        loader.add_option(
+            "save_stream_filter",
+            Optional[str],
+            None,
+            "Write only the flows matching this filter expression.",
+        )
+        loader.master.options.subscribe(filter_check("save_stream_filter"))
+
+    def configure(self, options: Options, updated: set[str]) -> None:
+        """
+        Open the file (or stop recording) when the options change.
+
+        @raise OptionsError: The filter does not parse or the file cannot be
+            opened; the recording in progress goes on.
+        """
+        if updated.isdisjoint({"save_stream_file", "save_stream_filter"}):
+            return
+        keep = filter_option(options, "save_stream_filter")
+        spec = options.save_stream_file
+        if "save_stream_file" not in updated and self.recorder is not None:
+            self.recorder.keep = keep
+            return
+        recorder = StreamRecorder(open_writer(spec), spec.lstrip("+"), keep) if spec else None
+        self._replace(recorder)
+
+    def _replace(self, recorder: Optional[StreamRecorder]) -> None:
+        previous, self.recorder = self.recorder, recorder
+        master = self.master
+        if previous is not None:
+            if master is not None:
+                master.addons.nest(previous, self, False)
+            previous.close()
+        if recorder is not None and master is not None:
+            master.addons.nest(recorder, self, True)
+
+    def done(self) -> None:
+        """
+        The proxy stops (or this addon is removed): write what is open and
+        close the file.
+        """
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()

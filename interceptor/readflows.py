@@ -1,0 +1,155 @@
+# -*- test-case-name: tests.test_readflows -*-
+"""
+C{interceptor-read}: print the flows of a flow file as the proxy prints
+them live, filtered, or convert them to HAR::
+
+    interceptor-read flows.bin                       # one line per flow
+    interceptor-read flows.bin '~d example.org & ~c 500' -v
+    interceptor-read mitmproxy.flows --har out.har   # mitmproxy's files too
+    interceptor-read capture.har '~m POST' -vv       # and HAR files
+
+The flows are read one at a time (a file of any size takes the memory of
+one flow), each goes through the same dumper as C{twistd interceptor}'s
+output, with its events in the order they happened.  On a terminal, a
+progress line on standard error follows big files.
+
+Exit status: 0, also when the last record was cut short (a killed proxy:
+reported on standard error); 1 when the file cannot be read (one line
+naming the file and the offset); 2 for a usage error (a filter typo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import IO, Optional, Sequence
+
+from interceptor.core.master import Master
+from interceptor.core.options import OptionsError, proxy_options
+
+__all__ = ["main"]
+
+PROGRESS_EVERY = 0.2
+"""Seconds between two updates of the progress line."""
+
+PROGRESS_FROM = 4 * 1024 * 1024
+"""Files smaller than this (bytes) get no progress line."""
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="interceptor-read",
+        description="Print the flows of a flow file (interceptor's, mitmproxy's, or HAR) "
+        "as the proxy prints them, optionally filtered, or convert them to HAR.",
+    )
+    parser.add_argument("file", help="the flow file")
+    parser.add_argument("filter", nargs="*", help="a filter expression (words are joined)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v headers, -vv bodies (cut at 4 KiB), -vvv whole bodies")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print no flows")
+    parser.add_argument("--har", metavar="OUT", help="also write the HTTP flows to OUT as HAR (- for stdout)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """
+    Run C{interceptor-read} with C{argv} (the process's arguments when None).
+
+    @return: The exit status.
+    """
+    from addons.dumper import Dumper
+    from addons.readfile import load_flow
+    from addons.savehar import HarRecorder
+    from interceptor.io import FlowReader, FlowReadException
+
+    parser = _arguments()
+    args = parser.parse_intermixed_args(argv)
+    detail = 0 if args.quiet or args.har == "-" else min(1 + args.verbose, 4)
+    options = proxy_options()
+    dumper = Dumper(outfile=sys.stdout)
+    master = Master(options, addons=[dumper])
+    try:
+        options.update(flow_detail=detail, dumper_filter=" ".join(args.filter) or None)
+    except OptionsError as e:
+        parser.exit(2, f"interceptor-read: {e}\n")
+    master.addons.configure_all(options, options.keys())
+    har = HarRecorder(dumper.filter) if args.har else None
+    if har is not None:
+        master.addons.add(har)
+    try:
+        fileobj = open(args.file, "rb")
+    except OSError as e:
+        parser.exit(1, f"interceptor-read: {args.file}: {e.strerror}\n")
+    progress = _Progress(fileobj, sys.stderr) if sys.stdout.isatty() else None
+    count = 0
+    with fileobj:
+        reader = FlowReader(fileobj, name=args.file)
+        try:
+            for flow in reader.stream():
+                flow.live = False
+                load_flow(master.addons, flow)
+                count += 1
+                if progress is not None:
+                    progress.update(count)
+        except FlowReadException as e:
+            if progress is not None:
+                progress.clear()
+            print(f"interceptor-read: {e}", file=sys.stderr)
+            return 1
+        except BrokenPipeError:
+            # (Piped into head: the reader went away.)
+            sys.stderr.close()
+            return 0
+    if progress is not None:
+        progress.clear()
+    for problem in reader.problems:
+        print(f"interceptor-read: {problem}", file=sys.stderr)
+    if har is not None:
+        har.finish(args.har)
+    return 0
+
+
+class _Progress:
+    """
+    A progress line on a terminal: flows read, and how far into the file.
+    """
+
+    def __init__(self, fileobj: IO[bytes], out: IO[str]) -> None:
+        self.fileobj = fileobj
+        self.out = out
+        try:
+            self.size = os.fstat(fileobj.fileno()).st_size
+        except OSError:
+            self.size = 0
+        self.shown = False
+        self.at = time.monotonic()
+
+    def update(self, count: int) -> None:
+        if self.size < PROGRESS_FROM:
+            return
+        now = time.monotonic()
+        if now - self.at < PROGRESS_EVERY:
+            return
+        self.at = now
+        done = min(self.fileobj.tell(), self.size)
+        self.out.write(f"\r{count} flows, {done * 100 // self.size}% of {self.size // 1024} KiB")
+        self.out.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+
+
+def run() -> None:
+    """
+    The console script's entry point.
+    """
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
