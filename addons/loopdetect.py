@@ -60,7 +60,8 @@ class LoopDetect:
         """
         Answer 508 to a loop; otherwise add this proxy's C{Via} entry.
         """
-        if flow.response is not None:
+        if flow.response is not None or not flow.live:
+            # (Answered already, or loaded from a file: nothing is sent.)
             return
         request = flow.request
         detail = self._loop(flow)

@@ -312,6 +312,15 @@ class StreamTests(SynchronousTestCase):
             writer.add(websocket_flow())
         self.assertEqual(len(read_flows_from_paths([path])), 1)
 
+    def test_open_plus_makes_a_new_file(self) -> None:
+        """
+        C{FlowWriter.open("+path")} of a file that does not exist yet makes it.
+        """
+        path = self.mktemp()
+        with FlowWriter.open("+" + path) as writer:
+            writer.add(tcp_flow())
+        self.assertEqual([f.type for f in read_flows_from_paths([path])], ["tcp"])
+
     def test_open_plus_refuses_foreign(self) -> None:
         """
         Appending to a file of another kind is refused, naming it; the file

@@ -84,8 +84,9 @@ class FlowWriter:
         append = path.startswith("+")
         name = os.path.expanduser(path[1:] if append else path)
         try:
-            fileobj = open(name, "r+b" if append and os.path.exists(name) else "wb")
-            if append:
+            existing = append and os.path.exists(name)
+            fileobj = open(name, "r+b" if existing else "wb")
+            if existing:
                 _seek_to_append(fileobj, name)
         except OSError as e:
             raise FlowReadException(f"{name}: {e.strerror or e}", name) from e
@@ -133,8 +134,8 @@ class FlowWriter:
 
 def _seek_to_append(fileobj: IO[bytes], name: str) -> None:
     """
-    Put a file opened with C{"r+b"} (or a new one) where the next record
-    goes: after its last whole record.
+    Put a file opened with C{"r+b"} where the next record goes: after its
+    last whole record.
     """
     prefix = fileobj.read(64)
     fileobj.seek(0)

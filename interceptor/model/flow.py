@@ -62,7 +62,8 @@ class Flow:
     @ivar killed: Whether L{kill} was called.
     @ivar marked: A marker an addon may set (mitmproxy's; "" for none).
     @ivar comment: A comment an addon may set.
-    @ivar is_replay: Always None: the proxy does not replay flows.
+    @ivar is_replay: C{"request"} for a flow client replay sent again,
+        C{"response"} for one server replay answered, else None.
     @ivar intercepted: Always False: flows are held by returning a
         Deferred from a hook, not by mitmproxy's intercept.
     @ivar live: True for a flow the proxy is handling; False on a L{copy}.
