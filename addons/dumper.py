@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -57,11 +57,21 @@ if TYPE_CHECKING:
     from interceptor.model.message import Message
     from interceptor.model.tcp import TCPFlow
 
-__all__ = ["Dumper", "MessageDumper", "human_size"]
+__all__ = ["Dumper", "MessageDumper", "TextOut", "human_size"]
 
 _log = Logger(namespace="interceptor.dumper")
 
 _BODY_PREVIEW = 4096
+
+
+class TextOut(Protocol):
+    """
+    Where the dumper prints: a text file, or anything writing text.
+    """
+
+    def write(self, text: str, /) -> Any: ...
+
+    def flush(self) -> Any: ...
 
 
 def human_size(size: float) -> str:
@@ -125,7 +135,7 @@ class Dumper:
 
     name = "dumper"
 
-    def __init__(self, outfile: Optional[TextIO] = None, to_log: bool = False) -> None:
+    def __init__(self, outfile: Optional[TextOut] = None, to_log: bool = False) -> None:
         self.outfile = outfile
         self.to_log = to_log
         self.flow_detail = 1

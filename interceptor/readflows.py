@@ -68,7 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_intermixed_args(argv)
     detail = 0 if args.quiet or args.har == "-" else min(1 + args.verbose, 4)
     options = proxy_options()
-    dumper = Dumper(outfile=sys.stdout)
+    progress = _Progress(sys.stderr) if sys.stdout.isatty() else None
+    dumper = Dumper(outfile=_Out(sys.stdout, progress))
     master = Master(options, addons=[dumper])
     try:
         options.update(flow_detail=detail, dumper_filter=" ".join(args.filter) or None)
@@ -82,7 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         fileobj = open(args.file, "rb")
     except OSError as e:
         parser.exit(1, f"interceptor-read: {args.file}: {e.strerror}\n")
-    progress = _Progress(fileobj, sys.stderr) if sys.stdout.isatty() else None
+    if progress is not None:
+        progress.follow(fileobj)
     count = 0
     with fileobj:
         reader = FlowReader(fileobj, name=args.file)
@@ -116,15 +118,19 @@ class _Progress:
     A progress line on a terminal: flows read, and how far into the file.
     """
 
-    def __init__(self, fileobj: IO[bytes], out: IO[str]) -> None:
-        self.fileobj = fileobj
+    def __init__(self, out: IO[str]) -> None:
         self.out = out
+        self.fileobj: Optional[IO[bytes]] = None
+        self.size = 0
+        self.shown = False
+        self.at = time.monotonic()
+
+    def follow(self, fileobj: IO[bytes]) -> None:
+        self.fileobj = fileobj
         try:
             self.size = os.fstat(fileobj.fileno()).st_size
         except OSError:
             self.size = 0
-        self.shown = False
-        self.at = time.monotonic()
 
     def update(self, count: int) -> None:
         if self.size < PROGRESS_FROM:
@@ -133,15 +139,35 @@ class _Progress:
         if now - self.at < PROGRESS_EVERY:
             return
         self.at = now
-        done = min(self.fileobj.tell(), self.size)
+        done = min(self.fileobj.tell(), self.size) if self.fileobj is not None else 0
         self.out.write(f"\r{count} flows, {done * 100 // self.size}% of {self.size // 1024} KiB")
         self.out.flush()
         self.shown = True
 
     def clear(self) -> None:
         if self.shown:
+            self.shown = False
             self.out.write("\r\x1b[K")
             self.out.flush()
+
+
+class _Out:
+    """
+    Standard output for the dumper: the progress line is cleared before a
+    flow is printed over it.
+    """
+
+    def __init__(self, out: IO[str], progress: Optional[_Progress]) -> None:
+        self.out = out
+        self.progress = progress
+
+    def write(self, text: str) -> int:
+        if self.progress is not None:
+            self.progress.clear()
+        return self.out.write(text)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def run() -> None:

@@ -22,6 +22,12 @@ with it; other flows and connections do not.
 Each event has its own interface (L{IRequest}, L{ITick}, ...) stating its
 arguments and guarantee; the family interfaces (L{IHTTPEvents}, ...) group
 them.  L{EVENT_INTERFACES} maps every event name to its interface.
+
+Flows loaded from a file (the C{rfile} option, C{-r}) come through these
+same events, in the order a live flow of their kind fired them, with
+C{flow.live == False} (as mitmproxy's loaded flows); replayed flows too,
+live, with C{flow.is_replay} set (C{"request"}: client replay sent it
+again; C{"response"}: server replay answered it).
 """
 
 from __future__ import annotations
