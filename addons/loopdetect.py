@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from interceptor.core.interfaces import IRequestHeaders
-from interceptor.model.http import Response
+from interceptor.model.http import Request, Response
 
 if TYPE_CHECKING:
     from interceptor.model.flow import HTTPFlow
@@ -65,6 +65,12 @@ class LoopDetect:
             return
         request = flow.request
         detail = self._loop(flow)
+        if flow.is_replay == "request":
+            # A recorded request sent again carries the Via entry it went
+            # out with: not a loop, and not to be marked twice.
+            if detail is None:
+                self._mark(request)
+            return
         if detail is not None:
             _log.warn(
                 "{client}: 508 Loop Detected: {url}: {detail}",
@@ -78,6 +84,12 @@ class LoopDetect:
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
             return
+        self._mark(request)
+
+    def _mark(self, request: Request) -> None:
+        """
+        Add this proxy's C{Via} entry.
+        """
         via = self._via.get(request.http_version)
         if via is None:
             version = request.http_version.removeprefix("HTTP/")

@@ -69,7 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     detail = 0 if args.quiet or args.har == "-" else min(1 + args.verbose, 4)
     options = proxy_options()
     progress = _Progress(sys.stderr) if sys.stdout.isatty() else None
-    dumper = Dumper(outfile=_Out(sys.stdout, progress))
+    out = _Out(sys.stdout, progress)
+    dumper = Dumper(outfile=out)
     master = Master(options, addons=[dumper])
     try:
         options.update(flow_detail=detail, dumper_filter=" ".join(args.filter) or None)
@@ -92,6 +93,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for flow in reader.stream():
                 flow.live = False
                 load_flow(master.addons, flow)
+                if out.gone:
+                    return 0
                 count += 1
                 if progress is not None:
                     progress.update(count)
@@ -100,10 +103,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 progress.clear()
             print(f"interceptor-read: {e}", file=sys.stderr)
             return 1
-        except BrokenPipeError:
-            # (Piped into head: the reader went away.)
-            sys.stderr.close()
-            return 0
     if progress is not None:
         progress.clear()
     for problem in reader.problems:
@@ -160,14 +159,30 @@ class _Out:
     def __init__(self, out: IO[str], progress: Optional[_Progress]) -> None:
         self.out = out
         self.progress = progress
+        self.gone = False
 
     def write(self, text: str) -> int:
         if self.progress is not None:
             self.progress.clear()
-        return self.out.write(text)
+        try:
+            return self.out.write(text)
+        except BrokenPipeError:
+            self._went_away()
+            return 0
 
     def flush(self) -> None:
-        self.out.flush()
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            self._went_away()
+
+    def _went_away(self) -> None:
+        # (Piped into head, which has read enough.)  Stop, and keep Python
+        # from failing to flush at exit.
+        self.gone = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.out.fileno())
+        os.close(devnull)
 
 
 def run() -> None:

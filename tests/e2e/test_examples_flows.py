@@ -13,6 +13,7 @@ import signal
 from twisted.trial import unittest
 
 from addons.clientplayback import ClientPlayback
+from addons.loopdetect import LoopDetect
 from addons.save import Save
 from addons.script import ScriptLoader
 from addons.serverplayback import ServerPlayback
@@ -99,6 +100,23 @@ class RetryOnErrorTests(unittest.TestCase):
         self.assertEqual(retry.response.status_code, 200)
         self.assertEqual(retry.metadata["retry_of"], first.id)
         self.assertEqual(len(server.requests), 2)
+
+    async def test_with_loop_detection(self) -> None:
+        """
+        The copy carries the Via entry its request went out with: loop
+        detection lets the replay through, marked once, not as a loop.
+        """
+        answers = [503, 200]
+        server = await RawServer.start(
+            self, lambda c, r: c.write(http_response(answers.pop(0) if answers else 500, b"x")))
+        events = Recorder()
+        proxy = await start_proxy(self, LoopDetect(), ClientPlayback(), ScriptLoader(), events,
+                                  scripts=[example("retry_on_error.py")])
+        await curl(self, "-x", proxy.url, server.url("/flaky"))
+        self.assertTrue(await wait_until(lambda: events.count("response") == 2))
+        retry = events.flows()[1]
+        self.assertEqual(retry.response.status_code, 200)
+        self.assertEqual([v for n, v in server.requests[1].headers if n.lower() == b"via"], [server.requests[0].header(b"via")])
 
 
 class ReplayHostTests(unittest.TestCase):

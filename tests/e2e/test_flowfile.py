@@ -356,6 +356,26 @@ class ReadCommandTests(unittest.TestCase):
         self.assertIn("GET http", out)
         self.assertIn("byte", err)
 
+    async def test_piped_into_head(self) -> None:
+        """
+        Piped into a reader that stops early, it ends quietly with 0.
+        """
+        from interceptor.io import FlowWriter
+        from interceptor.model.connection import ClientConnection
+        from interceptor.model.http import Request, Response
+
+        path = os.path.abspath(self.mktemp())
+        with FlowWriter.open(path) as writer:
+            for n in range(5000):
+                flow = HTTPFlow(ClientConnection(("127.0.0.1", 1)), None,
+                                Request.make("GET", f"http://a.example/{n}"))
+                flow.response = Response.make(204)
+                writer.add(flow)
+        script = f"{sys.executable} -m interceptor.readflows {path} | head -n 1; exit ${{PIPESTATUS[0]}}"
+        out, err, code = await getProcessOutputAndValue("/bin/bash", ["-c", script], env=dict(os.environ))
+        self.assertEqual((code, err), (0, b""))
+        self.assertEqual(out.count(b"\n"), 1)
+
     async def test_mitmproxy_fixture(self) -> None:
         """
         A flow file written by mitmdump 12 prints too.
