@@ -40,6 +40,7 @@ from interceptor.model.flow import Flow
 __all__ = ["FlowReader", "read_flows_from_paths", "sniff"]
 
 _SNIFF = 64
+_READ_SIZE = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
 
 Report = Callable[[str], None]
@@ -85,6 +86,28 @@ class _Prefixed(io.RawIOBase):
             self._prefix = self._prefix[size:]
             return size
         data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class _Upto(io.RawIOBase):
+    """
+    A file read up to the size it had when opened: flows appended while it
+    is read (a proxy replaying a file it also records to) are not read.
+    """
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        super().__init__()
+        self._fileobj = fileobj
+        self._left = os.fstat(fileobj.fileno()).st_size - fileobj.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._fileobj.read(min(len(view), self._left))
+        self._left -= len(data)
         view[: len(data)] = data
         return len(data)
 
@@ -280,11 +303,15 @@ def flows_from_paths(
     @param paths: File names; C{~} is expanded.
     @param report: Given each problem line (see L{FlowReader.problems}).
     @raise FlowReadException: (while iterating) A file cannot be opened or read.
+
+    Each file is read up to the size it had when its turn came: flows
+    appended meanwhile (C{-C flows.bin -w +flows.bin}) are not read again.
     """
     for path in paths:
         name, fileobj = _opened(path)
         with fileobj:
-            yield from FlowReader(fileobj, name, report).stream()
+            upto = io.BufferedReader(_Upto(fileobj), _READ_SIZE)
+            yield from FlowReader(upto, name, report).stream()
 
 
 def read_flows_from_paths(

@@ -250,6 +250,35 @@ class ReplayFromFileTests(unittest.TestCase):
         self.assertEqual([f.is_replay for f in flows], ["request", "request"])
         self.assertEqual(json.loads(flows[0].response.content)["body"], "x=1")
 
+    async def test_client_replay_into_the_same_file(self) -> None:
+        """
+        -C FILE -w +FILE replays the flows the file held when the replay
+        began, once each, and appends the replays (flows appended meanwhile
+        are not replayed again).
+        """
+        from twisted.internet import reactor
+
+        from tests.e2e.peers import RawServer, http_response
+
+        path = os.path.abspath(self.mktemp())
+        # (Answers come slowly and records are flushed often: each replay's
+        # record is in the file before the next flow is read.)
+        server = await RawServer.start(
+            self, lambda c, r: reactor.callLater(0.05, c.write, http_response(200, b"ok")))
+        proxy = await start_proxy(self, Save(), save_stream_file=path)
+        for n in range(3):
+            await curl(self, "-x", proxy.url, server.url(f"/{n}"))
+        await proxy.stop()
+        playback = ClientPlayback()
+        proxy = await start_proxy(self, playback, Save(), client_replay=[path],
+                                  save_stream_file="+" + path, tick_interval=0.01)
+        self.assertTrue(await wait_until(lambda: playback.replayed == 3, 5.0))
+        await wait_until(lambda: playback.replayed > 3, 0.5)
+        await proxy.stop()
+        self.assertEqual(playback.replayed, 3)
+        flows, _ = read_flows(path)
+        self.assertEqual([f.is_replay for f in flows], [None] * 3 + ["request"] * 3)
+
     async def test_server_replay_backend_stopped(self) -> None:
         """
         With the backend stopped, recorded responses answer from the file.
