@@ -27,7 +27,8 @@ import time
 from typing import IO, Optional, Sequence
 
 from interceptor.core.master import Master
-from interceptor.core.options import OptionsError, proxy_options
+from interceptor import flowfilter
+from interceptor.core.options import proxy_options
 
 __all__ = ["main"]
 
@@ -72,10 +73,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = _Out(sys.stdout, progress)
     dumper = Dumper(outfile=out)
     master = Master(options, addons=[dumper])
+    expression = " ".join(args.filter) or None
     try:
-        options.update(flow_detail=detail, dumper_filter=" ".join(args.filter) or None)
-    except OptionsError as e:
-        parser.exit(2, f"interceptor-read: {e}\n")
+        if expression is not None:
+            flowfilter.parse(expression)
+    except flowfilter.FilterSyntaxError as e:
+        parser.exit(2, f"interceptor-read: bad filter expression: {e}\n")
+    options.update(flow_detail=detail, dumper_filter=expression)
     master.addons.configure_all(options, options.keys())
     har = HarRecorder(dumper.filter) if args.har else None
     if har is not None:
