@@ -68,3 +68,20 @@ class HTTPFlowTests(SynchronousTestCase):
         c = f.copy()
         self.assertNotEqual(c.id, f.id)
         self.assertFalse(c.live)
+
+
+class NewIdTests(SynchronousTestCase):
+    """
+    Flow ids are random version 4 UUIDs.
+    """
+
+    def test_uuid4(self) -> None:
+        import uuid
+
+        from interceptor.model.flow import new_id
+
+        ids = {new_id() for _ in range(2000)}
+        self.assertEqual(len(ids), 2000)
+        for each in list(ids)[:50]:
+            parsed = uuid.UUID(each)
+            self.assertEqual((parsed.version, parsed.variant, str(parsed)), (4, uuid.RFC_4122, each))

@@ -69,10 +69,14 @@ def is_own_format(prefix: bytes) -> bool:
     return prefix.startswith(_SNIFF) or _SNIFF.startswith(prefix)
 
 
-def new_packer() -> msgpack.Packer:
+def new_packer(strict: bool = False) -> msgpack.Packer:
     """
-    A packer writing records as this format has them.
+    A packer writing records as this format has them; C{strict}: one that
+    refuses (UnicodeEncodeError) a str holding a lone surrogate instead of
+    writing it as its byte.
     """
+    if strict:
+        return msgpack.Packer(use_bin_type=True)
     return msgpack.Packer(use_bin_type=True, unicode_errors=_UNICODE_ERRORS)
 
 

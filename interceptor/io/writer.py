@@ -64,6 +64,9 @@ class FlowWriter:
         """
         self._fileobj = fileobj
         self._pack = new_packer().pack
+        # (A third faster than the packer tolerating lone surrogates, which
+        # only strs decoded from bytes that are not UTF-8 hold.)
+        self._pack_strict = new_packer(strict=True).pack
         self._owned = False
         fileobj.write(HEADER)
 
@@ -104,10 +107,16 @@ class FlowWriter:
         """
         state = flow_to_state(flow)
         try:
-            data = self._pack(state)
+            data = self._pack_strict(state)
         except _PACK_ERRORS:
-            state["metadata"] = packable_metadata(flow.metadata)
-            data = self._pack(state)
+            # A lone surrogate in a str (from bytes that were not UTF-8), or
+            # metadata that does not pack: the tolerant packer, then without
+            # that metadata.
+            try:
+                data = self._pack(state)
+            except _PACK_ERRORS:
+                state["metadata"] = packable_metadata(flow.metadata)
+                data = self._pack(state)
         self._fileobj.write(data)
 
     def flush(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
-import uuid
+from random import getrandbits
 from typing import TYPE_CHECKING, Any, Optional, Self
 
 from interceptor.model.connection import ClientConnection, ServerConnection
@@ -26,6 +26,21 @@ if TYPE_CHECKING:
     from interceptor.model.websocket import WebSocketData, WebSocketMessage
 
 __all__ = ["Flow", "HTTPFlow", "Error"]
+
+
+# The version (4) and variant (RFC 4122) bits of a random UUID.
+_UUID4_KEEP = ~(0xF000 << 64) & ~(0xC000 << 48)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_id() -> str:
+    """
+    A random (version 4) UUID string, as C{str(uuid.uuid4())} but at a
+    third of its cost: an id is made for each flow a flow file records.
+    Not for secrets: the bits come from C{random}, not the system's CSPRNG.
+    """
+    h = "%032x" % (getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Error:
@@ -102,7 +117,7 @@ class Flow:
         A unique id (a UUID string), made when first asked for.
         """
         if self._id is None:
-            self._id = str(uuid.uuid4())
+            self._id = new_id()
         return self._id
 
     def kill(self) -> None:
