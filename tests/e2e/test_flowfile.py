@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any
 
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
@@ -112,6 +113,25 @@ class RecordTests(unittest.TestCase):
         self.assertEqual(websocket.websocket.close_code, 1000)
         self.assertEqual([(m.from_client, m.content) for m in raw.messages], [(True, b"ping"), (False, b"ping")])
         self.assertTrue(all(not f.live for f in flows))
+
+    async def test_open_flow_written_at_stop(self) -> None:
+        """
+        A flow still waiting for its response when the proxy stops is
+        written, with its error.
+        """
+        from tests.e2e.peers import RawServer
+
+        path = os.path.abspath(self.mktemp())
+        server = await RawServer.start(self, lambda conn, request: None)  # never answers
+        proxy = await start_proxy(self, Save(), save_stream_file=path)
+        pending = ensureDeferred(curl(self, "-x", proxy.url, server.url("/hanging")))
+        self.assertTrue(await wait_until(lambda: len(server.requests) == 1))
+        await proxy.stop()
+        await pending
+        flows, _ = read_flows(path)
+        self.assertEqual([f.request.path for f in flows], ["/hanging"])
+        self.assertIsNone(flows[0].response)
+        self.assertIsNotNone(flows[0].error)
 
     async def test_filter_and_append(self) -> None:
         """
