@@ -21,8 +21,9 @@ with --out):
           mitmproxy.io.FlowWriter): flows/s written without a proxy around it.
   read    each file read with the filter ``~d x`` (no flow matches: every flow is
           decoded and tested): ``interceptor-read -q FILE '~d x'``, the library
-          loop (FlowReader(f).stream() + flowfilter.parse) and
-          ``mitmdump -q -n -r FILE '~d x'``; interceptor-read also reads
+          loop (FlowReader(f).stream() + flowfilter.parse),
+          ``mitmdump -q -n -r FILE '~d x'`` and mitmproxy's own library loop
+          (mitmproxy.io.FlowReader + mitmproxy.flowfilter); interceptor-read also reads
           mitmdump's file. Wall time minus the same command's time on an empty
           file (its start-up), peak RSS from /usr/bin/time -v (children's
           ru_maxrss when it is missing).
@@ -104,6 +105,19 @@ n = m = 0
 t0 = time.monotonic()
 with open(sys.argv[1], "rb") as f:
     for flow in FlowReader(f).stream():
+        n += 1
+        m += bool(match(flow))
+print(json.dumps({"flows": n, "matched": m, "seconds": time.monotonic() - t0}))
+"""
+
+MITM_LIB_READ = r"""
+import json, sys, time
+from mitmproxy import flowfilter, io
+match = flowfilter.parse(sys.argv[2])
+n = m = 0
+t0 = time.monotonic()
+with open(sys.argv[1], "rb") as f:
+    for flow in io.FlowReader(f).stream():
         n += 1
         m += bool(match(flow))
 print(json.dumps({"flows": n, "matched": m, "seconds": time.monotonic() - t0}))
@@ -326,6 +340,7 @@ class FlowBench:
             "interceptor-read": [os.path.join(VENV, "interceptor-read"), "-q", "{file}", FILTER],
             "interceptor library": [os.path.join(VENV, "python"), "-c", ICP_LIB_READ, "{file}",
                                     FILTER],
+            "mitmproxy library": [self.a.mitmpython, "-c", MITM_LIB_READ, "{file}", FILTER],
             "mitmdump -nr": [self.a.mitmdump, "-q", "-n", "-r", "{file}", FILTER,
                              "--set", f"confdir={self.path('conf-mitm')}"],
         }
@@ -355,10 +370,13 @@ class FlowBench:
         res: dict[str, Any] = {"wall": best["wall"], "startup": base,
                                "rss_mib": max(r["rss_mib"] or 0 for r in runs),
                                "walls": [r["wall"] for r in runs]}
-        if reader == "interceptor library":
+        if reader.endswith(" library"):
             got = json.loads(best["stdout"].strip().splitlines()[-1])
             res.update(flows=got["flows"], matched=got["matched"], loop_s=got["seconds"])
-            self.counts[name] = got["flows"]
+            if got["matched"]:
+                raise RuntimeError(f"{reader} {name}: {got['matched']} flows match {FILTER!r}")
+            if reader == "interceptor library":
+                self.counts[name] = got["flows"]
         if label is None:
             return res
         flows = self.count(name)
@@ -378,6 +396,7 @@ class FlowBench:
         icp = self.read("icp.flows", "interceptor-read")
         self.read("icp.flows", "interceptor library")
         mitm = self.read("mitm.flows", "mitmdump -nr")
+        self.read("mitm.flows", "mitmproxy library")
         self.read("mitm.flows", "interceptor-read")
         self.row("read", "interceptor-read / mitmdump -nr (own files)",
                  f"{icp['rate'] / mitm['rate']:.2f}x", "goal >= 3x")
@@ -413,7 +432,10 @@ class FlowBench:
                 "--forward-cmd", template, "--name", name, "--scenarios", "S1-c50",
                 "--repeats", str(self.a.s1_repeats), "--duration", str(self.a.s1_duration),
                 "--workdir", self.path("backend"), "--out", out,
-                "--max-total-minutes", f"{self.left() / 60:.1f}"]
+                "--max-total-minutes", f"{self.left() / 60:.1f}",
+                # (a --forward-cmd proxy gets no preset's placeholders)
+                "--var", f"twistd={os.path.join(VENV, 'twistd')}",
+                "--var", f"mitmdump={self.a.mitmdump}"]
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=self.left() + 60, check=False, env=self.env)
         if r.returncode:
