@@ -20,9 +20,9 @@ with --out):
           its recorded file written N times (interceptor.io.FlowWriter,
           mitmproxy.io.FlowWriter): flows/s written without a proxy around it.
   read    each file read with the filter ``~d x`` (no flow matches: every flow is
-          decoded and tested): ``interceptor-read -q FILE '~d x'``, the library
+          decoded and tested): ``interceptor-read FILE '~d x'``, the library
           loop (FlowReader(f).stream() + flowfilter.parse),
-          ``mitmdump -q -n -r FILE '~d x'`` and mitmproxy's own library loop
+          ``mitmdump -n -r FILE '~d x'`` and mitmproxy's own library loop
           (mitmproxy.io.FlowReader + mitmproxy.flowfilter); interceptor-read also reads
           mitmdump's file. Wall time minus the same command's time on an empty
           file (its start-up), peak RSS from /usr/bin/time -v (children's
@@ -337,12 +337,15 @@ class FlowBench:
     # ---- read --------------------------------------------------------------------
     def readers(self) -> dict[str, list[str]]:
         return {
-            "interceptor-read": [os.path.join(VENV, "interceptor-read"), "-q", "{file}", FILTER],
+            # (No -q: with it, neither command tests the filter, both skip the
+            # dumper at flow_detail 0. No flow matches, so nothing is printed.)
+            "interceptor-read": [os.path.join(VENV, "interceptor-read"), "{file}", FILTER],
             "interceptor library": [os.path.join(VENV, "python"), "-c", ICP_LIB_READ, "{file}",
                                     FILTER],
             "mitmproxy library": [self.a.mitmpython, "-c", MITM_LIB_READ, "{file}", FILTER],
-            "mitmdump -nr": [self.a.mitmdump, "-q", "-n", "-r", "{file}", FILTER,
-                             "--set", f"confdir={self.path('conf-mitm')}"],
+            # (The filter last: mitmdump's positional filter takes every word after it.)
+            "mitmdump -nr": [self.a.mitmdump, "--set", f"confdir={self.path('conf-mitm')}",
+                             "-n", "-r", "{file}", FILTER],
         }
 
     def startup(self, reader: str) -> float:
@@ -377,6 +380,12 @@ class FlowBench:
                 raise RuntimeError(f"{reader} {name}: {got['matched']} flows match {FILTER!r}")
             if reader == "interceptor library":
                 self.counts[name] = got["flows"]
+        else:
+            printed = sum(1 for line in best["stdout"].splitlines()
+                          if "Only processing flows that match" not in line)
+            if printed:
+                raise RuntimeError(f"{reader} {name}: printed {printed} lines, expected none "
+                                   f"(no flow matches {FILTER!r}): {best['stdout'][:300]}")
         if label is None:
             return res
         flows = self.count(name)
@@ -411,14 +420,15 @@ class FlowBench:
                 with open(self.path("icp.flows"), "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 20)
         want = k * self.count("icp.flows")
-        small = self.data["read"]["interceptor-read icp.flows"]
         res = self.read(big, "interceptor-read", label="flat")
         if res["flows"] != want:
             raise RuntimeError(f"{big}: read {res['flows']} flows, expected {want}")
-        self.read(big, "interceptor library", label="flat")
-        growth = res["rss_mib"] / small["rss_mib"] - 1
-        self.row("flat", f"interceptor-read RSS {res['flows']} vs {small['flows']} flows",
-                 f"{growth * 100:+.1f} %", "goal within 10 %")
+        lib = self.read(big, "interceptor library", label="flat")
+        for reader, big_res in (("interceptor-read", res), ("interceptor library", lib)):
+            small = self.data["read"][f"{reader} icp.flows"]
+            growth = big_res["rss_mib"] / small["rss_mib"] - 1
+            self.row("flat", f"{reader} RSS {big_res['flows']} vs {small['flows']} flows",
+                     f"{growth * 100:+.1f} %", "goal within 10 %")
         if self.a.mitm_big:
             mitm = self.read(big, "mitmdump -nr", label="flat")
             self.row("flat", "interceptor-read / mitmdump -nr (big file)",
@@ -431,7 +441,7 @@ class FlowBench:
         argv = [sys.executable, os.path.join(HERE, "proxybench.py"), "--compare", preset,
                 "--forward-cmd", template, "--name", name, "--scenarios", "S1-c50",
                 "--repeats", str(self.a.s1_repeats), "--duration", str(self.a.s1_duration),
-                "--workdir", self.path("backend"), "--out", out,
+                "--workdir", self.path("pb"), "--out", out,
                 "--max-total-minutes", f"{self.left() / 60:.1f}",
                 # (a --forward-cmd proxy gets no preset's placeholders)
                 "--var", f"twistd={os.path.join(VENV, 'twistd')}",
@@ -442,7 +452,7 @@ class FlowBench:
             raise RuntimeError(f"proxybench failed: {r.stdout.decode(errors='replace')[-600:]}")
         with open(out) as f:
             sc = json.load(f)["scenarios"]["S1-c50"]
-        flows = os.path.join(self.path("backend"), "s1.flows")
+        flows = os.path.join(self.path("pb"), "s1.flows")
         size = os.path.getsize(flows) if os.path.exists(flows) else 0
         if os.path.exists(flows):
             os.unlink(flows)
