@@ -323,6 +323,7 @@ class FlowBench:
         jobs = (("interceptor", os.path.join(VENV, "python"), ICP_LIB_WRITE, "icp.flows"),
                 ("mitmdump", self.a.mitmpython, MITM_LIB_WRITE, "mitm.flows"))
         for tool, python, code, src in jobs:
+            label = "mitmproxy" if tool == "mitmdump" else tool
             out = self.path(f"write-{tool}.flows")
             res = self.run_measured([python, "-c", code, self.path(src), out, str(self.a.flows)],
                                     timeout=600)
@@ -331,7 +332,7 @@ class FlowBench:
             size = os.path.getsize(out)
             os.unlink(out)
             self.data.setdefault("write", {})[tool] = dict(got, rate=rate, size=size)
-            self.row("write", f"{tool} library FlowWriter: flows/s", f"{rate:.0f}",
+            self.row("write", f"{label} library FlowWriter: flows/s", f"{rate:.0f}",
                      f"{got['flows']} flows, {size / got['flows']:.0f} B/flow")
 
     # ---- read --------------------------------------------------------------------
