@@ -56,6 +56,7 @@ import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+import socketserver
 from socketserver import BaseRequestHandler, ThreadingTCPServer
 from typing import Optional
 
@@ -241,7 +242,7 @@ class Servers:
     http: int = 0
     ws: int = 0
     tcp: int = 0
-    _servers: list = field(default_factory=list)
+    _servers: list[socketserver.BaseServer] = field(default_factory=list)
 
     def start(self) -> None:
         """Start the three servers on ephemeral loopback ports."""
