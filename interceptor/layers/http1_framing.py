@@ -102,13 +102,21 @@ def _prepare_buffered(message: Any, body: bytes, bodiless: bool, chunked_ok: boo
     """
     Fix the framing headers of a buffered message about to be sent, and
     return its framing.  Headers are left untouched when they already fit;
-    a request without a body needs no framing header at all.
+    a request without a body needs no framing header at all.  An HTTP/1.0
+    request goes with a Content-Length (its trailers cannot travel): that
+    version has no chunked framing.
     """
     headers = message.headers
     if bodiless:
         return _Framing.NONE
+    if isinstance(message, Request) and message.http_version == "HTTP/1.0":
+        chunked_ok = False
     if _is_chunked(headers):
         if chunked_ok:
+            # One framing only: an addon that asked for chunked (to add
+            # trailers, say) left the server's Content-Length behind.
+            if b"content-length" in headers:
+                del headers[b"content-length"]
             return _Framing.CHUNKED
         del headers[b"transfer-encoding"]
         headers[b"Content-Length"] = str(len(body)).encode()
@@ -139,7 +147,9 @@ def _prepare_streamed(message: Any, chunked_ok: bool, transform: bool) -> str:
     headers = message.headers
     chunked = _is_chunked(headers)
     length = _content_length(headers)
-    if length is not None and not chunked and not transform:
+    # Trailers an addon set before the body travel only after a chunked one.
+    trailers = chunked_ok and bool(message.trailers)
+    if length is not None and not chunked and not transform and not trailers:
         return _Framing.LENGTH
     if length is not None:
         del headers[b"content-length"]
