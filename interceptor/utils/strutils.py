@@ -95,25 +95,16 @@ def escape_control_characters(text: str, keep_spacing: bool = True) -> str:
     return text.translate(_CONTROL_BUT_SPACING if keep_spacing else _CONTROL)
 
 
-def _escapes(keep_spacing: bool, escape_single_quotes: bool) -> dict[int, str]:
-    """
-    How each byte (as a latin-1 code point) is written by
-    L{bytes_to_escaped_str}: printable ASCII as itself, the rest as
-    Python escapes.
-    """
-    table = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 256))}
-    table.update({ord("\\"): "\\\\", 9: "\\t", 10: "\\n", 13: "\\r"})
-    if escape_single_quotes:
-        table[ord("'")] = "\\'"
-    if keep_spacing:
-        for code in (9, 10, 13):
-            del table[code]
-    return table
+_SPACING_BYTES = re.compile(b"([\t\n\r]+)")
 
 
-_ESCAPE_TABLES = {
-    (spacing, quotes): _escapes(spacing, quotes) for spacing in (False, True) for quotes in (False, True)
-}
+def _escaped(data: bytes) -> str:
+    """
+    C{data} with Python's escapes for what is not printable ASCII (the
+    C{unicode_escape} codec writes each latin-1 code point as a bytes
+    literal would).
+    """
+    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
 
 
 def bytes_to_escaped_str(data: bytes, keep_spacing: bool = False, escape_single_quotes: bool = False) -> str:
@@ -129,14 +120,24 @@ def bytes_to_escaped_str(data: bytes, keep_spacing: bool = False, escape_single_
     """
     if not isinstance(data, bytes):
         raise ValueError(f"bytes_to_escaped_str: data must be bytes, not {type(data).__name__}")
-    return data.decode("latin-1").translate(_ESCAPE_TABLES[(bool(keep_spacing), bool(escape_single_quotes))])
+    if keep_spacing:
+        # (split with a group: the spacing runs are the odd pieces)
+        pieces = _SPACING_BYTES.split(data)
+        text = "".join(piece.decode("ascii") if i % 2 else _escaped(piece) for i, piece in enumerate(pieces))
+    else:
+        text = _escaped(data)
+    return text.replace("'", "\\'") if escape_single_quotes else text
 
 
 _SIMPLE_ESCAPES = {
     "\\": b"\\", "'": b"'", '"': b'"', "a": b"\a", "b": b"\b", "f": b"\f",
     "n": b"\n", "r": b"\r", "t": b"\t", "v": b"\v", "\n": b"",
 }
-_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|x|[0-7]{1,3}|.|\n|$)")
+# The escapes the unicode_escape codec reads as a bytes literal does; any
+# other backslash (\u, \N, unknown escapes, a lone one, a short \x) is not.
+_LITERAL_ESCAPE = re.compile(r"\\(?:[\\'\"abfnrtv0-7\n]|x[0-9a-fA-F]{2})")
+# A run of \xHH escapes is converted at once.
+_ESCAPE = re.compile(r"((?:\\x[0-9a-fA-F]{2})+)|\\(x|[0-7]{1,3}|.|\n|$)")
 
 
 def escaped_str_to_bytes(data: str) -> bytes:
@@ -150,20 +151,30 @@ def escaped_str_to_bytes(data: str) -> bytes:
     """
     if not isinstance(data, str):
         raise ValueError(f"escaped_str_to_bytes: data must be str, not {type(data).__name__}")
+    if "\\" not in data:
+        return data.encode("utf-8", "surrogateescape")
+    if data.isascii() and "\\" not in _LITERAL_ESCAPE.sub("", data):
+        # Only escapes a bytes literal has: the unicode_escape codec reads
+        # them in C (code points up to 0xff, as latin-1).
+        try:
+            return data.encode("ascii").decode("unicode_escape").encode("latin-1")
+        except UnicodeEncodeError:
+            pass  # an octal escape above \377: kept to its low byte below
     out = bytearray()
     position = 0
     for match in _ESCAPE.finditer(data):
         out += data[position:match.start()].encode("utf-8", "surrogateescape")
         position = match.end()
-        escape = match.group(1)
+        hex_run, escape = match.groups()
+        if hex_run is not None:
+            out += bytes.fromhex(hex_run.replace("\\x", ""))
+            continue
         if escape == "":
             raise ValueError(f"escaped_str_to_bytes: lone backslash at the end of {data!r}")
         if escape == "x":
             raise ValueError(
                 f"escaped_str_to_bytes: \\x without two hex digits at position {match.start()} of {data!r}")
-        if escape[0] == "x":
-            out.append(int(escape[1:], 16))
-        elif escape[0] in "01234567":
+        if escape[0] in "01234567":
             out.append(int(escape, 8) & 0xFF)
         elif escape in _SIMPLE_ESCAPES:
             out += _SIMPLE_ESCAPES[escape]
