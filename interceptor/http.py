@@ -1,10 +1,20 @@
 """
 The stable public import path of the HTTP model (Headers, Request, Response,
 ...); the code lives in L{interceptor.model.http}, which this module
-re-exports.
+re-exports, with the flow the HTTP events receive::
+
+    from interceptor import http
+
+    def request(flow: http.HTTPFlow) -> None:
+        flow.response = http.Response.make(200, b"hello")
+
+C{HTTPRequest} and C{HTTPResponse} are mitmproxy 2.x's names for
+L{Request} and L{Response} (the same classes).
 """
 
+from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import *  # noqa: F401,F403
+from interceptor.model.http import Request, Response
 from interceptor.model.http import (  # noqa: F401
     _b,
     _charset_of,
@@ -20,3 +30,27 @@ from interceptor.model.http import (  # noqa: F401
     _s,
     _split_path,
 )
+
+HTTPRequest = Request
+"""mitmproxy 2.x's name for L{Request}."""
+
+HTTPResponse = Response
+"""mitmproxy 2.x's name for L{Response}."""
+
+__all__ = [
+    "Headers",
+    "MultiDictView",
+    "Message",
+    "Request",
+    "Response",
+    "HeadersLike",
+    "StreamSetting",
+    "CookieAttrs",
+    "default_port",
+    "hostport",
+    "parse_authority",
+    "parse_url",
+    "HTTPFlow",
+    "HTTPRequest",
+    "HTTPResponse",
+]

@@ -258,6 +258,7 @@ class Http1ServerConnection(Protocol):
         server_conn = self.server_conn
         transport = self.tls_transport
         server_conn.tls_established = True
+        server_conn.timestamp_tls_setup = time.time()
         server_conn.alpn = transport.negotiatedProtocol
         peer = transport.getPeerCertificate()
         cert = peer.to_cryptography() if peer is not None else None

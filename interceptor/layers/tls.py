@@ -20,6 +20,7 @@ C{allow_hosts}) are passed through untouched.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional, cast
 from weakref import WeakKeyDictionary
 
@@ -295,6 +296,7 @@ class TlsLayer:
         """
         client_conn = self.root.client_conn
         client_conn.tls_established = True
+        client_conn.timestamp_tls_setup = time.time()
         tls = self.tls
         assert tls is not None  # (its handshake is what completed)
         client_conn.alpn = tls.negotiatedProtocol

@@ -18,16 +18,44 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
-__all__ = ["ClientConnection", "ServerConnection", "Address"]
+__all__ = ["ClientConnection", "ServerConnection", "Address", "Connected"]
 
 Address = tuple[str, int]
 
 _ids = itertools.count(1)
 
 
+class Connected(int):
+    """
+    Whether a connection is open, as both mitmproxy versions ask it: a
+    value that is true or false (mitmproxy 7 and later, C{if
+    conn.connected:}, C{conn.connected == True}) and also callable
+    (mitmproxy 2.x's C{conn.connected()}), the call giving the same answer
+    as a bool.  It is an int (1 or 0), not a bool, so C{conn.connected is
+    True} does not hold: compare with C{==} or use it as a condition.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> bool:
+        return bool(self)
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
+
+
+_OPEN = Connected(1)
+_CLOSED = Connected(0)
+
+
 class _Connection:
     """
     Fields shared by both sides of a proxied connection.
+
+    @ivar tls_established: Whether TLS is up on it (C{ssl_established} is
+        mitmproxy 2.x's name).
+    @ivar timestamp_tls_setup: When its TLS handshake completed, or None
+        (C{timestamp_ssl_setup} is mitmproxy 2.x's name).
     """
 
     __slots__ = (
@@ -42,6 +70,7 @@ class _Connection:
         "certificate_list",
         "timestamp_start",
         "timestamp_end",
+        "timestamp_tls_setup",
     )
 
     def __init__(self, address: Optional[Address]) -> None:
@@ -56,13 +85,37 @@ class _Connection:
         self.certificate_list: list[Certificate] = []
         self.timestamp_start: Optional[float] = None
         self.timestamp_end: Optional[float] = None
+        self.timestamp_tls_setup: Optional[float] = None
 
     @property
-    def connected(self) -> bool:
+    def connected(self) -> Connected:
         """
-        Whether the connection is open.
+        Whether the connection is open: true or false, and callable as
+        mitmproxy 2.x's C{connected()} (see L{Connected}).
         """
-        return self.timestamp_start is not None and self.timestamp_end is None
+        return _OPEN if self.timestamp_start is not None and self.timestamp_end is None else _CLOSED
+
+    @property
+    def ssl_established(self) -> bool:
+        """
+        mitmproxy 2.x's name for C{tls_established}.
+        """
+        return self.tls_established
+
+    @ssl_established.setter
+    def ssl_established(self, value: bool) -> None:
+        self.tls_established = value
+
+    @property
+    def timestamp_ssl_setup(self) -> Optional[float]:
+        """
+        mitmproxy 2.x's name for C{timestamp_tls_setup}.
+        """
+        return self.timestamp_tls_setup
+
+    @timestamp_ssl_setup.setter
+    def timestamp_ssl_setup(self, value: Optional[float]) -> None:
+        self.timestamp_tls_setup = value
 
 
 class ClientConnection(_Connection):
@@ -100,6 +153,18 @@ class ServerConnection(_Connection):
         super().__init__(address)
         self.peername: Optional[Address] = None
         self.timestamp_tcp_setup: Optional[float] = None
+
+    @property
+    def ip_address(self) -> Optional[Address]:
+        """
+        mitmproxy 2.x's name for C{peername}: the resolved (ip, port) once
+        connected, else None.
+        """
+        return self.peername
+
+    @ip_address.setter
+    def ip_address(self, value: Optional[Address]) -> None:
+        self.peername = value
 
     def __repr__(self) -> str:
         return f"<ServerConnection {self.address}>"

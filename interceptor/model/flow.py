@@ -19,6 +19,7 @@ from random import getrandbits
 from typing import TYPE_CHECKING, Any, Optional, Self
 
 from interceptor.model.connection import ClientConnection, ServerConnection
+from interceptor.model.websocket import inject
 
 if TYPE_CHECKING:
     from interceptor.model.request import Request
@@ -177,6 +178,37 @@ class HTTPFlow(Flow):
         if self.websocket is None:
             return []
         return self.websocket.messages
+
+    @property
+    def ended(self) -> bool:
+        """
+        Whether the WebSocket connection of an upgraded flow has closed
+        (mitmproxy 2.x's C{WebSocketFlow.ended}); False before an upgrade.
+        """
+        return self.websocket is not None and self.websocket.ended
+
+    def inject_message(self, endpoint: ClientConnection | ServerConnection, payload: bytes | str) -> None:
+        """
+        Send a message on the live WebSocket connection of this flow, as
+        mitmproxy 2.x's C{WebSocketFlow.inject_message}: a str goes as a
+        TEXT message, bytes as a BINARY one.  It is
+        L{interceptor.websocket.inject} (so the message is recorded and
+        passes the C{websocket_message} hooks); call it from a hook or the
+        reactor thread.
+
+        @param endpoint: Who receives it: C{flow.client_conn} or
+            C{flow.server_conn}.
+        @raise ValueError: C{endpoint} is neither of this flow's
+            connections, or the flow has no live WebSocket connection.
+        """
+        if endpoint is self.client_conn:
+            to_client = True
+        elif endpoint is not None and endpoint is self.server_conn:
+            to_client = False
+        else:
+            raise ValueError(
+                f"inject_message: endpoint {endpoint!r} is neither flow.client_conn nor flow.server_conn")
+        inject(self, to_client, payload, is_text=isinstance(payload, str))
 
     def __repr__(self) -> str:
         status = self.response.status_code if self.response is not None else None

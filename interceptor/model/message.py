@@ -16,9 +16,13 @@ from typing import Any, Self
 
 from interceptor.model import encoding as _encoding
 from interceptor.model.headers import _SE, Headers, _b
+from interceptor.utils.strutils import escaped_str_to_bytes
 
 StreamSetting = bool | Callable[[bytes], bytes | Iterable[bytes]]
 """Type of :attr:`Message.stream`."""
+
+ReplacePattern = str | bytes | re.Pattern[bytes]
+"""What :meth:`Message.replace` takes as a pattern."""
 
 
 
@@ -346,6 +350,76 @@ class Message:
             self._cache = (encoded, _b(encoding), raw)
             self._fix_length(len(encoded))
 
+    def replace(self, pattern: ReplacePattern, repl: str | bytes, flags: int = 0, count: int = 0) -> int:
+        """
+        Replace a regular expression in the body (content-decoded first and
+        encoded again after) and in each header line (``name: value``), as
+        mitmproxy 2.x's ``Message.replace``.
+
+        :param pattern: A bytes regular expression; a str is first unescaped
+            to bytes as a Python bytes literal would be (``r"\\x00"`` is a NUL
+            byte, see ``interceptor.utils.strutils.escaped_str_to_bytes``).
+        :param repl: The replacement (``re.sub``'s; a str is unescaped the same way).
+        :param count: At most this many replacements in the body, and as
+            many in the headers (0: all).
+        :return: How many replacements were made.
+        :raises ValueError: A str pattern or replacement has a bad escape, or
+            the body cannot be decoded.
+        """
+        compiled, replacement = _compile_replacement(pattern, repl, flags)
+        made = 0
+        content = self.get_content(True)
+        if content:
+            content, made = compiled.subn(replacement, content, count=count)
+            if made:
+                self.set_content(content)
+        return made + _replace_in_headers(self.headers, compiled, replacement, count)
+
+
+
+def _compile_replacement(
+    pattern: ReplacePattern, repl: str | bytes, flags: int
+) -> tuple[re.Pattern[bytes], bytes]:
+    """The pattern compiled and the replacement as bytes, for :meth:`Message.replace`."""
+    if isinstance(pattern, re.Pattern):
+        compiled = pattern if not flags else re.compile(pattern.pattern, pattern.flags | flags)
+    else:
+        compiled = re.compile(_as_escaped_bytes(pattern, "pattern"), flags)
+    return compiled, _as_escaped_bytes(repl, "repl")
+
+
+def _as_escaped_bytes(value: str | bytes, what: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return escaped_str_to_bytes(value)
+        except ValueError as e:
+            raise ValueError(f"replace: bad {what} {value!r}: {e}") from e
+    raise TypeError(f"replace: {what} must be str or bytes, not {type(value).__name__}")
+
+
+def _replace_in_headers(headers: Headers, compiled: re.Pattern[bytes], repl: bytes, count: int) -> int:
+    """
+    Replace in each ``name: value`` line of ``headers``; a line whose
+    ``": "`` the replacement removed stays as it was (and is not counted).
+    """
+    made = 0
+    fields = []
+    for name, value in headers.fields:
+        left = count - made if count else 0
+        if count and not left:
+            fields.append((name, value))
+            continue
+        line, n = compiled.subn(repl, name + b": " + value, count=left)
+        new_name, colon, new_value = line.partition(b": ")
+        if n and colon:
+            made += n
+            name, value = new_name, new_value
+        fields.append((name, value))
+    if made:
+        headers.fields = fields
+    return made
 
 
 def _reason_phrase(status_code: int) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from interceptor.model.cookies import _cookie_pairs, _cookie_value
 from interceptor.model.headers import _SE, Headers, HeadersLike, _b, _make_headers
-from interceptor.model.message import Message
+from interceptor.model.message import Message, ReplacePattern, _compile_replacement
 from interceptor.model.multidict import MultiDictView, _pairs
 from interceptor.model.url import (
     _qs_decode,
@@ -220,6 +220,22 @@ class Request(Message):
         return f"{self.scheme}://{hostport(self.scheme, host, port)}{self.path}"
 
     # -- query / path -------------------------------------------------------------
+
+    def replace(self, pattern: ReplacePattern, repl: str | bytes, flags: int = 0, count: int = 0) -> int:
+        """
+        :meth:`Message.replace` (body and headers) and the same in the path
+        (query string included), as mitmproxy 2.x's ``Request.replace``;
+        ``count`` limits each of the three separately.
+
+        :return: How many replacements were made.
+        """
+        made = Message.replace(self, pattern, repl, flags, count)
+        compiled, replacement = _compile_replacement(pattern, repl, flags)
+        path, in_path = compiled.subn(replacement, self.path.encode("utf-8", _SE), count=count)
+        if in_path:
+            self.path = path.decode("utf-8", _SE)
+        return made + in_path
+
 
     def _get_query(self) -> list[tuple[str, str]]:
         query = _split_path(self.path)[1]

@@ -241,6 +241,14 @@ class WebSocketData:
         return duplicate
 
     @property
+    def ended(self) -> bool:
+        """
+        Whether the connection has closed (mitmproxy 2.x's
+        C{WebSocketFlow.ended}).
+        """
+        return self.timestamp_end is not None
+
+    @property
     def live(self) -> bool:
         """
         Whether the connection is still open, so L{inject} can send on it.
