@@ -13,6 +13,8 @@ It also holds the small helpers every layer uses: C{error_response} (the
 
 from __future__ import annotations
 
+import inspect
+
 import time
 from typing import Any, Callable, Iterable, Optional
 
@@ -214,9 +216,11 @@ _Transform = Callable[[bytes], "bytes | Iterable[bytes]"]
 def transformed(transform: _Transform, data: bytes) -> bytes:
     """
     C{data} through an addon's chunk transform (C{message.stream}), which
-    may return bytes or an iterable of bytes.
+    may return bytes or an iterable of bytes.  A generator function is a
+    transform of mitmproxy 2.x's kind, which takes an iterable of chunks
+    (C{for chunk in chunks: yield ...}): it gets this piece as one chunk.
     """
-    out = transform(data)
+    out = transform([data]) if inspect.isgeneratorfunction(transform) else transform(data)
     if isinstance(out, (bytes, bytearray)):
         return out
     return b"".join(out)

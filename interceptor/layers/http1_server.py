@@ -597,6 +597,9 @@ class Http1ServerConnection(Protocol):
             timestamp_start=time.time(),
         )
         if status == 101:
+            # (No body follows a 101: its content is empty, as mitmproxy's,
+            # so that a response hook may read it.)
+            response.load_body(b"")
             exchange.flow.response = response
             return
         self._framed = (
