@@ -220,7 +220,11 @@ def transformed(transform: _Transform, data: bytes) -> bytes:
     transform of mitmproxy 2.x's kind, which takes an iterable of chunks
     (C{for chunk in chunks: yield ...}): it gets this piece as one chunk.
     """
-    out = transform([data]) if inspect.isgeneratorfunction(transform) else transform(data)
+    if inspect.isgeneratorfunction(transform):
+        chunks: Any = [data]  # (typed for the bytes -> bytes kind)
+        out = transform(chunks)
+    else:
+        out = transform(data)
     if isinstance(out, (bytes, bytearray)):
         return out
     return b"".join(out)
