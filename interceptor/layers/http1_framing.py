@@ -220,11 +220,9 @@ def transformed(transform: _Transform, data: bytes) -> bytes:
     transform of mitmproxy 2.x's kind, which takes an iterable of chunks
     (C{for chunk in chunks: yield ...}): it gets this piece as one chunk.
     """
-    if inspect.isgeneratorfunction(transform):
-        chunks: Any = [data]  # (typed for the bytes -> bytes kind)
-        out = transform(chunks)
-    else:
-        out = transform(data)
+    # (Typed Any: the annotation of _Transform is the bytes -> bytes kind.)
+    argument: Any = [data] if inspect.isgeneratorfunction(transform) else data
+    out = transform(argument)
     if isinstance(out, (bytes, bytearray)):
         return out
     return b"".join(out)
