@@ -58,7 +58,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import socketserver
 from socketserver import BaseRequestHandler, ThreadingTCPServer
-from typing import Optional
+from typing import Sequence, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mitmcompat_expect import Expectation, expectation_for  # noqa: E402
@@ -287,13 +287,31 @@ def _curl(proxy: int, url: str, deadline: float, *extra: str) -> str:
     return done.stdout.decode("latin-1") + (f"[curl exit {done.returncode}]\n" if done.returncode else "")
 
 
-def drive(proxy: int, servers: Servers, deadline: float, ws_linger: float = 0.5) -> Traffic:
+def loopback_only() -> bool:
+    """
+    Whether this process sees no network interface but loopback (a network
+    namespace of its own, C{unshare -n}), so that a request to a name a
+    script should have answered cannot leave the machine.
+    """
+    try:
+        return [name for _, name in socket.if_nameindex()] == ["lo"]
+    except OSError:
+        return False
+
+
+def drive(
+    proxy: int, servers: Servers, deadline: float, ws_linger: float = 0.5, urls: Sequence[str] = ()
+) -> Traffic:
     """Send the loopback traffic through the proxy on port C{proxy}.
 
     @param proxy: The proxy's port on 127.0.0.1.
     @param servers: The loopback peers.
     @param deadline: A C{time.monotonic()} value no step may pass.
     @param ws_linger: Seconds the WebSocket client waits for a message after the echo.
+    @param urls: More URLs to GET through the proxy (virtual hosts a script
+        serves itself, such as a WSGI app's: run the harness in a network
+        namespace with only loopback, C{unshare -n}, so that nothing leaves
+        the machine if the script does not answer).
     @return: What the clients received.
     """
     seen = Traffic()
@@ -304,6 +322,7 @@ def drive(proxy: int, servers: Servers, deadline: float, ws_linger: float = 0.5)
         (f"{base}/img.png", ()),
         (f"{base}/form", ("-d", "a=b&hello=1")),
         (f"{base}/path", ()),
+        *((url, ()) for url in urls),
     ]
     for url, extra in requests:
         if time.monotonic() >= deadline:
@@ -408,6 +427,8 @@ def run_script(script: Path, twistd: str, servers: Servers, work: Path, confdir:
     exp: Expectation = expectation_for(script.name)
     if "na" in exp:
         return Result(name, "N/A", exp["na"])
+    if exp.get("urls") and not loopback_only():
+        return Result(name, "N/A", "asks a virtual host: run the harness under `unshare -n` (loopback only)")
     started = time.monotonic()
     deadline = started + budget
     work.mkdir(parents=True, exist_ok=True)
@@ -443,7 +464,7 @@ def run_script(script: Path, twistd: str, servers: Servers, work: Path, confdir:
                 if listening:
                     break
             time.sleep(0.1)
-        traffic = drive(port, servers, deadline, exp.get("ws_linger", 0.5)) if listening and proc.poll() is None else Traffic()
+        traffic = drive(port, servers, deadline, exp.get("ws_linger", 0.5), exp.get("urls", [])) if listening and proc.poll() is None else Traffic()
         # Flows finish (and their log lines print) after the client saw the response.
         time.sleep(0.5)
     finally:

@@ -39,6 +39,8 @@ class Expectation(TypedDict, total=False):
     @ivar na: Why the script is not applicable (not run), if it is not.
     @ivar note: A remark shown in the results table.
     @ivar ws_linger: Seconds the WebSocket client waits for a further message.
+    @ivar urls: More URLs to GET through the proxy (a virtual host the script
+        serves; the harness must then run in a loopback-only network namespace).
     """
 
     args: list[str]
@@ -46,6 +48,7 @@ class Expectation(TypedDict, total=False):
     na: str
     note: str
     ws_linger: float
+    urls: list[str]
 
 
 HARD_CODED_HOST = "effect needs a hard-coded public host; loopback traffic only checks it loads and runs"
@@ -70,7 +73,8 @@ EXPECTATIONS: dict[str, Expectation] = {
                              "expect": [("http", r"HELLO-REPLACED")]},
     "send_reply_from_proxy.py": {"note": HARD_CODED_HOST},
     "upsidedownternet.py": {"expect": [("http", r"(?im)^content-type: image/png")], "note": "needs PIL"},
-    "wsgi_flask_app.py": {"na": "WSGI app hosting (mitmproxy.addons.wsgiapp) and flask"},
+    "wsgi_flask_app.py": {"urls": ["http://proxapp/"], "expect": [("http", r"Hello World!")],
+                          "note": "needs flask; a virtual host: run under unshare -n"},
     # v2.0 examples/complex
     "change_upstream_proxy.py": {"na": "upstream proxy mode with a live server switch (flow.live), needs upstream proxies"},
     "dns_spoofing.py": {"na": "reverse/transparent mode with spoofed DNS"},
@@ -112,7 +116,8 @@ EXPECTATIONS: dict[str, Expectation] = {
                                     "note": "injects every 5 s; the client waits 7 s for it"},
     "internet-in-mirror.py": {"expect": [("http", r"scaleX\(-1\)")]},
     "dns-simple.py": {"na": "DNS (excluded by the issue)"},
-    "wsgi-flask-app.py": {"na": "WSGI app hosting (mitmproxy.addons.wsgiapp) and flask"},
+    "wsgi-flask-app.py": {"urls": ["http://example.com/"], "expect": [("http", r"Hello World!")],
+                          "note": "needs flask; a virtual host: run under unshare -n"},
     "contentview-interactive.py": {"na": "content view (excluded by the issue)"},
     "contentview.py": {"na": "content view (excluded by the issue)"},
     "http-trailers.py": {"note": "no trailers in the loopback traffic; checks it loads and runs"},
