@@ -199,6 +199,8 @@ class TcpLayer:
         addons = self.master.addons
         if self.emit_events and any(addons.has_hooks(e) for e in _EVENTS):
             self.flow = TCPFlow(self.root.client_conn, self.server_conn)
+            # (What interceptor.layers.tcp_inject.inject_tcp sends through.)
+            self.flow._tcp_layer = self  # type: ignore[attr-defined]
             self._watch_messages = addons.has_hooks("tcp_message")
             d = addons.trigger("tcp_start", self.flow)
             if not d.called:
