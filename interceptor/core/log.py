@@ -208,7 +208,7 @@ class StdlibBridge(logging.Handler):
     A handler on the root logger of Python's C{logging} that re-emits every
     record as a Twisted log event (namespace: the record's logger name) at
     its level, so that it reaches the proxy's log.  Installed while at
-    least one master runs (L{hold}/L{release} count them): the root
+    least one master runs (L{join}/L{leave} count them): the root
     logger's level is then DEBUG (restored after), and the loggers of
     chatty libraries that nobody configured are set to WARNING.
     """
@@ -233,7 +233,7 @@ class StdlibBridge(logging.Handler):
         extra = {_ENTRY_LEVEL_KEY: named} if named is not None else {}
         Logger(namespace=record.name or "root").emit(level, "{stdlib_text}", stdlib_text=text, **extra)
 
-    def hold(self) -> None:
+    def join(self) -> None:
         """
         A master started: install the handler if it is the first.
         """
@@ -250,7 +250,8 @@ class StdlibBridge(logging.Handler):
                 self._quieted.append(chatty)
         root.addHandler(self)
 
-    def release(self) -> None:
+    # (Not hold/release: logging.Handler's release() is its lock's.)
+    def leave(self) -> None:
         """
         A master stopped: remove the handler once the last one has.
         """

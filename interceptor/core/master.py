@@ -202,7 +202,7 @@ class Master:
         self.running = True
         self.starting = True
         self._bridge.install()
-        stdlib_bridge.hold()
+        stdlib_bridge.join()
         context.started(self)
         try:
             self._hold_decode_cap()
@@ -359,7 +359,7 @@ class Master:
     def _released(self) -> None:
         # What start() holds: the log bridges, ctx, the decode cap.
         self._bridge.uninstall()
-        stdlib_bridge.release()
+        stdlib_bridge.leave()
         context.stopped(self)
         decode_cap.release(self)
 
