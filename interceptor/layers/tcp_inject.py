@@ -12,11 +12,16 @@ to their peer, after the bytes already on their way in that direction.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
+from weakref import WeakKeyDictionary
 
 from interceptor.model.tcp import TCPFlow
 
-__all__ = ["inject_tcp"]
+__all__ = ["inject_tcp", "relay_of"]
+
+relay_of: WeakKeyDictionary[TCPFlow, Any] = WeakKeyDictionary()
+"""The TCP layer relaying each live flow (set by L{interceptor.layers.tcp};
+kept off the flow itself, which copies and pickles)."""
 
 
 def inject_tcp(flow: TCPFlow, to_client: bool, content: Union[bytes, str]) -> None:
@@ -27,8 +32,8 @@ def inject_tcp(flow: TCPFlow, to_client: bool, content: Union[bytes, str]) -> No
     @param content: The bytes; a str is encoded as UTF-8.
     @raise ValueError: The flow is not a live relayed TCP connection.
     """
-    layer = getattr(flow, "_tcp_layer", None)
-    if not isinstance(flow, TCPFlow) or layer is None or not flow.live:
+    layer = relay_of.get(flow) if isinstance(flow, TCPFlow) else None
+    if layer is None or not flow.live:
         raise ValueError(f"{flow!r} is not a live TCP connection")
     data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     if data:
