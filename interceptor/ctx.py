@@ -23,7 +23,8 @@ from typing import Any
 from interceptor.core import context as _context
 from interceptor.core.log import ScriptLog
 
-__all__ = ["master", "options", "log"]
+# (master and options come from __getattr__, so that they are always current.)
+__all__ = ["log"]
 
 log = ScriptLog()
 """Deprecated in mitmproxy too: use Python's C{logging} module."""

@@ -178,6 +178,8 @@ class AddonManager:
         """
         if parent is not None and not any(each is parent for each in self):
             raise ValueError(f"{addon_name(parent)} is not loaded")
+        # (start() and load() are hooks: ctx is this master while they run.)
+        context.activate(self.master)
         added = []
         for addon in addons:
             registered = self._register(addon)

@@ -5,7 +5,7 @@ Which master C{interceptor.ctx} refers to.
 The rule: C{ctx} is the master whose addons are running a hook right now;
 outside hooks, the master started most recently of those still running.
 A master sets itself when it starts and whenever its addon manager delivers
-an event, so in a process with several masters (a trial suite) a hook
+an event or adds addons (their C{start()} and C{load()} are hooks too), so in a process with several masters (a trial suite) a hook
 always sees its own master.  When a master stops, C{ctx} goes back to the
 most recently started one still running, or to none.
 """
