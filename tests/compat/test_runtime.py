@@ -288,6 +288,36 @@ class CommandTests(unittest.TestCase):
         self.assertIn("is not a live TCP connection", str(e))
 
 
+class InjectWebSocketTests(unittest.TestCase):
+    """
+    The built-in command inject.websocket.
+    """
+
+    timeout = 20
+
+    async def test_inject_websocket(self) -> None:
+        """inject.websocket sends a text message to the client; a non-WebSocket flow is a CommandError."""
+        from interceptor.testing import connect_websocket, start_websocket_server
+
+        flows: list[Flow] = []
+
+        class Watch:
+            def websocket_start(self, flow):
+                flows.append(flow)
+
+        server = await start_websocket_server(self)
+        proxy = await start_proxy(self, Watch(), Inject())
+        client = await connect_websocket(self, server.url("/"), proxy=proxy)
+        await server.next_connection()
+        self.assertTrue(await wait_until(lambda: bool(flows)))
+        proxy.master.commands.call("inject.websocket", flows[0], True, "from the proxy")
+        self.assertEqual((await client.next_message()).payload, b"from the proxy")
+        e = self.assertRaises(CommandError, proxy.master.commands.call,
+                              "inject.websocket", Flow.__new__(Flow), True, b"x")
+        self.assertIn("is not a WebSocket flow", str(e))
+        self.assertTrue((await client.close()).was_clean)
+
+
 ARGUMENTS = """
     import argparse
     import logging
