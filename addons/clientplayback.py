@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from interceptor.core.commands import command
 from interceptor.core.interfaces import IConfigure, IDone
 from interceptor.core.options import OptionsError
 from interceptor.io import FlowReadException, check_flow_files, flows_from_paths, log_problem
@@ -220,6 +221,27 @@ class ClientPlayback:
         """
         self._stopped = True
         self._source = None
+
+    @command("replay.client")
+    def replay_client(self, flows: Sequence[Flow]) -> None:
+        """
+        The command C{replay.client}: replay C{flows} (after those queued).
+        """
+        self.start_replay(iter(list(flows)))
+
+    @command("replay.client.stop")
+    def replay_client_stop(self) -> None:
+        """
+        The command C{replay.client.stop}: as L{stop_replay}.
+        """
+        self.stop_replay()
+
+    @command("replay.client.count")
+    def replay_client_count(self) -> int:
+        """
+        The command C{replay.client.count}: as L{count}.
+        """
+        return self.count()
 
     def done(self) -> None:
         """

@@ -13,6 +13,13 @@ fails to import (a syntax error, an exception at import time) is logged with
 its file and line; the proxy keeps running and loads the file again once it
 changes.
 
+An entry may carry arguments, as in mitmproxy 2.x: C{--addon "filter.py
+--host example.org"} imports C{filter.py} with C{sys.argv} set to
+C{["filter.py", "--host", "example.org"]} (the entry split as a shell
+splits it; an entry naming an existing file is that file, spaces and all).
+A C{SystemExit} while it is imported (its argparse refusing the arguments,
+or C{--help}) is that script's error, logged; the proxy runs on.
+
 Scripts run at the script loader's place in the addon chain (before the
 dumper of the default chain, so it prints what the scripts made of a flow).
 On a change, the old script gets C{done()} (and is waited for), then the
@@ -24,6 +31,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+import shlex
 import sys
 import traceback
 from types import ModuleType
@@ -43,7 +51,7 @@ if TYPE_CHECKING:
     from interceptor.core.master import Master
     from interceptor.core.options import Options
 
-__all__ = ["Script", "ScriptLoader", "load_script"]
+__all__ = ["Script", "ScriptLoader", "load_script", "split_script_entry"]
 
 _log = Logger(namespace="interceptor.script")
 _counter = itertools.count(1)
@@ -59,9 +67,27 @@ def _error_line(path: str, error: BaseException) -> Optional[int]:
     return line
 
 
-def load_script(path: str) -> Optional[ModuleType]:
+def split_script_entry(entry: str) -> tuple[str, list[str]]:
     """
-    Import the script at C{path} as a fresh module.
+    The file and the arguments of a C{scripts} entry: C{"a.py x 'y z'"}
+    gives C{("a.py", ["x", "y z"])}; an entry that names an existing file
+    (or does not split) is a file with no arguments.
+    """
+    if os.path.isfile(os.path.expanduser(entry)):
+        return entry, []
+    try:
+        words = shlex.split(entry)
+    except ValueError:
+        return entry, []
+    if not words:
+        return entry, []
+    return words[0], words[1:]
+
+
+def load_script(path: str, args: Sequence[str] = ()) -> Optional[ModuleType]:
+    """
+    Import the script at C{path} as a fresh module, with C{sys.argv} set to
+    the script's name and C{args} while it is imported.
 
     @return: The module, or None when it failed to import (the failure is
         logged with the file and line).
@@ -83,15 +109,27 @@ def load_script(path: str) -> Optional[ModuleType]:
             code = compile(f.read(), path, "exec", dont_inherit=True)
         sys.modules[name] = module
         sys.path.insert(0, directory)
+        saved_argv = sys.argv
+        sys.argv = [os.path.basename(path), *args]
         try:
             exec(code, module.__dict__)
         finally:
+            sys.argv = saved_argv
             if directory in sys.path:
                 sys.path.remove(directory)
     except (Exception, SystemExit) as e:
         sys.modules.pop(name, None)
         line = _error_line(path, e)
         where = f"{path}, line {line}" if line is not None else path
+        if isinstance(e, SystemExit):
+            _log.error(
+                "Error loading script {where}: SystemExit({code}) while imported "
+                "with the arguments {args}; it is not loaded",
+                where=where,
+                code=e.code,
+                args=list(args),
+            )
+            return None
         _log.error(
             "Error loading script {where}: {error}\n{tb}",
             where=where,
@@ -108,13 +146,15 @@ class Script:
     module (its functions are hooks) or the objects of its C{addons} list.
 
     @ivar path: The absolute path of the file.
+    @ivar args: The arguments it gets in C{sys.argv}.
     @ivar module: The imported module, or None when the import failed.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, args: Sequence[str] = ()) -> None:
         self.path = path
+        self.args = list(args)
         self.name = f"script:{path}"
-        self.module = load_script(path)
+        self.module = load_script(path, self.args)
         if self.module is None:
             self.addons: list[Any] = []
         else:
@@ -148,6 +188,7 @@ class ScriptLoader:
     def __init__(self, reload_interval: float = 0.5) -> None:
         self.reload_interval = reload_interval
         self.master: Optional[Master] = None
+        # The scripts by key: the absolute path, then the arguments if any.
         self.loaded: dict[str, Script] = {}
         self._mtimes: dict[str, Optional[int]] = {}
         self._watcher: Optional[LoopingCall] = None
@@ -169,18 +210,13 @@ class ScriptLoader:
         Load newly named scripts, unload removed ones, start watching.
         """
         if "scripts" in updated:
-            wanted = []
-            for path in options.scripts:
-                full = os.path.abspath(os.path.expanduser(path))
-                if not os.path.isfile(full):
-                    raise OptionsError(f"option scripts: no such file: {path}")
-                wanted.append(full)
-            for path in list(self.loaded):
-                if path not in wanted:
-                    self._unload(path)
-            for path in wanted:
-                if path not in self.loaded:
-                    self._load(path)
+            wanted = self._wanted(options.scripts, check=True)
+            for key in list(self.loaded):
+                if key not in wanted:
+                    self._unload(key)
+            for key, (path, args) in wanted.items():
+                if key not in self.loaded:
+                    self._load(key, path, args)
         if self._watcher is None and self.master is not None:
             self._watcher = LoopingCall(self.check_files)
             self._watcher.clock = self.master.reactor
@@ -191,15 +227,28 @@ class ScriptLoader:
             raise RuntimeError("the script loader has no master before load()")
         return self.master
 
-    def _load(self, path: str) -> None:
-        self._mtimes[path] = _mtime(path)
-        script = Script(path)
-        self.loaded[path] = script
+    @staticmethod
+    def _wanted(entries: Sequence[str], check: bool = False) -> dict[str, tuple[str, list[str]]]:
+        # key -> (absolute path, args), for each entry of the option; the
+        # key is the path, followed by the arguments if any.
+        wanted: dict[str, tuple[str, list[str]]] = {}
+        for entry in entries:
+            path, args = split_script_entry(entry)
+            full = os.path.abspath(os.path.expanduser(path))
+            if check and not os.path.isfile(full):
+                raise OptionsError(f"option scripts: no such file: {path}")
+            wanted[shlex.join([full, *args]) if args else full] = (full, args)
+        return wanted
+
+    def _load(self, key: str, path: str, args: Sequence[str]) -> None:
+        self._mtimes[key] = _mtime(path)
+        script = Script(path, args)
+        self.loaded[key] = script
         self._master().addons.add(script, parent=self)
 
-    def _unload(self, path: str) -> Deferred[Any]:
-        script = self.loaded.pop(path)
-        self._mtimes.pop(path, None)
+    def _unload(self, key: str) -> Deferred[Any]:
+        script = self.loaded.pop(key)
+        self._mtimes.pop(key, None)
         addons = self._master().addons
         if any(each is script for each in addons):
             return addons.remove(script)
@@ -214,35 +263,35 @@ class ScriptLoader:
             polling loop waits for it), or None when nothing changed.
         """
         changed = []
-        for path in list(self.loaded):
-            mtime = _mtime(path)
-            if mtime is not None and mtime != self._mtimes.get(path):
-                changed.append(path)
+        for key, script in list(self.loaded.items()):
+            mtime = _mtime(script.path)
+            if mtime is not None and mtime != self._mtimes.get(key):
+                changed.append(key)
         if not changed:
             return None
         waiting = []
-        for path in changed:
-            _log.info("Reloading script {path}", path=path)
-            d = maybeDeferred(self._unload, path)
-            d.addErrback(self._unload_failed, path)
-            d.addCallback(self._reload_after, path)
+        for key in changed:
+            _log.info("Reloading script {path}", path=self.loaded[key].path)
+            d = maybeDeferred(self._unload, key)
+            d.addErrback(self._unload_failed, key)
+            d.addCallback(self._reload_after, key)
             waiting.append(d)
         return DeferredList(waiting, consumeErrors=True)
 
-    def _unload_failed(self, failure: Failure, path: str) -> None:
-        _log.failure("Unloading {path}", failure, path=path)
+    def _unload_failed(self, failure: Failure, key: str) -> None:
+        _log.failure("Unloading {path}", failure, path=key)
 
-    def _reload_after(self, _: object, path: str) -> None:
-        self._reload(path)
+    def _reload_after(self, _: object, key: str) -> None:
+        self._reload(key)
 
-    def _reload(self, path: str) -> None:
-        wanted = {os.path.abspath(os.path.expanduser(p)) for p in self._master().options.scripts}
-        if self._watcher is None or path in self.loaded or path not in wanted:
+    def _reload(self, key: str) -> None:
+        wanted = self._wanted(self._master().options.scripts)
+        if self._watcher is None or key in self.loaded or key not in wanted:
             return  # stopped, loaded again, or no longer wanted meanwhile
         try:
-            self._load(path)
+            self._load(key, *wanted[key])
         except Exception:
-            _log.failure("Error reloading script {path}", path=path)
+            _log.failure("Error reloading script {path}", path=key)
 
     def done(self) -> None:
         """

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any, Hashable, Iterable, Optional, Sequence
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from interceptor.core.commands import command
 from interceptor.core.interfaces import IConfigure, IRequest
 from interceptor.core.options import OptionsError
 from interceptor.io import FlowReadException, flows_from_paths, log_problem
-from interceptor.model.flow import HTTPFlow
+from interceptor.model.flow import Flow, HTTPFlow
 from interceptor.model.http import Response
 from interceptor.model.url import _qs_decode
 
@@ -198,6 +199,34 @@ class ServerPlayback:
                 index.setdefault(self.key(flow), deque()).append(flow)
         self.index = index
         self._answering()
+
+    @command("replay.server")
+    def replay_server(self, flows: Sequence[Flow]) -> None:
+        """
+        The command C{replay.server}: answer from C{flows} instead.
+        """
+        self.load_flows(list(flows))
+
+    @command("replay.server.add")
+    def replay_server_add(self, flows: Sequence[Flow]) -> None:
+        """
+        The command C{replay.server.add}: answer from C{flows} too.
+        """
+        self.load_flows([*(f for kept in self.index.values() for f in kept), *flows])
+
+    @command("replay.server.stop")
+    def replay_server_stop(self) -> None:
+        """
+        The command C{replay.server.stop}: answer no more.
+        """
+        self.load_flows([])
+
+    @command("replay.server.count")
+    def replay_server_count(self) -> int:
+        """
+        The command C{replay.server.count}: as L{count}.
+        """
+        return self.count()
 
     def _answering(self) -> None:
         # The request hook is in the chain while there is something to answer with.

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_termlog -*-
 """
 Prints log entries to the terminal, filtered by the option
-C{termlog_verbosity} (debug, info, warn, error)::
+C{termlog_verbosity} (debug, info, alert, warn, error; alert, mitmproxy's
+level between info and warn, prints like info)::
 
     master.addons.add(TermLog())               # writes to the real stdout
     master.addons.add(TermLog(outfile=buf))    # or to any text file
@@ -72,7 +73,7 @@ class TermLog:
         out = self.outfile or sys.__stdout__
         if out is None:  # (no standard output at all)
             return
-        prefix = "" if entry.level == "info" else f"[{entry.level}] "
+        prefix = "" if entry.level in ("info", "alert") else f"[{entry.level}] "
         out.write(f"{prefix}{entry.msg}\n")
         out.flush()
 

@@ -17,7 +17,7 @@ from interceptor.core.interfaces import EVENT_INTERFACES, EVENTS, FAMILIES
 
 # Every event of the spec (shared/spec/events.rst), by family.
 SPEC = {
-    "general": {"configure", "done", "log", "start", "tick"},
+    "general": {"configure", "done", "log", "start", "running", "tick"},
     "connection": {"clientconnect", "clientdisconnect", "next_layer", "serverconnect", "serverdisconnect"},
     "http": {"http_connect", "requestheaders", "request", "responseheaders", "response", "error"},
     "websocket": {
@@ -37,9 +37,9 @@ class EventInterfacesTests(unittest.TestCase):
     The interfaces declare exactly the events of the spec.
     """
 
-    def test_spec_has_25_events(self):
-        """The expected set itself has the 25 events of the spec (a typo would shrink it)."""
-        self.assertEqual(len(ALL_EVENTS), 25)
+    def test_spec_has_26_events(self):
+        """The expected set itself has the 25 events of the spec and mitmproxy's running (a typo would shrink it)."""
+        self.assertEqual(len(ALL_EVENTS), 26)
 
     def test_events_constant(self):
         """EVENTS is exactly the set of events of the spec."""
@@ -76,7 +76,7 @@ class EventInterfacesTests(unittest.TestCase):
 
     def test_hooks_are_documented_with_their_arguments(self):
         """Every event method has a docstring, and its arguments follow the spec."""
-        expected_args = {"configure": ("options", "updated"), "done": (), "start": (), "tick": ()}
+        expected_args = {"configure": ("options", "updated"), "done": (), "start": (), "running": (), "tick": ()}
         for event, iface in EVENT_INTERFACES.items():
             method = iface[event]
             self.assertTrue(method.getDoc().strip(), event)

@@ -33,7 +33,7 @@ class LogEntryTests(unittest.TestCase):
 
     def test_levels(self):
         """Twisted levels map to debug/info/warn/error (critical counts as error)."""
-        self.assertEqual(LEVELS, ("debug", "info", "warn", "error"))
+        self.assertEqual(LEVELS, ("debug", "info", "alert", "warn", "error"))
         for level, name in [
             (LogLevel.debug, "debug"),
             (LogLevel.info, "info"),

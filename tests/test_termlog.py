@@ -49,7 +49,7 @@ class TermLogTests(unittest.TestCase):
         _, master, _ = self._termlog()
         option = master.options.option("termlog_verbosity")
         self.assertEqual(option.default, "info")
-        self.assertEqual(option.choices, ["debug", "info", "warn", "error"])
+        self.assertEqual(option.choices, ["debug", "info", "alert", "warn", "error"])
         self.assertRaises(OptionsError, master.options.update, termlog_verbosity="loud")
 
     def test_default_info(self):

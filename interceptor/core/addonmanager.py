@@ -20,6 +20,12 @@ Adding an addon calls its C{start()} (whose non-None return value replaces
 it), then its C{load(loader)} (where it declares options), then does the
 same for the addons listed in its C{addons} attribute.  Once the master
 runs, an added addon also gets C{configure(options, every_name)}.
+C{configure} may take C{(options, updated)} or, as mitmproxy's, only
+C{(updated)}: which one is decided from its signature once per addon.
+While the master starts, an addon that rejects the options (a script
+loaded then too) makes the start fail; later, its error is logged.  An
+exception in C{start()}/C{load()} (C{SystemExit} from a script's argparse
+too) is that addon's error: it is logged and the addon is left out.
 Removing one calls its C{done()}.  An addon that manages other addons at
 run time (the script loader) adds them under itself with
 C{manager.add(child, parent=self)}, so they run at its place in the chain.
@@ -35,6 +41,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from interceptor.core import context
 from interceptor.core.interfaces import EVENTS
 from interceptor.core.options import Options, OptionsError
 
@@ -150,6 +157,8 @@ class AddonManager:
         self.chain: list[Any] = []
         self._nested: dict[int, list[Any]] = {}
         self._hooks: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
+        # id(addon) -> whether its configure takes (options, updated).
+        self._configure_takes_options: dict[int, bool] = {}
 
     # -- the chain --------------------------------------------------------
 
@@ -169,6 +178,8 @@ class AddonManager:
         """
         if parent is not None and not any(each is parent for each in self):
             raise ValueError(f"{addon_name(parent)} is not loaded")
+        # (start() and load() are hooks: ctx is this master while they run.)
+        context.activate(self.master)
         added = []
         for addon in addons:
             registered = self._register(addon)
@@ -186,6 +197,8 @@ class AddonManager:
                 try:
                     self._configure_one(each, self.master.options, every)
                 except OptionsError as e:
+                    if getattr(self.master, "starting", False):
+                        raise OptionsError(f"{addon_name(each)}: {e}") from None
                     _log.error(
                         "Addon {addon} rejects the current options: {error}",
                         addon=addon_name(each),
@@ -202,7 +215,8 @@ class AddonManager:
                     replacement = Deferred.fromCoroutine(replacement)
                 if isinstance(replacement, Deferred):
                     replacement = self._synchronous_result(replacement, addon)
-            except Exception:
+            except BaseException as e:
+                _reraise_interrupt(e)
                 _log.failure(
                     "Addon {addon} failed in start() and was not loaded", addon=addon_name(addon)
                 )
@@ -220,7 +234,8 @@ class AddonManager:
         if load is not None:
             try:
                 load(Loader(self.master))
-            except Exception:
+            except BaseException as e:
+                _reraise_interrupt(e)
                 _log.failure(
                     "Addon {addon} failed in load() and was not loaded", addon=addon_name(addon)
                 )
@@ -231,6 +246,12 @@ class AddonManager:
             if registered is not None:
                 nested.append(registered)
         self._nested[id(addon)] = nested
+        configure = get_hook(addon, "configure")
+        if configure is not None:
+            self._configure_takes_options[id(addon)] = _takes_two(configure)
+        commands = getattr(self.master, "commands", None)
+        if commands is not None:
+            commands.collect(addon)
         return addon
 
     def _synchronous_result(self, d: Deferred[Any], addon: Any) -> Any:
@@ -285,8 +306,15 @@ class AddonManager:
         self._hooks.clear()
         members = list(self._walk([addon]))
         for each in members:
-            self._nested.pop(id(each), None)
+            self._forget(each)
         return self._call_each(members, "done", ())
+
+    def _forget(self, addon: Any) -> None:
+        self._nested.pop(id(addon), None)
+        self._configure_takes_options.pop(id(addon), None)
+        commands = getattr(self.master, "commands", None)
+        if commands is not None:
+            commands.forget(addon)
 
     def clear(self) -> Deferred[Any]:
         """
@@ -301,7 +329,7 @@ class AddonManager:
         def forget(result: Any) -> Any:
             self.chain = [each for each in self.chain if not any(each is t for t in top)]
             for each in members:
-                self._nested.pop(id(each), None)
+                self._forget(each)
             self._hooks.clear()
             return result
 
@@ -366,6 +394,8 @@ class AddonManager:
             hooks = self.hooks(event)
         if not hooks:
             return succeed(None)
+        if context.current is not self.master:
+            context.activate(self.master)
         d = self._run(hooks, 0, event, args, None)
         if d.called and d.paused:
             # An early hook's Deferred had fired, a later one has not: d is
@@ -384,6 +414,8 @@ class AddonManager:
         hooks = self._hooks.get(event)
         if hooks is None:
             hooks = self.hooks(event)
+        if hooks and context.current is not self.master:
+            context.activate(self.master)
         for i in range(len(hooks)):
             value = self._call(hooks[i], event, args)
             if isinstance(value, Deferred):
@@ -410,7 +442,8 @@ class AddonManager:
             if isinstance(value, Deferred):
                 return _own(value)
             return value
-        except Exception:
+        except BaseException as e:
+            _reraise_interrupt(e)
             self._hook_failed(Failure(), addon, event)
             return None
 
@@ -459,6 +492,7 @@ class AddonManager:
         )
 
     def _call_each(self, addons: list[Any], event: str, args: tuple[Any, ...]) -> Deferred[Any]:
+        context.activate(self.master)
         hooks = [(a, h) for a in addons if (h := get_hook(a, event)) is not None]
         return self._run(hooks, 0, event, args, None)
 
@@ -470,6 +504,7 @@ class AddonManager:
         """
         # A snapshot: addons added meanwhile (a script loaded by the script
         # loader's configure) are configured once, by add().
+        context.activate(self.master)
         for addon in list(self):
             self._configure_one(addon, options, updated)
 
@@ -477,9 +512,39 @@ class AddonManager:
         configure = get_hook(addon, "configure")
         if configure is None:
             return
+        takes_options = self._configure_takes_options.get(id(addon))
+        if takes_options is None:
+            takes_options = self._configure_takes_options[id(addon)] = _takes_two(configure)
         try:
-            configure(options, updated)
+            if takes_options:
+                configure(options, updated)
+            else:
+                configure(updated)
         except OptionsError:
             raise
-        except Exception:
+        except BaseException as e:
+            _reraise_interrupt(e)
             self._hook_failed(Failure(), addon, "configure")
+
+
+def _takes_two(configure: Callable[..., Any]) -> bool:
+    """
+    Whether C{configure} is ours, C{configure(options, updated)}, rather
+    than mitmproxy's C{configure(updated)}: it accepts two positional
+    arguments.
+    """
+    try:
+        parameters = inspect.signature(configure).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def _reraise_interrupt(error: BaseException) -> None:
+    """
+    Raise C{error} again if it must end the process (Ctrl-C), not be
+    counted as the addon's error as C{SystemExit} from a script is.
+    """
+    if isinstance(error, (KeyboardInterrupt, GeneratorExit)):
+        raise error

@@ -19,6 +19,7 @@ def default_addons(flows_to_log: bool = False) -> list[Any]:
     """
     from addons.block import Block
     from addons.clientplayback import ClientPlayback
+    from addons.core import Inject, View
     from addons.dumper import Dumper
     from addons.loopdetect import LoopDetect
     from addons.onboarding import Onboarding
@@ -48,4 +49,6 @@ def default_addons(flows_to_log: bool = False) -> list[Any]:
         Save(),
         SaveHar(),
         Dumper(to_log=flows_to_log),
+        Inject(),
+        View(),
     ]

@@ -94,7 +94,9 @@ class ILog(Interface):
         Called for every log line of the proxy.
 
         @param entry: A L{interceptor.log.LogEntry}: C{entry.msg} is the text,
-            C{entry.level} one of C{"debug"}, C{"info"}, C{"warn"}, C{"error"}.
+            C{entry.level} one of C{"debug"}, C{"info"}, C{"alert"}, C{"warn"},
+            C{"error"} (records of Python's C{logging} module come through
+            too, at their level).
         """
 
 
@@ -107,6 +109,19 @@ class IStart(Interface):
         """
         Called once when the addon is loaded, before any other event.  A
         return value other than C{None} replaces the addon.
+        """
+
+
+class IRunning(Interface):
+    """
+    An addon handling the C{running} event.
+    """
+
+    def running() -> HookResult:
+        """
+        Called once when the proxy is up: started, and listening on every
+        endpoint it was given (mitmproxy's C{running}).  An addon loaded
+        later does not get it.
         """
 
 
@@ -414,7 +429,7 @@ class ITCPError(Interface):
         """
 
 
-class IGeneralEvents(IConfigure, IDone, ILog, IStart, ITick):
+class IGeneralEvents(IConfigure, IDone, ILog, IStart, IRunning, ITick):
     """
     Life-cycle events of an addon and of the proxy.
     """
@@ -452,6 +467,7 @@ EVENT_INTERFACES = {
     "done": IDone,
     "log": ILog,
     "start": IStart,
+    "running": IRunning,
     "tick": ITick,
     "clientconnect": IClientConnect,
     "clientdisconnect": IClientDisconnect,

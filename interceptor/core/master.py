@@ -14,6 +14,11 @@ Embedding the proxy in a Twisted application::
     ...
     d = master.stop()    # closes ports and connections, waits for done()
 
+While a master runs it is what C{interceptor.ctx} refers to (see
+L{interceptor.core.context}), and records of Python's C{logging} reach its
+log (L{interceptor.core.log.StdlibBridge}).  Its L{CommandManager}
+(C{master.commands}) holds the commands of its addons.
+
 The tick loop calls every addon's C{tick()} each C{tick_interval} seconds
 (0.1 by default) on the master's clock; a tick whose Deferred has not
 fired yet is never started again before it does.
@@ -39,9 +44,11 @@ from twisted.internet.interfaces import (
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from interceptor.core import context
 from interceptor.core.access import listens_beyond_loopback
 from interceptor.core.addonmanager import AddonManager
-from interceptor.core.log import LogBridge, LogEntry
+from interceptor.core.commands import CommandManager
+from interceptor.core.log import LogBridge, LogEntry, stdlib_bridge
 from interceptor.core.options import (
     Options,
     OptionsError,
@@ -111,6 +118,11 @@ class Master:
     @ivar options: The L{Options}.
     @ivar addons: The L{AddonManager}.
     @ivar running: Whether L{start} has been called and L{stop} not yet.
+    @ivar starting: Whether L{start} is configuring the addons (an addon
+        that rejects the options then makes L{start} fail).
+    @ivar commands: The L{CommandManager} of the addons' commands.
+    @ivar owns_reactor: Whether L{shutdown} stops the reactor (C{twistd
+        interceptor} sets it) rather than only this master.
     @ivar ports: The listening ports opened by L{listen}.
     @ivar reactor: The reactor the sockets run on (injected for tests).
     @ivar clock: The L{IReactorTime} every proxy timer runs on: the tick
@@ -137,8 +149,12 @@ class Master:
         self.reactor: IProxyReactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor
         self.options = options if options is not None else proxy_options()
+        self.commands = CommandManager(self)
         self.addons = AddonManager(self)
         self.running = False
+        self.starting = False
+        self.owns_reactor = False
+        self._announced = False
         self.ports: list[IListeningPort] = []
         self.factories: list[ProxyFactory] = []
         self._ticker: Optional[LoopingCall] = None
@@ -176,22 +192,58 @@ class Master:
         Start the proxy: addons get C{configure} with every option, the log
         bridge and the tick loop start.
 
-        @raise OptionsError: An addon rejected the options.
+        @raise OptionsError: An addon (a script too) rejected the options,
+            or a C{--set} name held until every addon had loaded was
+            declared by none of them.  L{stop} still cleans up.
         """
         if self.running:
             return
         self._check_tick_interval()
         self.running = True
+        self.starting = True
         self._bridge.install()
-        self._hold_decode_cap()
-        self.addons.configure_all(self.options, self.options.keys())
-        for name in sorted(getattr(self.options, "deferred", ())):
-            _log.error(
-                "Unknown option {name}: no addon declared it{hint}",
-                name=name,
-                hint=did_you_mean(name, self.options.keys()),
-            )
+        stdlib_bridge.join()
+        context.started(self)
+        try:
+            self._hold_decode_cap()
+            self.addons.configure_all(self.options, self.options.keys())
+            unknown = sorted(getattr(self.options, "deferred", ()))
+            if unknown:
+                raise OptionsError(
+                    f"unknown option {unknown[0]}: no addon declared it"
+                    f"{did_you_mean(unknown[0], self.options.keys())}"
+                )
+        finally:
+            self.starting = False
         self._start_ticking()
+
+    def announce_running(self) -> Deferred[Any]:
+        """
+        Fire the C{running} event (once per start): the proxy is up and
+        listens on its endpoints.  C{twistd interceptor} calls it once every
+        endpoint listens; an embedding application calls it when it is ready.
+
+        @return: A Deferred firing when every C{running} hook has finished.
+        """
+        if not self.running or self._announced:
+            return succeed(None)
+        self._announced = True
+        return self.addons.trigger("running")
+
+    def shutdown(self) -> Deferred[None]:
+        """
+        Stop the proxy, as mitmproxy's C{ctx.master.shutdown()}: under
+        C{twistd} (L{owns_reactor}) the reactor stops, which stops this
+        master and ends the process; otherwise only this master stops.
+
+        @return: A Deferred firing once this master has stopped.
+        """
+        if self.owns_reactor and getattr(self.reactor, "running", False):
+            stopped: Deferred[None] = Deferred()
+            self.reactor.callLater(0, self.reactor.stop)
+            self.reactor.addSystemEventTrigger("after", "shutdown", stopped.callback, None)
+            return stopped
+        return self.stop()
 
     def _hold_decode_cap(self) -> None:
         # What a message may decode to while this master runs: the smallest
@@ -299,10 +351,17 @@ class Master:
         return _follow(stopping)
 
     def _stopped(self, result: object) -> None:
-        self._bridge.uninstall()
-        decode_cap.release(self)
+        self._released()
         self._stopping = None
+        self._announced = False
         return None
+
+    def _released(self) -> None:
+        # What start() holds: the log bridges, ctx, the decode cap.
+        self._bridge.uninstall()
+        stdlib_bridge.leave()
+        context.stopped(self)
+        decode_cap.release(self)
 
 
 def listening_at(mode: str, description: str, address: IAddress) -> str:

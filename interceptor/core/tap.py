@@ -130,7 +130,7 @@ class Options(usage.Options):
 
     def opt_addon(self, path: str) -> None:
         """
-        Load an addon script; it is reloaded when the file changes (repeatable).
+        Load an addon script, with arguments for its sys.argv ("FILE ARG..."); it is reloaded when the file changes (repeatable).
         """
         self["addons"].append(path)
 
@@ -185,7 +185,10 @@ class Options(usage.Options):
         if self["options"]:
             print(master.options.help_text())
             raise SystemExit(0)
-        for path in self["addons"]:
+        from addons.script import split_script_entry
+
+        for entry in self["addons"]:
+            path, _ = split_script_entry(entry)
             if not os.path.isfile(os.path.expanduser(path)):
                 raise usage.UsageError(f"--addon {path}: no such file")
         try:
@@ -269,8 +272,18 @@ def makeService(config: Options) -> ProxyService:
     also keeps freed memory for reuse, unless C{fast_paths} is off: see
     L{interceptor.transport.fast.allocator}).
     """
-    if config["master"].options.fast_paths:
+    master = config["master"]
+    if master.options.fast_paths:
         keep_freed_memory()
-    return ProxyService(
-        config["master"], config["listen"], clean_sigterm=True, exit_on_failure=True
-    )
+    # ctx.master.shutdown() ends the process.
+    master.owns_reactor = True
+    service = ProxyService(master, config["listen"], clean_sigterm=True, exit_on_failure=True)
+    service.listening.addCallback(_announce_running, master)
+    return service
+
+
+def _announce_running(ports: Optional[list[Any]], master: Master) -> Optional[list[Any]]:
+    # Every endpoint listens (None: one failed, and the proxy is stopping).
+    if ports is not None:
+        master.announce_running()
+    return ports

@@ -53,6 +53,7 @@ from interceptor.transport.fast.fastwrite import writer_for
 from interceptor.model.flow import Error
 from interceptor.transport.connect import open_connection
 from interceptor.transport.readgate import ReadGate
+from interceptor.layers.tcp_inject import relay_of
 from interceptor.model.tcp import TCPFlow, TCPMessage
 
 __all__ = ["TcpLayer"]
@@ -199,6 +200,7 @@ class TcpLayer:
         addons = self.master.addons
         if self.emit_events and any(addons.has_hooks(e) for e in _EVENTS):
             self.flow = TCPFlow(self.root.client_conn, self.server_conn)
+            relay_of[self.flow] = self
             self._watch_messages = addons.has_hooks("tcp_message")
             d = addons.trigger("tcp_start", self.flow)
             if not d.called:
