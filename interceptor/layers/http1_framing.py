@@ -14,6 +14,7 @@ It also holds the small helpers every layer uses: C{error_response} (the
 from __future__ import annotations
 
 import inspect
+import weakref
 
 import time
 from typing import Any, Callable, Iterable, Optional
@@ -213,18 +214,44 @@ _Transform = Callable[[bytes], "bytes | Iterable[bytes]"]
 """An addon's chunk transform (a callable C{Message.stream})."""
 
 
+# Transforms found to be of mitmproxy 2.x's kind (see transformed).
+_CHUNK_TRANSFORMS: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+
+
 def transformed(transform: _Transform, data: bytes) -> bytes:
     """
     C{data} through an addon's chunk transform (C{message.stream}), which
-    may return bytes or an iterable of bytes.  A generator function is a
-    transform of mitmproxy 2.x's kind, which takes an iterable of chunks
-    (C{for chunk in chunks: yield ...}): it gets this piece as one chunk.
+    may return bytes or an iterable of bytes.
+
+    mitmproxy 2.x's transforms took an iterable of chunks instead
+    (C{def modify(chunks): for chunk in chunks: yield ...}).  Both kinds
+    are generator functions, so a generator function that fails on bytes
+    (iterating bytes gives ints) the first time is tried with the piece as
+    one chunk, and is known as that kind from then on.
     """
     # (Typed Any: the annotation of _Transform is the bytes -> bytes kind.)
-    argument: Any = [data] if inspect.isgeneratorfunction(transform) else data
-    out = transform(argument)
-    if isinstance(out, (bytes, bytearray)):
+    chunked: Any
+    try:
+        chunked = _CHUNK_TRANSFORMS.get(transform, False)
+    except TypeError:  # (not weakly referenceable: a builtin)
+        chunked = False
+    if chunked:
+        return _joined(transform([data]))  # type: ignore[arg-type]
+    if not inspect.isgeneratorfunction(transform):
+        return _joined(transform(data))
+    try:
+        return _joined(transform(data))
+    except (TypeError, AttributeError):
+        out = _joined(transform([data]))  # type: ignore[arg-type]
+        _CHUNK_TRANSFORMS[transform] = True
         return out
+
+
+def _joined(out: "bytes | Iterable[bytes]") -> bytes:
+    if isinstance(out, bytes):
+        return out
+    if isinstance(out, bytearray):
+        return bytes(out)
     return b"".join(out)
 
 
