@@ -210,7 +210,8 @@ class AddonManager:
         start = get_hook(addon, "start")
         if start is not None:
             try:
-                replacement = start()
+                # mitmproxy 2.0's scripts: start(options), which may return the addon.
+                replacement = start(self.master.options) if _required(start) == 1 else start()
                 if inspect.iscoroutine(replacement):
                     replacement = Deferred.fromCoroutine(replacement)
                 if isinstance(replacement, Deferred):
@@ -533,12 +534,36 @@ def _takes_two(configure: Callable[..., Any]) -> bool:
     than mitmproxy's C{configure(updated)}: it accepts two positional
     arguments.
     """
+    return _accepts(configure, 2, default=True)
+
+
+def _required(function: Callable[..., Any]) -> int:
+    """
+    How many positional arguments C{function} requires (0 when its
+    signature cannot be read).
+    """
     try:
-        parameters = inspect.signature(configure).parameters.values()
+        parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
-        return True
+        return 0
+    return sum(
+        1
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    )
+
+
+def _accepts(function: Callable[..., Any], count: int, default: bool) -> bool:
+    """
+    Whether C{function} accepts C{count} positional arguments (C{default}
+    when its signature cannot be read).
+    """
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return default
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    return len(positional) >= count or any(p.kind is p.VAR_POSITIONAL for p in parameters)
 
 
 def _reraise_interrupt(error: BaseException) -> None:

@@ -247,7 +247,7 @@ def transformed(transform: _Transform, data: bytes) -> bytes:
         return out
 
 
-def _joined(out: "bytes | Iterable[bytes]") -> bytes:
+def _joined(out: "bytes | bytearray | Iterable[bytes]") -> bytes:
     if isinstance(out, bytes):
         return out
     if isinstance(out, bytearray):

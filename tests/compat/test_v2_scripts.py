@@ -75,3 +75,28 @@ class NetHttpPathTests(unittest.TestCase):
         self.assertIs(net_http.Headers, http.Headers)
         self.assertIs(net_http.Response, http.Response)
         self.assertIs(net_http.Request, http.Request)
+
+
+class StartWithOptionsTests(unittest.TestCase):
+    timeout = 30
+
+    async def test_start_opts_returns_the_addon(self) -> None:
+        """
+        mitmproxy 2.0's C{def start(opts): return AddHeader()}: start gets
+        the options, and the object it returns is the addon.
+        """
+        script = write_script(self, '''
+            class AddHeader:
+                def response(self, flow):
+                    flow.response.headers["newheader"] = "foo"
+
+            def start(opts):
+                print("OPTS:", "confdir" in opts)
+                return AddHeader()
+        ''')
+        web = await WebServer.start(self)
+        port, transport, protocol = await twistd_proxy(self, "--addon", script)
+        result = await curl(self, "-x", f"http://127.0.0.1:{port}", web.url("/echo"))
+        output = await stopped_output(transport, protocol)
+        self.assertEqual(result.heads[-1].header(b"newheader"), b"foo")
+        self.assertEqual(printed(output, "OPTS:"), ["True"])
