@@ -18,7 +18,10 @@ An entry may carry arguments, as in mitmproxy 2.x: C{--addon "filter.py
 C{["filter.py", "--host", "example.org"]} (the entry split as a shell
 splits it; an entry naming an existing file is that file, spaces and all).
 A C{SystemExit} while it is imported (its argparse refusing the arguments,
-or C{--help}) is that script's error, logged; the proxy runs on.
+or C{--help}) is that script's error, logged; the proxy runs on.  As in
+mitmproxy 2.x, the arguments stay in C{sys.argv} once the script is loaded
+(2.x scripts read them in C{start()} and C{done()}); with several scripts
+given arguments, C{sys.argv} holds the last loaded one's.
 
 Scripts run at the script loader's place in the addon chain (before the
 dumper of the default chain, so it prints what the scripts made of a flow).
@@ -160,6 +163,12 @@ class Script:
         else:
             listed = getattr(self.module, "addons", None)
             self.addons = list(listed) if isinstance(listed, (list, tuple)) else [self.module]
+            if self.args:
+                # As mitmproxy 2.x: the arguments stay in sys.argv for the
+                # script's hooks too (its start() and done() read them; the
+                # module's done() runs after this one's, so it is not given
+                # back).
+                sys.argv = [os.path.basename(path), *self.args]
 
     def done(self) -> None:
         """

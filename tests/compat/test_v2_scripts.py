@@ -100,3 +100,28 @@ class StartWithOptionsTests(unittest.TestCase):
         output = await stopped_output(transport, protocol)
         self.assertEqual(result.heads[-1].header(b"newheader"), b"foo")
         self.assertEqual(printed(output, "OPTS:"), ["True"])
+
+
+class ArgvInHooksTests(unittest.TestCase):
+    timeout = 30
+
+    async def test_start_and_done_read_argv(self) -> None:
+        """
+        A 2.x script reading its arguments in start() and done() gets them.
+        """
+        script = write_script(self, '''
+            import sys
+
+            def start():
+                if len(sys.argv) != 2:
+                    raise ValueError("Usage: -s 'script.py WORD'")
+                print("START:", sys.argv[1])
+
+            def done():
+                print("DONE:", sys.argv[1])
+        ''')
+        port, transport, protocol = await twistd_proxy(self, "--addon", f"{script} hello")
+        output = await stopped_output(transport, protocol)
+        self.assertEqual(printed(output, "START:"), ["hello"])
+        self.assertEqual(printed(output, "DONE:"), ["hello"])
+        self.assertNotIn("Usage", output)
