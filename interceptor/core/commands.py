@@ -105,6 +105,9 @@ def _fits(value: Any, annotation: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type) and issubclass(annotation, str):
+        # (interceptor.types' Path and the like: any str will do.)
+        return isinstance(value, str)
     if isinstance(annotation, type):
         return isinstance(value, annotation)
     return True  # (a type this module does not know: not checked)
@@ -312,6 +315,8 @@ class CommandManager:
             raise ValueError(f"expected true or false, got {word!r}")
         if annotation is bytes:
             return word.encode("utf-8", "surrogateescape")
+        if isinstance(annotation, type) and issubclass(annotation, str):
+            return annotation(word)
         if typing.get_origin(annotation) is typing.Union:
             args = typing.get_args(annotation)
             if type(None) in args and word == "":

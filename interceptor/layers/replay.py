@@ -55,6 +55,7 @@ def prepare_for_replay(flow: HTTPFlow) -> None:
     flow.live = True
     flow.server_conn = None
     request = flow.request
+    request.is_replay = True
     request.timestamp_start = request.timestamp_end = time.time()
     client = flow.client_conn
     if client.timestamp_end is not None:

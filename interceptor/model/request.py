@@ -36,7 +36,7 @@ class Request(Message):
     absolute-form/``:authority`` target ("" for origin-form HTTP/1 requests).
     """
 
-    __slots__ = ("method", "scheme", "_host", "_port", "path", "authority")
+    __slots__ = ("method", "scheme", "_host", "_port", "path", "authority", "is_replay")
 
     method: str
     """Request method, e.g. ``"GET"``."""
@@ -46,6 +46,9 @@ class Request(Message):
     """Request target path including the query string, e.g. ``"/a?b=c"``."""
     authority: str
     """Authority from an absolute-form target or HTTP/2 ``:authority``; "" if none."""
+    is_replay: bool
+    """Whether client replay sent this request again (mitmproxy 4-6's
+    ``request.is_replay``; ``flow.is_replay == "request"`` says the same)."""
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class Request(Message):
         self._port = port
         self.path = path
         self.authority = authority
+        self.is_replay = False
 
     def __repr__(self) -> str:
         """``Request(GET example.com:443/path)``."""

@@ -23,6 +23,7 @@ from addons.script import ScriptLoader
 from interceptor.core import context
 from interceptor.core.commands import CommandError, CommandManager, command
 from interceptor.core.master import Master
+from interceptor import types
 from interceptor.core.options import OptionsError, proxy_options
 from interceptor.model.flow import Flow
 from interceptor.testing import LogRecorder, start_proxy
@@ -263,6 +264,23 @@ class CommandTests(unittest.TestCase):
         ]:
             e = self.assertRaises(CommandError, manager.execute, line)
             self.assertIn(message, str(e))
+
+    def test_path_and_str_types(self) -> None:
+        """
+        A parameter typed with interceptor.types (mitmproxy.types) takes a
+        command-line word (Path expands ~) or any str from call().
+        """
+
+        class Paths:
+            @command("p.show")
+            def show(self, path: types.Path, marker: types.Marker) -> str:
+                return f"{type(path).__name__}:{path}:{marker}"
+
+        manager = CommandManager(Master(addons=[Paths()]))
+        manager.collect(Paths())
+        home = os.path.expanduser("~")
+        self.assertEqual(manager.execute("p.show ~/x.txt :star:"), f"Path:{home}/x.txt::star:")
+        self.assertEqual(manager.call("p.show", "/tmp/y", "m"), "str:/tmp/y:m")
 
     async def test_inject_tcp(self) -> None:
         """inject.tcp sends the proxy's bytes to the client of a live TCP connection."""

@@ -70,6 +70,7 @@ class ClientReplayTests(unittest.TestCase):
         self.assertEqual(playback.failed, 0)
         for flow in flows:
             self.assertEqual(flow.is_replay, "request")
+            self.assertTrue(flow.request.is_replay)  # (mitmproxy 4-6's name)
             self.assertIsNone(flow.error)
             self.assertEqual(flow.response.status_code, 200)
             self.assertEqual(
