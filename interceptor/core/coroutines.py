@@ -19,7 +19,7 @@ asyncio's own "no running event loop".
 from __future__ import annotations
 
 import sys
-from asyncio import AbstractEventLoop
+from asyncio import AbstractEventLoop, CancelledError, Future
 from typing import Any, Coroutine, Generator, Optional
 
 from twisted.internet.defer import Deferred
@@ -80,8 +80,8 @@ async def _drive(coroutine: Coroutine[Any, Any, Any], loop: AbstractEventLoop) -
 
 class _Bridged:
     """
-    Awaiting this awaits C{coroutine} inside an asyncio task, turning each
-    Deferred it waits on into a future of C{loop} (asyncio's task would
+    Awaiting this awaits C{coroutine} inside an asyncio task, waiting on a
+    future of C{loop} for each Deferred it waits on (asyncio's task would
     reject a bare Deferred: "Task got bad yield").  Everything else it
     yields (asyncio futures, bare yields) goes to the task as it is; what
     the task sends or throws back (results, cancellation) goes to it.
@@ -104,12 +104,29 @@ class _Bridged:
             except StopIteration as done:
                 return done.value
             sent, thrown = None, None
+            if isinstance(yielded, Deferred):
+                # Once it has fired, the coroutine is resumed and takes the
+                # Deferred's result (or error) itself, as when Twisted
+                # drives it.
+                try:
+                    yield from _fired(yielded, self.loop).__await__()
+                except CancelledError:
+                    yielded.cancel()
+                continue
             try:
-                if isinstance(yielded, Deferred):
-                    # The future's own __await__ yields to the task and
-                    # gives the Deferred's result (or raises its error).
-                    sent = yield from yielded.asFuture(self.loop).__await__()
-                else:
-                    sent = yield yielded
+                sent = yield yielded
             except BaseException as e:
                 thrown = e
+
+
+def _fired(d: Deferred[Any], loop: AbstractEventLoop) -> Future[None]:
+    # Unlike Deferred.asFuture, leaves the Deferred's result in place.
+    future: Future[None] = loop.create_future()
+
+    def wake(result: Any) -> Any:
+        if not future.done():
+            future.set_result(None)
+        return result
+
+    d.addBoth(wake)
+    return future
