@@ -17,10 +17,16 @@ from twisted.trial import unittest
 from interceptor.core.coroutines import AsyncioNeeded, _drive, asyncio_loop, run_coroutine
 
 
+_ON_ASYNCIO = "trial --reactor=asyncio: tests.compat.test_asyncio covers that reactor"
+
+
 class OnTrialsReactorTests(unittest.TestCase):
     """
     trial's default reactor is not asyncio-based.
     """
+
+    if asyncio_loop() is not None:
+        skip = _ON_ASYNCIO
 
     def test_no_loop(self) -> None:
         self.assertIsNone(asyncio_loop())
@@ -64,6 +70,9 @@ class BridgeTests(unittest.TestCase):
     A coroutine run as an asyncio task through the bridge, on a loop of
     the test's own (the Deferreds it awaits are fired from that loop).
     """
+
+    if asyncio_loop() is not None:
+        skip = _ON_ASYNCIO  # (its loop already runs in this thread)
 
     def setUp(self) -> None:
         self.loop = asyncio.new_event_loop()

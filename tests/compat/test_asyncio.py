@@ -131,6 +131,33 @@ class AwaitAsyncioTests(AsyncioTestCase):
         self.assertEqual(
             sent_headers(result.body).get("x-got"), "deferred,future,from a Deferred")
 
+    async def test_error_after_awaiting(self) -> None:
+        """
+        A hook that raises after awaiting asyncio is that addon's error, as
+        any hook's: logged with its name, and the next addon and the flow
+        go on.
+        """
+        path = script(self, """
+            import asyncio
+
+            class Fails:
+                async def request(self, flow):
+                    await asyncio.sleep(0.01)
+                    raise ValueError("bad flow")
+
+            class Next:
+                def request(self, flow):
+                    flow.request.headers["x-next"] = "1"
+
+            addons = [Fails(), Next()]
+        """)
+        web, port, protocol = await self.proxied("--addon", path)
+        result = await curl(self, "-x", f"http://127.0.0.1:{port}", web.url("/echo"))
+        self.assertEqual(result.status, 200, result.stderr)
+        self.assertEqual(sent_headers(result.body).get("x-next"), "1")
+        self.assertTrue(await wait_until(lambda: "bad flow" in self.output(protocol)))
+        self.assertIn("Addon error in Fails.request", self.output(protocol))
+
     async def test_background_task(self) -> None:
         """
         A hook starts an C{asyncio.create_task} and returns; the flow does
