@@ -47,6 +47,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from interceptor.core.interfaces import IConfigure, IDone
+from interceptor.core.scriptentry import split_script_entry
 from interceptor.core.options import OptionsError
 
 if TYPE_CHECKING:
@@ -68,23 +69,6 @@ def _error_line(path: str, error: BaseException) -> Optional[int]:
         if os.path.abspath(frame.filename) == path:
             line = frame.lineno
     return line
-
-
-def split_script_entry(entry: str) -> tuple[str, list[str]]:
-    """
-    The file and the arguments of a C{scripts} entry: C{"a.py x 'y z'"}
-    gives C{("a.py", ["x", "y z"])}; an entry that names an existing file
-    (or does not split) is a file with no arguments.
-    """
-    if os.path.isfile(os.path.expanduser(entry)):
-        return entry, []
-    try:
-        words = shlex.split(entry)
-    except ValueError:
-        return entry, []
-    if not words:
-        return entry, []
-    return words[0], words[1:]
 
 
 def load_script(path: str, args: Sequence[str] = ()) -> Optional[ModuleType]:

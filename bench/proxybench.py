@@ -80,6 +80,8 @@ _MITM_COMMON = ("{mitmdump} -q --listen-host 127.0.0.1 -p {port} "
                 "--set confdir={confdir} ")
 _ICP_COMMON = ("{twistd} -n --pidfile= interceptor -q --listen tcp:{port}:interface=127.0.0.1 "
                "--confdir {confdir} ")
+# the same on Twisted's asyncio reactor (what asyncio code in hooks needs)
+_ICP_ASYNCIO_COMMON = _ICP_COMMON.replace("--pidfile= ", "--pidfile= -r asyncio ")
 PRESETS = {
     # the reference proxy (README: "Requirements" builds /tmp/mitmvenv)
     "mitmdump": {
@@ -97,6 +99,16 @@ PRESETS = {
         "forward_cmd": _ICP_COMMON + "--set ssl_verify_upstream_trusted_ca={backend_ca}",
         "reverse_cmd": _ICP_COMMON + "--mode reverse:http://127.0.0.1:{backend_http_port}",
         "stream_cmd": _ICP_COMMON + "--set ssl_verify_upstream_trusted_ca={backend_ca} "
+                      "--set stream_large_bodies=1m",
+        "proxy_ca": "{confdir}/interceptor-ca-cert.pem",
+        "version_cmd": "{twistd} --version",
+        "vars": {"twistd": os.path.join(PROJECT_ROOT, ".venv", "bin", "twistd")},
+    },
+    "interceptor-asyncio": {
+        "forward_cmd": _ICP_ASYNCIO_COMMON + "--set ssl_verify_upstream_trusted_ca={backend_ca}",
+        "reverse_cmd": _ICP_ASYNCIO_COMMON
+                       + "--mode reverse:http://127.0.0.1:{backend_http_port}",
+        "stream_cmd": _ICP_ASYNCIO_COMMON + "--set ssl_verify_upstream_trusted_ca={backend_ca} "
                       "--set stream_large_bodies=1m",
         "proxy_ca": "{confdir}/interceptor-ca-cert.pem",
         "version_cmd": "{twistd} --version",

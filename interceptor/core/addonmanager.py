@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from interceptor.core import context
+from interceptor.core.coroutines import run_coroutine
 from interceptor.core.interfaces import EVENTS
 from interceptor.core.options import Options, OptionsError
 
@@ -439,7 +440,7 @@ class AddonManager:
             if value is None:
                 return None
             if inspect.iscoroutine(value):
-                return Deferred.fromCoroutine(value)
+                return run_coroutine(value, event)
             if isinstance(value, Deferred):
                 return _own(value)
             return value

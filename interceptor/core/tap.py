@@ -35,7 +35,13 @@ from twisted.python import usage
 from interceptor.transport.fast.allocator import keep_freed_memory
 from interceptor.core.defaults import default_addons
 from interceptor.core.master import Master, server_endpoint
+from interceptor.core.scriptentry import split_script_entry
 from interceptor.core.options import OptionsError, did_you_mean, proxy_options
+from interceptor.core.reactorchoice import (
+    install_asyncio_reactor,
+    reactor_installed,
+    scripts_need_asyncio,
+)
 from interceptor.core.service import ProxyService
 
 __all__ = ["Options", "makeService", "DEFAULT_LISTEN"]
@@ -180,13 +186,16 @@ class Options(usage.Options):
 
         @raise usage.UsageError: An unknown option or a bad value.
         """
+        # Before anything imports the reactor (build_master does): under
+        # twistd, scripts that use asyncio get the asyncio reactor.
+        if self.parent is not None and not reactor_installed():
+            if scripts_need_asyncio(self["addons"]):
+                install_asyncio_reactor()
         master = build_master(flows_to_log=self._daemon())
         self["master"] = master
         if self["options"]:
             print(master.options.help_text())
             raise SystemExit(0)
-        from addons.script import split_script_entry
-
         for entry in self["addons"]:
             path, _ = split_script_entry(entry)
             if not os.path.isfile(os.path.expanduser(path)):
