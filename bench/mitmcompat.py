@@ -194,7 +194,7 @@ def _frame(payload: bytes, masked: bool) -> bytes:
 
 
 class _WsEcho(BaseRequestHandler):
-    """A minimal WebSocket server: the handshake, then echoes one text frame."""
+    """A minimal WebSocket server: the handshake, then echoes one text frame and stays open."""
 
     def handle(self) -> None:
         sock = self.request
@@ -211,7 +211,11 @@ class _WsEcho(BaseRequestHandler):
             )
             payload = _read_frame(sock)
             sock.sendall(_frame(b"echo " + payload[:100], masked=False))
-            time.sleep(0.3)
+            # Open until the client goes (it lingers for messages a script
+            # injects), bounded.
+            sock.settimeout(15)
+            while sock.recv(65536):
+                pass
         except (OSError, ConnectionError):
             return
 
@@ -549,7 +553,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             results.append(r)
     finally:
         servers.stop()
-        shutil.rmtree(top, ignore_errors=True)
+        if not os.environ.get("MITMCOMPAT_KEEP"):
+            shutil.rmtree(top, ignore_errors=True)
     passed = sum(r.verdict == "PASS" for r in results)
     na = sum(r.verdict == "N/A" for r in results)
     summary = f"{passed} of {len(results)} run ({na} N/A; {passed} of {len(results) - na} applicable)"

@@ -249,9 +249,13 @@ class ReplayClientSide:
 
     def switch_protocols(self, server: IServerSide, after: list[bytes]) -> None:
         """
-        Never asked: a replayed request does not upgrade (L{can_upgrade}).
+        The server agreed to an upgrade the replayed request asked for (a
+        recorded WebSocket handshake sent again): the flow keeps the 101,
+        and with no client to hand the connection to, it is closed.
         """
-        raise RuntimeError("a replayed request cannot switch protocols")
+        self.exchange.switched()
+        server.done(True)
+        self._over()
 
     def finished(self) -> None:
         """

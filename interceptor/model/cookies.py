@@ -7,7 +7,7 @@ Cookie and Set-Cookie parsing and formatting: :class:`CookieAttrs` and the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Optional, SupportsIndex, TypeVar, overload
+from typing import Any, NamedTuple, Optional, SupportsIndex, TypeVar, overload
 
 
 _Attr = tuple[str, Optional[str]]
@@ -176,13 +176,23 @@ def _cookie_value(value: str) -> str:
     return value
 
 
+class SetCookieValue(NamedTuple):
+    """
+    A Set-Cookie's value and attributes: a C{(value, attrs)} pair, also
+    read by name (C{.value}, C{.attrs}) as mitmproxy's response cookies.
+    """
+
+    value: str
+    attrs: CookieAttrs
+
+
 def _parse_set_cookie(line: str) -> tuple[str, tuple[str, CookieAttrs]]:
     pairs = _cookie_pairs(line) or [("", None)]
     name, value = pairs[0]
     if value is None:  # RFC 6265bis: a nameless cookie
         name, value = "", name
     attrs = CookieAttrs((k, v) for k, v in pairs[1:] if k or v is not None)
-    return name, (value, attrs)
+    return name, SetCookieValue(value, attrs)
 
 
 def _format_set_cookie(name: str, value: str, attrs: Iterable[tuple[str, str | None]]) -> str:

@@ -125,3 +125,78 @@ class ArgvInHooksTests(unittest.TestCase):
         self.assertEqual(printed(output, "START:"), ["hello"])
         self.assertEqual(printed(output, "DONE:"), ["hello"])
         self.assertNotIn("Usage", output)
+
+
+class InjectFromAsyncioTaskTests(unittest.TestCase):
+    timeout = 30
+
+    async def test_task_injects_until_ended(self) -> None:
+        """
+        mitmproxy 6's way: C{websocket_start} starts an asyncio task that
+        injects to the client with C{flow.inject_message} until
+        C{flow.ended}.
+        """
+        script = write_script(self, '''
+            import asyncio
+
+            class Inject:
+                async def inject(self, flow):
+                    i = 0
+                    while not flow.ended and not flow.error:
+                        await asyncio.sleep(0.2)
+                        flow.inject_message(flow.client_conn, f"injected #{i}")
+                        i += 1
+
+                def websocket_start(self, flow):
+                    asyncio.get_event_loop().create_task(self.inject(flow))
+
+            addons = [Inject()]
+        ''')
+        server = await start_websocket_server(self)
+        port, transport, protocol = await twistd_proxy(self, "--addon", script)
+        client = await connect_websocket(self, server.url("/chat"), proxy=("127.0.0.1", port))
+        got = await client.next_message()
+        await client.close(1000, "bye")
+        output = await stopped_output(transport, protocol)
+        self.assertEqual(got.payload, b"injected #0", output)
+        self.assertNotIn("Traceback", output)
+
+
+class PackageAttributeTests(unittest.TestCase):
+    def test_submodules_as_attributes(self) -> None:
+        """
+        C{import interceptor; interceptor.ctx.log(...)} works, as
+        C{mitmproxy.ctx} does in scripts; an unknown name is an
+        AttributeError.
+        """
+        import subprocess
+        import sys
+
+        code = "import interceptor; print(interceptor.ctx.__name__, interceptor.http.HTTPFlow.__name__)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=30)
+        self.assertEqual(out.stdout.split(), [b"interceptor.ctx", b"HTTPFlow"])
+        import interceptor
+
+        with self.assertRaises(AttributeError):
+            interceptor.no_such_module  # noqa: B018
+
+
+class NetHttpCookiesTests(unittest.TestCase):
+    def test_helpers(self) -> None:
+        """
+        mitmproxy 2.x's cookie helpers, and response cookies read by name.
+        """
+        import time
+
+        from interceptor.http import Response
+        from interceptor.net.http import cookies
+
+        response = Response.make(200, b"", {"Set-Cookie": "a=1; Max-Age=60; Path=/"})
+        name, (value, attrs) = response.cookies.fields[0]
+        self.assertEqual((name, value, response.cookies.fields[0][1].value), ("a", "1", "1"))
+        expires = cookies.get_expiration_ts(attrs)
+        assert expires is not None
+        self.assertLess(abs(expires - (time.time() + 60)), 5)
+        self.assertFalse(cookies.is_expired(attrs))
+        grouped = cookies.group_cookies([("a", "1"), ("Path", "/"), ("b", "2")])
+        self.assertEqual([(n, v, list(a)) for n, v, a in grouped], [("a", "1", [("Path", "/")]), ("b", "2", [])])

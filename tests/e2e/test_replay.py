@@ -131,6 +131,23 @@ class ClientReplayTests(unittest.TestCase):
         self.assertEqual(h2.streams[0].body, b"payload")
         self.assertEqual(flows[1].server_conn.alpn, b"http/1.1")
 
+    async def test_upgrade_request(self) -> None:
+        """
+        A recorded WebSocket handshake sent again gets its 101 and the
+        replay ends (there is no client to hand the connection to).
+        """
+        from interceptor.testing import start_websocket_server
+
+        server = await start_websocket_server(self)
+        handshake = recorded(
+            server.url("/chat").replace("ws://", "http://"),
+            Upgrade="websocket", Connection="Upgrade", **{"Sec-WebSocket-Version": "13",
+                                                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+        )
+        _, playback, _, _ = await replay(self, [handshake])
+        self.assertIsNone(handshake.error)
+        self.assertEqual(handshake.response.status_code, 101)
+
     async def test_concurrency(self) -> None:
         """
         With C{client_replay_concurrency} above 1, several requests are in
