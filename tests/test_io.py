@@ -150,6 +150,19 @@ class RoundTripTests(SynchronousTestCase):
     Every field written is read back as it was.
     """
 
+    def test_flat_header_fields_still_read(self) -> None:
+        """
+        Records of the first files, with header fields flattened (name,
+        value, name, value, ...), read as the pairs they were.
+        """
+        flow = HTTPFlow(ClientConnection(("127.0.0.1", 1)), None, req())
+        state = flow_to_state(flow)
+        pairs = list(state["request"]["headers"])
+        state["request"]["headers"] = [part for pair in pairs for part in pair]
+        read = flow_from_state(msgpack.unpackb(new_packer().pack(state), raw=False))
+        assert isinstance(read, HTTPFlow)
+        self.assertEqual(read.request.headers.fields, pairs)
+
     def assertSameFlow(self, got: Flow, want: Flow) -> None:
         self.assertIs(type(got), type(want))
         self.assertFalse(got.live)

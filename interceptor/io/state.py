@@ -20,7 +20,7 @@ written, and a reader takes a missing optional key as its default::
            "timestamp_start", "timestamp_end",
            server only: "peername", "timestamp_tcp_setup"}
     request: {"method", "scheme", "host", "port", "path", "authority",
-              "http_version", "headers": [name, value, name, value, ...],
+              "http_version", "headers": [[name, value], ...],
               "content": bytes | None, "trailers": [...] | None,
               "timestamp_start", "timestamp_end"}
     response: {"http_version", "status_code", "reason", "headers",
@@ -30,8 +30,9 @@ written, and a reader takes a missing optional key as its default::
                 "closed_by_client", "close_code", "close_reason",
                 "extensions", "timestamp_start", "timestamp_end"}
 
-Header fields are flattened (name, value, name, value, ...): it is the
-cheapest shape to write and to rebuild.  Addresses are [host, port] lists.
+Header fields are the message's own (name, value) pairs, written as they
+are (flattening them first cost more than packing the pairs; files of the
+first days, flat, still read).  Addresses are [host, port] lists.
 """
 
 from __future__ import annotations
@@ -76,9 +77,6 @@ class UnknownFlowType(ValueError):
 # -- to state ----------------------------------------------------------------
 
 
-def _flat(fields: list[tuple[bytes, bytes]]) -> list[bytes]:
-    return [part for field in fields for part in field]
-
 
 def _der(certificates: list[Certificate]) -> list[bytes]:
     if not certificates:
@@ -116,9 +114,10 @@ def _message_state(message: Message) -> State:
     trailers = message.trailers
     return {
         "http_version": message.http_version,
-        "headers": _flat(message.headers.fields),
+        # (The (name, value) pairs as they are: msgpack writes each as an array.)
+        "headers": message.headers.fields,
         "content": message.raw_content,
-        "trailers": None if trailers is None else _flat(trailers.fields),
+        "trailers": None if trailers is None else trailers.fields,
         "timestamp_start": message.timestamp_start,
         "timestamp_end": message.timestamp_end,
     }
@@ -209,12 +208,21 @@ def _typed(state: State, key: str, kinds: type | tuple[type, ...]) -> Any:
     return value
 
 
-def _fields(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
-    if len(flat) % 2:
+def _fields(value: list[Any]) -> list[tuple[bytes, bytes]]:
+    # [[name, value], ...]; files written before 2026-12-03 12:00 have them
+    # flat, [name, value, name, value, ...].
+    if value and type(value[0]) is not bytes:
+        pairs: list[tuple[bytes, bytes]] = []
+        for pair in value:
+            if len(pair) != 2 or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
+                raise ValueError("header fields: not a (name, value) pair of bytes")
+            pairs.append((pair[0], pair[1]))
+        return pairs
+    if len(value) % 2:
         raise ValueError("header fields: a name without a value")
-    if not all(type(part) is bytes for part in flat):
+    if not all(type(part) is bytes for part in value):
         raise ValueError("header fields: a name or value that is not bytes")
-    parts = iter(flat)
+    parts = iter(value)
     return list(zip(parts, parts))
 
 
