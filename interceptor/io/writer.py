@@ -28,6 +28,7 @@ from interceptor.model.flow import Flow
 __all__ = ["FlowWriter", "packable_metadata"]
 
 _PACK_ERRORS = (TypeError, ValueError, OverflowError)
+_BUFFER = 1024 * 1024
 
 
 def packable_metadata(metadata: dict[Any, Any]) -> dict[Any, Any]:
@@ -88,7 +89,9 @@ class FlowWriter:
         name = os.path.expanduser(path[1:] if append else path)
         try:
             existing = append and os.path.exists(name)
-            fileobj = open(name, "r+b" if existing else "wb")
+            # (A big buffer: a few large writes instead of one per 8 KiB;
+            # what is written leaves at each flush, e.g. the recorder's tick.)
+            fileobj = open(name, "r+b" if existing else "wb", buffering=_BUFFER)
             if existing:
                 _seek_to_append(fileobj, name)
         except OSError as e:
