@@ -29,6 +29,7 @@ setup(
         "msgpack>=1.0",
     ],
     entry_points={"console_scripts": ["interceptor-read = interceptor.readflows:run"]},
-    extras_require={"dev": ["treq>=23.11", "httpx[http2]>=0.27", "jsonschema>=4"]},
+    # What the test suite uses besides the proxy's own dependencies (README's first line installs it).
+    extras_require={"dev": ["treq>=23.11", "httpx[http2]>=0.27", "jsonschema>=4", "hypothesis>=6"]},
     classifiers=["Framework :: Twisted", "Programming Language :: Python :: 3"],
 )
