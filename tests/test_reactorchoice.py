@@ -6,22 +6,17 @@ shown with real processes in L{tests.compat.test_asyncio}.)
 
 from __future__ import annotations
 
-import os
-import textwrap
 
 from twisted.trial import unittest
+
+from tests.scriptfiles import write_script
 
 from interceptor.core.reactorchoice import reactor_installed, scripts_need_asyncio
 
 
 class ScriptsNeedAsyncioTests(unittest.TestCase):
     def write(self, source: str, name: str = "script.py") -> str:
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        path = os.path.join(directory, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(source))
-        return path
+        return write_script(self, source, name)
 
     def test_import_asyncio(self) -> None:
         self.assertTrue(scripts_need_asyncio([self.write("import asyncio\n")]))

@@ -16,26 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import textwrap
 import time
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial import unittest
 
+from tests.scriptfiles import write_script as script
 from tests.e2e.peers import WebServer, curl, sleep, twistd_proxy, unused_port, wait_listening, wait_until
 from tests.test_tap import spawn_twistd
-
-
-def script(testcase: unittest.TestCase, source: str) -> str:
-    """
-    Write C{source} (dedented) as a script file of C{testcase}'s; its path.
-    """
-    directory = os.path.abspath(testcase.mktemp())
-    os.makedirs(directory)
-    path = os.path.join(directory, "script.py")
-    with open(path, "w") as f:
-        f.write(textwrap.dedent(source))
-    return path
 
 
 def sent_headers(body: bytes) -> dict[str, str]:

@@ -11,8 +11,6 @@ The scripts are our own, written with the API of mitmproxy's examples
 
 from __future__ import annotations
 
-import os
-import textwrap
 from typing import Any
 
 from twisted.internet import reactor
@@ -20,6 +18,7 @@ from twisted.internet.protocol import ClientFactory
 from twisted.trial import unittest
 
 from tests.e2e.h2peers import H2cClient, H2Response, bounded
+from tests.scriptfiles import write_script as script
 from tests.e2e.peers import (
     RawClient,
     RawServer,
@@ -174,18 +173,6 @@ def echo():
 
 addons = [wsgiapp.WSGIApp(app, "proxapp", 80)]
 """
-
-
-def script(testcase: unittest.TestCase, text: str) -> str:
-    """
-    C{text} written to a script file of C{testcase}'s own.
-    """
-    directory = os.path.abspath(testcase.mktemp())
-    os.makedirs(directory)
-    path = os.path.join(directory, "script.py")
-    with open(path, "w") as f:
-        f.write(textwrap.dedent(text))
-    return path
 
 
 async def h2c_request(

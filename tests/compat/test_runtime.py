@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import textwrap
 
-from twisted.internet import reactor
 from twisted.trial import unittest
 
 from addons.core import Inject
@@ -27,20 +25,16 @@ from interceptor import types
 from interceptor.core.options import OptionsError, proxy_options
 from interceptor.model.flow import Flow
 from interceptor.testing import LogRecorder, start_proxy
+from tests.scriptfiles import write_script as _write_script
 from tests.e2e.peers import RawServer, WebServer, curl, find_header, http_response, twistd_proxy, wait_until
 from tests.e2e.tcppeers import TcpServer, connect_tunnel
 
 
 def write_script(testcase: unittest.TestCase, name: str, source: str) -> str:
     """
-    Write C{source} (dedented) to a fresh directory as C{name}; its path.
+    Write C{source} (dedented) as C{name} in a fresh directory; its path.
     """
-    directory = os.path.abspath(testcase.mktemp())
-    os.makedirs(directory)
-    path = os.path.join(directory, name)
-    with open(path, "w") as f:
-        f.write(textwrap.dedent(source))
-    return path
+    return _write_script(testcase, source, name)
 
 
 async def stop(transport, protocol) -> str:

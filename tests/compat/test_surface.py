@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
-import textwrap
 from importlib import metadata
 
 from hypothesis import given
@@ -29,20 +27,9 @@ from interceptor.io import FlowReader, FlowReadException
 from interceptor.model.connection import ClientConnection, ServerConnection
 from interceptor.testing import connect_websocket, start_websocket_server
 from interceptor.utils import human, strutils
+from tests.scriptfiles import write_script
 from tests.e2e.peers import WebServer, curl, twistd_proxy, wait_until
 from tests.e2e.tlspeers import HttpsServer, TestCA
-
-
-def write_script(testcase: unittest.TestCase, source: str) -> str:
-    """
-    C{source} (dedented) as a script file of its own; its path.
-    """
-    directory = os.path.abspath(testcase.mktemp())
-    os.makedirs(directory)
-    path = os.path.join(directory, "script.py")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(textwrap.dedent(source))
-    return path
 
 
 async def stopped_output(transport: object, protocol: object) -> str:
