@@ -14,6 +14,7 @@ L{Request} and L{Response} (the same classes).
 
 from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import *  # noqa: F401,F403
+from interceptor.model.http import __all__ as _model_names
 from interceptor.model.http import Request, Response
 from interceptor.model.http import (  # noqa: F401
     _b,
@@ -37,20 +38,4 @@ HTTPRequest = Request
 HTTPResponse = Response
 """mitmproxy 2.x's name for L{Response}."""
 
-__all__ = [
-    "Headers",
-    "MultiDictView",
-    "Message",
-    "Request",
-    "Response",
-    "HeadersLike",
-    "StreamSetting",
-    "CookieAttrs",
-    "default_port",
-    "hostport",
-    "parse_authority",
-    "parse_url",
-    "HTTPFlow",
-    "HTTPRequest",
-    "HTTPResponse",
-]
+__all__ = [*_model_names, "HTTPFlow", "HTTPRequest", "HTTPResponse"]
