@@ -18,8 +18,9 @@ Progress goes to the log every few seconds, and a summary at the end.
 
 from __future__ import annotations
 
+import itertools
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -125,8 +126,7 @@ class ClientPlayback:
         C{client_replay_concurrency} allows.
         """
         if self._source is not None:
-            previous = self._source
-            self._source = _chain(previous, flows)
+            self._source = itertools.chain(self._source, flows)
         else:
             self._source = flows
             self._started = self._progress_at = time.monotonic()
@@ -248,8 +248,3 @@ class ClientPlayback:
         The proxy stops: replay no more.
         """
         self.stop_replay()
-
-
-def _chain(first: Iterator[Any], second: Iterator[Any]) -> Iterator[Any]:
-    yield from first
-    yield from second

@@ -29,17 +29,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from interceptor.core.interfaces import (
-    IConfigure,
-    IDone,
-    IError,
-    IResponse,
-    ITCPEnd,
-    ITCPError,
-    ITick,
-    IWebSocketEnd,
-    IWebSocketError,
-)
+from addons.finished import FinishedFlows
+from interceptor.core.interfaces import IConfigure, IDone, ITCPEnd, ITCPError, ITick
 from interceptor.core.options import OptionsError, filter_check, filter_option
 from interceptor.io import FlowReadException, FlowWriter
 
@@ -47,7 +38,7 @@ if TYPE_CHECKING:
     from interceptor.core.addonmanager import Loader
     from interceptor.core.master import Master
     from interceptor.core.options import Options
-    from interceptor.model.flow import Flow, HTTPFlow
+    from interceptor.model.flow import Flow
     from interceptor.model.tcp import TCPFlow
 
 __all__ = ["Save", "StreamRecorder", "open_writer"]
@@ -68,31 +59,33 @@ def open_writer(spec: str) -> FlowWriter:
         raise OptionsError(f"save_stream_file: {e}") from None
 
 
-@implementer(IResponse, IError, IWebSocketEnd, IWebSocketError, ITCPEnd, ITCPError, ITick)
-class StreamRecorder:
+@implementer(ITCPEnd, ITCPError, ITick)
+class StreamRecorder(FinishedFlows):
     """
-    Writes flows to one open flow file (nested under L{Save} while
-    C{save_stream_file} is set).
-
-    @ivar written: How many flows were written.
+    Writes flows to one open flow file as they finish (nested under
+    L{Save} while C{save_stream_file} is set): HTTP and WebSocket flows
+    (L{FinishedFlows}), and raw TCP flows when they end, with their
+    messages.
     """
 
     def __init__(self, writer: FlowWriter, name: str, keep: Optional[Callable[[Any], bool]]) -> None:
+        super().__init__(keep)
         self.writer = writer
         self.name = name
-        self.keep = keep
-        self.written = 0
         self._broken = False
 
-    def _save(self, flow: Flow) -> None:
-        if self._broken or (self.keep is not None and not self.keep(flow)):
-            return
+    def add(self, flow: Flow) -> bool:
+        """
+        Write C{flow} (a write error is logged once, and recording stops).
+        """
+        if self._broken:
+            return False
         try:
             self.writer.add(flow)
         except OSError as e:
             self._fail(e)
-            return
-        self.written += 1
+            return False
+        return True
 
     def _fail(self, error: OSError) -> None:
         self._broken = True
@@ -102,42 +95,17 @@ class StreamRecorder:
             error=error.strerror or error,
         )
 
-    def response(self, flow: HTTPFlow) -> None:
-        """
-        Write a finished HTTP flow (a WebSocket one is written when it ends).
-        """
-        if flow.websocket is None:
-            self._save(flow)
-
-    def error(self, flow: HTTPFlow) -> None:
-        """
-        Write a failed HTTP flow.
-        """
-        self._save(flow)
-
-    def websocket_end(self, flow: HTTPFlow) -> None:
-        """
-        Write a WebSocket flow with its messages.
-        """
-        self._save(flow)
-
-    def websocket_error(self, flow: HTTPFlow) -> None:
-        """
-        Write a WebSocket flow that failed.
-        """
-        self._save(flow)
-
     def tcp_end(self, flow: TCPFlow) -> None:
         """
         Write a raw TCP flow with its messages.
         """
-        self._save(flow)
+        self.finished(flow)
 
     def tcp_error(self, flow: TCPFlow) -> None:
         """
         Write a raw TCP flow that failed.
         """
-        self._save(flow)
+        self.finished(flow)
 
     def tick(self) -> None:
         """

@@ -6,10 +6,10 @@ mitmproxy's C{hardump} option::
     twistd -n interceptor --set hardump=traffic.har
     twistd -n interceptor --set hardump=-          # to standard output
 
-Each entry is made as its flow finishes and kept in a temporary file, not
-in memory; at the end the file is completed and moved (or copied) where
+Each entry is made as its flow finishes (L{addons.finished.FinishedFlows})
+and kept in a temporary file, not in memory; at the end the file is completed and moved (or copied) where
 C{hardump} says.  C{hardump_filter} keeps only the matching flows.
-WebSocket flows are written once they end, with their messages
+WebSocket flows are written once they end (or fail), with their messages
 (C{_webSocketMessages}, as Chromium writes them).
 """
 
@@ -24,57 +24,42 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from interceptor.core.interfaces import IConfigure, IDone, IError, IResponse, IWebSocketEnd
+from addons.finished import FinishedFlows
+from interceptor.core.interfaces import IConfigure, IDone
 from interceptor.core.options import filter_check, filter_option
 from interceptor.io.har import HarWriter
+from interceptor.model.flow import HTTPFlow
 
 if TYPE_CHECKING:
     from interceptor.core.addonmanager import Loader
     from interceptor.core.master import Master
     from interceptor.core.options import Options
-    from interceptor.model.flow import HTTPFlow
+    from interceptor.model.flow import Flow
 
 __all__ = ["SaveHar", "HarRecorder"]
 
 _log = Logger(namespace="interceptor.savehar")
 
 
-@implementer(IResponse, IError, IWebSocketEnd)
-class HarRecorder:
+class HarRecorder(FinishedFlows):
     """
     Adds each finished HTTP flow to a HAR being written to a temporary
     file (nested under L{SaveHar} while C{hardump} is set).
     """
 
     def __init__(self, keep: Optional[Callable[[Any], bool]]) -> None:
-        self.keep = keep
+        super().__init__(keep)
         self.spool: IO[bytes] = tempfile.TemporaryFile()
         self.writer = HarWriter(self.spool)
-        self.count = 0
 
-    def _add(self, flow: HTTPFlow) -> None:
-        if self.keep is None or self.keep(flow):
-            self.writer.add(flow)
-            self.count += 1
-
-    def response(self, flow: HTTPFlow) -> None:
+    def add(self, flow: Flow) -> bool:
         """
-        A finished HTTP flow (a WebSocket one is added when it ends).
+        Add C{flow}'s entry.
         """
-        if flow.websocket is None:
-            self._add(flow)
-
-    def error(self, flow: HTTPFlow) -> None:
-        """
-        A failed HTTP flow.
-        """
-        self._add(flow)
-
-    def websocket_end(self, flow: HTTPFlow) -> None:
-        """
-        A WebSocket flow, with its messages.
-        """
-        self._add(flow)
+        if not isinstance(flow, HTTPFlow):
+            return False
+        self.writer.add(flow)
+        return True
 
     def finish(self, target: str) -> None:
         """

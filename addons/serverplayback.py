@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from interceptor.core.addonmanager import Loader
     from interceptor.core.master import Master
     from interceptor.core.options import Options
-    from interceptor.model.flow import Flow
 
 __all__ = ["ServerPlayback", "Answerer", "KEY_OPTIONS"]
 
@@ -96,6 +95,8 @@ class ServerPlayback:
         self.options: Optional[Options] = None
         self.master: Optional[Master] = None
         self.answerer = Answerer(self)
+        self._ignored_params: frozenset[str] = frozenset()
+        self._ignored_fields: frozenset[str] = frozenset()
         self._loaded: Sequence[str] = ()
 
     def load(self, loader: Loader) -> None:
@@ -168,6 +169,9 @@ class ServerPlayback:
         @raise OptionsError: A file is missing, corrupt or not a flow file.
         """
         self.options = options
+        # (Made once here, not for each request's key.)
+        self._ignored_params = frozenset(options.server_replay_ignore_params)
+        self._ignored_fields = frozenset(options.server_replay_ignore_payload_params)
         if "server_replay_kill_extra" in updated and options.server_replay_kill_extra:
             _log.warn("server_replay_kill_extra is deprecated: use server_replay_extra=kill")
         if "server_replay_nopop" in updated and options.server_replay_nopop:
@@ -251,12 +255,12 @@ class ServerPlayback:
         path, _, query = request.path.partition("?")
         key: list[Any] = [request.scheme, request.method, path]
         if not options.server_replay_ignore_content:
-            key.append(self._payload(flow, options.server_replay_ignore_payload_params))
+            key.append(self._payload(flow, self._ignored_fields))
         if not options.server_replay_ignore_host:
             key.append(request.pretty_host)
         if not options.server_replay_ignore_port:
             key.append(request.port)
-        ignored = set(options.server_replay_ignore_params)
+        ignored = self._ignored_params
         key.append(tuple(pair for pair in _qs_decode(query) if pair[0] not in ignored))
         use_headers = options.server_replay_use_headers
         if use_headers:
@@ -264,10 +268,9 @@ class ServerPlayback:
         return tuple(key)
 
     @staticmethod
-    def _payload(flow: HTTPFlow, ignored_fields: Sequence[str]) -> Hashable:
+    def _payload(flow: HTTPFlow, ignored: frozenset[str]) -> Hashable:
         request = flow.request
-        if ignored_fields:
-            ignored = set(ignored_fields)
+        if ignored:
             content_type = (request.headers.get("content-type") or "").lower()
             if content_type.startswith("application/x-www-form-urlencoded"):
                 return tuple(p for p in request.urlencoded_form.items(multi=True) if p[0] not in ignored)

@@ -1432,3 +1432,35 @@ class CookieAttrsTests(SynchronousTestCase):
 
     def test_items(self):
         dict(self.attrs.items())
+
+
+class ResponseRefreshTests(SynchronousTestCase):
+    """
+    Response.refresh moves a recorded response's dates by the time since it
+    was recorded (server replay), as mitmproxy's.
+    """
+
+    def test_dates_and_cookies_move(self) -> None:
+        r = Response.make(200, b"", {
+            "Date": "Wed, 01 Jan 2025 00:00:00 GMT",
+            "Last-Modified": "not a date",
+        })
+        r.headers.add("Set-Cookie", "a=1; Expires=Wed, 01 Jan 2025 00:00:00 GMT; Path=/")
+        r.headers.add("Set-Cookie", "b=2; Expires=someday")
+        r.headers.add("Set-Cookie", "c=3")
+        r.timestamp_start = 1735689600.0  # 2025-01-01 00:00:00 UTC
+        r.refresh(now=r.timestamp_start + 3600)
+        self.assertEqual(r.headers["Date"], "Wed, 01 Jan 2025 01:00:00 GMT")
+        self.assertEqual(r.headers["Last-Modified"], "not a date")
+        self.assertEqual(r.headers.get_all("Set-Cookie"), [
+            "a=1; Expires=Wed, 01 Jan 2025 01:00:00 GMT; Path=/",
+            "b=2",
+            "c=3",
+        ])
+
+    def test_copy_is_deep(self) -> None:
+        r = Response.make(200, b"body", {"X": "1"})
+        c = r.copy()
+        c.headers["X"] = "2"
+        c.content = b"other"
+        self.assertEqual((r.headers["X"], r.content), ("1", b"body"))

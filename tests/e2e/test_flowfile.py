@@ -93,7 +93,7 @@ class RecordTests(unittest.TestCase):
         await tunnel.wait_closed()
         recorder = save.recorder
         assert recorder is not None
-        self.assertTrue(await wait_until(lambda: recorder.written >= 5))
+        self.assertTrue(await wait_until(lambda: recorder.count >= 5))
         await proxy.stop()
         flows, problems = read_flows(path)
         self.assertEqual(problems, [])
