@@ -55,7 +55,7 @@ from interceptor.layers.http1_request import (
 )
 from interceptor.layers.http1_server import Http1ServerConnection, UpstreamProtocol
 from interceptor.layers.http2 import Http2Layer, h2c_start
-from interceptor.layers.http2_server import switch_to_h2
+from interceptor.layers.http2_server import connect_upstream
 from interceptor.tls.handshake import server_name_for
 from interceptor.transport.paced import PacedWrite
 from interceptor.transport.readgate import ReadGate
@@ -627,19 +627,16 @@ class Http1Layer:
             upstream.absolute_form = True
         self.upstream = upstream
         waiters = self._upstream_waiters = []
-        d = self.master.addons.trigger("serverconnect", server_conn)
-        d.addCallback(lambda _: upstream.connect())
+        d = connect_upstream(self, upstream)
 
-        def speak_h2(connected: Http1ServerConnection) -> IServerConnection:
-            if server_conn.alpn != b"h2":
-                return connected
-            h2 = switch_to_h2(connected, self)
+        def speak_h2(connection: IServerConnection) -> IServerConnection:
             # (Compared as the interface: mypy-zope sees no overlap between an
             # implementer class and its interface in an identity test.)
             opened: IServerConnection = upstream
-            if self.upstream is opened:
-                self.upstream = h2
-            return h2
+            if connection is not opened and self.upstream is opened:
+                # It negotiated h2: the HTTP/2 connection is the current one.
+                self.upstream = connection
+            return connection
 
         d.addCallback(speak_h2)
 

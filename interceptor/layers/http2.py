@@ -52,7 +52,12 @@ from interceptor.layers.http2_headers import (
 )
 from interceptor.layers.http2_client import H2ClientSide
 from interceptor.layers.http1_server import Http1ServerConnection
-from interceptor.layers.http2_server import H2ServerConnection, H2Upstream, switch_to_h2
+from interceptor.layers.http2_server import (
+    H2ServerConnection,
+    H2Upstream,
+    connect_upstream,
+    switch_to_h2,
+)
 from interceptor.model.connection import ServerConnection
 from interceptor.tls.handshake import server_name_for
 from interceptor.model.flow import HTTPFlow
@@ -463,8 +468,7 @@ class Http2Layer:
         if offers_h2:
             self.h2_waiters = []
         upstream = Http1ServerConnection(self, server_conn, tls=tls, single_use=True)
-        d = self.master.addons.trigger("serverconnect", server_conn)
-        d.addCallback(lambda _: upstream.connect())
+        d = connect_upstream(self, upstream)
 
         def release_waiters() -> None:
             if offers_h2:
@@ -472,10 +476,9 @@ class Http2Layer:
                 for waiter in waiters or ():
                     waiter()
 
-        def connected(_: Any) -> IServerConnection:
-            connection: IServerConnection = upstream
-            if server_conn.alpn == b"h2":
-                connection = self.upstream_h2 = switch_to_h2(upstream, self)
+        def connected(connection: IServerConnection) -> IServerConnection:
+            if isinstance(connection, H2ServerConnection):
+                self.upstream_h2 = connection
             release_waiters()
             return connection
 

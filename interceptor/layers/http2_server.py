@@ -62,12 +62,14 @@ from interceptor.transport.flowcontrol import AckValve
 from interceptor.transport.watchdog import SilenceWatch
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from interceptor.layers.exchange import HttpExchange
     from interceptor.core.master import Master
     from interceptor.layers.http1_server import Http1ServerConnection
     from interceptor.layers.server_transport import ServerTLSTransport
 
-__all__ = ["H2ServerConnection", "H2ServerStream", "H2Upstream", "switch_to_h2"]
+__all__ = ["H2ServerConnection", "H2ServerStream", "H2Upstream", "connect_upstream", "switch_to_h2"]
 
 _log = Logger(namespace="interceptor.http2")
 
@@ -706,6 +708,26 @@ def switch_to_h2(upstream: Http1ServerConnection, owner: IServerOwner) -> H2Serv
     upstream.tls_transport.wrappedProtocol = h2_upstream
     h2_upstream.makeConnection(transport)
     return h2_upstream
+
+
+def connect_upstream(owner: IServerOwner, upstream: Http1ServerConnection) -> Deferred[IServerConnection]:
+    """
+    Open C{upstream} for C{owner}, after the C{serverconnect} event: a
+    Deferred firing with the connection ready to carry exchanges, the
+    L{H2ServerConnection} it became when the server negotiated h2, else
+    C{upstream} itself (every client layer, and client replay, open their
+    server connections this way).
+    """
+    server_conn = upstream.server_conn
+    d: Deferred[Any] = owner.master.addons.trigger("serverconnect", server_conn)
+    d.addCallback(lambda _: upstream.connect())
+
+    def negotiated(_: Any) -> IServerConnection:
+        if server_conn.alpn == b"h2":
+            return switch_to_h2(upstream, owner)
+        return upstream
+
+    return d.addCallback(negotiated)
 
 
 H2Upstream = H2ServerConnection

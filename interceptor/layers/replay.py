@@ -17,7 +17,7 @@ negotiates it, and is closed once the response is complete.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -30,7 +30,7 @@ from interceptor.layers.contracts import (
 )
 from interceptor.layers.exchange import HttpExchange
 from interceptor.layers.http1_server import Http1ServerConnection
-from interceptor.layers.http2_server import H2ServerConnection, switch_to_h2
+from interceptor.layers.http2_server import H2ServerConnection, connect_upstream
 from interceptor.model.connection import ClientConnection, ServerConnection
 from interceptor.model.flow import HTTPFlow
 from interceptor.model.http import Request, Response
@@ -107,20 +107,14 @@ class ReplayOwner:
         if request.scheme == "https":
             offers = [b"h2", b"http/1.1"] if self.master.options.http2 else [b"http/1.1"]
             tls = (server_name_for(request.host), offers)
-        server_conn = ServerConnection(address)
-        upstream = Http1ServerConnection(self, server_conn, tls=tls, single_use=True)
+        upstream = Http1ServerConnection(self, ServerConnection(address), tls=tls, single_use=True)
         upstream.absolute_form = via_proxy
-        d = self.master.addons.trigger("serverconnect", server_conn)
-        d.addCallback(lambda _: upstream.connect())
 
-        def connected(_: Any) -> IServerConnection:
-            connection: IServerConnection = upstream
-            if server_conn.alpn == b"h2":
-                connection = switch_to_h2(upstream, self)
+        def connected(connection: IServerConnection) -> IServerConnection:
             self.connections.append(connection)
             return connection
 
-        return d.addCallback(connected)
+        return connect_upstream(self, upstream).addCallback(connected)
 
     def close(self) -> None:
         """
