@@ -36,12 +36,6 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _flat(pairs: Optional[list[list[bytes]]]) -> Optional[list[bytes]]:
-    if pairs is None:
-        return None
-    return [part for name, value in pairs for part in (name, value)]
-
-
 def _pem_to_der(pem: Any) -> bytes:
     if isinstance(pem, str):
         pem = pem.encode("ascii")
@@ -82,9 +76,9 @@ def _request(state: dict[str, Any]) -> State:
         "path": _text(state["path"]),
         "authority": _text(state.get("authority") or b""),
         "http_version": _text(state["http_version"]),
-        "headers": _flat(state["headers"]),
+        "headers": state["headers"],
         "content": state.get("content"),
-        "trailers": _flat(state.get("trailers")),
+        "trailers": state.get("trailers"),
         "timestamp_start": state.get("timestamp_start"),
         "timestamp_end": state.get("timestamp_end"),
     }
@@ -98,9 +92,9 @@ def _response(state: Optional[dict[str, Any]]) -> Optional[State]:
         "http_version": _text(state["http_version"]),
         "status_code": state["status_code"],
         "reason": reason.decode("latin-1") if isinstance(reason, bytes) else reason,
-        "headers": _flat(state["headers"]),
+        "headers": state["headers"],
         "content": state.get("content"),
-        "trailers": _flat(state.get("trailers")),
+        "trailers": state.get("trailers"),
         "timestamp_start": state.get("timestamp_start"),
         "timestamp_end": state.get("timestamp_end"),
     }

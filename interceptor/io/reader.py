@@ -21,7 +21,6 @@ C{reader.problems} and to the C{report} callable.
 
 from __future__ import annotations
 
-import importlib
 import io
 import os
 from collections import Counter
@@ -31,7 +30,7 @@ from typing import IO, Any, Optional, Union
 from twisted.logger import Logger
 
 from interceptor.io.exceptions import FlowReadException
-from interceptor.io.framing import FORMAT_VERSION, MAGIC, SNIFF_SIZE, RecordReader, is_own_format
+from interceptor.io.framing import FORMAT_VERSION, MAGIC, RecordReader, is_own_format
 from interceptor.io.mitmstate import state_from_mitmproxy
 from interceptor.io.state import UnknownFlowType, flow_from_state
 from interceptor.io.tnetstring import TnetstringReader, looks_like_tnetstring
@@ -223,13 +222,9 @@ class FlowReader:
         self._check_cut(records.truncated_at, records.cut_bytes)
 
     def _har(self, prefix: bytes, start: Optional[int]) -> Iterator[Flow]:
-        try:
-            # (Imported by name: reading HAR is optional, and costs nothing until a HAR file comes.)
-            read_har = importlib.import_module("interceptor.io.har").read_har
-        except (ImportError, AttributeError) as e:
-            raise FlowReadException.at(
-                self.name, 0, f"looks like a HAR file, but HAR cannot be read here ({e})"
-            ) from e
+        # (Imported here: it costs nothing until a HAR file comes.)
+        from interceptor.io.har import read_har
+
         stream: IO[bytes]
         if start is not None:
             self._fileobj.seek(start)
@@ -237,11 +232,8 @@ class FlowReader:
         else:
             stream = io.BufferedReader(_Prefixed(prefix, self._fileobj))
         try:
-            for flow in read_har(stream, self.name):
-                flow.live = False
-                yield flow
-        except FlowReadException:
-            raise
+            # (Its flows are not live.)
+            yield from read_har(stream, self.name)
         except ValueError as e:
             # (The HAR reader names the file and the entry; a HAR has no record offsets.)
             raise FlowReadException(str(e), self.name) from e

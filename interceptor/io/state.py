@@ -38,7 +38,7 @@ first days, flat, still read).  Addresses are [host, port] lists.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from interceptor.model.connection import ClientConnection, ServerConnection, _Connection
 from interceptor.model.flow import Error, Flow, HTTPFlow
@@ -58,6 +58,8 @@ STATE_VERSION = 1
 """The layout of the state this module writes and reads."""
 
 State = dict[str, Any]
+
+_C = TypeVar("_C", bound=_Connection)
 
 _BODY = (bytes, type(None))
 
@@ -241,7 +243,11 @@ def _certificates(ders: list[bytes]) -> list[Certificate]:
     return [load_der_x509_certificate(der) for der in ders]
 
 
-def _load_conn(conn: _Connection, state: State) -> None:
+def _conn_from_state(kind: type[_C], state: State, side: str) -> _C:
+    address = _address(state["address"])
+    if address is None:
+        raise ValueError(f"{side} connection without an address")
+    conn = kind(address)
     conn.sockname = _address(state.get("sockname"))
     conn.tls_established = bool(state.get("tls_established", False))
     conn.sni = state.get("sni")
@@ -251,25 +257,13 @@ def _load_conn(conn: _Connection, state: State) -> None:
     conn.certificate_list = _certificates(state.get("certificates") or [])
     conn.timestamp_start = state.get("timestamp_start")
     conn.timestamp_end = state.get("timestamp_end")
-
-
-def _client_from_state(state: State) -> ClientConnection:
-    address = _address(state["address"])
-    if address is None:
-        raise ValueError("client connection without an address")
-    conn = ClientConnection(address)
-    _load_conn(conn, state)
     return conn
 
 
 def _server_from_state(state: Optional[State]) -> Optional[ServerConnection]:
     if state is None:
         return None
-    address = _address(state["address"])
-    if address is None:
-        raise ValueError("server connection without an address")
-    conn = ServerConnection(address)
-    _load_conn(conn, state)
+    conn = _conn_from_state(ServerConnection, state, "server")
     conn.peername = _address(state.get("peername"))
     conn.timestamp_tcp_setup = state.get("timestamp_tcp_setup")
     return conn
@@ -279,6 +273,17 @@ def _trailers(flat: Optional[list[bytes]]) -> Optional[Headers]:
     return None if flat is None else Headers(_fields(flat))
 
 
+def _message_fields(state: State) -> State:
+    # The Message arguments of a request's or response's state (as _message_state wrote them).
+    return {
+        "http_version": _typed(state, "http_version", str),
+        "headers": Headers(_fields(state["headers"])),
+        "content": _typed(state, "content", _BODY),
+        "timestamp_start": state.get("timestamp_start"),
+        "timestamp_end": state.get("timestamp_end"),
+    }
+
+
 def _request_from_state(state: State) -> Request:
     request = Request(
         _typed(state, "method", str),
@@ -286,12 +291,8 @@ def _request_from_state(state: State) -> Request:
         _typed(state, "host", str),
         _typed(state, "port", int),
         _typed(state, "path", str),
-        _typed(state, "http_version", str),
-        Headers(_fields(state["headers"])),
-        _typed(state, "content", _BODY),
-        state.get("authority", ""),
-        state.get("timestamp_start"),
-        state.get("timestamp_end"),
+        authority=state.get("authority", ""),
+        **_message_fields(state),
     )
     request.trailers = _trailers(state.get("trailers"))
     return request
@@ -301,13 +302,9 @@ def _response_from_state(state: Optional[State]) -> Optional[Response]:
     if state is None:
         return None
     response = Response(
-        _typed(state, "http_version", str),
-        _typed(state, "status_code", int),
-        _typed(state, "reason", str),
-        Headers(_fields(state["headers"])),
-        _typed(state, "content", _BODY),
-        state.get("timestamp_start"),
-        state.get("timestamp_end"),
+        status_code=_typed(state, "status_code", int),
+        reason=_typed(state, "reason", str),
+        **_message_fields(state),
     )
     response.trailers = _trailers(state.get("trailers"))
     return response
@@ -357,7 +354,7 @@ def flow_from_state(state: State) -> Flow:
 
 def _build(state: State) -> Flow:
     kind = state["type"]
-    client = _client_from_state(state["client_conn"])
+    client = _conn_from_state(ClientConnection, state["client_conn"], "client")
     server = _server_from_state(state.get("server_conn"))
     flow: Flow
     if kind == "http":
