@@ -14,9 +14,8 @@ It also holds the small helpers every layer uses: C{error_response} (the
 from __future__ import annotations
 
 import inspect
-import weakref
-
 import time
+import weakref
 from typing import Any, Callable, Iterable, Optional
 
 from twisted.internet.defer import Deferred
@@ -229,16 +228,12 @@ def transformed(transform: _Transform, data: bytes) -> bytes:
     (iterating bytes gives ints) the first time is tried with the piece as
     one chunk, and is known as that kind from then on.
     """
-    # (Typed Any: the annotation of _Transform is the bytes -> bytes kind.)
-    chunked: Any
-    try:
-        chunked = _CHUNK_TRANSFORMS.get(transform, False)
-    except TypeError:  # (not weakly referenceable: a builtin)
-        chunked = False
-    if chunked:
-        return _joined(transform([data]))  # type: ignore[arg-type]
     if not inspect.isgeneratorfunction(transform):
         return _joined(transform(data))
+    # (A generator function is weakly referenceable; the arg-type ignores:
+    # _Transform is annotated as the bytes -> bytes kind.)
+    if _CHUNK_TRANSFORMS.get(transform):
+        return _joined(transform([data]))  # type: ignore[arg-type]
     try:
         return _joined(transform(data))
     except (TypeError, AttributeError):
