@@ -11,9 +11,11 @@ older scripts still use)::
             raise exceptions.OptionsError("limit must not be negative")
 
 Where interceptor itself raises one of these, it is the same class:
-L{OptionsError} is L{interceptor.core.options.OptionsError} and
-L{FlowReadException} is L{interceptor.io.FlowReadException}.  Those two
-keep their own bases (C{Exception}, C{ValueError}), so an
+L{OptionsError} is L{interceptor.core.options.OptionsError},
+L{FlowReadException} is L{interceptor.io.FlowReadException} and
+L{CommandError} (raised by C{master.commands.call}) is
+L{interceptor.core.commands.CommandError}.  Those three keep their own
+bases (C{Exception}, C{ValueError}), so an
 C{except InterceptorException} does not catch them: catch them by name.
 
 The 2.x protocol exceptions (L{ProtocolException}, L{TlsProtocolException},
@@ -24,9 +26,9 @@ C{flow.error} and the C{error} events, not by raising these to scripts.
 
 from __future__ import annotations
 
-import importlib
 from typing import Optional
 
+from interceptor.core.commands import CommandError
 from interceptor.core.options import OptionsError
 from interceptor.io.exceptions import FlowReadException
 
@@ -206,31 +208,3 @@ class TlsException(NetlibException):
 
 class InvalidCertificateException(TlsException):
     """A certificate did not verify (mitmproxy 2.x)."""
-
-
-class _CommandError(Exception):
-    """A command could not be found, or its arguments were wrong."""
-
-
-# Shown by its public name in tracebacks and reprs.
-_CommandError.__name__ = _CommandError.__qualname__ = "CommandError"
-
-
-def _command_error() -> type[Exception]:
-    """
-    The error the command manager raises (L{interceptor.core.commands}
-    defines it, so that core need not import this module), or this
-    module's own while there is no command manager.
-    """
-    try:
-        commands = importlib.import_module("interceptor.core.commands")
-    except ModuleNotFoundError as e:
-        if e.name != "interceptor.core.commands":
-            raise
-        return _CommandError
-    error: type[Exception] = commands.CommandError
-    return error
-
-
-CommandError = _command_error()
-"""Raised by commands (C{master.commands.call}); the command manager's own class."""

@@ -353,10 +353,10 @@ class CommandManager:
         flows: list[Flow] = list(view.flows)
         if spec == "@all":
             return flows
-        from interceptor.filters.parser import parse_filter
+        from interceptor import flowfilter
 
         try:
-            matches = parse_filter(spec)
+            matches = flowfilter.parse(spec)
         except ValueError as e:
             raise CommandError(f"bad filter expression {spec!r}: {e}") from None
         return [f for f in flows if matches(f)]

@@ -311,8 +311,6 @@ class ScriptLog:
         Log at the level named C{level} (C{"debug"} ... C{"error"}).
         """
         number = logging.getLevelName(level.upper())
-        if level == "warn":
-            number = logging.WARNING
         if not isinstance(number, int):
             raise ValueError(f"ctx.log: unknown level {level!r}, expected one of {', '.join(LEVELS)}")
         logging.getLogger().log(number, "%s", text)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import overload
+from typing import TypeVar, overload
 
 __all__ = [
     "always_bytes",
@@ -30,6 +30,8 @@ __all__ = [
     "is_mostly_bin",
     "is_xml",
 ]
+
+_T = TypeVar("_T", str, bytes)
 
 
 @overload
@@ -48,11 +50,9 @@ def always_bytes(str_or_bytes: str | bytes | None, *encode_args: str) -> bytes |
         UTF-8 when none.
     @raise TypeError: For anything else than str, bytes or None.
     """
-    if str_or_bytes is None or isinstance(str_or_bytes, bytes):
-        return str_or_bytes
     if isinstance(str_or_bytes, str):
         return str_or_bytes.encode(*encode_args)
-    raise TypeError(f"always_bytes: expected str or bytes, got {type(str_or_bytes).__name__}")
+    return _unconverted(str_or_bytes, bytes, "always_bytes")
 
 
 @overload
@@ -65,17 +65,25 @@ def always_str(str_or_bytes: str | bytes, *decode_args: str) -> str: ...
 
 def always_str(str_or_bytes: str | bytes | None, *decode_args: str) -> str | None:
     """
-    C{str_or_bytes} as str: str and None unchanged, bytes decoded.
-
-    @param decode_args: What C{bytes.decode} takes (encoding, errors);
-        UTF-8 when none.
-    @raise TypeError: For anything else than str, bytes or None.
+    C{str_or_bytes} as str: L{always_bytes} the other way round (str and
+    None unchanged, bytes decoded with C{decode_args}, what C{bytes.decode}
+    takes; UTF-8 when none).
     """
-    if str_or_bytes is None or isinstance(str_or_bytes, str):
-        return str_or_bytes
     if isinstance(str_or_bytes, bytes):
         return str_or_bytes.decode(*decode_args)
-    raise TypeError(f"always_str: expected str or bytes, got {type(str_or_bytes).__name__}")
+    return _unconverted(str_or_bytes, str, "always_str")
+
+
+def _unconverted(value: object, kind: type[_T], caller: str) -> _T | None:
+    """
+    C{value} as it is when it is None or a C{kind} already (what
+    L{always_bytes} and L{always_str} do not convert).
+
+    @raise TypeError: C{value} is something else (C{caller} names the function).
+    """
+    if value is None or isinstance(value, kind):
+        return value
+    raise TypeError(f"{caller}: expected str or bytes, got {type(value).__name__}")
 
 
 _SPACING = "\t\n\r"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 
 from twisted.trial import unittest
 
@@ -25,25 +24,10 @@ from interceptor import types
 from interceptor.core.options import OptionsError, proxy_options
 from interceptor.model.flow import Flow
 from interceptor.testing import LogRecorder, start_proxy
-from tests.scriptfiles import write_script as _write_script
+from tests.compat.test_surface import stopped_output as stop
+from tests.scriptfiles import write_script
 from tests.e2e.peers import RawServer, WebServer, curl, find_header, http_response, twistd_proxy, wait_until
 from tests.e2e.tcppeers import TcpServer, connect_tunnel
-
-
-def write_script(testcase: unittest.TestCase, name: str, source: str) -> str:
-    """
-    Write C{source} (dedented) as C{name} in a fresh directory; its path.
-    """
-    return _write_script(testcase, source, name)
-
-
-async def stop(transport, protocol) -> str:
-    """
-    SIGTERM the proxy, wait for its end; its whole output.
-    """
-    transport.signalProcess(signal.SIGTERM)
-    await protocol.ended
-    return protocol.output.decode(errors="replace")
 
 
 async def failed_start(testcase: unittest.TestCase, *args: str) -> tuple[int, str]:
@@ -106,7 +90,7 @@ class ContextAndLoggingTests(unittest.TestCase):
         with status 0.
         """
         web = await WebServer.start(self)
-        script = write_script(self, "tagger.py", CTX_AND_LOGGING)
+        script = write_script(self, CTX_AND_LOGGING, "tagger.py")
         port, transport, protocol = await twistd_proxy(
             self, "-q", "--set", "termlog_verbosity=info", "--addon", script, "--set", "tag=blue")
         result = await curl(self, "-x", f"http://127.0.0.1:{port}", web.url("/echo/one"))
@@ -224,7 +208,7 @@ class CommandTests(unittest.TestCase):
             connection.write(http_response(200, b"ok"))
 
         server = await RawServer.start(self, handler)
-        script = write_script(self, "greeter.py", COMMANDS)
+        script = write_script(self, COMMANDS, "greeter.py")
         port, transport, protocol = await twistd_proxy(self, "-q", "--set", "termlog_verbosity=info",
                                                        "--addon", script)
         await curl(self, "-x", f"http://127.0.0.1:{port}", f"http://127.0.0.1:{server.port}/once")
@@ -359,7 +343,7 @@ class ScriptArgumentTests(unittest.TestCase):
         bad arguments exits in argparse: logged as its error, the proxy runs on.
         """
         web = await WebServer.start(self)
-        script = write_script(self, "greet.py", ARGUMENTS)
+        script = write_script(self, ARGUMENTS, "greet.py")
         port, transport, protocol = await twistd_proxy(
             self, "-q", "--set", "termlog_verbosity=info",
             "--addon", f"{script} --greeting 'good day'", "--addon", f"{script} --nonsense")
@@ -414,7 +398,7 @@ class OptionTests(unittest.TestCase):
     async def test_one_argument_configure_and_runtime_rollback(self) -> None:
         """configure(updates) works; a value it refuses at run time leaves the previous one."""
         web = await WebServer.start(self)
-        script = write_script(self, "addheader.py", OPTIONS_CONFIGURE)
+        script = write_script(self, OPTIONS_CONFIGURE, "addheader.py")
         port, transport, protocol = await twistd_proxy(
             self, "-q", "--set", "termlog_verbosity=info", "--addon", script, "--set", "addheader=50")
         result = await curl(self, "-x", f"http://127.0.0.1:{port}", web.url("/echo"))
@@ -428,7 +412,7 @@ class OptionTests(unittest.TestCase):
         The output of a proxy with the script and C{--set setting}, which
         must refuse to start (exit status 1).
         """
-        script = write_script(self, "addheader.py", OPTIONS_CONFIGURE)
+        script = write_script(self, OPTIONS_CONFIGURE, "addheader.py")
         code, output = await failed_start(self, "--addon", script, "--set", setting)
         self.assertEqual(code, 1, output)
         return output
@@ -484,7 +468,7 @@ class AddonErrorTests(unittest.TestCase):
     async def test_system_exit_is_the_addons_error(self) -> None:
         """SystemExit in load(), start() and running() is logged per addon; the proxy keeps serving."""
         web = await WebServer.start(self)
-        script = write_script(self, "exits.py", FAILING_ADDONS)
+        script = write_script(self, FAILING_ADDONS, "exits.py")
         port, transport, protocol = await twistd_proxy(self, "-q", "--set", "termlog_verbosity=info",
                                                        "--addon", script)
         result = await curl(self, "-x", f"http://127.0.0.1:{port}", web.url("/echo"))
