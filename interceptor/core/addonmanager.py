@@ -396,8 +396,6 @@ class AddonManager:
             hooks = self.hooks(event)
         if not hooks:
             return succeed(None)
-        if context.current is not self.master:
-            context.activate(self.master)
         d = self._run(hooks, 0, event, args, None)
         if d.called and d.paused:
             # An early hook's Deferred had fired, a later one has not: d is
@@ -468,6 +466,10 @@ class AddonManager:
         args: tuple[Any, ...],
         result: Any,
     ) -> Deferred[Any]:
+        # (Also when resuming after a hook that took time: another master's
+        # hooks may have run meanwhile, and ctx is the master running them.)
+        if context.current is not self.master:
+            context.activate(self.master)
         for i in range(index, len(hooks)):
             value = self._call(hooks[i], event, args)
             if value is None:

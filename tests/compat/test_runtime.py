@@ -147,6 +147,37 @@ class ContextAndLoggingTests(unittest.TestCase):
         self.assertIsNone(context.current)
         self.assertRaises(AttributeError, getattr, ctx, "master")
 
+    def test_ctx_after_a_hook_that_took_time(self) -> None:
+        """
+        The hooks after one whose Deferred fires later see their own master
+        as ctx, even when another master's hooks ran meanwhile.
+        """
+        from twisted.internet.defer import Deferred
+
+        from interceptor import ctx
+
+        waiting: Deferred[None] = Deferred()
+        seen = []
+
+        class Slow:
+            def tick(self):
+                return waiting
+
+        class Look:
+            def tick(self):
+                seen.append(ctx.master)
+
+        first, second = Master(addons=[Slow(), Look()]), Master(addons=[Look()])
+        first.start()
+        second.start()
+        done = first.addons.trigger("tick")
+        self.successResultOf(second.addons.trigger("tick"))
+        waiting.callback(None)
+        self.successResultOf(done)
+        self.assertEqual(seen, [second, first])
+        self.successResultOf(first.stop())
+        self.successResultOf(second.stop())
+
 
 COMMANDS = """
     import logging
