@@ -22,6 +22,7 @@ WHITESPACE = " \t\n\r"
 QUOTES = "\"'"
 
 _BARE = re.compile(r"[^()~'\" \t\n\r]+")
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _WHITESPACE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "0": "\0"}
 _QUOTE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r",
                   "\f": "\\f", "\0": "\\0"}
@@ -41,21 +42,7 @@ def unescape(body: str) -> str:
     """
     The text a quoted argument stands for, given what is between its quotes.
     """
-    if "\\" not in body:
-        return body
-    out: list[str] = []
-    index = 0
-    length = len(body)
-    while index < length:
-        char = body[index]
-        if char == "\\" and index + 1 < length:
-            following = body[index + 1]
-            out.append(_WHITESPACE_ESCAPES.get(following, following))
-            index += 2
-        else:
-            out.append(char)
-            index += 1
-    return "".join(out)
+    return _ESCAPE.sub(lambda found: _WHITESPACE_ESCAPES.get(found[1], found[1]), body)
 
 
 def quote(argument: str) -> str:

@@ -247,18 +247,11 @@ class ReplayedResponse(Operator):
         return flow.is_replay == "response"
 
 
-_ASSET_TYPES = tuple(
-    re.compile(pattern).search
-    for pattern in (
-        b"text/javascript",
-        b"application/x-javascript",
-        b"application/javascript",
-        b"text/css",
-        b"image/.*",
-        b"font/.*",
-        b"application/font.*",
-    )
-)
+# mitmproxy's asset types (searched as it does, case and all), as one alternation.
+_ASSET_TYPE = re.compile(
+    b"text/javascript|application/x-javascript|application/javascript|text/css"
+    b"|image/.*|font/.*|application/font.*"
+).search
 
 
 def _has_content_type(search: Callable[[bytes], object], message: Message) -> bool:
@@ -280,8 +273,7 @@ class Asset(Operator):
     def __call__(self, flow: Flow) -> bool:
         if not isinstance(flow, HTTPFlow) or flow.response is None:
             return False
-        response = flow.response
-        return any(_has_content_type(search, response) for search in _ASSET_TYPES)
+        return _has_content_type(_ASSET_TYPE, flow.response)
 
 
 # -- the request ---------------------------------------------------------------
@@ -322,34 +314,40 @@ class Method(_TextRegex):
 # -- headers and content types ------------------------------------------------------
 
 
-def _messages(flow: HTTPFlow, request: bool, response: bool) -> list[Message]:
+class _MessageRegex(_BytesRegex):
     """
-    The flow's request and/or response, those that it has.
+    Searches an HTTP flow's request and response (those it has), or only
+    one of them where a subclass turns the other off; L{_found} says whether
+    one message matches.
     """
-    found: list[Message] = []
-    if request:
-        found.append(flow.request)
-    if response and flow.response is not None:
-        found.append(flow.response)
-    return found
+
+    __slots__ = ()
+    request: ClassVar[bool] = True
+    response: ClassVar[bool] = True
+
+    def __call__(self, flow: Flow) -> bool:
+        return isinstance(flow, HTTPFlow) and self._in_messages(flow)
+
+    def _in_messages(self, flow: HTTPFlow) -> bool:
+        if self.request and self._found(flow.request):
+            return True
+        response = flow.response
+        return self.response and response is not None and self._found(response)
+
+    def _found(self, message: Message) -> bool:
+        raise NotImplementedError
 
 
-class _HeaderRegex(_BytesRegex):
+class _HeaderRegex(_MessageRegex):
     """
     Searches the header block, C{"Name: value\\r\\n"} lines as received.
     """
 
     __slots__ = ()
     flags = re.MULTILINE
-    request: ClassVar[bool] = True
-    response: ClassVar[bool] = True
 
-    def __call__(self, flow: Flow) -> bool:
-        if not isinstance(flow, HTTPFlow):
-            return False
-        search = self._search
-        return any(search(message.headers.to_bytes()) is not None
-                   for message in _messages(flow, self.request, self.response))
+    def _found(self, message: Message) -> bool:
+        return self._search(message.headers.to_bytes()) is not None
 
 
 class Header(_HeaderRegex):
@@ -372,17 +370,11 @@ class ResponseHeader(_HeaderRegex):
     request = False
 
 
-class _ContentTypeRegex(_BytesRegex):
+class _ContentTypeRegex(_MessageRegex):
     __slots__ = ()
-    request: ClassVar[bool] = True
-    response: ClassVar[bool] = True
 
-    def __call__(self, flow: Flow) -> bool:
-        if not isinstance(flow, HTTPFlow):
-            return False
-        search = self._search
-        return any(_has_content_type(search, message)
-                   for message in _messages(flow, self.request, self.response))
+    def _found(self, message: Message) -> bool:
+        return _has_content_type(self._search, message)
 
 
 class ContentType(_ContentTypeRegex):
@@ -408,7 +400,7 @@ class ResponseContentType(_ContentTypeRegex):
 # -- bodies and messages ------------------------------------------------------------
 
 
-class _BodyRegex(_BytesRegex):
+class _BodyRegex(_MessageRegex):
     """
     Searches bodies (decoded, or raw when they do not decode) and, as
     mitmproxy does, a WebSocket flow's messages and a TCP flow's messages.
@@ -416,22 +408,19 @@ class _BodyRegex(_BytesRegex):
 
     __slots__ = ()
     flags = re.DOTALL
-    request: ClassVar[bool] = True
-    response: ClassVar[bool] = True
 
     def __call__(self, flow: Flow) -> bool:
-        search = self._search
         if isinstance(flow, HTTPFlow):
-            for message in _messages(flow, self.request, self.response):
-                content = message.get_content(strict=False)
-                if content is not None and search(content) is not None:
-                    return True
-            if flow.websocket is None:
-                return False
-            return self._search_messages(flow.websocket.messages)
+            if self._in_messages(flow):
+                return True
+            return flow.websocket is not None and self._search_messages(flow.websocket.messages)
         if isinstance(flow, TCPFlow):
             return self._search_messages(flow.messages)
         return False
+
+    def _found(self, message: Message) -> bool:
+        content = message.get_content(strict=False)
+        return content is not None and self._search(content) is not None
 
     def _search_messages(self, relayed: Sequence[WebSocketMessage | TCPMessage]) -> bool:
         search = self._search
